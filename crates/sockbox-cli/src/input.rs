@@ -1,0 +1,105 @@
+//! Reading user inputs: a file path, `-` for stdin, or a hex string.
+
+use std::fs::File;
+use std::io::{self, Read};
+
+use crate::exit::usage;
+
+/// A source of bytes named on the command line.
+pub enum Source {
+    /// Standard input (`-` or nothing).
+    Stdin,
+    /// A file path.
+    File(std::path::PathBuf),
+}
+
+impl Source {
+    /// `None` or `-` means stdin, anything else a path.
+    pub fn from_arg(arg: Option<&std::path::Path>) -> Self {
+        match arg {
+            None => Self::Stdin,
+            Some(p) if p.as_os_str() == "-" => Self::Stdin,
+            Some(p) => Self::File(p.to_path_buf()),
+        }
+    }
+
+    /// Open it for reading; an unreadable file is a usage error that names it.
+    pub fn open(&self) -> anyhow::Result<Box<dyn Read>> {
+        match self {
+            Self::Stdin => Ok(Box::new(io::stdin().lock())),
+            Self::File(p) => match File::open(p) {
+                Ok(f) => Ok(Box::new(f)),
+                Err(e) => Err(usage(format!("cannot read {}: {e}", p.display()))),
+            },
+        }
+    }
+
+    /// Read everything.
+    pub fn read_all(&self) -> anyhow::Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        let name = self.name();
+        self.open()?
+            .read_to_end(&mut buf)
+            .map_err(|e| usage(format!("cannot read {name}: {e}")))?;
+        Ok(buf)
+    }
+
+    /// A name for messages.
+    pub fn name(&self) -> String {
+        match self {
+            Self::Stdin => "standard input".to_owned(),
+            Self::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// Decode a hex string. Spaces, colons and a leading `0x` are allowed
+/// (`"de ad be ef"`, `"de:ad:be:ef"`, `"0xdeadbeef"`).
+pub fn parse_hex(s: &str) -> anyhow::Result<Vec<u8>> {
+    let trimmed = s.trim();
+    let body = trimmed
+        .strip_prefix("0x")
+        .or_else(|| trimmed.strip_prefix("0X"))
+        .unwrap_or(trimmed);
+    let digits: Vec<u8> = body
+        .bytes()
+        .filter(|b| !matches!(b, b' ' | b':' | b'\t' | b'\n' | b'\r' | b'-'))
+        .collect();
+    if let Some(pos) = digits.iter().position(|b| !b.is_ascii_hexdigit()) {
+        return Err(usage(format!(
+            "hex string {s:?}: {:?} is not a hex digit",
+            digits[pos] as char
+        )));
+    }
+    if !digits.len().is_multiple_of(2) {
+        return Err(usage(format!(
+            "hex string {s:?} has an odd number of digits ({}); every byte needs two",
+            digits.len()
+        )));
+    }
+    Ok(digits
+        .chunks_exact(2)
+        .map(|p| (hex_val(p[0]) << 4) | hex_val(p[1]))
+        .collect())
+}
+
+fn hex_val(b: u8) -> u8 {
+    match b {
+        b'0'..=b'9' => b - b'0',
+        b'a'..=b'f' => b - b'a' + 10,
+        _ => b - b'A' + 10,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_forms() {
+        assert_eq!(parse_hex("deadBEEF").unwrap(), vec![0xde, 0xad, 0xbe, 0xef]);
+        assert_eq!(parse_hex("0x00 01:02").unwrap(), vec![0, 1, 2]);
+        assert!(parse_hex("abc").unwrap_err().to_string().contains("odd"));
+        assert!(parse_hex("zz").unwrap_err().to_string().contains("'z'"));
+    }
+}

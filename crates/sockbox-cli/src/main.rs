@@ -1,0 +1,15 @@
+//! The `sockbox` binary: parse the command line, run one subcommand, map the
+//! outcome to an exit code. No protocol logic lives here.
+
+mod cli;
+mod cmd;
+mod exit;
+#[allow(dead_code)] // used by the offline subcommands being written
+mod input;
+mod output;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    exit::report(cli::run())
+}

@@ -1,0 +1,36 @@
+//! Shared helpers for the integration tests.
+#![allow(dead_code)]
+
+pub mod netns;
+
+use std::process::Command;
+
+/// A `Command` for the sockbox binary under test.
+pub fn sockbox() -> assert_cmd::Command {
+    assert_cmd::Command::cargo_bin("sockbox").expect("sockbox binary is built")
+}
+
+/// A `std::process::Command` for the sockbox binary (for spawning servers).
+pub fn sockbox_std() -> Command {
+    Command::new(assert_cmd::cargo::cargo_bin("sockbox"))
+}
+
+/// True when running under CI (`CI=true`): missing privileges fail instead of skipping.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// True when we are root. Under CI, not being root fails the test; outside CI
+/// it prints why the test is skipped and returns false.
+#[must_use]
+pub fn require_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        !in_ci(),
+        "{test}: needs root under CI=true, but euid is not 0"
+    );
+    eprintln!("skipping {test}: needs root (raw sockets / network namespaces)");
+    false
+}

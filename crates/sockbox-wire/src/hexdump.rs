@@ -1,0 +1,1 @@
+//! TODO: hexdump codec (being written).

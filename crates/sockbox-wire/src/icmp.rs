@@ -1,0 +1,1 @@
+//! TODO: icmp codec (being written).

@@ -1,0 +1,1 @@
+//! TODO: mac codec (being written).

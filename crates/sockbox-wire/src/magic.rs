@@ -1,0 +1,1 @@
+//! TODO: magic codec (being written).

@@ -1,0 +1,1 @@
+//! TODO: pack codec (being written).

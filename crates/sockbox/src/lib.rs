@@ -1,0 +1,21 @@
+//! sockbox: the I/O library behind the `sockbox` command.
+//!
+//! One module per job. Every job exposes a config struct and an async entry
+//! point that takes a [`Shutdown`], so the command line and the tests drive it
+//! the same way. Servers are split in two steps so privileges can be dropped
+//! in between and a daemon can report readiness only once it is bound:
+//!
+//! ```text
+//! let server = job::bind(config).await?;   // open sockets, bind low ports
+//! daemon::drop_privileges(..)?;            // optional
+//! server.run(shutdown).await?;             // serve until shutdown
+//! ```
+//!
+//! Linux-specific system calls live behind [`sys`] so other platforms can
+//! follow.
+
+pub mod iface;
+pub mod shutdown;
+pub mod sys;
+
+pub use shutdown::Shutdown;
