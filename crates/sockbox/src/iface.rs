@@ -259,10 +259,7 @@ mod tests {
     #[test]
     fn prefix_from_masks() {
         assert_eq!(prefix_len(IpAddr::V4(Ipv4Addr::new(255, 255, 255, 0))), 24);
-        assert_eq!(
-            prefix_len(IpAddr::V4(Ipv4Addr::BROADCAST)),
-            32
-        );
+        assert_eq!(prefix_len(IpAddr::V4(Ipv4Addr::BROADCAST)), 32);
         assert_eq!(prefix_len(IpAddr::V4(Ipv4Addr::UNSPECIFIED)), 0);
         assert_eq!(
             prefix_len(IpAddr::V6("ffff:ffff:ffff:ffff::".parse().unwrap())),

@@ -14,6 +14,7 @@
 //! Linux-specific system calls live behind [`sys`] so other platforms can
 //! follow.
 
+pub mod daemon;
 pub mod iface;
 pub mod shutdown;
 pub mod sys;

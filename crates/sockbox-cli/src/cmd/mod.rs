@@ -8,4 +8,6 @@ pub mod meta;
 pub mod pack;
 #[allow(dead_code)] // used by the async subcommands being written
 pub mod runtime;
+#[allow(dead_code)] // used by the server subcommands being written
+pub mod serve;
 pub mod unpack;
