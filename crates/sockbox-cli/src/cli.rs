@@ -25,6 +25,24 @@ pub struct Cli {
 /// Every subcommand.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// TCP/UDP client wired to stdin/stdout (like `ncat HOST PORT`).
+    Connect(cmd::connect::Args),
+    /// TCP/UDP server wired to stdin/stdout or a program (like `ncat -l`).
+    Listen(cmd::listen::Args),
+    /// TCP and UDP echo server, for testing.
+    Echo(cmd::echo::Args),
+    /// Multi-client line chat with nicknames (like `ncat --chat`, done right).
+    Chat(cmd::chat::Args),
+    /// Raw fan-out broker: bytes from one client go to all others (like `ncat --broker`).
+    Broker(cmd::broker::Args),
+    /// UDP datagrams: send (with broadcast and reply collection) and listen (with responder).
+    Udp(cmd::udp::Args),
+    /// IPv4/IPv6 multicast: send and listen on a chosen interface.
+    Mcast(cmd::mcast::Args),
+    /// Wake-on-LAN: send magic packets on every interface, or listen for them.
+    Wake(cmd::wake::Args),
+    /// ICMP echo to many targets and ranges (like fping / ping), without exec.
+    Ping(cmd::ping::Args),
     /// List network interfaces: name, index, flags, MTU, MAC, addresses, broadcast.
     Ifaces(cmd::ifaces::Args),
     /// Canonical hex+ASCII dump, byte-identical to `hexdump -C`.
@@ -63,6 +81,15 @@ pub fn run() -> anyhow::Result<u8> {
 
 fn dispatch(command: Command) -> anyhow::Result<u8> {
     match command {
+        Command::Connect(a) => cmd::connect::run(&a),
+        Command::Listen(a) => cmd::listen::run(&a),
+        Command::Echo(a) => cmd::echo::run(&a),
+        Command::Chat(a) => cmd::chat::run(&a),
+        Command::Broker(a) => cmd::broker::run(&a),
+        Command::Udp(a) => cmd::udp::run(&a),
+        Command::Mcast(a) => cmd::mcast::run(&a),
+        Command::Wake(a) => cmd::wake::run(&a),
+        Command::Ping(a) => cmd::ping::run(&a),
         Command::Ifaces(a) => cmd::ifaces::run(&a),
         Command::Hexdump(a) => cmd::hexdump::run(&a),
         Command::Checksum(a) => cmd::checksum::run(&a),

@@ -5,5 +5,12 @@
 
 mod util;
 
+mod chat;
+mod daemon;
 mod ifaces;
+mod offline;
+mod ping;
+mod relay;
+mod udp;
 mod usage;
+mod wake;

@@ -14,9 +14,15 @@
 //! Linux-specific system calls live behind [`sys`] so other platforms can
 //! follow.
 
+pub mod chat;
 pub mod daemon;
+pub mod echo;
 pub mod iface;
+pub mod ping;
+pub mod relay;
 pub mod shutdown;
 pub mod sys;
+pub mod udp;
+pub mod wol;
 
 pub use shutdown::Shutdown;

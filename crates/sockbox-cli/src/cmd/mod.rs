@@ -1,13 +1,22 @@
 //! One module per subcommand. Each exposes `Args` (clap) and
 //! `run(&Args) -> anyhow::Result<u8>` returning the exit code.
 
+pub mod broker;
+pub mod chat;
 pub mod checksum;
+pub mod connect;
+pub mod echo;
 pub mod hexdump;
 pub mod ifaces;
+pub mod listen;
+pub mod mcast;
 pub mod meta;
 pub mod pack;
+pub mod ping;
 #[allow(dead_code)] // used by the async subcommands being written
 pub mod runtime;
 #[allow(dead_code)] // used by the server subcommands being written
 pub mod serve;
+pub mod udp;
 pub mod unpack;
+pub mod wake;

@@ -1,0 +1,1 @@
+//! Integration tests: offline (being written).

@@ -1,0 +1,1 @@
+//! TCP and UDP echo server (being written).

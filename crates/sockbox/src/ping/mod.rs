@@ -1,0 +1,1 @@
+//! ping (being written).

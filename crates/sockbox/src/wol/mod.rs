@@ -1,0 +1,1 @@
+//! wol (being written).
