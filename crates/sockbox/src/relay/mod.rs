@@ -19,6 +19,7 @@
 //! [`dump::Dump`] tagged with direction, peer, byte offset and time.
 
 pub mod acl;
+pub mod client;
 pub mod dump;
 mod ends;
 pub mod exec;
