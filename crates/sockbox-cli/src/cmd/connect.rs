@@ -9,9 +9,7 @@ use std::time::Duration;
 use sockbox::relay::client::{Connected, relay_exec, relay_stdio};
 use sockbox::relay::net::{self, Family};
 use sockbox::relay::pump::Stopper;
-use sockbox::relay::{
-    Dump, DumpFormat, ExecSpec, Flow, Outcome, RelayError, RelayOptions, Report,
-};
+use sockbox::relay::{Dump, DumpFormat, ExecSpec, Flow, Outcome, RelayError, RelayOptions, Report};
 
 use crate::cmd::runtime;
 use crate::exit::{PARTIAL, SUCCESS, usage};
@@ -58,7 +56,12 @@ pub struct RelayArgs {
     #[arg(long)]
     pub recv_only: bool,
     /// Run this program per connection, its stdin/stdout on the socket (split on spaces).
-    #[arg(short = 'e', long = "exec", value_name = "CMD", conflicts_with = "sh_exec")]
+    #[arg(
+        short = 'e',
+        long = "exec",
+        value_name = "CMD",
+        conflicts_with = "sh_exec"
+    )]
     pub exec: Option<String>,
     /// Run this command line with /bin/sh -c per connection.
     #[arg(short = 'c', long = "sh-exec", value_name = "CMD")]
@@ -68,7 +71,12 @@ pub struct RelayArgs {
     #[arg(short = 'x', long = "hex-dump", value_name = "FILE")]
     pub hex_dump: Option<PathBuf>,
     /// Dump all traffic to FILE as text, with the same tags.
-    #[arg(short = 'o', long = "output", value_name = "FILE", conflicts_with = "hex_dump")]
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        conflicts_with = "hex_dump"
+    )]
     pub text_dump: Option<PathBuf>,
     /// Never use splice(2); copy through a buffer (for comparison).
     #[arg(long)]
@@ -91,7 +99,7 @@ pub struct Args {
     pub wait: Option<Duration>,
     /// Relay flags.
     #[command(flatten)]
-    pub relay: RelayArgs,
+    pub relay: Box<RelayArgs>,
 }
 
 /// `5`, `2.5` (seconds) or a humantime duration such as `500ms`, `1m`.
@@ -142,10 +150,7 @@ impl RelayArgs {
                 .map(Some)
                 .ok_or_else(|| usage("-e needs a program to run"));
         }
-        Ok(self
-            .sh_exec
-            .as_ref()
-            .map(|s| ExecSpec::Shell(s.clone())))
+        Ok(self.sh_exec.as_ref().map(|s| ExecSpec::Shell(s.clone())))
     }
 
     /// Open the dump file, if asked for.
@@ -243,16 +248,15 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
     if let Ok(peer) = sock.peer() {
         tracing::info!("connected to {peer}");
     }
-    let result = match spec {
-        Some(spec) => runtime::block_on(async move {
+    let result = if let Some(spec) = spec {
+        runtime::block_on(async move {
             let stop = sockbox::Shutdown::new();
             runtime::shutdown_on_signals(&stop)?;
             Ok::<_, anyhow::Error>(relay_exec(sock, &spec, &opts, dump, &stop).await)
-        })??,
-        None => {
-            let stopper = Stopper::new().map_err(anyhow::Error::new)?;
-            relay_stdio(sock, &opts, dump, &stopper)
-        }
+        })??
+    } else {
+        let stopper = Stopper::new().map_err(anyhow::Error::new)?;
+        relay_stdio(sock, &opts, dump, &stopper)
     };
     if let Ok(rep) = &result {
         tracing::info!("closed: sent {}, received {}", rep.sent, rep.received);

@@ -59,10 +59,10 @@ pub struct Args {
     pub denyfile: Vec<PathBuf>,
     /// Relay flags.
     #[command(flatten)]
-    pub relay: RelayArgs,
+    pub relay: Box<RelayArgs>,
     /// Daemon flags.
     #[command(flatten)]
-    pub daemon: DaemonArgs,
+    pub daemon: Box<DaemonArgs>,
 }
 
 /// Run `sockbox listen`.
@@ -83,8 +83,8 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
         Ok(v) => v[0],
         Err(e) => return relay_error(e),
     };
-    let acl = Acl::new(&a.allow, &a.deny, &a.allowfile, &a.denyfile)
-        .map_err(|e| usage(e.to_string()))?;
+    let acl =
+        Acl::new(&a.allow, &a.deny, &a.allowfile, &a.denyfile).map_err(|e| usage(e.to_string()))?;
     let acl = SharedAcl::new(acl);
     let local = match r.exec_spec()? {
         Some(spec) => Local::Exec(spec),
