@@ -797,3 +797,66 @@ fn bad_input_is_a_usage_error() {
         .code(1)
         .stderr(predicates::str::contains(addr.to_string()));
 }
+
+/// A self-signed leaf certificate for localhost/127.0.0.1 made with openssl.
+fn test_cert(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .args(["-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .stderr(Stdio::null())
+        .status()
+        .expect("run openssl (apt-get install openssl)")
+        .success();
+    assert!(ok, "openssl could not make a test certificate");
+    (cert, key)
+}
+
+#[test]
+fn tls_round_trip_and_certificate_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = test_cert(dir.path());
+    let (cert_s, key_s) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let srv = Server::start(
+        &[
+            "-k",
+            "--tls",
+            "--tls-cert",
+            cert_s,
+            "--tls-key",
+            key_s,
+            "-e",
+            "/bin/cat",
+            "127.0.0.1",
+            "0",
+        ],
+        Stdio::null(),
+        Stdio::null(),
+    );
+    let p = port(srv.addr);
+    let (st, out, err) = connect(
+        &["--tls", "--tls-ca", cert_s, "localhost", &p],
+        b"over tls\n",
+    );
+    assert!(st.success(), "{err}\n{}", srv.log());
+    assert_eq!(out, b"over tls\n");
+    // The system store does not trust it: exit 1, the reason named.
+    let (st, out, err) = connect(&["--tls", "127.0.0.1", &p], b"x");
+    assert_eq!(st.code(), Some(1), "{err}");
+    assert!(out.is_empty());
+    assert!(err.contains("TLS handshake"), "{err}");
+}

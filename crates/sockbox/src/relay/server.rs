@@ -22,7 +22,7 @@ use super::acl::SharedAcl;
 use super::dump::Dump;
 use super::ends::{LocalIn, LocalOut, RemoteIn, RemoteOut};
 use super::exec::{ExecSpec, reap};
-use super::hub::Hub;
+use super::hub::{Hub, stdin_chunks};
 use super::net::{Family, bind_tcp, bind_udp};
 use super::pump::{PumpEnds, PumpExtras, Stopper, pump, stdio_fds};
 use super::session::{self, Ends, Extras};
@@ -51,7 +51,7 @@ pub enum Local {
 }
 
 /// Everything `listen` needs.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ListenConfig {
     /// Address to bind (`[::]` is dual-stack unless `family` is V6).
     pub addr: SocketAddr,
@@ -75,6 +75,24 @@ pub struct ListenConfig {
     pub stats: ServerStats,
     /// How long open connections may finish after shutdown.
     pub grace: Duration,
+    /// Serve TLS over TCP (`--tls`).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// How long a client may take to complete the TLS handshake.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+impl std::fmt::Debug for ListenConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenConfig")
+            .field("addr", &self.addr)
+            .field("proto", &self.proto)
+            .field("keep_open", &self.keep_open)
+            .field("max_conns", &self.max_conns)
+            .field("local", &self.local)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 enum Bound {
@@ -268,6 +286,38 @@ async fn serve_tcp(
 ) -> Result<Report, RelayError> {
     let cfg = &conn.cfg;
     let _ = stream.set_nodelay(true);
+    if let Some(acceptor) = &cfg.tls {
+        let tls = tokio::select! {
+            r = tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)) => match r {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return Err(RelayError::Tls(crate::tls::TlsError::Handshake {
+                    peer: peer.to_string(),
+                    source: e,
+                })),
+                Err(_) => return Err(RelayError::TlsTimeout(peer)),
+            },
+            () = stop.wait() => return Ok(Report { outcome: Outcome::Stopped, sent: 0, received: 0 }),
+        };
+        let (r, w) = tokio::io::split(tls);
+        let (ri, ro) = (
+            RemoteIn::Stream(Box::new(r)),
+            RemoteOut::Stream(Box::new(w)),
+        );
+        return match (&cfg.local, &conn.hub) {
+            (Local::Exec(spec), _) => run_exec(conn, spec, peer, ri, ro, None, "tls", stop).await,
+            (Local::Stdio, Some(hub)) => run_hub(conn, hub, peer, ri, ro, stop).await,
+            (Local::Stdio, None) => {
+                let ends = Ends {
+                    local_in: LocalIn::Chunks(stdin_chunks()),
+                    local_out: LocalOut::Writer(Box::new(tokio::io::stdout())),
+                    remote_in: ri,
+                    remote_out: ro,
+                    peer,
+                };
+                session::run(ends, &cfg.opts, &conn.extras, None, stop).await
+            }
+        };
+    }
     match (&cfg.local, &conn.hub) {
         (Local::Exec(spec), _) => {
             let (r, w) = stream.into_split();
@@ -284,25 +334,37 @@ async fn serve_tcp(
             .await
         }
         (Local::Stdio, Some(hub)) => {
-            let kick = stop.child();
-            let (_member, chunks) = hub.join(kick.clone());
             let (r, w) = stream.into_split();
-            let mut opts = cfg.opts.clone();
-            opts.end_on_remote_eof = true;
-            let ends = Ends {
-                local_in: LocalIn::Chunks(chunks),
-                local_out: LocalOut::Shared(Arc::clone(&hub.stdout)),
-                remote_in: RemoteIn::Tcp(r),
-                remote_out: RemoteOut::Tcp(w),
-                peer,
-            };
-            session::run(ends, &opts, &conn.extras, None, &kick).await
+            run_hub(conn, hub, peer, RemoteIn::Tcp(r), RemoteOut::Tcp(w), stop).await
         }
         (Local::Stdio, None) => {
             let std = stream.into_std().map_err(RelayError::Setup)?;
             run_pump(conn, OwnedFd::from(std), peer, false, Vec::new(), stop).await
         }
     }
+}
+
+/// One client of the shared stdin/stdout hub.
+async fn run_hub(
+    conn: &Conn,
+    hub: &Hub,
+    peer: SocketAddr,
+    remote_in: RemoteIn,
+    remote_out: RemoteOut,
+    stop: &Shutdown,
+) -> Result<Report, RelayError> {
+    let kick = stop.child();
+    let (_member, chunks) = hub.join(kick.clone());
+    let mut opts = conn.cfg.opts.clone();
+    opts.end_on_remote_eof = !remote_out.is_datagram();
+    let ends = Ends {
+        local_in: LocalIn::Chunks(chunks),
+        local_out: LocalOut::Shared(Arc::clone(&hub.stdout)),
+        remote_in,
+        remote_out,
+        peer,
+    };
+    session::run(ends, &opts, &conn.extras, None, &kick).await
 }
 
 /// The single stdio relay on a blocking thread; `stop` stops it.
@@ -525,16 +587,7 @@ async fn serve_udp_peer(
             let Some(hub) = hub else {
                 return Err(RelayError::Setup(std::io::Error::other("no stdin hub")));
             };
-            let kick = conn.drain.child();
-            let (_member, chunks) = hub.join(kick.clone());
-            let ends = Ends {
-                local_in: LocalIn::Chunks(chunks),
-                local_out: LocalOut::Shared(Arc::clone(&hub.stdout)),
-                remote_in,
-                remote_out,
-                peer,
-            };
-            session::run(ends, &conn.cfg.opts, &conn.extras, None, &kick).await
+            run_hub(conn, hub, peer, remote_in, remote_out, &conn.drain).await
         }
     }
 }
