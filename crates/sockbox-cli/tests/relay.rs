@@ -787,6 +787,15 @@ fn bad_input_is_a_usage_error() {
         .args(["connect", "--send-only", "--recv-only", "127.0.0.1", "1"])
         .assert()
         .code(2);
+    crate::util::sockbox()
+        .args(["connect", "-6", "127.0.0.1", "1"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("no IPv6 address"));
+    crate::util::sockbox()
+        .args(["listen", "--tls", "0"])
+        .assert()
+        .code(2);
     // Nothing listening: exit 1 with the address in the message.
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
@@ -859,4 +868,29 @@ fn tls_round_trip_and_certificate_check() {
     assert_eq!(st.code(), Some(1), "{err}");
     assert!(out.is_empty());
     assert!(err.contains("TLS handshake"), "{err}");
+}
+
+#[test]
+fn connect_timeout_w_gives_up() {
+    // A listener that never accepts, with its queue full: new SYNs are dropped.
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    sock.listen(0).unwrap();
+    let addr = sock.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        if s.connect_timeout(&addr.into(), Duration::from_millis(200))
+            .is_err()
+        {
+            break; // the queue is full
+        }
+        fillers.push(s);
+    }
+    let t0 = Instant::now();
+    let (st, _, err) = connect(&["-w", "0.5", "127.0.0.1", &port(addr)], b"");
+    assert_eq!(st.code(), Some(1), "{err}");
+    assert!(err.contains("timed out"), "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(5));
 }
