@@ -29,6 +29,8 @@ pub mod net;
 pub mod pump;
 pub mod server;
 mod session;
+mod udp;
+mod worker;
 
 use std::io;
 use std::net::SocketAddr;

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::net::{TcpStream, UdpSocket};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use super::acl::SharedAcl;
@@ -135,13 +135,13 @@ pub fn bind(cfg: ListenConfig) -> Result<Listener, RelayError> {
 
 /// Per-connection context shared by the accept loop's tasks.
 #[derive(Clone)]
-struct Conn {
-    cfg: Arc<ListenConfig>,
-    local: SocketAddr,
-    extras: Extras,
-    hub: Option<Hub>,
+pub(super) struct Conn {
+    pub(super) cfg: Arc<ListenConfig>,
+    pub(super) local: SocketAddr,
+    pub(super) extras: Extras,
+    pub(super) hub: Option<Hub>,
     /// Fires when the grace period after shutdown is over.
-    drain: Shutdown,
+    pub(super) drain: Shutdown,
 }
 
 fn resource_error(e: &std::io::Error) -> bool {
@@ -174,7 +174,7 @@ impl Listener {
         };
         match sock {
             Bound::Tcp(l) => run_tcp(conn, l, shutdown).await,
-            Bound::Udp(s) => run_udp(conn, s, shutdown).await,
+            Bound::Udp(s) => super::udp::run_udp(conn, s, shutdown).await,
         }
     }
 }
@@ -269,7 +269,7 @@ async fn run_tcp(
     })
 }
 
-fn log_report(peer: SocketAddr, r: &Report) {
+pub(super) fn log_report(peer: SocketAddr, r: &Report) {
     if let Outcome::Idle(d) = r.outcome {
         tracing::info!(%peer, "closed after {d:?} idle (-i): sent {}, received {}", r.sent, r.received);
     } else {
@@ -345,7 +345,7 @@ async fn serve_tcp(
 }
 
 /// One client of the shared stdin/stdout hub.
-async fn run_hub(
+pub(super) async fn run_hub(
     conn: &Conn,
     hub: &Hub,
     peer: SocketAddr,
@@ -368,7 +368,7 @@ async fn run_hub(
 }
 
 /// The single stdio relay on a blocking thread; `stop` stops it.
-async fn run_pump(
+pub(super) async fn run_pump(
     conn: &Conn,
     socket: OwnedFd,
     peer: SocketAddr,
@@ -407,7 +407,7 @@ async fn run_pump(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn run_exec(
+pub(super) async fn run_exec(
     conn: &Conn,
     spec: &ExecSpec,
     peer: SocketAddr,
@@ -443,151 +443,4 @@ async fn run_exec(
     };
     reap(child, peer, &spec.display(), patience, &conn.drain).await;
     result
-}
-
-async fn run_udp(
-    conn: Conn,
-    sock: std::net::UdpSocket,
-    shutdown: Shutdown,
-) -> Result<ServeReport, RelayError> {
-    let sock = UdpSocket::from_std(sock).map_err(RelayError::Setup)?;
-    let cfg = Arc::clone(&conn.cfg);
-    let mut buf = vec![0u8; 65_536];
-    if !cfg.keep_open {
-        let (n, peer) = loop {
-            let r = tokio::select! {
-                r = sock.recv_from(&mut buf) => r,
-                () = shutdown.wait() => return Ok(ServeReport::default()),
-            };
-            match r {
-                Ok((n, peer)) if cfg.acl.permits(peer.ip()) => break (n, peer),
-                Ok((_, peer)) => {
-                    cfg.stats.refused();
-                    tracing::info!(%peer, "dropped datagram: not permitted by --allow/--deny");
-                }
-                Err(e) => tracing::debug!("recv: {e}"),
-            }
-        };
-        sock.connect(peer).await.map_err(RelayError::Setup)?;
-        tracing::info!(%peer, "first datagram");
-        let _guard = cfg.stats.connection();
-        let first = buf[..n].to_vec();
-        let report = match &cfg.local {
-            Local::Exec(spec) => {
-                let s = Arc::new(sock);
-                run_exec(
-                    &conn,
-                    spec,
-                    peer,
-                    RemoteIn::Udp(Arc::clone(&s)),
-                    RemoteOut::Udp(s),
-                    Some(Bytes::from(first)),
-                    "udp",
-                    &shutdown,
-                )
-                .await?
-            }
-            Local::Stdio => {
-                let std = sock.into_std().map_err(RelayError::Setup)?;
-                run_pump(&conn, OwnedFd::from(std), peer, true, first, &shutdown).await?
-            }
-        };
-        log_report(peer, &report);
-        return Ok(ServeReport {
-            served: 1,
-            single: Some(report),
-        });
-    }
-
-    let sock = Arc::new(sock);
-    let mut peers: std::collections::HashMap<SocketAddr, mpsc::Sender<Bytes>> =
-        std::collections::HashMap::new();
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<SocketAddr>();
-    let tracker = TaskTracker::new();
-    let mut served = 0;
-    loop {
-        tokio::select! {
-            got = sock.recv_from(&mut buf) => {
-                let (n, peer) = match got {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::debug!("recv: {e}");
-                        continue;
-                    }
-                };
-                let data = Bytes::copy_from_slice(&buf[..n]);
-                if let Some(tx) = peers.get(&peer) {
-                    if tx.try_send(data).is_err() {
-                        tracing::debug!(%peer, "dropped a datagram: the peer's queue is full");
-                    }
-                    continue;
-                }
-                if !cfg.acl.permits(peer.ip()) {
-                    cfg.stats.refused();
-                    tracing::info!(%peer, "dropped datagram: not permitted by --allow/--deny");
-                    continue;
-                }
-                if peers.len() >= cfg.max_conns {
-                    cfg.stats.refused();
-                    tracing::warn!(%peer, "dropped datagram: {} peers already active (-m/--max-conns)", cfg.max_conns);
-                    continue;
-                }
-                let (tx, rx) = mpsc::channel(256);
-                let _ = tx.try_send(data);
-                peers.insert(peer, tx);
-                served += 1;
-                tracing::info!(%peer, "new peer");
-                let conn2 = conn.clone();
-                let sock2 = Arc::clone(&sock);
-                let done = done_tx.clone();
-                tracker.spawn(async move {
-                    let _guard = conn2.cfg.stats.connection();
-                    match serve_udp_peer(&conn2, sock2, peer, rx).await {
-                        Ok(report) => log_report(peer, &report),
-                        Err(e) => tracing::warn!(%peer, "{e}"),
-                    }
-                    let _ = done.send(peer);
-                });
-            }
-            Some(p) = done_rx.recv() => {
-                peers.remove(&p);
-            }
-            () = shutdown.wait() => break,
-        }
-    }
-    peers.clear();
-    tracker.close();
-    if tokio::time::timeout(cfg.grace, tracker.wait())
-        .await
-        .is_err()
-    {
-        conn.drain.trigger();
-        tracker.wait().await;
-    }
-    Ok(ServeReport {
-        served,
-        single: None,
-    })
-}
-
-async fn serve_udp_peer(
-    conn: &Conn,
-    sock: Arc<UdpSocket>,
-    peer: SocketAddr,
-    rx: mpsc::Receiver<Bytes>,
-) -> Result<Report, RelayError> {
-    let remote_in = RemoteIn::Datagrams(rx);
-    let remote_out = RemoteOut::UdpTo(sock, peer);
-    match (&conn.cfg.local, &conn.hub) {
-        (Local::Exec(spec), _) => {
-            let drain = conn.drain.clone();
-            run_exec(conn, spec, peer, remote_in, remote_out, None, "udp", &drain).await
-        }
-        (Local::Stdio, hub) => {
-            let Some(hub) = hub else {
-                return Err(RelayError::Setup(std::io::Error::other("no stdin hub")));
-            };
-            run_hub(conn, hub, peer, remote_in, remote_out, &conn.drain).await
-        }
-    }
 }
