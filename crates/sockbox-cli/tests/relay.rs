@@ -35,10 +35,14 @@ impl Server {
     /// `sockbox listen -v ARGS…` (ARGS end with the address and port 0);
     /// waits for its "listening on" line.
     fn start(args: &[&str], stdin: Stdio, stdout: Stdio) -> Self {
-        let mut child = sockbox_std()
-            .arg("listen")
-            .arg("-v")
-            .args(args)
+        let mut cmd = sockbox_std();
+        cmd.arg("listen").arg("-v").args(args);
+        Self::spawn(cmd, stdin, stdout)
+    }
+
+    /// Start `cmd` (which must end up running `sockbox listen -v …`).
+    fn spawn(mut cmd: std::process::Command, stdin: Stdio, stdout: Stdio) -> Self {
+        let mut child = cmd
             .stdin(stdin)
             .stdout(stdout)
             .stderr(Stdio::piped())
