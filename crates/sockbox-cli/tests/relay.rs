@@ -362,3 +362,20 @@ fn bulk_data_survives_the_splice_path_intact() {
     assert_eq!(got.len(), data.len());
     assert!(got == data, "bytes differ");
 }
+
+#[test]
+fn listen_output_appended_to_a_file() {
+    // Regression: splice(2) refuses O_APPEND files; `listen >> log` must still work.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    std::fs::write(&path, "before\n").unwrap();
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    let mut srv = Server::start(&["127.0.0.1", "0"], Stdio::null(), Stdio::from(file));
+    let (st, _, err) = connect(&["127.0.0.1", &port(srv.addr)], b"after\n");
+    assert!(st.success(), "{err}");
+    assert!(srv.wait().success(), "{}", srv.log());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "before\nafter\n");
+}
