@@ -148,6 +148,34 @@ pub struct IcmpError {
     pub family: Family,
 }
 
+impl IcmpError {
+    /// The error as ping and fping name it ("Host Unreachable", "Time to
+    /// live exceeded"…).
+    pub fn describe(&self) -> String {
+        let v4 = self.family == Family::V4;
+        match (self.message, self.code) {
+            (Message::DstUnreachable, 0) if v4 => "Net Unreachable".into(),
+            (Message::DstUnreachable, 1) if v4 => "Host Unreachable".into(),
+            (Message::DstUnreachable, 2) if v4 => "Protocol Unreachable".into(),
+            (Message::DstUnreachable, 3) if v4 => "Port Unreachable".into(),
+            (Message::DstUnreachable, 4) if v4 => "Frag needed and DF set".into(),
+            (Message::DstUnreachable, 9 | 10 | 13) if v4 => {
+                "Communication prohibited by filter".into()
+            }
+            (Message::DstUnreachable, 0) => "No route".into(),
+            (Message::DstUnreachable, 1) => "Administratively prohibited".into(),
+            (Message::DstUnreachable, 3) => "Address unreachable".into(),
+            (Message::DstUnreachable, 4) => "Port unreachable".into(),
+            (Message::DstUnreachable, c) => format!("Destination Unreachable (code {c})"),
+            (Message::TimeExceeded, 0) => "Time to live exceeded".into(),
+            (Message::TimeExceeded, _) => "Frag reassembly time exceeded".into(),
+            (Message::PacketTooBig, _) => "Packet too big".into(),
+            (Message::ParamProblem, c) => format!("Parameter problem (code {c})"),
+            (m, c) => format!("ICMP {m:?} (code {c})"),
+        }
+    }
+}
+
 /// What the engine reports.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Event {
