@@ -2,3 +2,5 @@
 //! module so other platforms can add their own versions.
 
 pub mod linux;
+#[cfg(target_os = "linux")]
+pub mod packet;
