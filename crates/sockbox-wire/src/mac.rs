@@ -429,7 +429,7 @@ mod tests {
         let s = match form % 4 {
             0 => m.to_string(),
             1 => m.to_string().replace(':', "-"),
-            2 => b.iter().map(|x| format!("{x:02x}")).collect(),
+            2 => m.to_string().replace(':', ""),
             _ => format!(
                 "{:02x}{:02x}.{:02x}{:02x}.{:02x}{:02x}",
                 b[0], b[1], b[2], b[3], b[4], b[5]

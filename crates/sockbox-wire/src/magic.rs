@@ -356,9 +356,7 @@ pub fn find(payload: &[u8]) -> Option<Found> {
             continue;
         }
         let start = i + 1 - SYNC_LEN;
-        let Some(window) = payload.get(start..start + PACKET_LEN) else {
-            return None;
-        };
+        let window = payload.get(start..start + PACKET_LEN)?;
         let p = Packet::new_unchecked(window);
         if p.first_mismatch().is_none() {
             let trailer = &payload[start + PACKET_LEN..];

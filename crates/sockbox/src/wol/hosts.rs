@@ -114,8 +114,11 @@ pub fn parse_hosts_file(path: &Path, text: &str) -> Result<Vec<Host>, Error> {
             }
         }
         // wakeonlan's "MAC IP PORT": a bare number right after the address.
-        if let (Some(spec), Some(tok)) = (host.addr.as_mut(), rest.get(i)) {
-            if spec.port.is_none() && tok.bytes().all(|b| b.is_ascii_digit()) {
+        if let (Some(spec), Some(tok)) = (host.addr.as_mut(), rest.get(i))
+            && spec.port.is_none()
+            && tok.bytes().all(|b| b.is_ascii_digit())
+        {
+            {
                 spec.port =
                     Some(tok.parse().map_err(|_| {
                         err(format!("port {tok:?} is not a number from 0 to 65535"))
@@ -234,6 +237,18 @@ pub fn default_config_path() -> Option<PathBuf> {
     Some(base.join("sockbox").join("hosts.toml"))
 }
 
+/// True when `arg` can only have been meant as a MAC: it has a ':' (never
+/// in a name), or it is hex digits with separators, or 12+ hex digits.
+fn meant_as_mac(arg: &str) -> bool {
+    let hexy = arg
+        .chars()
+        .all(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '-' | '.'));
+    arg.is_empty()
+        || arg.contains(':')
+        || (hexy && arg.contains(['-', '.']))
+        || (hexy && arg.len() >= 12)
+}
+
 /// Turn a command-line target into a host: a MAC (enriched from `known`
 /// when a known host has that MAC) or the name of a known host.
 /// `searched` names where `known` came from, for the error message.
@@ -244,8 +259,9 @@ pub fn resolve_target(arg: &str, known: &[Host], searched: &str) -> Result<Host,
             .find(|h| h.mac == mac)
             .cloned()
             .unwrap_or_else(|| Host::from_mac(mac))),
-        // A name never contains ':', so this was meant as a MAC.
-        Err(e) if arg.contains(':') || arg.is_empty() => Err(Error::BadMac(e)),
+        Err(e) if meant_as_mac(arg) && !known.iter().any(|h| h.name.as_deref() == Some(arg)) => {
+            Err(Error::BadMac(e))
+        }
         Err(e) => known
             .iter()
             .find(|h| h.name.as_deref() == Some(arg))

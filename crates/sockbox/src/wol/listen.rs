@@ -116,10 +116,10 @@ fn bind_hint(e: &io::Error, port: u16) -> &'static str {
 
 fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
     let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if let SocketAddr::V6(v6) = addr {
-        if v6.ip().is_unspecified() {
-            sock.set_only_v6(false)?;
-        }
+    if let SocketAddr::V6(v6) = addr
+        && v6.ip().is_unspecified()
+    {
+        sock.set_only_v6(false)?;
     }
     sock.set_broadcast(addr.is_ipv4())?;
     sock.bind(&SockAddr::from(addr))?;
@@ -128,6 +128,8 @@ fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
 }
 
 /// Open and bind every socket in `cfg` (do this before dropping privileges).
+/// Async because the sockets register with the running tokio runtime.
+#[allow(clippy::unused_async)]
 pub async fn bind(cfg: &ListenConfig) -> Result<Listener, Error> {
     let udp = match cfg.udp {
         None => None,

@@ -47,6 +47,7 @@ pub enum Route {
     },
 }
 
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's signature
 fn ser_display<S: serde::Serializer>(m: &MacAddr, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(m)
 }
@@ -62,7 +63,7 @@ impl fmt::Display for Route {
                 match dest {
                     // The zone is shown as the interface name below.
                     SocketAddr::V6(d) if iface.is_some() => {
-                        write!(f, "udp [{}]:{}", d.ip(), d.port())?
+                        write!(f, "udp [{}]:{}", d.ip(), d.port())?;
                     }
                     d => write!(f, "udp {d}")?,
                 }

@@ -75,8 +75,10 @@ pub async fn send(route: &Route, packet: &[u8]) -> Result<Sent, Error> {
                         });
                     }
                 }
-                if let SocketAddr::V6(d) = dest {
-                    if d.ip().is_multicast() {
+                if let SocketAddr::V6(d) = dest
+                    && d.ip().is_multicast()
+                {
+                    {
                         sock.set_multicast_if_v6(i.index).map_err(sock_err(format!(
                             "cannot select interface {} for IPv6 multicast",
                             i.name
