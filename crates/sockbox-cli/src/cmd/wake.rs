@@ -183,12 +183,21 @@ fn hosts_to_wake(a: &SendArgs) -> anyhow::Result<Vec<Host>> {
     let mut known = file_hosts;
     let config = a.hosts.clone().or_else(hosts::default_config_path);
     if let Some(c) = &config {
-        known.extend(hosts::read_hosts_toml(c, a.hosts.is_some()).map_err(lib_err)?);
-        searched.push(if c.exists() {
-            c.display().to_string()
-        } else {
-            format!("{} (no such file)", c.display())
-        });
+        match hosts::read_hosts_toml(c, a.hosts.is_some()) {
+            Ok(h) => {
+                known.extend(h);
+                searched.push(if c.exists() {
+                    c.display().to_string()
+                } else {
+                    format!("{} (no such file)", c.display())
+                });
+            }
+            // The default file being unreadable only matters for names.
+            Err(wol::Error::HostsRead { source, .. }) if a.hosts.is_none() => {
+                searched.push(format!("{} (unreadable: {source})", c.display()));
+            }
+            Err(e) => return Err(lib_err(e)),
+        }
     }
     let searched = if searched.is_empty() {
         "no hosts file given".to_owned()
@@ -330,6 +339,8 @@ async fn send_all(
     shutdown: &Shutdown,
 ) -> anyhow::Result<(usize, usize, Option<wol::Error>)> {
     let (mut ok, mut failed, mut first_err) = (0usize, 0usize, None);
+    // With a single send planned, its error is the command's error: say it once.
+    let planned = a.count as usize * jobs.iter().map(|j| j.plan.routes.len()).sum::<usize>();
     let mut out = std::io::stdout().lock();
     for round in 1..=a.count {
         if shutdown.is_triggered() {
@@ -391,7 +402,9 @@ async fn send_all(
                                 },
                             )?;
                         }
-                        eprintln!("sockbox: {tag}{}: {e}", j.host.label());
+                        if planned > 1 {
+                            eprintln!("sockbox: {tag}{}: {e}", j.host.label());
+                        }
                         first_err.get_or_insert(e);
                     }
                 }
@@ -433,7 +446,12 @@ fn run_send(a: &SendArgs) -> anyhow::Result<u8> {
         if ok == 0
             && let Some(e) = first_err
         {
-            return Err(lib_err(e));
+            if failed == 1 {
+                return Err(lib_err(e));
+            }
+            return Err(anyhow::anyhow!(
+                "none of the {failed} sends succeeded (errors above)"
+            ));
         }
         let mut code = if failed > 0 { PARTIAL } else { SUCCESS };
         if let Some(timeout) = a.wait {

@@ -83,7 +83,6 @@ pub async fn send(route: &Route, packet: &[u8]) -> Result<Sent, Error> {
                             "cannot select interface {} for IPv6 multicast",
                             i.name
                         )))?;
-                        sock.set_multicast_loop_v6(false).ok();
                     }
                 }
             }
