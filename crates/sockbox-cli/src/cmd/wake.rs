@@ -437,6 +437,14 @@ fn run_send(a: &SendArgs) -> anyhow::Result<u8> {
 
     runtime::block_on(async move {
         let jobs = build_jobs(a, hosts, password, &to, &all).await?;
+        // Know what --wait will ping before sending anything.
+        let wait_targets = match a.wait {
+            Some(_) => {
+                let hosts: Vec<&Host> = jobs.iter().map(|j| &j.host).collect();
+                wait::targets(&hosts, wait_addr.as_ref(), &all).await?
+            }
+            None => Vec::new(),
+        };
         if a.dry_run {
             return print_dry_run(a, &jobs);
         }
@@ -455,13 +463,7 @@ fn run_send(a: &SendArgs) -> anyhow::Result<u8> {
         }
         let mut code = if failed > 0 { PARTIAL } else { SUCCESS };
         if let Some(timeout) = a.wait {
-            let targets = wait::targets(
-                &jobs.iter().map(|j| &j.host).collect::<Vec<_>>(),
-                wait_addr.as_ref(),
-                &all,
-            )
-            .await?;
-            if !wait::wait_all(&targets, timeout, a.quiet, &shutdown).await? {
+            if !wait::wait_all(&wait_targets, timeout, a.quiet, &shutdown).await? {
                 code = PARTIAL;
             }
         }
