@@ -462,10 +462,10 @@ fn run_send(a: &SendArgs) -> anyhow::Result<u8> {
             ));
         }
         let mut code = if failed > 0 { PARTIAL } else { SUCCESS };
-        if let Some(timeout) = a.wait {
-            if !wait::wait_all(&wait_targets, timeout, a.quiet, &shutdown).await? {
-                code = PARTIAL;
-            }
+        if let Some(timeout) = a.wait
+            && !wait::wait_all(&wait_targets, timeout, a.quiet, &shutdown).await?
+        {
+            code = PARTIAL;
         }
         Ok(code)
     })?
