@@ -146,7 +146,7 @@ fn v4_broadcasts(i: &Interface) -> Vec<(Ipv4Addr, Ipv4Addr)> {
 }
 
 fn first_addr(i: &Interface, v6: bool) -> Option<IpAddr> {
-    let mut it = i.addresses.iter().map(super::super::iface::Address::ip);
+    let mut it = i.addresses.iter().map(iface::Address::ip);
     if v6 {
         let all: Vec<IpAddr> = it.filter(IpAddr::is_ipv6).collect();
         // Link-local first: it is the one ff02::1 is sent from.
