@@ -3,3 +3,5 @@
 
 pub mod linux;
 pub mod ping;
+#[cfg(target_os = "linux")]
+pub mod packet;
