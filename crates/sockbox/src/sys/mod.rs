@@ -5,3 +5,4 @@ pub mod linux;
 pub mod ping;
 #[cfg(target_os = "linux")]
 pub mod packet;
+pub mod splice;
