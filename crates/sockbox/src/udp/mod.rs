@@ -21,7 +21,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 
 pub use listen::{Event, ListenConfig, Listener, ReplyMode};
-pub use send::{Collect, Reply, SendConfig, Sender};
+pub use send::{Collect, Reply, SendConfig, SendReport, Sender};
 
 /// Largest UDP payload over IPv4: 65535 minus the 20-byte IP and 8-byte UDP headers.
 pub const MAX_PAYLOAD_V4: usize = 65_507;
@@ -162,6 +162,12 @@ fn send_hint(e: &io::Error, addr: &SocketAddr) -> String {
             addr.ip()
         ),
         Some(libc::EPERM) => "; a firewall rule (nftables/iptables) rejects it".to_owned(),
+        Some(libc::ENETUNREACH) if addr.ip() == IpAddr::V4(std::net::Ipv4Addr::BROADCAST) => {
+            "; 255.255.255.255 leaves by the default route and there is none: send to \
+             `broadcast` (every interface's broadcast address) or to one interface's \
+             (`sockbox ifaces`)"
+                .to_owned()
+        }
         Some(libc::ENETUNREACH) => format!(
             "; no route to {}: check `ip route`, send to an address on a connected subnet, \
              or for multicast choose the interface with --iface",
@@ -245,6 +251,9 @@ mod tests {
         assert!(e.to_string().contains("--broadcast"), "{e}");
         let e = Error::Send(io::Error::from_raw_os_error(libc::ENETUNREACH), to);
         assert!(e.to_string().contains("ip route"), "{e}");
+        let all: SocketAddr = "255.255.255.255:9".parse().unwrap();
+        let e = Error::Send(io::Error::from_raw_os_error(libc::ENETUNREACH), all);
+        assert!(e.to_string().contains("`broadcast`"), "{e}");
         let e = Error::Send(io::Error::from_raw_os_error(libc::EMSGSIZE), to);
         assert!(e.to_string().contains("send less"), "{e}");
         let at: SocketAddr = "0.0.0.0:80".parse().unwrap();

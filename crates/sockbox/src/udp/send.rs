@@ -173,14 +173,14 @@ impl Sender {
             });
         }
         let mut report = SendReport::default();
+        if let Ok(mut g) = self.last_send.lock() {
+            *g = Some(Instant::now());
+        }
         for &t in &self.targets {
             match self.socket.send_to(payload, t).await {
                 Ok(_) => report.sent += 1,
                 Err(e) => report.errors.push(Error::Send(e, t)),
             }
-        }
-        if let Ok(mut g) = self.last_send.lock() {
-            *g = Some(Instant::now());
         }
         Ok(report)
     }
