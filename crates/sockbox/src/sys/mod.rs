@@ -6,3 +6,4 @@ pub mod ping;
 #[cfg(target_os = "linux")]
 pub mod packet;
 pub mod splice;
+pub mod mcast;
