@@ -7,3 +7,4 @@ pub mod ping;
 pub mod packet;
 pub mod splice;
 pub mod mcast;
+pub mod rlimit;
