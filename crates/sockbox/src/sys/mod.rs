@@ -2,3 +2,4 @@
 //! module so other platforms can add their own versions.
 
 pub mod linux;
+pub mod process;
