@@ -41,10 +41,24 @@ Examples:
 Exit codes: 0 every target replied; 1 some did not; 2 bad arguments or a name that does
 not resolve (as fping); 3 system failure (no ICMP socket: the message says how to fix it).";
 
-/// Arguments of `sockbox ping`.
+/// Arguments of `sockbox ping` (boxed: the option set is large).
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct Args {
+    #[command(flatten)]
+    opts: Box<Opts>,
+}
+
+impl std::ops::Deref for Args {
+    type Target = Opts;
+    fn deref(&self) -> &Opts {
+        &self.opts
+    }
+}
+
+/// The options of `sockbox ping`.
+#[derive(Debug, clap::Args)]
+pub struct Opts {
     /// Hosts, addresses, or with -g ranges (CIDR `10.0.0.0/24`, `A-B`, or START END).
     #[arg(value_name = "TARGET")]
     pub targets: Vec<String>,
@@ -58,7 +72,12 @@ pub struct Args {
     #[arg(short = 'c', long = "count", value_name = "N")]
     pub count: Option<u32>,
     /// Like -c, then print each target's RTTs in columns (fping -C).
-    #[arg(short = 'C', long = "vcount", value_name = "N", conflicts_with = "count")]
+    #[arg(
+        short = 'C',
+        long = "vcount",
+        value_name = "N",
+        conflicts_with = "count"
+    )]
     pub vcount: Option<u32>,
     /// Gap between any two probes (one target: 1s; many: 10ms).
     #[arg(short = 'i', long = "interval", value_name = "DUR")]
@@ -70,7 +89,12 @@ pub struct Args {
     #[arg(short = 'p', long = "period", value_name = "DUR")]
     pub period: Option<String>,
     /// Reply timeout, ping style (bare number = seconds; default 10s for one target).
-    #[arg(short = 'W', long = "timeout", value_name = "DUR", conflicts_with = "fping_timeout")]
+    #[arg(
+        short = 'W',
+        long = "timeout",
+        value_name = "DUR",
+        conflicts_with = "fping_timeout"
+    )]
     pub timeout: Option<String>,
     /// Reply timeout, fping style (bare number = ms; default 500ms, grows by -B per retry).
     #[arg(short = 't', value_name = "DUR")]
@@ -126,13 +150,16 @@ pub struct Args {
 fn parse_duration(flag: &str, s: &str, bare: Duration) -> anyhow::Result<Duration> {
     let t = s.trim();
     if let Ok(v) = t.parse::<f64>() {
-        if !v.is_finite() || v < 0.0 || v > 1e9 {
+        if !v.is_finite() || !(0.0..=1e9).contains(&v) {
             return Err(usage(format!("{flag} {s:?}: out of range")));
         }
         return Ok(bare.mul_f64(v));
     }
-    humantime::parse_duration(t)
-        .map_err(|e| usage(format!("{flag} {s:?}: {e} (use e.g. 10ms, 1.5s or a bare number)")))
+    humantime::parse_duration(t).map_err(|e| {
+        usage(format!(
+            "{flag} {s:?}: {e} (use e.g. 10ms, 1.5s or a bare number)"
+        ))
+    })
 }
 
 /// Read target words from a file or stdin: one per line, `#` comments.
@@ -167,7 +194,9 @@ fn plan(a: &Args) -> anyhow::Result<Plan> {
         words.extend(read_target_file(f)?);
     }
     if words.is_empty() {
-        return Err(usage("no targets: give hosts, addresses, -g RANGE or -f FILE"));
+        return Err(usage(
+            "no targets: give hosts, addresses, -g RANGE or -f FILE",
+        ));
     }
     let pref = if a.ipv4 {
         FamilyPref::V4
@@ -179,14 +208,13 @@ fn plan(a: &Args) -> anyhow::Result<Plan> {
     let mut targets = Vec::new();
     let mut names = Vec::new();
     if a.generate {
-        let ranges: Vec<String> = if words.len() == 2
-            && !words[0].contains(['/', '-'])
-            && !words[1].contains(['/', '-'])
-        {
-            vec![format!("{}-{}", words[0], words[1])]
-        } else {
-            words.clone()
-        };
+        let ranges: Vec<String> =
+            if words.len() == 2 && !words[0].contains(['/', '-']) && !words[1].contains(['/', '-'])
+            {
+                vec![format!("{}-{}", words[0], words[1])]
+            } else {
+                words.clone()
+            };
         for r in &ranges {
             let addrs = targets::expand_range(r).map_err(|e| usage(e.to_string()))?;
             targets.extend(addrs.into_iter().map(Target::addr));
@@ -215,7 +243,11 @@ fn plan(a: &Args) -> anyhow::Result<Plan> {
     let style = Style::from_args(a, many);
     let secs = Duration::from_secs(1);
     let millis = Duration::from_millis(1);
-    let (bare_i, default_i) = if many { (millis, Duration::from_millis(10)) } else { (secs, secs) };
+    let (bare_i, default_i) = if many {
+        (millis, Duration::from_millis(10))
+    } else {
+        (secs, secs)
+    };
     let interval = match (&a.interval, a.rate) {
         (Some(s), _) => parse_duration("-i", s, bare_i)?,
         (None, Some(pps)) if pps.is_finite() && pps > 0.0 => Duration::from_secs_f64(1.0 / pps),
@@ -295,9 +327,13 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
     // Open sockets while single-threaded, then drop capabilities for good.
     let has_names = !p.names.is_empty();
     let want_v4 = (has_names && p.pref != FamilyPref::V6)
-        || p.targets.iter().any(|t| t.name.is_none() && t.addr.is_ipv4());
+        || p.targets
+            .iter()
+            .any(|t| t.name.is_none() && t.addr.is_ipv4());
     let want_v6 = (has_names && p.pref != FamilyPref::V4)
-        || p.targets.iter().any(|t| t.name.is_none() && t.addr.is_ipv6());
+        || p.targets
+            .iter()
+            .any(|t| t.name.is_none() && t.addr.is_ipv6());
     let opened = sockbox::ping::socket::open(p.choice, want_v4, want_v6, &p.opts);
     if let Err(e) = sockbox::ping::drop_capabilities() {
         tracing::debug!("could not drop capabilities: {e}");
@@ -311,14 +347,20 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
         let v4 = take_socket(opened.v4, needs(true))?;
         let v6 = take_socket(opened.v6, needs(false))?;
         let kinds = (v4.as_ref().map(|s| s.kind), v6.as_ref().map(|s| s.kind));
-        let mut printer = Printer::new(p.style.clone(), &p.targets, &p.cfg, kinds);
+        let addrs: Vec<IpAddr> = p.targets.iter().map(|t| t.addr).collect();
+        let mut printer = Printer::new(
+            p.style.clone(),
+            std::mem::take(&mut p.targets),
+            &p.cfg,
+            kinds,
+        );
         printer.set_verbose(a.verbose);
         // A closed stdout (`| head`) ends the run.
         printer.stop_on_write_error(shutdown.clone());
         for (name, err) in &unresolved {
             printer.unresolved(name, err);
         }
-        if p.targets.is_empty() {
+        if addrs.is_empty() {
             printer.finish_empty(unresolved.len());
             return Ok(USAGE);
         }
@@ -326,7 +368,6 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
         let mut transport = IcmpTransport::new(v4, v6, max_packet)
             .map_err(|e| anyhow::anyhow!("cannot watch the ICMP sockets: {e}"))?;
         printer.start();
-        let addrs: Vec<IpAddr> = p.targets.iter().map(|t| t.addr).collect();
         let outcome = sockbox::ping::run(&p.cfg, addrs, &mut transport, &shutdown, &mut printer)
             .await
             .map_err(|e| match e {

@@ -22,7 +22,7 @@ use sockbox_wire::icmp::{ChecksumMode, Family, Ipv4Packet, Message, Packet, Quot
 use tokio::time::Instant;
 
 use super::probe;
-use super::stats::{Rtt, TargetStats};
+use super::stats::TargetStats;
 
 /// How many probes each target gets.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -244,10 +244,7 @@ pub enum ConfigError {
 
 #[derive(Debug, Clone, Default)]
 struct TargetState {
-    sent: u32,
-    received: u32,
-    duplicates: u32,
-    errors: u32,
+    s: TargetStats,
     /// Sent and neither answered nor timed out.
     pending: u32,
     /// Reply bits of the last W rounds, by round % W.
@@ -255,7 +252,6 @@ struct TargetState {
     /// Timed-out bits of the last W rounds, by round % W.
     expired: u64,
     done: bool,
-    rtt: Rtt,
 }
 
 /// The engine. See the module documentation.
@@ -384,19 +380,17 @@ impl Engine {
 
     /// Probes sent so far, all targets.
     pub fn total_sent(&self) -> u64 {
-        self.targets.iter().map(|t| u64::from(t.sent)).sum()
+        self.targets.iter().map(|t| u64::from(t.s.sent)).sum()
     }
 
     /// Statistics of one target so far.
     pub fn stats(&self, target: usize) -> TargetStats {
-        let t = &self.targets[target];
-        TargetStats {
-            sent: t.sent,
-            received: t.received,
-            duplicates: t.duplicates,
-            errors: t.errors,
-            rtt: t.rtt,
-        }
+        self.targets[target].s
+    }
+
+    /// Every target's statistics, consuming the engine (reuses its memory).
+    pub fn into_stats(self) -> Vec<TargetStats> {
+        self.targets.into_iter().map(|t| t.s).collect()
     }
 
     fn slot(&self, target: u32, round: u32) -> usize {
@@ -424,7 +418,7 @@ impl Engine {
         if rmod >= self.rounds_mod {
             return None;
         }
-        let sent = self.targets[target as usize].sent;
+        let sent = self.targets[target as usize].s.sent;
         let last = u64::from(sent.checked_sub(1)?);
         let diff = (last % self.rounds_mod + self.rounds_mod - rmod) % self.rounds_mod;
         let round = last.checked_sub(diff)?;
@@ -433,7 +427,7 @@ impl Engine {
 
     /// True when `round` of `target` is still within the kept window.
     fn in_window(&self, target: u32, round: u32) -> bool {
-        let sent = self.targets[target as usize].sent;
+        let sent = self.targets[target as usize].s.sent;
         round < sent && sent - round <= self.window
     }
 
@@ -452,7 +446,7 @@ impl Engine {
                 continue;
             }
             let t = &self.targets[target as usize];
-            let round = t.sent;
+            let round = t.s.sent;
             let level = match self.cfg.mode {
                 Mode::Alive { .. } => (round as usize).min(self.timeout_ns.len() - 1),
                 _ => 0,
@@ -463,9 +457,9 @@ impl Engine {
             let t = &mut self.targets[target as usize];
             t.replied &= !bit;
             t.expired &= !bit;
-            t.sent += 1;
+            t.s.sent += 1;
             t.pending += 1;
-            let sent = t.sent;
+            let sent = t.s.sent;
             if interval > 0 {
                 self.next_send = self.next_send.max(now.saturating_sub(SLACK_NS)) + interval;
             }
@@ -496,7 +490,7 @@ impl Engine {
         kind: std::io::ErrorKind,
         obs: &mut impl Observer,
     ) {
-        self.targets[probe.target as usize].errors += 1;
+        self.targets[probe.target as usize].s.errors += 1;
         obs.event(&Event::SendFailed {
             target: probe.target,
             round: probe.round,
@@ -527,14 +521,14 @@ impl Engine {
         if !t.done {
             t.done = true;
             self.active -= 1;
-            let alive = t.received > 0;
+            let alive = t.s.received > 0;
             obs.event(&Event::Done { target, alive });
         }
     }
 
     fn count_done(&self, target: u32) -> bool {
         let t = &self.targets[target as usize];
-        matches!(self.cfg.mode, Mode::Count(c) if t.sent >= c && t.pending == 0)
+        matches!(self.cfg.mode, Mode::Count(c) if t.s.sent >= c && t.pending == 0)
     }
 
     /// Expire probes whose reply is overdue at `now`.
@@ -659,7 +653,7 @@ impl Engine {
         let duplicate = t.replied & bit != 0;
         let expired = t.expired & bit != 0;
         if duplicate {
-            t.duplicates += 1;
+            t.s.duplicates += 1;
             self.counters.duplicates += 1;
         } else if expired && !alive_mode {
             // Its timeout was reported already; in Alive mode a late reply
@@ -671,8 +665,8 @@ impl Engine {
             if !expired {
                 t.pending -= 1;
             }
-            t.received += 1;
-            t.rtt.add(Duration::from_nanos(rtt_ns));
+            t.s.received += 1;
+            t.s.rtt.add(Duration::from_nanos(rtt_ns));
         }
         obs.event(&Event::Reply(Reply {
             target,
@@ -711,7 +705,7 @@ impl Engine {
             return;
         }
         self.counters.errors += 1;
-        self.targets[target as usize].errors += 1;
+        self.targets[target as usize].s.errors += 1;
         obs.event(&Event::Error(IcmpError {
             target,
             round,

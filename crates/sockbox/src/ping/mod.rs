@@ -153,10 +153,12 @@ async fn run_with_token<T: Transport>(
     let ending = driver::drive(&mut engine, transport, shutdown, deadline, obs)
         .await
         .map_err(PingError::Io)?;
+    let counters = engine.counters();
+    let elapsed = start.elapsed();
     Ok(Outcome {
-        stats: (0..engine.addrs().len()).map(|i| engine.stats(i)).collect(),
-        counters: engine.counters(),
-        elapsed: start.elapsed(),
+        stats: engine.into_stats(),
+        counters,
+        elapsed,
         ending,
     })
 }

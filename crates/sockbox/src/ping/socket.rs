@@ -17,8 +17,8 @@ use tokio::time::Instant;
 
 use super::engine::Incoming;
 use crate::sys::ping::{
-    IcmpKind, IcmpSocket, RecvBuffers, SendHeaders, SocketOptions, dest, open_icmp, recv_batch,
-    send_batch,
+    IcmpKind, IcmpSocket, RecvBuffers, SocketOptions, dest, open_icmp, recv_batch,
+    send_all_parallel,
 };
 
 /// Messages per `sendmmsg` / `recvmmsg` call.
@@ -42,9 +42,22 @@ pub trait Transport {
     /// The kind of socket open for `family`, if any.
     fn kind(&self, family: Family) -> Option<IcmpKind>;
 
-    /// Send `packets[i]` to `dests[i]` without blocking; returns how many
-    /// went out (a prefix). An error means the first one failed.
-    fn send(&mut self, family: Family, packets: &[&[u8]], dests: &[IpAddr]) -> io::Result<usize>;
+    /// Send every `packets[i]` to `dests[i]`. Packets the system refused
+    /// are listed in `failed` by index; an error means there is no socket
+    /// for `family` at all.
+    fn send(
+        &mut self,
+        family: Family,
+        packets: &[&[u8]],
+        dests: &[IpAddr],
+        failed: &mut Vec<(usize, io::ErrorKind)>,
+    ) -> io::Result<()>;
+
+    /// Most probes worth sending in one turn before reading replies again
+    /// (bounded by what the receive buffer can hold meanwhile).
+    fn send_window(&self) -> usize {
+        8 * BATCH
+    }
 
     /// Read one batch without blocking, handing each message to `f`;
     /// `Ok(0)` or `WouldBlock` when nothing is waiting. Returns how many
@@ -152,8 +165,9 @@ struct Side {
     kind: IcmpKind,
     family: Family,
     recv: RecvBuffers,
-    send: SendHeaders,
     dests: Vec<Option<SockaddrStorage>>,
+    /// Replies the receive buffer holds (a send turn must not overrun it).
+    window: usize,
 }
 
 /// Real ICMP sockets registered with tokio.
@@ -161,6 +175,7 @@ struct Side {
 pub struct IcmpTransport {
     v4: Option<Side>,
     v6: Option<Side>,
+    threads: usize,
 }
 
 impl IcmpTransport {
@@ -175,6 +190,9 @@ impl IcmpTransport {
             let Some(s) = s else { return Ok(None) };
             // SAFETY: socket2::Socket owns its descriptor, keeps it open
             // until dropped and always returns the same one from as_raw_fd.
+            // Each reply costs about 1 KiB of receive buffer on loopback.
+            let rcvbuf = s.socket.recv_buffer_size().unwrap_or(200 << 10);
+            let window = (rcvbuf / 2048).clamp(BATCH, 64 * BATCH);
             #[allow(unsafe_code)]
             let fd = unsafe { AsyncFd::register(s.socket) }.map_err(io::Error::from)?;
             Ok(Some(Side {
@@ -183,13 +201,14 @@ impl IcmpTransport {
                 fd,
                 // Room for an IP header and a quoted packet in errors.
                 recv: RecvBuffers::new(BATCH, max_packet.max(1024) + 128),
-                send: SendHeaders::new(BATCH),
                 dests: Vec::with_capacity(BATCH),
+                window,
             }))
         };
         Ok(Self {
             v4: side(v4)?,
             v6: side(v6)?,
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
         })
     }
 
@@ -221,7 +240,23 @@ impl Transport for IcmpTransport {
         }
     }
 
-    fn send(&mut self, family: Family, packets: &[&[u8]], dests: &[IpAddr]) -> io::Result<usize> {
+    fn send_window(&self) -> usize {
+        [self.v4.as_ref(), self.v6.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|s| s.window)
+            .min()
+            .unwrap_or(BATCH)
+    }
+
+    fn send(
+        &mut self,
+        family: Family,
+        packets: &[&[u8]],
+        dests: &[IpAddr],
+        failed: &mut Vec<(usize, io::ErrorKind)>,
+    ) -> io::Result<()> {
+        let threads = self.threads;
         let Some(side) = self.side(family) else {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -231,7 +266,8 @@ impl Transport for IcmpTransport {
         side.dests.clear();
         side.dests.extend(dests.iter().map(|&a| Some(dest(a))));
         let fd = std::os::fd::AsRawFd::as_raw_fd(side.fd.get_ref());
-        send_batch(fd, &mut side.send, packets, &side.dests)
+        send_all_parallel(fd, packets, &side.dests, threads, failed);
+        Ok(())
     }
 
     fn recv(&mut self, family: Family, f: &mut dyn FnMut(&Incoming<'_>)) -> io::Result<usize> {
