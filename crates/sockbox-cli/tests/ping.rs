@@ -90,7 +90,11 @@ mod checksum {
             .assert()
             .success()
             .stdout(file_out.clone());
-        let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = data.iter().fold(String::new(), |mut s, b| {
+            use std::fmt::Write as _;
+            let _ = write!(s, "{b:02x}");
+            s
+        });
         sockbox()
             .args(["checksum", "--hex", &hex])
             .assert()

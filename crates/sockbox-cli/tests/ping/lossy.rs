@@ -111,7 +111,7 @@ fn rand01(s: &mut u64) -> f64 {
 /// Copy packets both ways until `stop` (at most 120 s, polling every ms).
 fn forward(mut fa: File, mut fb: File, imp: Impairment, stop: &AtomicBool) -> (u64, u64) {
     let mut rng = 0x2545_f491_4f6c_dd1d_u64;
-    let mut queue: std::collections::VecDeque<(Instant, Vec<u8>)> = Default::default();
+    let mut queue = std::collections::VecDeque::<(Instant, Vec<u8>)>::new();
     let mut buf = vec![0u8; 65536];
     let (mut seen, mut dropped) = (0u64, 0u64);
     let give_up = Instant::now() + Duration::from_secs(120);
