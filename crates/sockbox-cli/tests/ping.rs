@@ -400,8 +400,8 @@ fn unprivileged_datagram_socket_and_the_denied_message() {
     }
 }
 
-/// A router that refuses to forward: its ICMP errors quote our probes and
-/// are reported against the right target and sequence.
+/// A router that sends ICMP errors: they quote our probes and are reported
+/// against the right target and sequence, on raw and on datagram sockets.
 #[test]
 fn icmp_errors_from_a_router_are_reported() {
     if !require_root("icmp_errors_from_a_router_are_reported") {
@@ -410,32 +410,55 @@ fn icmp_errors_from_a_router_are_reported() {
     let a = Netns::new("pe");
     let r = Netns::new("pr");
     link(&a, "eth0", "10.203.0.1/24", &r, "eth0", "10.203.0.2/24");
-    r.sh("sysctl -qw net.ipv4.ip_forward=1");
+    // No ICMP rate limit on the router: every expired probe gets its error.
+    // (Errors from `prohibit` routes have a limiter of their own, 5 in a
+    // burst, so those are used sparingly below.)
+    r.sh("sysctl -qw net.ipv4.ip_forward=1 net.ipv4.icmp_ratelimit=0");
     r.ip(&["route", "add", "prohibit", "10.203.9.0/24"]);
+    // Sent back out of the same link: a TTL of 1 expires at r.
+    r.ip(&["route", "add", "10.203.5.0/24", "dev", "eth0"]);
     a.ip(&["route", "add", "default", "via", "10.203.0.2"]);
+    // Raw sockets read the errors as packets; datagram sockets from the
+    // socket's error queue.
+    a.sh("sysctl -qw net.ipv4.ping_group_range='0 2147483647'");
+    // Prohibit errors first: the router's limiters share one bucket per
+    // peer, which the (unlimited) TTL errors below leave empty.
+    let args = ["ping", "--socket", "dgram", "-c", "1", "-W", "0.5"];
+    let out = a.sockbox().args(args).arg("10.203.9.9").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let want = "From 10.203.0.2 icmp_seq=1 Communication prohibited by filter";
+    assert!(text.contains(want), "{text}");
+    // fping style reports errors on stderr.
+    let args = ["ping", "--socket", "raw", "-t", "300", "-r", "0"];
     let out = a
         .sockbox()
-        .args([
-            "ping",
-            "--socket",
-            "raw",
-            "-c",
-            "2",
-            "-i",
-            "0.2",
-            "-W",
-            "0.5",
-            "10.203.9.9",
-        ])
+        .args(args)
+        .args(["10.203.9.9", "10.203.9.10"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("From 10.203.0.2 icmp_seq=1 Communication prohibited by filter"),
-        "{text}"
-    );
-    assert!(text.contains("+2 errors"), "{text}");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let want =
+        "ICMP Communication prohibited by filter from 10.203.0.2 for ICMP Echo sent to 10.203.9.10";
+    assert!(err.contains(want), "{err}");
+    for kind in ["raw", "dgram"] {
+        let args = [
+            "ping", "--socket", kind, "--ttl", "1", "-c", "3", "-i", "0.1",
+        ];
+        let out = a
+            .sockbox()
+            .args(args)
+            .args(["-W", "0.5", "10.203.5.5"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{kind}: {out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        for seq in 1..=3 {
+            let line = format!("From 10.203.0.2 icmp_seq={seq} Time to live exceeded");
+            assert!(text.contains(&line), "{kind}: {text}");
+        }
+        assert!(text.contains("+3 errors"), "{kind}: {text}");
+    }
 }
 
 /// The "second host with 30% loss and 20 ms delay", built with a userspace

@@ -110,6 +110,20 @@ pub struct Incoming<'a> {
     /// Whether the ICMP checksum must be checked here (raw IPv4) or was
     /// already checked by the kernel.
     pub verify_checksum: bool,
+    /// Set when this is not a packet but an ICMP error the kernel queued
+    /// for a datagram socket: `bytes` is then our probe as sent.
+    pub error: Option<QueuedIcmpError>,
+}
+
+/// An ICMP error reported through a datagram socket's error queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueuedIcmpError {
+    /// The error's kind.
+    pub message: Message,
+    /// Its code.
+    pub code: u8,
+    /// Where the probe was going.
+    pub dst: IpAddr,
 }
 
 /// A reply to one of our probes.
@@ -577,6 +591,10 @@ impl Engine {
 
     /// Handle one received ICMP message.
     pub fn on_packet(&mut self, pkt: &Incoming<'_>, obs: &mut impl Observer) {
+        if let Some(e) = pkt.error {
+            self.on_queued_error(pkt, e, obs);
+            return;
+        }
         let (icmp, ttl) = if pkt.ip_header {
             let Ok(ip) = Ipv4Packet::new_checked(pkt.bytes) else {
                 self.counters.malformed += 1;
@@ -682,6 +700,46 @@ impl Engine {
         }
     }
 
+    fn on_queued_error(&mut self, pkt: &Incoming<'_>, e: QueuedIcmpError, obs: &mut impl Observer) {
+        let Ok(p) = Packet::new_checked(pkt.bytes) else {
+            return;
+        };
+        if p.message(pkt.family) != Message::EchoRequest {
+            return;
+        }
+        let Some(seq) = probe::read(p.payload(), self.cfg.token) else {
+            return;
+        };
+        self.report_error(pkt, seq, e.dst, e.message, e.code, obs);
+    }
+
+    fn report_error(
+        &mut self,
+        pkt: &Incoming<'_>,
+        seq: u32,
+        dst: IpAddr,
+        message: Message,
+        code: u8,
+        obs: &mut impl Observer,
+    ) {
+        let Some((target, round)) = self.decode(seq) else {
+            return;
+        };
+        if self.addrs[target as usize] != dst || !self.in_window(target, round) {
+            return;
+        }
+        self.counters.errors += 1;
+        self.targets[target as usize].s.errors += 1;
+        obs.event(&Event::Error(IcmpError {
+            target,
+            round,
+            from: pkt.from,
+            message,
+            code,
+            family: pkt.family,
+        }));
+    }
+
     fn on_error(
         &mut self,
         pkt: &Incoming<'_>,
@@ -698,21 +756,8 @@ impl Engine {
         let seq = probe::read(q.data, self.cfg.token).or_else(|| {
             (q.data.len() < probe::ID_LEN).then(|| probe::from_header_fields(q.ident, q.seq_no))
         });
-        let Some((target, round)) = seq.and_then(|s| self.decode(s)) else {
-            return;
-        };
-        if self.addrs[target as usize] != q.dst || !self.in_window(target, round) {
-            return;
+        if let Some(seq) = seq {
+            self.report_error(pkt, seq, q.dst, message, code, obs);
         }
-        self.counters.errors += 1;
-        self.targets[target as usize].s.errors += 1;
-        obs.event(&Event::Error(IcmpError {
-            target,
-            round,
-            from: pkt.from,
-            message,
-            code,
-            family: pkt.family,
-        }));
     }
 }

@@ -224,6 +224,7 @@ impl Transport for MockNet {
                 ttl: if raw_v4 { None } else { Some(61) },
                 at: *at,
                 verify_checksum: raw_v4,
+                error: None,
             });
         }
         if ready.is_empty() {

@@ -41,7 +41,8 @@ use tokio::time::Instant;
 pub use crate::sys::ping::{IcmpKind, SocketOptions, drop_capabilities};
 pub use driver::Ending;
 pub use engine::{
-    ConfigError, Counters, EngineConfig, Event, IcmpError, Incoming, Mode, Observer, Reply,
+    ConfigError, Counters, EngineConfig, Event, IcmpError, Incoming, Mode, Observer,
+    QueuedIcmpError, Reply,
 };
 pub use socket::{IcmpTransport, OpenError, OpenSockets, SocketChoice, Transport};
 pub use stats::{Rtt, TargetStats};

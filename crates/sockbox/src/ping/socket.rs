@@ -12,14 +12,27 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::sys::socket::SockaddrStorage;
 use sockbox_wire::icmp::Family;
+use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
 
-use super::engine::Incoming;
+use super::engine::{Incoming, QueuedIcmpError};
 use crate::sys::ping::{
-    IcmpKind, IcmpSocket, RecvBuffers, SocketOptions, dest, open_icmp, recv_batch,
+    IcmpKind, IcmpSocket, RecvBuffers, SocketOptions, dest, open_icmp, recv_batch, recv_errqueue,
     send_all_parallel,
 };
+use sockbox_wire::icmp::Message;
+
+/// The error kinds worth reporting, from an error-queue type number.
+fn icmp_message(family: Family, ty: u8) -> Option<Message> {
+    match Message::from_type(family, ty) {
+        m @ (Message::DstUnreachable
+        | Message::TimeExceeded
+        | Message::PacketTooBig
+        | Message::ParamProblem) => Some(m),
+        _ => None,
+    }
+}
 
 /// Messages per `sendmmsg` / `recvmmsg` call.
 pub const BATCH: usize = 64;
@@ -165,6 +178,7 @@ struct Side {
     kind: IcmpKind,
     family: Family,
     recv: RecvBuffers,
+    errbuf: Vec<u8>,
     dests: Vec<Option<SockaddrStorage>>,
     /// Replies the receive buffer holds (a send turn must not overrun it).
     window: usize,
@@ -201,6 +215,7 @@ impl IcmpTransport {
                 fd,
                 // Room for an IP header and a quoted packet in errors.
                 recv: RecvBuffers::new(BATCH, max_packet.max(1024) + 128),
+                errbuf: vec![0u8; max_packet.max(1024) + 128],
                 dests: Vec::with_capacity(BATCH),
                 window,
             }))
@@ -281,7 +296,7 @@ impl Transport for IcmpTransport {
         let real = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        recv_batch(fd, &mut side.recv, |r| {
+        let got = recv_batch(fd, &mut side.recv, |r| {
             let Some(from) = r.from else { return };
             f(&Incoming {
                 family: fam,
@@ -291,8 +306,33 @@ impl Transport for IcmpTransport {
                 ttl: r.ttl,
                 at: stamp_to_instant(r.stamp, mono, real),
                 verify_checksum: raw_v4,
+                error: None,
             });
-        })
+        });
+        if side.kind == IcmpKind::Dgram {
+            // ICMP errors about our probes (IP_RECVERR); cheap when empty.
+            let buf = &mut side.errbuf;
+            recv_errqueue(fd, buf, |e| {
+                let (Some(dst), Some(msg)) = (e.dst, icmp_message(fam, e.icmp_type)) else {
+                    return;
+                };
+                f(&Incoming {
+                    family: fam,
+                    from: e.offender.unwrap_or(dst),
+                    bytes: e.data,
+                    ip_header: false,
+                    ttl: None,
+                    at: mono,
+                    verify_checksum: false,
+                    error: Some(QueuedIcmpError {
+                        message: msg,
+                        code: e.icmp_code,
+                        dst,
+                    }),
+                });
+            });
+        }
+        got
     }
 
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
@@ -303,7 +343,9 @@ impl Transport for IcmpTransport {
         async fn one(fd: Option<&AsyncFd<socket2::Socket>>) -> io::Result<()> {
             match fd {
                 Some(fd) => {
-                    let mut guard = fd.readable().await?;
+                    // ERROR too: a datagram socket's queued ICMP errors
+                    // raise EPOLLERR, not EPOLLIN.
+                    let mut guard = fd.ready(Interest::READABLE | Interest::ERROR).await?;
                     // The driver reads until the queue is empty next.
                     guard.clear_ready();
                     Ok(())

@@ -99,6 +99,40 @@ fn set_icmp_filter(socket: &Socket) -> io::Result<()> {
     }
 }
 
+/// ICMPv6 types a raw IPv6 socket lets through: destination unreachable
+/// (1), packet too big (2), time exceeded (3), parameter problem (4), echo
+/// reply (129). Neighbour discovery and our own requests stay out.
+const RAW_V6_TYPES: [u32; 5] = [1, 2, 3, 4, 129];
+
+/// `ICMP6_FILTER` from `<netinet/icmp6.h>` (level `IPPROTO_ICMPV6`).
+const ICMP6_FILTER: libc::c_int = 1;
+
+/// Set `ICMP6_FILTER` on a raw IPv6 socket: 256 bits, a set bit blocks
+/// that type (Linux semantics).
+fn set_icmp6_filter(socket: &Socket) -> io::Result<()> {
+    let mut filter = [u32::MAX; 8];
+    for t in RAW_V6_TYPES {
+        filter[(t >> 5) as usize] &= !(1 << (t & 31));
+    }
+    // SAFETY: setsockopt reads the 32-byte filter, which lives across the
+    // call; the descriptor is open.
+    #[allow(unsafe_code)]
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_ICMPV6,
+            ICMP6_FILTER,
+            filter.as_ptr().cast(),
+            std::mem::size_of_val(&filter) as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Open an ICMP socket of `family` and `kind` with `opts` applied.
 pub fn open_icmp(family: Family, kind: IcmpKind, opts: &SocketOptions) -> io::Result<IcmpSocket> {
     let (domain, proto) = match family {
@@ -116,6 +150,8 @@ pub fn open_icmp(family: Family, kind: IcmpKind, opts: &SocketOptions) -> io::Re
         Family::V4 => {
             if kind == IcmpKind::Dgram {
                 setsockopt(&socket, sockopt::Ipv4RecvTtl, &true).map_err(io::Error::from)?;
+                // ICMP errors about our probes arrive on the error queue.
+                setsockopt(&socket, sockopt::Ipv4RecvErr, &true).map_err(io::Error::from)?;
             } else {
                 set_icmp_filter(&socket)?;
             }
@@ -125,6 +161,11 @@ pub fn open_icmp(family: Family, kind: IcmpKind, opts: &SocketOptions) -> io::Re
         }
         Family::V6 => {
             setsockopt(&socket, sockopt::Ipv6RecvHopLimit, &true).map_err(io::Error::from)?;
+            if kind == IcmpKind::Dgram {
+                setsockopt(&socket, sockopt::Ipv6RecvErr, &true).map_err(io::Error::from)?;
+            } else {
+                set_icmp6_filter(&socket)?;
+            }
             if let Some(ttl) = opts.ttl {
                 socket.set_unicast_hops_v6(ttl)?;
             }
@@ -172,6 +213,87 @@ pub struct Received<'a> {
     pub stamp: Option<Duration>,
     /// True when the message was longer than the buffer.
     pub truncated: bool,
+}
+
+/// An ICMP error about one of our probes, read from a datagram socket's
+/// error queue (`IP_RECVERR` / `IPV6_RECVERR`).
+#[derive(Debug, Clone, Copy)]
+pub struct QueuedError<'a> {
+    /// The start of the probe as we sent it (ICMP echo request header and
+    /// data; the kernel has put its own ident in).
+    pub data: &'a [u8],
+    /// Where the probe was going.
+    pub dst: Option<IpAddr>,
+    /// Who sent the error (router or host), if the kernel says.
+    pub offender: Option<IpAddr>,
+    /// ICMP type and code of the error (of the socket's family).
+    pub icmp_type: u8,
+    /// ICMP code.
+    pub icmp_code: u8,
+}
+
+/// `SO_EE_ORIGIN_ICMP` / `SO_EE_ORIGIN_ICMP6`: the error came from an ICMP
+/// message (not a local error).
+const EE_ORIGIN_ICMP: u8 = 2;
+const EE_ORIGIN_ICMP6: u8 = 3;
+
+/// Drain a datagram socket's error queue (at most 64 entries per call),
+/// handing each ICMP error to `f`. Returns how many were read.
+pub fn recv_errqueue(fd: RawFd, buf: &mut [u8], mut f: impl FnMut(QueuedError<'_>)) -> usize {
+    let mut count = 0;
+    for _ in 0..64 {
+        // Room for the error with its offender address, and the timestamp
+        // and TTL messages the socket's options add to queued errors too.
+        let mut cmsg = nix::cmsg_space!(
+            libc::sock_extended_err,
+            libc::sockaddr_in6,
+            TimeSpec,
+            libc::c_int,
+            libc::c_int,
+            libc::in6_pktinfo
+        );
+        let mut iov = [IoSliceMut::new(&mut buf[..])];
+        let Ok(msg) = nix::sys::socket::recvmsg::<SockaddrStorage>(
+            fd,
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
+        ) else {
+            break;
+        };
+        count += 1;
+        let dst = msg.address.as_ref().and_then(sockaddr_ip);
+        let len = msg.bytes;
+        let mut found = None;
+        if let Ok(cmsgs) = msg.cmsgs() {
+            for c in cmsgs {
+                match c {
+                    ControlMessageOwned::Ipv4RecvErr(e, off) if e.ee_origin == EE_ORIGIN_ICMP => {
+                        let ip = off.map(|a| {
+                            IpAddr::V4(std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)))
+                        });
+                        found = Some((e.ee_type, e.ee_code, ip));
+                    }
+                    ControlMessageOwned::Ipv6RecvErr(e, off) if e.ee_origin == EE_ORIGIN_ICMP6 => {
+                        let ip =
+                            off.map(|a| IpAddr::V6(std::net::Ipv6Addr::from(a.sin6_addr.s6_addr)));
+                        found = Some((e.ee_type, e.ee_code, ip));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Some((icmp_type, icmp_code, offender)) = found {
+            f(QueuedError {
+                data: &buf[..len.min(buf.len())],
+                dst,
+                offender,
+                icmp_type,
+                icmp_code,
+            });
+        }
+    }
+    count
 }
 
 /// Reusable receive buffers for [`recv_batch`].
