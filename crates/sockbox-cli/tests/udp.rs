@@ -735,3 +735,32 @@ fn no_loop_keeps_datagrams_off_this_host() {
     ));
     assert!(here.line(5).unwrap().ends_with("  looped"));
 }
+
+#[test]
+fn low_port_without_privilege_names_the_fix() {
+    if !require_root("low_port_without_privilege_names_the_fix") {
+        return;
+    }
+    // Drop to nobody with no capabilities, inside a namespace where ports
+    // below 1024 are privileged whatever the host says.
+    let ns = Netns::new("p");
+    ns.sh("sysctl -qw net.ipv4.ip_unprivileged_port_start=1024");
+    let out = ns
+        .command("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(assert_cmd::cargo::cargo_bin("sockbox"))
+        .args(["udp", "listen", "80"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("Permission denied") && err.contains("cap_net_bind_service"),
+        "{err}"
+    );
+}
