@@ -3,3 +3,9 @@
 
 pub mod linux;
 pub mod mcast;
+#[cfg(target_os = "linux")]
+pub mod packet;
+pub mod ping;
+pub mod process;
+pub mod rlimit;
+pub mod splice;
