@@ -213,6 +213,7 @@ fn listen(a: &ListenArgs) -> anyhow::Result<u8> {
     membership.validate().map_err(lib_err)?;
     let cfg = ListenConfig {
         addr: None,
+        scope_id: 0,
         port: a.port,
         membership: Some(membership),
         reply: a.responder.mode(sockbox::udp::max_payload(group.ip()))?,

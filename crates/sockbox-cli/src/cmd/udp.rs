@@ -210,21 +210,23 @@ fn listen(a: &ListenArgs) -> anyhow::Result<u8> {
         Some(p) => (Some(&a.first), p),
     };
     let port = parse_listen_port(port).map_err(usage)?;
-    let addr = match addr {
+    let at = match addr {
         None => None,
-        Some(s) => Some(
-            parse_ip_scoped(s, port)?
-                .ok_or_else(|| {
-                    usage(format!(
-                        "{s:?} is not an IP address to listen on (e.g. 0.0.0.0 or ::1)"
-                    ))
-                })?
-                .ip(),
-        ),
+        Some(s) => Some(parse_ip_scoped(s, port)?.ok_or_else(|| {
+            usage(format!(
+                "{s:?} is not an IP address to listen on (e.g. 0.0.0.0 or ::1)"
+            ))
+        })?),
+    };
+    let addr = at.map(|a| a.ip());
+    let scope_id = match at {
+        Some(SocketAddr::V6(v6)) => v6.scope_id(),
+        _ => 0,
     };
     let limit = addr.map_or(sockbox::udp::MAX_PAYLOAD_V6, sockbox::udp::max_payload);
     let cfg = ListenConfig {
         addr,
+        scope_id,
         port,
         membership: None,
         reply: a.responder.mode(limit)?,
