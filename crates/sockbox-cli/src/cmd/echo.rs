@@ -25,7 +25,7 @@ Examples:
   sockbox echo 7 --daemon --pid-file /run/echo.pid --user nobody --log-file /var/log/echo.log
                                         the classic echo port, in the background, as nobody
 
-Try it: `sockbox connect localhost 7007`, `sockbox udp send localhost 7007 hi`.
+Try it: `sockbox connect localhost 7007` (TCP), `sockbox connect -u localhost 7007` (UDP).
 Ctrl-C (or SIGTERM) stops it: it stops accepting, each session writes back
 what it already read and closes, and clients that do not read are cut after
 --grace. A second Ctrl-C exits at once.

@@ -98,7 +98,6 @@ pub enum LogFormat {
 
 /// Signals and the daemon layer, in one place for the `--help` texts of
 /// server subcommands.
-#[allow(dead_code)] // for server subcommands' after_help
 pub const SIGNALS_HELP: &str = "Signals: TERM/INT stop accepting and drain for --grace; HUP reloads \
 allow/deny files and reopens --log-file; USR1 logs statistics.";
 
