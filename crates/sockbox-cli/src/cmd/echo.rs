@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sockbox::echo::{EchoConfig, EchoError, EchoServer};
 
-use crate::cmd::serve::{DaemonArgs, SIGNALS_HELP, serve};
+use crate::cmd::serve::{DaemonArgs, SIGNALS_HELP, serve_with};
 use crate::exit::{self, UsageContext};
 
 /// The port used when none is given (7, the standard echo port, needs root).
@@ -172,7 +172,8 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
     cfg.buffer_size = a.buffer as usize;
     cfg.idle_timeout = a.idle_timeout;
     cfg.grace = a.daemon.grace;
-    serve(&a.daemon, |mut ctx| async move {
+    // Sessions opening and closing are what an echo server is watched for.
+    serve_with(&a.daemon, tracing::Level::INFO, |mut ctx| async move {
         let addrs = candidates(&host, port).await?;
         let server = bind(&cfg, addrs, host == Host::Any).await?;
         let show = |a: Option<SocketAddr>| a.map_or_else(|| "off".to_owned(), |a| a.to_string());

@@ -178,11 +178,36 @@ impl Ctx {
 }
 
 /// Run a server body inside the harness and return its exit code.
+///
+/// Log level: `$SOCKBOX_LOG` (or `$RUST_LOG`) when set; otherwise `info`
+/// with `--daemon` or `--log-file` (a log was asked for) and `warn` in the
+/// foreground, so a server used interactively keeps standard error for its
+/// own messages. [`serve_with`] chooses the foreground level.
 pub fn serve<F, Fut>(args: &DaemonArgs, body: F) -> anyhow::Result<u8>
 where
     F: FnOnce(Ctx) -> Fut,
     Fut: Future<Output = anyhow::Result<u8>>,
 {
+    serve_with(args, tracing::Level::WARN, body)
+}
+
+/// [`serve`], logging at `foreground_level` when neither `--daemon` nor
+/// `--log-file` is given (`-v` flags map here). With either, the level is
+/// `info` or `foreground_level`, whichever is more verbose.
+pub fn serve_with<F, Fut>(
+    args: &DaemonArgs,
+    foreground_level: tracing::Level,
+    body: F,
+) -> anyhow::Result<u8>
+where
+    F: FnOnce(Ctx) -> Fut,
+    Fut: Future<Output = anyhow::Result<u8>>,
+{
+    let level = if args.daemon || args.log_file.is_some() {
+        foreground_level.max(tracing::Level::INFO)
+    } else {
+        foreground_level
+    };
     let mut prepared = Prepared::new(args)?;
     let readiness = if args.daemon {
         let stderr = prepared.log_file.as_ref().map(AsFd::as_fd);
@@ -200,7 +225,7 @@ where
         main_pid: args.daemon.then(std::process::id),
         stopping_sent: AtomicBool::new(false),
     });
-    let result = run_server(args, prepared, &shared, body);
+    let result = run_server(args, prepared, &shared, level, body);
     report_unready(&mut shared.readiness(), &result);
     match result {
         // A detached server's standard error is the log file (or nothing):
@@ -318,13 +343,14 @@ fn run_server<F, Fut>(
     args: &DaemonArgs,
     p: Prepared,
     shared: &Arc<Shared>,
+    level: tracing::Level,
     body: F,
 ) -> anyhow::Result<u8>
 where
     F: FnOnce(Ctx) -> Fut,
     Fut: Future<Output = anyhow::Result<u8>>,
 {
-    let sink = logging::init(args.log_format, p.log_file);
+    let sink = logging::init(args.log_format, p.log_file, level);
     if p.notify_missing {
         tracing::warn!("--notify: $NOTIFY_SOCKET is not set, so there is nobody to notify");
     }

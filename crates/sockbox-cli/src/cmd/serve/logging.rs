@@ -3,7 +3,7 @@
 //!
 //! Each event is formatted whole and written with one `write` call on a file
 //! opened with `O_APPEND`, so lines never interleave. The level comes from
-//! `$SOCKBOX_LOG` (or `$RUST_LOG`), `info` by default.
+//! `$SOCKBOX_LOG` (or `$RUST_LOG`), else the default the caller passes.
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
@@ -67,16 +67,17 @@ impl LogSink {
     }
 }
 
-/// Install the global subscriber writing to `file` (or standard error).
-/// A second call keeps the first subscriber.
-pub fn init(format: LogFormat, file: Option<File>) -> LogSink {
+/// Install the global subscriber writing to `file` (or standard error) at
+/// `default_level` unless the environment says otherwise. A second call
+/// keeps the first subscriber.
+pub fn init(format: LogFormat, file: Option<File>, default_level: tracing::Level) -> LogSink {
     let ansi = file.is_none() && io::stderr().is_terminal();
     let sink = LogSink {
         file: Arc::new(Mutex::new(file)),
     };
     let filter = EnvFilter::try_from_env("SOCKBOX_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+        .unwrap_or_else(|_| EnvFilter::new(default_level.as_str().to_ascii_lowercase()));
     let builder = tracing_subscriber::fmt()
         .with_writer(sink.clone())
         .with_env_filter(filter)
