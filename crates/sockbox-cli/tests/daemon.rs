@@ -780,3 +780,188 @@ fn foreground_echo_serves_tcp_and_udp_and_stops_on_ctrl_c() {
     };
     assert_eq!(status.code(), Some(0));
 }
+
+/// A port free for both TCP and UDP on 127.0.0.1 (released again: a small
+/// race with other programs, acceptable on a test machine).
+fn free_port() -> u16 {
+    for _ in 0..50 {
+        let t = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = t.local_addr().unwrap().port();
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port");
+}
+
+/// Start `sockbox ARGS --daemon --pid-file … --log-file …` (`{port}` in ARGS
+/// is replaced), check it is detached, locked and serving, then SIGTERM it
+/// and check it exits 0 and removes its pid file.
+fn daemonizes(args: &str, tcp: bool) {
+    let env = Env::new();
+    let port = free_port();
+    let args: Vec<String> = args
+        .split_whitespace()
+        .map(|a| a.replace("{port}", &port.to_string()))
+        .collect();
+    let out = sockbox()
+        .args(&args)
+        .arg("--daemon")
+        .arg("--pid-file")
+        .arg(env.pid_file())
+        .arg("--log-file")
+        .arg(env.log_file())
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {:?} {}\nlog: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        env.log()
+    );
+    let d = Daemon {
+        pid: read_pid(&env.pid_file()),
+    };
+    let f = File::open(env.pid_file()).unwrap();
+    assert!(
+        nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).is_err(),
+        "{args:?}: pid file not locked"
+    );
+    assert_eq!(
+        fs::read_link(format!("/proc/{}/cwd", d.pid)).unwrap(),
+        Path::new("/")
+    );
+    if tcp {
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("{args:?}: not serving on {port}: {e}"));
+    } else {
+        assert!(
+            UdpSocket::bind(("127.0.0.1", port)).is_err(),
+            "{args:?}: nothing bound UDP port {port}"
+        );
+    }
+    d.signal(Signal::SIGTERM);
+    assert_eq!(
+        d.wait_exit(20),
+        Some(WaitStatus::Exited(Pid::from_raw(d.pid), 0)),
+        "{args:?}: log: {}",
+        env.log()
+    );
+    assert!(!env.pid_file().exists(), "{args:?}: pid file left behind");
+}
+
+#[test]
+fn listen_daemonizes() {
+    daemonizes("listen -k 127.0.0.1 {port} -e cat", true);
+}
+
+#[test]
+fn chat_daemonizes() {
+    daemonizes("chat 127.0.0.1 {port}", true);
+}
+
+#[test]
+fn broker_daemonizes() {
+    daemonizes("broker 127.0.0.1 {port}", true);
+}
+
+#[test]
+fn udp_listen_daemonizes() {
+    daemonizes("udp listen 127.0.0.1 {port}", false);
+}
+
+#[test]
+fn wake_listen_daemonizes() {
+    daemonizes("wake listen --bind 127.0.0.1 -p {port}", false);
+}
+
+/// Children of `parent` that are zombies (state Z in `/proc/*/stat`).
+fn zombie_children(parent: i32) -> Vec<i32> {
+    let parent = parent.to_string();
+    let mut z = Vec::new();
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        let mut f = after.split_whitespace();
+        if let (Some(state), Some(ppid)) = (f.next(), f.next())
+            && state == "Z"
+            && ppid == parent
+        {
+            z.push(pid);
+        }
+    }
+    z
+}
+
+#[test]
+fn five_hundred_exec_connections_leave_zero_zombies() {
+    let env = Env::new();
+    let port = free_port();
+    let out = sockbox()
+        .args([
+            "listen",
+            "-k",
+            "127.0.0.1",
+            &port.to_string(),
+            "-e",
+            "cat",
+            "--daemon",
+        ])
+        .arg("--pid-file")
+        .arg(env.pid_file())
+        .arg("--log-file")
+        .arg(env.log_file())
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = Daemon {
+        pid: read_pid(&env.pid_file()),
+    };
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut most_zombies = 0;
+    for i in 0..500u32 {
+        assert!(
+            Instant::now() < deadline,
+            "too slow: {i} connections in 240 s"
+        );
+        let msg = format!("exec {i}\n");
+        assert_eq!(
+            tcp_echo(port, msg.as_bytes()),
+            msg.as_bytes(),
+            "connection {i}"
+        );
+        if i % 25 == 0 {
+            most_zombies = most_zombies.max(zombie_children(d.pid).len());
+        }
+    }
+    // Every `cat` has exited by now (each saw EOF and its output was read):
+    // each must have been reaped, promptly.
+    assert!(
+        wait_until(5.0, || zombie_children(d.pid).is_empty()),
+        "zombie children of the daemon: {:?}",
+        zombie_children(d.pid)
+    );
+    assert!(
+        most_zombies <= 2,
+        "zombies piled up while serving: {most_zombies}"
+    );
+    d.signal(Signal::SIGTERM);
+    assert_eq!(
+        d.wait_exit(20),
+        Some(WaitStatus::Exited(Pid::from_raw(d.pid), 0))
+    );
+}
