@@ -262,6 +262,17 @@ fn daemon_parent_exits_0_once_ready_and_the_daemon_is_detached() {
 
     let status = d.status();
     assert!(status.contains("Umask:\t0027"), "{status}");
+    // SIGPIPE (13) is ignored: a client vanishing mid-write cannot kill it.
+    let sig_ign = status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigIgn:\t"))
+        .map(|m| u64::from_str_radix(m, 16).unwrap())
+        .unwrap();
+    assert_ne!(
+        sig_ign & (1 << (13 - 1)),
+        0,
+        "SIGPIPE not ignored: {status}"
+    );
     let proc = PathBuf::from(format!("/proc/{}", d.pid));
     assert_eq!(fs::read_link(proc.join("cwd")).unwrap(), Path::new("/"));
     assert_eq!(
