@@ -138,7 +138,41 @@ fn intermediate(stderr: Option<BorrowedFd<'_>>) -> Result<(), DaemonError> {
     nix::unistd::dup2_stdout(&null).map_err(|e| detach_err("redirect stdout", e))?;
     let err_target: BorrowedFd<'_> = stderr.unwrap_or(null.as_fd());
     nix::unistd::dup2_stderr(err_target).map_err(|e| detach_err("redirect stderr", e))?;
+    drop(null);
+    close_inherited_fds();
     Ok(())
+}
+
+/// Close every descriptor above 2 that this process inherited from whoever
+/// started it (a shell's job pipe, a CI runner's log pipe), so the daemon
+/// does not hold them open for its whole life.
+///
+/// Inherited means "without close-on-exec": a descriptor can only survive
+/// `execve` without that flag, and everything this process opened itself
+/// has it (Rust's standard library and our `nix` calls open with
+/// `O_CLOEXEC`), so the flag tells the two apart exactly.
+fn close_inherited_fds() {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<i32> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    for fd in fds {
+        #[allow(unsafe_code)]
+        // SAFETY: F_GETFD only reads the flags of a descriptor number. Only
+        // descriptors without FD_CLOEXEC are closed: this process did not
+        // open them (see above), so no Rust object owns them and nothing
+        // will use or close them later.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                libc::close(fd);
+            }
+        }
+    }
 }
 
 fn detach_err(op: &'static str, e: nix::Error) -> DaemonError {
