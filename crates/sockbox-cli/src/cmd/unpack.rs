@@ -94,21 +94,44 @@ fn write_text<W: Write>(out: &mut W, record: &[Entry]) -> std::io::Result<()> {
     out.write_all(b"\n")
 }
 
-/// A record as JSON: an array, or an object keyed by name when any value is
-/// named (unnamed ones keyed by their 1-based position).
-fn record_json(record: &[Entry]) -> serde_json::Value {
+/// A record as JSON: an array, or an object keyed by name (in format order)
+/// when any value is named; unnamed ones are keyed by their 1-based position.
+fn record_json(record: &[Entry]) -> Record {
     if record.iter().any(|e| e.name.is_some()) {
-        let map = record
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                let key = e.name.clone().unwrap_or_else(|| (i + 1).to_string());
-                (key, value_json(&e.value))
-            })
-            .collect();
-        serde_json::Value::Object(map)
+        Record::Object(
+            record
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    let key = e.name.clone().unwrap_or_else(|| (i + 1).to_string());
+                    (key, value_json(&e.value))
+                })
+                .collect(),
+        )
     } else {
-        serde_json::Value::Array(record.iter().map(|e| value_json(&e.value)).collect())
+        Record::Array(record.iter().map(|e| value_json(&e.value)).collect())
+    }
+}
+
+/// One record, serialized with object keys in format order.
+enum Record {
+    Array(Vec<serde_json::Value>),
+    Object(Vec<(String, serde_json::Value)>),
+}
+
+impl serde::Serialize for Record {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Self::Array(v) => v.serialize(s),
+            Self::Object(fields) => {
+                let mut m = s.serialize_map(Some(fields.len()))?;
+                for (k, v) in fields {
+                    m.serialize_entry(k, v)?;
+                }
+                m.end()
+            }
+        }
     }
 }
 

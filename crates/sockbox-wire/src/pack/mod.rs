@@ -66,6 +66,7 @@
 //! ```
 
 mod codec;
+mod decode;
 mod format;
 mod half;
 mod text;
