@@ -27,7 +27,9 @@ Examples:
   sockbox hexdump /bin/true | head
   printf 'hello\\n' | sockbox hexdump
   sockbox hexdump -s 1K -n 64 disk.img
-  sockbox hexdump -v capture.bin > capture.txt")]
+  sockbox hexdump -v capture.bin > capture.txt
+
+Exit codes: 0 success; 2 unreadable input or bad option; 3 system failure.")]
 pub struct Args {
     /// Files to dump, one after the other as one stream; `-` or nothing for stdin.
     #[arg(value_name = "FILE")]

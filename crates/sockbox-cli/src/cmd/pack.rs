@@ -12,23 +12,26 @@ use crate::exit::usage;
 /// for `concat!`.
 macro_rules! codes_help {
     () => {
-        "Dialect: a format starting with < > ! = @ is Python struct (count before the\n\
-code: <3H), anything else PHP pack (count after: n3, C*). --php / --struct force one.\n\
-\n\
-PHP codes:  c C i8 u8 | s S i16 u16 native | n v u16 big/little | l L i I i32 u32\n\
-  native | N V u32 big/little | q Q i64 u64 native | J P u64 big/little | f d f32 f64\n\
-  native | g G f32 little/big | e E f64 little/big | a A Z string NUL/space-padded,\n\
-  NUL-terminated | H h hex string, high/low nibble first | x NUL | X back one | @ goto\n\
-  Counts: n3 repeats, C* takes all remaining values, a8 is an 8-byte field, a* the\n\
-  string's length, H4 four hex digits. Named form: Nlen/a*data.\n\
-struct codes: x pad | c char | b B i8 u8 | ? bool | h H i16 u16 | i I l L i32 u32 |\n\
-  q Q i64 u64 | n N P ssize_t size_t pointer (@ only) | e f d half single double |\n\
-  s string (10s) | p Pascal string. Prefixes: < little, > ! big, = native, @ native\n\
-  with C alignment.\n\
-\n\
-Values out of range, strings longer than their field, odd-length hex and missing\n\
-or extra values are errors (exit 2), never silently truncated.\n\
-Exit codes: 0 success; 2 usage or input error; 3 system failure."
+        concat!(
+            "Dialect: a format starting with < > ! = @ is Python struct (count before the\n",
+            "code: <3H), anything else PHP pack (count after: n3, C*). --php / --struct force one.\n",
+            "\n",
+            "PHP codes:\n",
+            "  c C i8 u8 | s S i16 u16 native | n v u16 big/little | l L i I i32 u32 native\n",
+            "  N V u32 big/little | q Q i64 u64 native | J P u64 big/little | f d f32 f64 native\n",
+            "  g G f32 little/big | e E f64 little/big | a A Z string NUL-padded, space-padded,\n",
+            "  NUL-terminated | H h hex string, high/low nibble first | x NUL | X back one | @ goto\n",
+            "  Counts: n3 repeats, C* takes all remaining values, a8 is an 8-byte field, a* the\n",
+            "  string's length, H4 four hex digits. Named form: Nlen/a*data.\n",
+            "struct codes:\n",
+            "  x pad | c char | b B i8 u8 | ? bool | h H i16 u16 | i I l L i32 u32 | q Q i64 u64\n",
+            "  n N P ssize_t size_t pointer (@ only) | e f d half single double | s string (10s)\n",
+            "  p Pascal string. Prefixes: < little, > ! big, = native, @ native with C alignment.\n",
+            "\n",
+            "Values out of range, strings longer than their field, odd-length hex and missing\n",
+            "or extra values are errors (exit 2), never silently truncated.\n",
+            "Exit codes: 0 success; 2 usage or input error; 3 system failure."
+        )
     };
 }
 pub(crate) use codes_help;
