@@ -58,7 +58,12 @@ pub struct Args {
     #[arg(short = 'c', long = "count", value_name = "N")]
     pub count: Option<u32>,
     /// Like -c, then print each target's RTTs in columns (fping -C).
-    #[arg(short = 'C', long = "vcount", value_name = "N", conflicts_with = "count")]
+    #[arg(
+        short = 'C',
+        long = "vcount",
+        value_name = "N",
+        conflicts_with = "count"
+    )]
     pub vcount: Option<u32>,
     /// Gap between any two probes (one target: 1s; many: 10ms).
     #[arg(short = 'i', long = "interval", value_name = "DUR")]
@@ -70,7 +75,12 @@ pub struct Args {
     #[arg(short = 'p', long = "period", value_name = "DUR")]
     pub period: Option<String>,
     /// Reply timeout, ping style (bare number = seconds; default 10s for one target).
-    #[arg(short = 'W', long = "timeout", value_name = "DUR", conflicts_with = "fping_timeout")]
+    #[arg(
+        short = 'W',
+        long = "timeout",
+        value_name = "DUR",
+        conflicts_with = "fping_timeout"
+    )]
     pub timeout: Option<String>,
     /// Reply timeout, fping style (bare number = ms; default 500ms, grows by -B per retry).
     #[arg(short = 't', value_name = "DUR")]
@@ -131,8 +141,11 @@ fn parse_duration(flag: &str, s: &str, bare: Duration) -> anyhow::Result<Duratio
         }
         return Ok(bare.mul_f64(v));
     }
-    humantime::parse_duration(t)
-        .map_err(|e| usage(format!("{flag} {s:?}: {e} (use e.g. 10ms, 1.5s or a bare number)")))
+    humantime::parse_duration(t).map_err(|e| {
+        usage(format!(
+            "{flag} {s:?}: {e} (use e.g. 10ms, 1.5s or a bare number)"
+        ))
+    })
 }
 
 /// Read target words from a file or stdin: one per line, `#` comments.
@@ -167,7 +180,9 @@ fn plan(a: &Args) -> anyhow::Result<Plan> {
         words.extend(read_target_file(f)?);
     }
     if words.is_empty() {
-        return Err(usage("no targets: give hosts, addresses, -g RANGE or -f FILE"));
+        return Err(usage(
+            "no targets: give hosts, addresses, -g RANGE or -f FILE",
+        ));
     }
     let pref = if a.ipv4 {
         FamilyPref::V4
@@ -179,14 +194,13 @@ fn plan(a: &Args) -> anyhow::Result<Plan> {
     let mut targets = Vec::new();
     let mut names = Vec::new();
     if a.generate {
-        let ranges: Vec<String> = if words.len() == 2
-            && !words[0].contains(['/', '-'])
-            && !words[1].contains(['/', '-'])
-        {
-            vec![format!("{}-{}", words[0], words[1])]
-        } else {
-            words.clone()
-        };
+        let ranges: Vec<String> =
+            if words.len() == 2 && !words[0].contains(['/', '-']) && !words[1].contains(['/', '-'])
+            {
+                vec![format!("{}-{}", words[0], words[1])]
+            } else {
+                words.clone()
+            };
         for r in &ranges {
             let addrs = targets::expand_range(r).map_err(|e| usage(e.to_string()))?;
             targets.extend(addrs.into_iter().map(Target::addr));
@@ -215,7 +229,11 @@ fn plan(a: &Args) -> anyhow::Result<Plan> {
     let style = Style::from_args(a, many);
     let secs = Duration::from_secs(1);
     let millis = Duration::from_millis(1);
-    let (bare_i, default_i) = if many { (millis, Duration::from_millis(10)) } else { (secs, secs) };
+    let (bare_i, default_i) = if many {
+        (millis, Duration::from_millis(10))
+    } else {
+        (secs, secs)
+    };
     let interval = match (&a.interval, a.rate) {
         (Some(s), _) => parse_duration("-i", s, bare_i)?,
         (None, Some(pps)) if pps.is_finite() && pps > 0.0 => Duration::from_secs_f64(1.0 / pps),
@@ -295,9 +313,13 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
     // Open sockets while single-threaded, then drop capabilities for good.
     let has_names = !p.names.is_empty();
     let want_v4 = (has_names && p.pref != FamilyPref::V6)
-        || p.targets.iter().any(|t| t.name.is_none() && t.addr.is_ipv4());
+        || p.targets
+            .iter()
+            .any(|t| t.name.is_none() && t.addr.is_ipv4());
     let want_v6 = (has_names && p.pref != FamilyPref::V4)
-        || p.targets.iter().any(|t| t.name.is_none() && t.addr.is_ipv6());
+        || p.targets
+            .iter()
+            .any(|t| t.name.is_none() && t.addr.is_ipv6());
     let opened = sockbox::ping::socket::open(p.choice, want_v4, want_v6, &p.opts);
     if let Err(e) = sockbox::ping::drop_capabilities() {
         tracing::debug!("could not drop capabilities: {e}");

@@ -67,7 +67,10 @@ pub fn ping_ms(d: Duration) -> String {
 }
 
 fn ms3(d: Option<Duration>) -> String {
-    d.map_or_else(|| "NaN".into(), |d| format!("{:.3}", d.as_secs_f64() * 1000.0))
+    d.map_or_else(
+        || "NaN".into(),
+        |d| format!("{:.3}", d.as_secs_f64() * 1000.0),
+    )
 }
 
 fn ms_f(d: Option<Duration>) -> Option<f64> {
@@ -279,10 +282,7 @@ impl Printer {
 
     fn ping_summary(&mut self, o: &Outcome) {
         let s = o.stats[0];
-        let mut line = format!(
-            "{} packets transmitted, {} received",
-            s.sent, s.received
-        );
+        let mut line = format!("{} packets transmitted, {} received", s.sent, s.received);
         if s.duplicates > 0 {
             line.push_str(&format!(", +{} duplicates", s.duplicates));
         }
@@ -394,7 +394,11 @@ impl Printer {
             l.received += 1;
             l.rtt.add(r.rtt);
             l.first_rtt.get_or_insert(r.rtt);
-            if let Some(c) = self.columns.get_mut(i).and_then(|c| c.get_mut(r.round as usize)) {
+            if let Some(c) = self
+                .columns
+                .get_mut(i)
+                .and_then(|c| c.get_mut(r.round as usize))
+            {
                 *c = Some(r.rtt);
             }
         }
@@ -524,12 +528,8 @@ impl Observer for Printer {
                 let i = e.target as usize;
                 match self.style.clone() {
                     Style::Ping => {
-                        let line = format!(
-                            "From {} icmp_seq={} {}",
-                            e.from,
-                            e.round + 1,
-                            e.describe()
-                        );
+                        let line =
+                            format!("From {} icmp_seq={} {}", e.from, e.round + 1, e.describe());
                         self.line(&line);
                     }
                     Style::Fping { quiet, .. } => {
