@@ -175,16 +175,21 @@ impl RelayArgs {
             .map_err(|e| usage(e.to_string()))
     }
 
+    /// The log level `-v` asks for: warn, info (`-v`), debug (`-vv`).
+    pub fn log_level(&self) -> tracing::Level {
+        match self.verbose {
+            0 => tracing::Level::WARN,
+            1 => tracing::Level::INFO,
+            _ => tracing::Level::DEBUG,
+        }
+    }
+
     /// Log to stderr at the level -v asks for, unless a logger is installed.
     pub fn init_logging(&self) {
         if tracing::dispatcher::has_been_set() {
             return;
         }
-        let level = match self.verbose {
-            0 => tracing::Level::WARN,
-            1 => tracing::Level::INFO,
-            _ => tracing::Level::DEBUG,
-        };
+        let level = self.log_level();
         let _ = tracing_subscriber::fmt()
             .with_max_level(level)
             .with_writer(std::io::stderr)

@@ -9,7 +9,7 @@ use sockbox::relay::net;
 use sockbox::relay::server::{self, ListenConfig, Local, Proto};
 
 use crate::cmd::connect::{RelayArgs, finish, relay_error};
-use crate::cmd::serve::{DaemonArgs, serve};
+use crate::cmd::serve::{DaemonArgs, serve_with};
 use crate::exit::{SUCCESS, usage};
 
 const EXAMPLES: &str = "Examples:
@@ -123,8 +123,7 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
     let family = r.family();
     let relay = r.clone();
 
-    serve(&a.daemon, move |mut ctx| async move {
-        relay.init_logging();
+    serve_with(&a.daemon, relay.log_level(), move |mut ctx| async move {
         let cfg_tls = tls.is_some();
         let cfg = ListenConfig {
             addr,

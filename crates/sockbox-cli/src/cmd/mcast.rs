@@ -16,6 +16,10 @@ use crate::exit::usage;
 
 /// Arguments of `sockbox mcast`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  sockbox mcast listen 239.1.2.3 5000 --iface eth0      join on eth0 and print datagrams
+  sockbox mcast send 239.1.2.3 5000 hello --iface eth0  send out of eth0, no route needed
+  sockbox mcast listen ff3e::8000:1 5000 -i eth0 -s 2001:db8::7  IPv6 source-specific")]
 pub struct Args {
     #[command(subcommand)]
     cmd: Cmd,

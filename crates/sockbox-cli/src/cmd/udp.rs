@@ -20,6 +20,10 @@ use crate::exit::usage;
 
 /// Arguments of `sockbox udp`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  sockbox udp listen 9999 --reply \"I am here\"          on every host: a discovery responder
+  sockbox udp send broadcast 9999 WHO --wait 2s         from anywhere: who is out there?
+  sockbox udp send 10.0.0.5 9999 hello -n 1             one datagram, wait for one answer")]
 pub struct Args {
     #[command(subcommand)]
     cmd: Cmd,
