@@ -365,3 +365,41 @@ fn startup_errors_exit_with_their_code_before_forking() {
         .assert()
         .code(2);
 }
+
+/// Regression: with standard error closed (`sockbox echo 2>&1 | head -2`), a
+/// log write failed, tracing-subscriber reported it with `eprintln!`, which
+/// panicked inside the signal task, and SIGINT/SIGTERM were ignored from
+/// then on.
+#[test]
+fn signals_still_work_after_stderr_is_closed() {
+    let mut child = Foreground(
+        sockbox_std()
+            .args(["echo", "127.0.0.1", "0"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stderr = child.0.stderr.take().unwrap();
+    // Wait for the first line (it is up), then close our end of the pipe.
+    let mut first = [0u8; 1];
+    stderr.read_exact(&mut first).unwrap();
+    drop(stderr);
+    let pid = Pid::from_raw(child.0.id() as i32);
+    // The first signal's log line hits the closed pipe; the second must
+    // still be handled (a second SIGINT exits 130 at once).
+    kill(pid, Signal::SIGINT).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let _ = kill(pid, Signal::SIGINT);
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(st) = child.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "ignored SIGINT once stderr was closed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(matches!(status.code(), Some(0 | 130)), "{status:?}");
+}
