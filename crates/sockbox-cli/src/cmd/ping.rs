@@ -41,10 +41,24 @@ Examples:
 Exit codes: 0 every target replied; 1 some did not; 2 bad arguments or a name that does
 not resolve (as fping); 3 system failure (no ICMP socket: the message says how to fix it).";
 
-/// Arguments of `sockbox ping`.
+/// Arguments of `sockbox ping` (boxed: the option set is large).
 #[derive(Debug, clap::Args)]
 #[command(after_help = AFTER_HELP)]
 pub struct Args {
+    #[command(flatten)]
+    opts: Box<Opts>,
+}
+
+impl std::ops::Deref for Args {
+    type Target = Opts;
+    fn deref(&self) -> &Opts {
+        &self.opts
+    }
+}
+
+/// The options of `sockbox ping`.
+#[derive(Debug, clap::Args)]
+pub struct Opts {
     /// Hosts, addresses, or with -g ranges (CIDR `10.0.0.0/24`, `A-B`, or START END).
     #[arg(value_name = "TARGET")]
     pub targets: Vec<String>,
@@ -136,7 +150,7 @@ pub struct Args {
 fn parse_duration(flag: &str, s: &str, bare: Duration) -> anyhow::Result<Duration> {
     let t = s.trim();
     if let Ok(v) = t.parse::<f64>() {
-        if !v.is_finite() || v < 0.0 || v > 1e9 {
+        if !v.is_finite() || !(0.0..=1e9).contains(&v) {
             return Err(usage(format!("{flag} {s:?}: out of range")));
         }
         return Ok(bare.mul_f64(v));
@@ -333,14 +347,20 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
         let v4 = take_socket(opened.v4, needs(true))?;
         let v6 = take_socket(opened.v6, needs(false))?;
         let kinds = (v4.as_ref().map(|s| s.kind), v6.as_ref().map(|s| s.kind));
-        let mut printer = Printer::new(p.style.clone(), &p.targets, &p.cfg, kinds);
+        let addrs: Vec<IpAddr> = p.targets.iter().map(|t| t.addr).collect();
+        let mut printer = Printer::new(
+            p.style.clone(),
+            std::mem::take(&mut p.targets),
+            &p.cfg,
+            kinds,
+        );
         printer.set_verbose(a.verbose);
         // A closed stdout (`| head`) ends the run.
         printer.stop_on_write_error(shutdown.clone());
         for (name, err) in &unresolved {
             printer.unresolved(name, err);
         }
-        if p.targets.is_empty() {
+        if addrs.is_empty() {
             printer.finish_empty(unresolved.len());
             return Ok(USAGE);
         }
@@ -348,7 +368,6 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
         let mut transport = IcmpTransport::new(v4, v6, max_packet)
             .map_err(|e| anyhow::anyhow!("cannot watch the ICMP sockets: {e}"))?;
         printer.start();
-        let addrs: Vec<IpAddr> = p.targets.iter().map(|t| t.addr).collect();
         let outcome = sockbox::ping::run(&p.cfg, addrs, &mut transport, &shutdown, &mut printer)
             .await
             .map_err(|e| match e {

@@ -20,6 +20,10 @@ use crate::exit::usage;
 
 /// Arguments of `sockbox udp`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  sockbox udp listen 9999 --reply \"I am here\"          on every host: a discovery responder
+  sockbox udp send broadcast 9999 WHO --wait 2s         from anywhere: who is out there?
+  sockbox udp send 10.0.0.5 9999 hello -n 1             one datagram, wait for one answer")]
 pub struct Args {
     #[command(subcommand)]
     cmd: Cmd,
@@ -210,21 +214,23 @@ fn listen(a: &ListenArgs) -> anyhow::Result<u8> {
         Some(p) => (Some(&a.first), p),
     };
     let port = parse_listen_port(port).map_err(usage)?;
-    let addr = match addr {
+    let at = match addr {
         None => None,
-        Some(s) => Some(
-            parse_ip_scoped(s, port)?
-                .ok_or_else(|| {
-                    usage(format!(
-                        "{s:?} is not an IP address to listen on (e.g. 0.0.0.0 or ::1)"
-                    ))
-                })?
-                .ip(),
-        ),
+        Some(s) => Some(parse_ip_scoped(s, port)?.ok_or_else(|| {
+            usage(format!(
+                "{s:?} is not an IP address to listen on (e.g. 0.0.0.0 or ::1)"
+            ))
+        })?),
+    };
+    let addr = at.map(|a| a.ip());
+    let scope_id = match at {
+        Some(SocketAddr::V6(v6)) => v6.scope_id(),
+        _ => 0,
     };
     let limit = addr.map_or(sockbox::udp::MAX_PAYLOAD_V6, sockbox::udp::max_payload);
     let cfg = ListenConfig {
         addr,
+        scope_id,
         port,
         membership: None,
         reply: a.responder.mode(limit)?,

@@ -219,11 +219,10 @@ impl Session {
         Hub::notice(&self.member, text);
     }
 
-    /// One line to everyone else, now (after any pending batch).
+    /// An announcement to everyone else (after this client's pending lines).
     fn announce(&mut self, text: &str) {
-        self.batch.extend_from_slice(text.as_bytes());
-        self.batch.extend_from_slice(b"\n");
         self.flush();
+        self.shared.hub.announce(Some(self.member.id), text);
     }
 
     /// Fan out the pending batch.
@@ -310,6 +309,11 @@ impl Session {
                 }
                 if line.cut {
                     let max = self.shared.config.max_line;
+                    if line.bytes.starts_with(b"/") && !line.bytes.starts_with(b"//") {
+                        // A cut command could mean something else: refuse it.
+                        self.notice(&format!("*** command longer than {max} bytes ignored"));
+                        continue;
+                    }
                     self.notice(&format!(
                         "*** your line was longer than {max} bytes and was cut"
                     ));
@@ -392,6 +396,7 @@ impl Session {
         };
         // Everything this client said before goes out first.
         self.flush();
+        self.shared.hub.flush_announcements();
         let mut msg = BytesMut::new();
         msg.extend_from_slice(b"*");
         msg.extend_from_slice(self.nick.as_bytes());

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::conn;
-use super::hub::Hub;
+use super::hub::{ANNOUNCE_EVERY, Hub};
 use super::{ChatConfig, ChatError, ChatEvent, SHUTDOWN_NOTICE};
 use crate::Shutdown;
 
@@ -117,6 +117,17 @@ impl ChatServer {
         let Self {
             listener, shared, ..
         } = self;
+        let ticker = {
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = shared.soft.cancelled() => break,
+                        () = tokio::time::sleep(ANNOUNCE_EVERY) => shared.hub.flush_announcements(),
+                    }
+                }
+            })
+        };
         let mut backoff = Duration::ZERO;
         loop {
             tokio::select! {
@@ -143,8 +154,10 @@ impl ChatServer {
             }
         }
         drop(listener);
+        shared.hub.flush_announcements();
         shared.hub.close_all(SHUTDOWN_NOTICE);
         shared.soft.cancel();
+        let _ = ticker.await;
         shared.tracker.close();
         if tokio::time::timeout(shared.config.grace, shared.tracker.wait())
             .await

@@ -344,11 +344,16 @@ async fn full_room_denied_peer_and_idle_timeout() {
         c.line().await,
         "*** server full (2 clients), try again later"
     );
-    // Both idle: a hears b leave (or is itself timed out first).
-    a.send("still here\n").await;
+    // a keeps talking for a while, b stays silent and is timed out.
     assert_eq!(a.line().await, format!("*** {nb} joined (2 online)"));
+    for _ in 0..8 {
+        a.send("still here\n").await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(a.line().await, format!("*** {nb} left (idle for 400ms)"));
+    // Then a falls silent too.
     assert_eq!(a.line().await, "*** idle for 400ms, disconnecting");
+    assert_eq!(a.rest().await, "");
     srv.stop().await;
 
     let deny = AccessControl::new(AccessList {

@@ -4,7 +4,6 @@
 
 use std::io;
 use std::net::IpAddr;
-use std::time::Duration;
 
 use sockbox_wire::icmp::{ChecksumMode, Family, Message, Packet};
 use tokio::time::Instant;
@@ -14,30 +13,35 @@ use super::probe;
 use super::socket::{BATCH, Transport};
 use crate::Shutdown;
 
-/// Most batches sent in one turn before reading again.
-const SEND_TURN: usize = 8;
 /// Most batches read per socket in one turn before sending again.
-const RECV_TURN: usize = 16;
+const RECV_TURN: usize = 64;
 
 /// Prepared packet buffers for one family: the pattern is written once and
 /// only the header and id change per probe.
 struct Buffers {
     family: Family,
     bufs: Vec<Vec<u8>>,
+    payload_len: usize,
 }
 
 impl Buffers {
     fn new(family: Family, payload_len: usize) -> Self {
-        let ty = Message::EchoRequest.to_type(family).unwrap_or(8);
-        let bufs = (0..BATCH)
-            .map(|_| {
-                let mut b = vec![0u8; 8 + payload_len];
-                b[0] = ty;
-                probe::write_pattern(&mut b[8..]);
-                b
-            })
-            .collect();
-        Self { family, bufs }
+        Self {
+            family,
+            bufs: Vec::new(),
+            payload_len,
+        }
+    }
+
+    /// Make sure `n` buffers exist.
+    fn reserve(&mut self, n: usize) {
+        let ty = Message::EchoRequest.to_type(self.family).unwrap_or(8);
+        while self.bufs.len() < n {
+            let mut b = vec![0u8; 8 + self.payload_len];
+            b[0] = ty;
+            probe::write_pattern(&mut b[8..]);
+            self.bufs.push(b);
+        }
     }
 
     fn fill(&mut self, i: usize, p: &Probe, token: u64) {
@@ -73,38 +77,32 @@ fn family_of(a: &IpAddr) -> Family {
 }
 
 /// Send `probes` (all of `family`); failures are reported to the engine.
-/// Returns the probes that could not be sent yet (socket buffer full).
 fn send_family<T: Transport>(
     engine: &mut Engine,
     transport: &mut T,
     bufs: &mut Buffers,
     probes: &[Probe],
     obs: &mut impl Observer,
-) -> Vec<Probe> {
+) {
     let token = engine.config().token;
+    bufs.reserve(probes.len());
     for (i, p) in probes.iter().enumerate() {
         bufs.fill(i, p, token);
     }
-    let mut dests: Vec<IpAddr> = probes.iter().map(|p| p.addr).collect();
-    let mut start = 0;
-    while start < probes.len() {
-        let packets: Vec<&[u8]> = bufs.bufs[start..probes.len()]
-            .iter()
-            .map(Vec::as_slice)
-            .collect();
-        match transport.send(bufs.family, &packets, &dests[start..]) {
-            Ok(0) => return probes[start..].to_vec(),
-            Ok(n) => start += n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return probes[start..].to_vec(),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                engine.on_send_error(&probes[start], e.kind(), obs);
-                start += 1;
-            }
+    let packets: Vec<&[u8]> = bufs.bufs[..probes.len()]
+        .iter()
+        .map(Vec::as_slice)
+        .collect();
+    let dests: Vec<IpAddr> = probes.iter().map(|p| p.addr).collect();
+    let mut failed = Vec::new();
+    if let Err(e) = transport.send(bufs.family, &packets, &dests, &mut failed) {
+        failed = (0..probes.len()).map(|i| (i, e.kind())).collect();
+    }
+    for (i, kind) in failed {
+        if let Some(p) = probes.get(i) {
+            engine.on_send_error(p, kind, obs);
         }
     }
-    dests.clear();
-    Vec::new()
 }
 
 /// Run `engine` over `transport` until it is done, `deadline` passes or
@@ -119,7 +117,7 @@ pub async fn drive<T: Transport>(
     let payload_len = engine.config().payload_len;
     let mut v4 = Buffers::new(Family::V4, payload_len);
     let mut v6 = Buffers::new(Family::V6, payload_len);
-    let mut backlog: Vec<Probe> = Vec::new();
+    let mut due: Vec<Probe> = Vec::new();
     loop {
         // 1. Read everything waiting (bounded per turn).
         let mut more_to_read = false;
@@ -160,39 +158,24 @@ pub async fn drive<T: Transport>(
             obs.flush();
             return Ok(Ending::Interrupted);
         }
-        // 3. Send what is due, in batches per family.
-        let mut blocked = false;
-        for _ in 0..SEND_TURN {
-            let mut batch = std::mem::take(&mut backlog);
-            let now = Instant::now();
-            while batch.len() < BATCH {
-                match engine.poll_send(now) {
-                    Some(p) => batch.push(p),
-                    None => break,
-                }
+        // 3. Send what is due: up to one window per turn, per family.
+        let window = transport.send_window();
+        let now = Instant::now();
+        due.clear();
+        while due.len() < window {
+            match engine.poll_send(now) {
+                Some(p) => due.push(p),
+                None => break,
             }
-            if batch.is_empty() {
-                break;
-            }
-            let (p4, p6): (Vec<Probe>, Vec<Probe>) = batch
-                .into_iter()
+        }
+        if !due.is_empty() {
+            let (p4, p6): (Vec<Probe>, Vec<Probe>) = due
+                .drain(..)
                 .partition(|p| family_of(&p.addr) == Family::V4);
             for (probes, bufs) in [(p4, &mut v4), (p6, &mut v6)] {
-                if probes.is_empty() {
-                    continue;
+                if !probes.is_empty() {
+                    send_family(engine, transport, bufs, &probes, obs);
                 }
-                if transport.kind(bufs.family).is_none() {
-                    for p in &probes {
-                        engine.on_send_error(p, io::ErrorKind::Unsupported, obs);
-                    }
-                    continue;
-                }
-                let left = send_family(engine, transport, bufs, &probes, obs);
-                backlog.extend(left);
-            }
-            if !backlog.is_empty() {
-                blocked = true;
-                break;
             }
         }
         obs.flush();
@@ -202,10 +185,6 @@ pub async fn drive<T: Transport>(
             continue;
         }
         let mut wake = engine.next_wakeup();
-        if blocked {
-            let soon = Instant::now() + Duration::from_millis(1);
-            wake = Some(wake.map_or(soon, |w| w.min(soon)));
-        }
         if let Some(d) = deadline {
             wake = Some(wake.map_or(d, |w| w.min(d)));
         }

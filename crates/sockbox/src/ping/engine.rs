@@ -22,7 +22,7 @@ use sockbox_wire::icmp::{ChecksumMode, Family, Ipv4Packet, Message, Packet, Quot
 use tokio::time::Instant;
 
 use super::probe;
-use super::stats::{Rtt, TargetStats};
+use super::stats::TargetStats;
 
 /// How many probes each target gets.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -110,6 +110,20 @@ pub struct Incoming<'a> {
     /// Whether the ICMP checksum must be checked here (raw IPv4) or was
     /// already checked by the kernel.
     pub verify_checksum: bool,
+    /// Set when this is not a packet but an ICMP error the kernel queued
+    /// for a datagram socket: `bytes` is then our probe as sent.
+    pub error: Option<QueuedIcmpError>,
+}
+
+/// An ICMP error reported through a datagram socket's error queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueuedIcmpError {
+    /// The error's kind.
+    pub message: Message,
+    /// Its code.
+    pub code: u8,
+    /// Where the probe was going.
+    pub dst: IpAddr,
 }
 
 /// A reply to one of our probes.
@@ -244,10 +258,7 @@ pub enum ConfigError {
 
 #[derive(Debug, Clone, Default)]
 struct TargetState {
-    sent: u32,
-    received: u32,
-    duplicates: u32,
-    errors: u32,
+    s: TargetStats,
     /// Sent and neither answered nor timed out.
     pending: u32,
     /// Reply bits of the last W rounds, by round % W.
@@ -255,7 +266,6 @@ struct TargetState {
     /// Timed-out bits of the last W rounds, by round % W.
     expired: u64,
     done: bool,
-    rtt: Rtt,
 }
 
 /// The engine. See the module documentation.
@@ -384,19 +394,17 @@ impl Engine {
 
     /// Probes sent so far, all targets.
     pub fn total_sent(&self) -> u64 {
-        self.targets.iter().map(|t| u64::from(t.sent)).sum()
+        self.targets.iter().map(|t| u64::from(t.s.sent)).sum()
     }
 
     /// Statistics of one target so far.
     pub fn stats(&self, target: usize) -> TargetStats {
-        let t = &self.targets[target];
-        TargetStats {
-            sent: t.sent,
-            received: t.received,
-            duplicates: t.duplicates,
-            errors: t.errors,
-            rtt: t.rtt,
-        }
+        self.targets[target].s
+    }
+
+    /// Every target's statistics, consuming the engine (reuses its memory).
+    pub fn into_stats(self) -> Vec<TargetStats> {
+        self.targets.into_iter().map(|t| t.s).collect()
     }
 
     fn slot(&self, target: u32, round: u32) -> usize {
@@ -424,7 +432,7 @@ impl Engine {
         if rmod >= self.rounds_mod {
             return None;
         }
-        let sent = self.targets[target as usize].sent;
+        let sent = self.targets[target as usize].s.sent;
         let last = u64::from(sent.checked_sub(1)?);
         let diff = (last % self.rounds_mod + self.rounds_mod - rmod) % self.rounds_mod;
         let round = last.checked_sub(diff)?;
@@ -433,7 +441,7 @@ impl Engine {
 
     /// True when `round` of `target` is still within the kept window.
     fn in_window(&self, target: u32, round: u32) -> bool {
-        let sent = self.targets[target as usize].sent;
+        let sent = self.targets[target as usize].s.sent;
         round < sent && sent - round <= self.window
     }
 
@@ -452,7 +460,7 @@ impl Engine {
                 continue;
             }
             let t = &self.targets[target as usize];
-            let round = t.sent;
+            let round = t.s.sent;
             let level = match self.cfg.mode {
                 Mode::Alive { .. } => (round as usize).min(self.timeout_ns.len() - 1),
                 _ => 0,
@@ -463,9 +471,9 @@ impl Engine {
             let t = &mut self.targets[target as usize];
             t.replied &= !bit;
             t.expired &= !bit;
-            t.sent += 1;
+            t.s.sent += 1;
             t.pending += 1;
-            let sent = t.sent;
+            let sent = t.s.sent;
             if interval > 0 {
                 self.next_send = self.next_send.max(now.saturating_sub(SLACK_NS)) + interval;
             }
@@ -496,7 +504,7 @@ impl Engine {
         kind: std::io::ErrorKind,
         obs: &mut impl Observer,
     ) {
-        self.targets[probe.target as usize].errors += 1;
+        self.targets[probe.target as usize].s.errors += 1;
         obs.event(&Event::SendFailed {
             target: probe.target,
             round: probe.round,
@@ -527,14 +535,14 @@ impl Engine {
         if !t.done {
             t.done = true;
             self.active -= 1;
-            let alive = t.received > 0;
+            let alive = t.s.received > 0;
             obs.event(&Event::Done { target, alive });
         }
     }
 
     fn count_done(&self, target: u32) -> bool {
         let t = &self.targets[target as usize];
-        matches!(self.cfg.mode, Mode::Count(c) if t.sent >= c && t.pending == 0)
+        matches!(self.cfg.mode, Mode::Count(c) if t.s.sent >= c && t.pending == 0)
     }
 
     /// Expire probes whose reply is overdue at `now`.
@@ -583,6 +591,10 @@ impl Engine {
 
     /// Handle one received ICMP message.
     pub fn on_packet(&mut self, pkt: &Incoming<'_>, obs: &mut impl Observer) {
+        if let Some(e) = pkt.error {
+            self.on_queued_error(pkt, e, obs);
+            return;
+        }
         let (icmp, ttl) = if pkt.ip_header {
             let Ok(ip) = Ipv4Packet::new_checked(pkt.bytes) else {
                 self.counters.malformed += 1;
@@ -659,7 +671,7 @@ impl Engine {
         let duplicate = t.replied & bit != 0;
         let expired = t.expired & bit != 0;
         if duplicate {
-            t.duplicates += 1;
+            t.s.duplicates += 1;
             self.counters.duplicates += 1;
         } else if expired && !alive_mode {
             // Its timeout was reported already; in Alive mode a late reply
@@ -671,8 +683,8 @@ impl Engine {
             if !expired {
                 t.pending -= 1;
             }
-            t.received += 1;
-            t.rtt.add(Duration::from_nanos(rtt_ns));
+            t.s.received += 1;
+            t.s.rtt.add(Duration::from_nanos(rtt_ns));
         }
         obs.event(&Event::Reply(Reply {
             target,
@@ -686,6 +698,46 @@ impl Engine {
         if !duplicate && (alive_mode || self.count_done(target)) {
             self.finish(target, obs);
         }
+    }
+
+    fn on_queued_error(&mut self, pkt: &Incoming<'_>, e: QueuedIcmpError, obs: &mut impl Observer) {
+        let Ok(p) = Packet::new_checked(pkt.bytes) else {
+            return;
+        };
+        if p.message(pkt.family) != Message::EchoRequest {
+            return;
+        }
+        let Some(seq) = probe::read(p.payload(), self.cfg.token) else {
+            return;
+        };
+        self.report_error(pkt, seq, e.dst, e.message, e.code, obs);
+    }
+
+    fn report_error(
+        &mut self,
+        pkt: &Incoming<'_>,
+        seq: u32,
+        dst: IpAddr,
+        message: Message,
+        code: u8,
+        obs: &mut impl Observer,
+    ) {
+        let Some((target, round)) = self.decode(seq) else {
+            return;
+        };
+        if self.addrs[target as usize] != dst || !self.in_window(target, round) {
+            return;
+        }
+        self.counters.errors += 1;
+        self.targets[target as usize].s.errors += 1;
+        obs.event(&Event::Error(IcmpError {
+            target,
+            round,
+            from: pkt.from,
+            message,
+            code,
+            family: pkt.family,
+        }));
     }
 
     fn on_error(
@@ -704,21 +756,8 @@ impl Engine {
         let seq = probe::read(q.data, self.cfg.token).or_else(|| {
             (q.data.len() < probe::ID_LEN).then(|| probe::from_header_fields(q.ident, q.seq_no))
         });
-        let Some((target, round)) = seq.and_then(|s| self.decode(s)) else {
-            return;
-        };
-        if self.addrs[target as usize] != q.dst || !self.in_window(target, round) {
-            return;
+        if let Some(seq) = seq {
+            self.report_error(pkt, seq, q.dst, message, code, obs);
         }
-        self.counters.errors += 1;
-        self.targets[target as usize].errors += 1;
-        obs.event(&Event::Error(IcmpError {
-            target,
-            round,
-            from: pkt.from,
-            message,
-            code,
-            family: pkt.family,
-        }));
     }
 }

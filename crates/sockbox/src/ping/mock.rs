@@ -118,7 +118,13 @@ impl Transport for MockNet {
         Some(self.kind)
     }
 
-    fn send(&mut self, family: Family, packets: &[&[u8]], dests: &[IpAddr]) -> io::Result<usize> {
+    fn send(
+        &mut self,
+        family: Family,
+        packets: &[&[u8]],
+        dests: &[IpAddr],
+        _failed: &mut Vec<(usize, io::ErrorKind)>,
+    ) -> io::Result<()> {
         let now = Instant::now();
         let Ok(mut st) = self.state.lock() else {
             return Err(io::Error::other("poisoned"));
@@ -180,7 +186,7 @@ impl Transport for MockNet {
                 st.queue.push((at, from, bytes.clone()));
             }
         }
-        Ok(packets.len().min(dests.len()))
+        Ok(())
     }
 
     fn recv(&mut self, family: Family, f: &mut dyn FnMut(&Incoming<'_>)) -> io::Result<usize> {
@@ -218,6 +224,7 @@ impl Transport for MockNet {
                 ttl: if raw_v4 { None } else { Some(61) },
                 at: *at,
                 verify_checksum: raw_v4,
+                error: None,
             });
         }
         if ready.is_empty() {

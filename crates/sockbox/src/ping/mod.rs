@@ -41,7 +41,8 @@ use tokio::time::Instant;
 pub use crate::sys::ping::{IcmpKind, SocketOptions, drop_capabilities};
 pub use driver::Ending;
 pub use engine::{
-    ConfigError, Counters, EngineConfig, Event, IcmpError, Incoming, Mode, Observer, Reply,
+    ConfigError, Counters, EngineConfig, Event, IcmpError, Incoming, Mode, Observer,
+    QueuedIcmpError, Reply,
 };
 pub use socket::{IcmpTransport, OpenError, OpenSockets, SocketChoice, Transport};
 pub use stats::{Rtt, TargetStats};
@@ -153,10 +154,12 @@ async fn run_with_token<T: Transport>(
     let ending = driver::drive(&mut engine, transport, shutdown, deadline, obs)
         .await
         .map_err(PingError::Io)?;
+    let counters = engine.counters();
+    let elapsed = start.elapsed();
     Ok(Outcome {
-        stats: (0..engine.addrs().len()).map(|i| engine.stats(i)).collect(),
-        counters: engine.counters(),
-        elapsed: start.elapsed(),
+        stats: engine.into_stats(),
+        counters,
+        elapsed,
         ending,
     })
 }

@@ -12,14 +12,27 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::sys::socket::SockaddrStorage;
 use sockbox_wire::icmp::Family;
+use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
 
-use super::engine::Incoming;
+use super::engine::{Incoming, QueuedIcmpError};
 use crate::sys::ping::{
-    IcmpKind, IcmpSocket, RecvBuffers, SendHeaders, SocketOptions, dest, open_icmp, recv_batch,
-    send_batch,
+    IcmpKind, IcmpSocket, RecvBuffers, SocketOptions, dest, open_icmp, recv_batch, recv_errqueue,
+    send_all_parallel,
 };
+use sockbox_wire::icmp::Message;
+
+/// The error kinds worth reporting, from an error-queue type number.
+fn icmp_message(family: Family, ty: u8) -> Option<Message> {
+    match Message::from_type(family, ty) {
+        m @ (Message::DstUnreachable
+        | Message::TimeExceeded
+        | Message::PacketTooBig
+        | Message::ParamProblem) => Some(m),
+        _ => None,
+    }
+}
 
 /// Messages per `sendmmsg` / `recvmmsg` call.
 pub const BATCH: usize = 64;
@@ -42,9 +55,22 @@ pub trait Transport {
     /// The kind of socket open for `family`, if any.
     fn kind(&self, family: Family) -> Option<IcmpKind>;
 
-    /// Send `packets[i]` to `dests[i]` without blocking; returns how many
-    /// went out (a prefix). An error means the first one failed.
-    fn send(&mut self, family: Family, packets: &[&[u8]], dests: &[IpAddr]) -> io::Result<usize>;
+    /// Send every `packets[i]` to `dests[i]`. Packets the system refused
+    /// are listed in `failed` by index; an error means there is no socket
+    /// for `family` at all.
+    fn send(
+        &mut self,
+        family: Family,
+        packets: &[&[u8]],
+        dests: &[IpAddr],
+        failed: &mut Vec<(usize, io::ErrorKind)>,
+    ) -> io::Result<()>;
+
+    /// Most probes worth sending in one turn before reading replies again
+    /// (bounded by what the receive buffer can hold meanwhile).
+    fn send_window(&self) -> usize {
+        8 * BATCH
+    }
 
     /// Read one batch without blocking, handing each message to `f`;
     /// `Ok(0)` or `WouldBlock` when nothing is waiting. Returns how many
@@ -152,8 +178,10 @@ struct Side {
     kind: IcmpKind,
     family: Family,
     recv: RecvBuffers,
-    send: SendHeaders,
+    errbuf: Vec<u8>,
     dests: Vec<Option<SockaddrStorage>>,
+    /// Replies the receive buffer holds (a send turn must not overrun it).
+    window: usize,
 }
 
 /// Real ICMP sockets registered with tokio.
@@ -161,6 +189,7 @@ struct Side {
 pub struct IcmpTransport {
     v4: Option<Side>,
     v6: Option<Side>,
+    threads: usize,
 }
 
 impl IcmpTransport {
@@ -175,6 +204,9 @@ impl IcmpTransport {
             let Some(s) = s else { return Ok(None) };
             // SAFETY: socket2::Socket owns its descriptor, keeps it open
             // until dropped and always returns the same one from as_raw_fd.
+            // Each reply costs about 1 KiB of receive buffer on loopback.
+            let rcvbuf = s.socket.recv_buffer_size().unwrap_or(200 << 10);
+            let window = (rcvbuf / 2048).clamp(BATCH, 64 * BATCH);
             #[allow(unsafe_code)]
             let fd = unsafe { AsyncFd::register(s.socket) }.map_err(io::Error::from)?;
             Ok(Some(Side {
@@ -183,13 +215,15 @@ impl IcmpTransport {
                 fd,
                 // Room for an IP header and a quoted packet in errors.
                 recv: RecvBuffers::new(BATCH, max_packet.max(1024) + 128),
-                send: SendHeaders::new(BATCH),
+                errbuf: vec![0u8; max_packet.max(1024) + 128],
                 dests: Vec::with_capacity(BATCH),
+                window,
             }))
         };
         Ok(Self {
             v4: side(v4)?,
             v6: side(v6)?,
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
         })
     }
 
@@ -221,7 +255,23 @@ impl Transport for IcmpTransport {
         }
     }
 
-    fn send(&mut self, family: Family, packets: &[&[u8]], dests: &[IpAddr]) -> io::Result<usize> {
+    fn send_window(&self) -> usize {
+        [self.v4.as_ref(), self.v6.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|s| s.window)
+            .min()
+            .unwrap_or(BATCH)
+    }
+
+    fn send(
+        &mut self,
+        family: Family,
+        packets: &[&[u8]],
+        dests: &[IpAddr],
+        failed: &mut Vec<(usize, io::ErrorKind)>,
+    ) -> io::Result<()> {
+        let threads = self.threads;
         let Some(side) = self.side(family) else {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
@@ -231,7 +281,8 @@ impl Transport for IcmpTransport {
         side.dests.clear();
         side.dests.extend(dests.iter().map(|&a| Some(dest(a))));
         let fd = std::os::fd::AsRawFd::as_raw_fd(side.fd.get_ref());
-        send_batch(fd, &mut side.send, packets, &side.dests)
+        send_all_parallel(fd, packets, &side.dests, threads, failed);
+        Ok(())
     }
 
     fn recv(&mut self, family: Family, f: &mut dyn FnMut(&Incoming<'_>)) -> io::Result<usize> {
@@ -245,7 +296,7 @@ impl Transport for IcmpTransport {
         let real = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
-        recv_batch(fd, &mut side.recv, |r| {
+        let got = recv_batch(fd, &mut side.recv, |r| {
             let Some(from) = r.from else { return };
             f(&Incoming {
                 family: fam,
@@ -255,8 +306,33 @@ impl Transport for IcmpTransport {
                 ttl: r.ttl,
                 at: stamp_to_instant(r.stamp, mono, real),
                 verify_checksum: raw_v4,
+                error: None,
             });
-        })
+        });
+        if side.kind == IcmpKind::Dgram {
+            // ICMP errors about our probes (IP_RECVERR); cheap when empty.
+            let buf = &mut side.errbuf;
+            recv_errqueue(fd, buf, |e| {
+                let (Some(dst), Some(msg)) = (e.dst, icmp_message(fam, e.icmp_type)) else {
+                    return;
+                };
+                f(&Incoming {
+                    family: fam,
+                    from: e.offender.unwrap_or(dst),
+                    bytes: e.data,
+                    ip_header: false,
+                    ttl: None,
+                    at: mono,
+                    verify_checksum: false,
+                    error: Some(QueuedIcmpError {
+                        message: msg,
+                        code: e.icmp_code,
+                        dst,
+                    }),
+                });
+            });
+        }
+        got
     }
 
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send {
@@ -267,7 +343,9 @@ impl Transport for IcmpTransport {
         async fn one(fd: Option<&AsyncFd<socket2::Socket>>) -> io::Result<()> {
             match fd {
                 Some(fd) => {
-                    let mut guard = fd.readable().await?;
+                    // ERROR too: a datagram socket's queued ICMP errors
+                    // raise EPOLLERR, not EPOLLIN.
+                    let mut guard = fd.ready(Interest::READABLE | Interest::ERROR).await?;
                     // The driver reads until the queue is empty next.
                     guard.clear_ready();
                     Ok(())

@@ -93,6 +93,9 @@ pub(crate) enum RemoteIn {
     Udp(Arc<UdpSocket>),
     /// Datagrams from one peer, demultiplexed by the server.
     Datagrams(mpsc::Receiver<Bytes>),
+    /// Any byte stream (TLS over TCP). A peer that closes without a TLS
+    /// close_notify counts as end of stream.
+    Stream(BoxRead),
 }
 
 impl RemoteIn {
@@ -116,6 +119,19 @@ impl RemoteIn {
                     }
                 }
             }
+            Self::Stream(r) => {
+                buf.resize(cap, 0);
+                let n = match r.read(buf).await {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                        tracing::debug!("peer closed without TLS close_notify");
+                        0
+                    }
+                    Err(e) => return Err(e),
+                };
+                buf.truncate(n);
+                Ok(n)
+            }
             Self::Datagrams(rx) => loop {
                 match rx.recv().await {
                     Some(b) if b.is_empty() => {}
@@ -138,6 +154,8 @@ pub(crate) enum RemoteOut {
     Udp(Arc<UdpSocket>),
     /// A shared UDP socket and the peer's address.
     UdpTo(Arc<UdpSocket>, SocketAddr),
+    /// Any byte stream (TLS over TCP); closing sends close_notify and FIN.
+    Stream(BoxWrite),
 }
 
 /// The largest UDP payload over IPv4.
@@ -147,6 +165,10 @@ impl RemoteOut {
     pub(crate) async fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         match self {
             Self::Tcp(w) => w.write_all(data).await,
+            Self::Stream(w) => {
+                w.write_all(data).await?;
+                w.flush().await
+            }
             Self::Udp(s) => {
                 for part in data.chunks(MAX_DATAGRAM) {
                     s.send(part).await?;
@@ -164,12 +186,18 @@ impl RemoteOut {
 
     /// Half-close: TCP FIN; nothing on UDP.
     pub(crate) async fn close(&mut self) {
-        if let Self::Tcp(w) = self {
-            let _ = w.shutdown().await;
+        match self {
+            Self::Tcp(w) => {
+                let _ = w.shutdown().await;
+            }
+            Self::Stream(w) => {
+                let _ = w.shutdown().await;
+            }
+            Self::Udp(_) | Self::UdpTo(..) => {}
         }
     }
 
     pub(crate) fn is_datagram(&self) -> bool {
-        !matches!(self, Self::Tcp(_))
+        matches!(self, Self::Udp(_) | Self::UdpTo(..))
     }
 }

@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use super::ends::{BoxWrite, SharedWrite};
@@ -107,17 +106,9 @@ impl Hub {
     }
 
     async fn read_loop(self) {
-        let mut stdin = tokio::io::stdin();
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut input = stdin_chunks();
         loop {
-            let n = match stdin.read(&mut buf).await {
-                Ok(n) => n,
-                Err(e) => {
-                    tracing::warn!("reading standard input: {e}; no more input for clients");
-                    0
-                }
-            };
-            if n == 0 {
+            let Some(chunk) = input.recv().await else {
                 if let Ok(mut i) = self.inner.lock() {
                     i.eof = true;
                     for m in i.members.values_mut() {
@@ -125,8 +116,7 @@ impl Hub {
                     }
                 }
                 return;
-            }
-            let chunk = Bytes::copy_from_slice(&buf[..n]);
+            };
             let targets: Vec<(mpsc::Sender<Bytes>, Shutdown)> = match self.inner.lock() {
                 Ok(i) => i
                     .members
@@ -148,4 +138,37 @@ impl Hub {
             }
         }
     }
+}
+
+/// Standard input as a stream of chunks, read by a plain thread (not the
+/// runtime's blocking pool, whose shutdown would wait for a read that may
+/// never return). The channel closes at EOF or on a read error.
+pub(crate) fn stdin_chunks() -> mpsc::Receiver<Bytes> {
+    let (tx, rx) = mpsc::channel::<Bytes>(16);
+    let spawned = std::thread::Builder::new()
+        .name("relay-stdin".into())
+        .spawn(move || {
+            use std::io::Read;
+            let mut stdin = std::io::stdin().lock();
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match stdin.read(&mut buf) {
+                    Ok(0) => return,
+                    Ok(n) => {
+                        if tx.blocking_send(Bytes::copy_from_slice(&buf[..n])).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        tracing::warn!("reading standard input: {e}; treating it as its end");
+                        return;
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("cannot start the stdin reader: {e}; no input will be sent");
+    }
+    rx
 }

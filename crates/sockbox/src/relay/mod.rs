@@ -29,6 +29,8 @@ pub mod net;
 pub mod pump;
 pub mod server;
 mod session;
+mod udp;
+mod worker;
 
 use std::io;
 use std::net::SocketAddr;
@@ -208,6 +210,12 @@ pub enum RelayError {
         #[source]
         source: io::Error,
     },
+    /// TLS setup or handshake failed.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// The TLS handshake took too long.
+    #[error("TLS handshake with {0} timed out")]
+    TlsTimeout(SocketAddr),
     /// An allow/deny list was wrong.
     #[error(transparent)]
     Acl(#[from] AclError),

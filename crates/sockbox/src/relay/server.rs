@@ -14,15 +14,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::net::{TcpStream, UdpSocket};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
 use super::acl::SharedAcl;
 use super::dump::Dump;
 use super::ends::{LocalIn, LocalOut, RemoteIn, RemoteOut};
 use super::exec::{ExecSpec, reap};
-use super::hub::Hub;
+use super::hub::{Hub, stdin_chunks};
 use super::net::{Family, bind_tcp, bind_udp};
 use super::pump::{PumpEnds, PumpExtras, Stopper, pump, stdio_fds};
 use super::session::{self, Ends, Extras};
@@ -51,7 +51,7 @@ pub enum Local {
 }
 
 /// Everything `listen` needs.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ListenConfig {
     /// Address to bind (`[::]` is dual-stack unless `family` is V6).
     pub addr: SocketAddr,
@@ -75,6 +75,24 @@ pub struct ListenConfig {
     pub stats: ServerStats,
     /// How long open connections may finish after shutdown.
     pub grace: Duration,
+    /// Serve TLS over TCP (`--tls`).
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// How long a client may take to complete the TLS handshake.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+impl std::fmt::Debug for ListenConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenConfig")
+            .field("addr", &self.addr)
+            .field("proto", &self.proto)
+            .field("keep_open", &self.keep_open)
+            .field("max_conns", &self.max_conns)
+            .field("local", &self.local)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 enum Bound {
@@ -117,13 +135,13 @@ pub fn bind(cfg: ListenConfig) -> Result<Listener, RelayError> {
 
 /// Per-connection context shared by the accept loop's tasks.
 #[derive(Clone)]
-struct Conn {
-    cfg: Arc<ListenConfig>,
-    local: SocketAddr,
-    extras: Extras,
-    hub: Option<Hub>,
+pub(super) struct Conn {
+    pub(super) cfg: Arc<ListenConfig>,
+    pub(super) local: SocketAddr,
+    pub(super) extras: Extras,
+    pub(super) hub: Option<Hub>,
     /// Fires when the grace period after shutdown is over.
-    drain: Shutdown,
+    pub(super) drain: Shutdown,
 }
 
 fn resource_error(e: &std::io::Error) -> bool {
@@ -156,7 +174,7 @@ impl Listener {
         };
         match sock {
             Bound::Tcp(l) => run_tcp(conn, l, shutdown).await,
-            Bound::Udp(s) => run_udp(conn, s, shutdown).await,
+            Bound::Udp(s) => super::udp::run_udp(conn, s, shutdown).await,
         }
     }
 }
@@ -251,7 +269,7 @@ async fn run_tcp(
     })
 }
 
-fn log_report(peer: SocketAddr, r: &Report) {
+pub(super) fn log_report(peer: SocketAddr, r: &Report) {
     if let Outcome::Idle(d) = r.outcome {
         tracing::info!(%peer, "closed after {d:?} idle (-i): sent {}, received {}", r.sent, r.received);
     } else {
@@ -268,6 +286,38 @@ async fn serve_tcp(
 ) -> Result<Report, RelayError> {
     let cfg = &conn.cfg;
     let _ = stream.set_nodelay(true);
+    if let Some(acceptor) = &cfg.tls {
+        let tls = tokio::select! {
+            r = tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)) => match r {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return Err(RelayError::Tls(crate::tls::TlsError::Handshake {
+                    peer: peer.to_string(),
+                    source: e,
+                })),
+                Err(_) => return Err(RelayError::TlsTimeout(peer)),
+            },
+            () = stop.wait() => return Ok(Report { outcome: Outcome::Stopped, sent: 0, received: 0 }),
+        };
+        let (r, w) = tokio::io::split(tls);
+        let (ri, ro) = (
+            RemoteIn::Stream(Box::new(r)),
+            RemoteOut::Stream(Box::new(w)),
+        );
+        return match (&cfg.local, &conn.hub) {
+            (Local::Exec(spec), _) => run_exec(conn, spec, peer, ri, ro, None, "tls", stop).await,
+            (Local::Stdio, Some(hub)) => run_hub(conn, hub, peer, ri, ro, stop).await,
+            (Local::Stdio, None) => {
+                let ends = Ends {
+                    local_in: LocalIn::Chunks(stdin_chunks()),
+                    local_out: LocalOut::Writer(Box::new(tokio::io::stdout())),
+                    remote_in: ri,
+                    remote_out: ro,
+                    peer,
+                };
+                session::run(ends, &cfg.opts, &conn.extras, None, stop).await
+            }
+        };
+    }
     match (&cfg.local, &conn.hub) {
         (Local::Exec(spec), _) => {
             let (r, w) = stream.into_split();
@@ -284,19 +334,8 @@ async fn serve_tcp(
             .await
         }
         (Local::Stdio, Some(hub)) => {
-            let kick = stop.child();
-            let (_member, chunks) = hub.join(kick.clone());
             let (r, w) = stream.into_split();
-            let mut opts = cfg.opts.clone();
-            opts.end_on_remote_eof = true;
-            let ends = Ends {
-                local_in: LocalIn::Chunks(chunks),
-                local_out: LocalOut::Shared(Arc::clone(&hub.stdout)),
-                remote_in: RemoteIn::Tcp(r),
-                remote_out: RemoteOut::Tcp(w),
-                peer,
-            };
-            session::run(ends, &opts, &conn.extras, None, &kick).await
+            run_hub(conn, hub, peer, RemoteIn::Tcp(r), RemoteOut::Tcp(w), stop).await
         }
         (Local::Stdio, None) => {
             let std = stream.into_std().map_err(RelayError::Setup)?;
@@ -305,8 +344,31 @@ async fn serve_tcp(
     }
 }
 
+/// One client of the shared stdin/stdout hub.
+pub(super) async fn run_hub(
+    conn: &Conn,
+    hub: &Hub,
+    peer: SocketAddr,
+    remote_in: RemoteIn,
+    remote_out: RemoteOut,
+    stop: &Shutdown,
+) -> Result<Report, RelayError> {
+    let kick = stop.child();
+    let (_member, chunks) = hub.join(kick.clone());
+    let mut opts = conn.cfg.opts.clone();
+    opts.end_on_remote_eof = !remote_out.is_datagram();
+    let ends = Ends {
+        local_in: LocalIn::Chunks(chunks),
+        local_out: LocalOut::Shared(Arc::clone(&hub.stdout)),
+        remote_in,
+        remote_out,
+        peer,
+    };
+    session::run(ends, &opts, &conn.extras, None, &kick).await
+}
+
 /// The single stdio relay on a blocking thread; `stop` stops it.
-async fn run_pump(
+pub(super) async fn run_pump(
     conn: &Conn,
     socket: OwnedFd,
     peer: SocketAddr,
@@ -345,7 +407,7 @@ async fn run_pump(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn run_exec(
+pub(super) async fn run_exec(
     conn: &Conn,
     spec: &ExecSpec,
     peer: SocketAddr,
@@ -381,160 +443,4 @@ async fn run_exec(
     };
     reap(child, peer, &spec.display(), patience, &conn.drain).await;
     result
-}
-
-async fn run_udp(
-    conn: Conn,
-    sock: std::net::UdpSocket,
-    shutdown: Shutdown,
-) -> Result<ServeReport, RelayError> {
-    let sock = UdpSocket::from_std(sock).map_err(RelayError::Setup)?;
-    let cfg = Arc::clone(&conn.cfg);
-    let mut buf = vec![0u8; 65_536];
-    if !cfg.keep_open {
-        let (n, peer) = loop {
-            let r = tokio::select! {
-                r = sock.recv_from(&mut buf) => r,
-                () = shutdown.wait() => return Ok(ServeReport::default()),
-            };
-            match r {
-                Ok((n, peer)) if cfg.acl.permits(peer.ip()) => break (n, peer),
-                Ok((_, peer)) => {
-                    cfg.stats.refused();
-                    tracing::info!(%peer, "dropped datagram: not permitted by --allow/--deny");
-                }
-                Err(e) => tracing::debug!("recv: {e}"),
-            }
-        };
-        sock.connect(peer).await.map_err(RelayError::Setup)?;
-        tracing::info!(%peer, "first datagram");
-        let _guard = cfg.stats.connection();
-        let first = buf[..n].to_vec();
-        let report = match &cfg.local {
-            Local::Exec(spec) => {
-                let s = Arc::new(sock);
-                run_exec(
-                    &conn,
-                    spec,
-                    peer,
-                    RemoteIn::Udp(Arc::clone(&s)),
-                    RemoteOut::Udp(s),
-                    Some(Bytes::from(first)),
-                    "udp",
-                    &shutdown,
-                )
-                .await?
-            }
-            Local::Stdio => {
-                let std = sock.into_std().map_err(RelayError::Setup)?;
-                run_pump(&conn, OwnedFd::from(std), peer, true, first, &shutdown).await?
-            }
-        };
-        log_report(peer, &report);
-        return Ok(ServeReport {
-            served: 1,
-            single: Some(report),
-        });
-    }
-
-    let sock = Arc::new(sock);
-    let mut peers: std::collections::HashMap<SocketAddr, mpsc::Sender<Bytes>> =
-        std::collections::HashMap::new();
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<SocketAddr>();
-    let tracker = TaskTracker::new();
-    let mut served = 0;
-    loop {
-        tokio::select! {
-            got = sock.recv_from(&mut buf) => {
-                let (n, peer) = match got {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::debug!("recv: {e}");
-                        continue;
-                    }
-                };
-                let data = Bytes::copy_from_slice(&buf[..n]);
-                if let Some(tx) = peers.get(&peer) {
-                    if tx.try_send(data).is_err() {
-                        tracing::debug!(%peer, "dropped a datagram: the peer's queue is full");
-                    }
-                    continue;
-                }
-                if !cfg.acl.permits(peer.ip()) {
-                    cfg.stats.refused();
-                    tracing::info!(%peer, "dropped datagram: not permitted by --allow/--deny");
-                    continue;
-                }
-                if peers.len() >= cfg.max_conns {
-                    cfg.stats.refused();
-                    tracing::warn!(%peer, "dropped datagram: {} peers already active (-m/--max-conns)", cfg.max_conns);
-                    continue;
-                }
-                let (tx, rx) = mpsc::channel(256);
-                let _ = tx.try_send(data);
-                peers.insert(peer, tx);
-                served += 1;
-                tracing::info!(%peer, "new peer");
-                let conn2 = conn.clone();
-                let sock2 = Arc::clone(&sock);
-                let done = done_tx.clone();
-                tracker.spawn(async move {
-                    let _guard = conn2.cfg.stats.connection();
-                    match serve_udp_peer(&conn2, sock2, peer, rx).await {
-                        Ok(report) => log_report(peer, &report),
-                        Err(e) => tracing::warn!(%peer, "{e}"),
-                    }
-                    let _ = done.send(peer);
-                });
-            }
-            Some(p) = done_rx.recv() => {
-                peers.remove(&p);
-            }
-            () = shutdown.wait() => break,
-        }
-    }
-    peers.clear();
-    tracker.close();
-    if tokio::time::timeout(cfg.grace, tracker.wait())
-        .await
-        .is_err()
-    {
-        conn.drain.trigger();
-        tracker.wait().await;
-    }
-    Ok(ServeReport {
-        served,
-        single: None,
-    })
-}
-
-async fn serve_udp_peer(
-    conn: &Conn,
-    sock: Arc<UdpSocket>,
-    peer: SocketAddr,
-    rx: mpsc::Receiver<Bytes>,
-) -> Result<Report, RelayError> {
-    let remote_in = RemoteIn::Datagrams(rx);
-    let remote_out = RemoteOut::UdpTo(sock, peer);
-    match (&conn.cfg.local, &conn.hub) {
-        (Local::Exec(spec), _) => {
-            let drain = conn.drain.clone();
-            run_exec(conn, spec, peer, remote_in, remote_out, None, "udp", &drain).await
-        }
-        (Local::Stdio, hub) => {
-            let Some(hub) = hub else {
-                return Err(RelayError::Setup(std::io::Error::other("no stdin hub")));
-            };
-            let kick = conn.drain.child();
-            let (_member, chunks) = hub.join(kick.clone());
-            let ends = Ends {
-                local_in: LocalIn::Chunks(chunks),
-                local_out: LocalOut::Shared(Arc::clone(&hub.stdout)),
-                remote_in,
-                remote_out,
-                peer,
-            };
-            session::run(ends, &conn.cfg.opts, &conn.extras, None, &kick).await
-        }
-    }
 }

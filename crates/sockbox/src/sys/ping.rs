@@ -16,7 +16,7 @@ use nix::sys::socket::{
 };
 use nix::sys::time::TimeSpec;
 use sockbox_wire::icmp::Family;
-use socket2::{Domain, Protocol, SockFilter, Socket, Type};
+use socket2::{Domain, Protocol, Socket, Type};
 
 /// Which kind of ICMP socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -67,24 +67,70 @@ pub struct IcmpSocket {
     pub kind: IcmpKind,
 }
 
-/// Classic BPF for raw IPv4 ICMP sockets: accept echo reply (0),
-/// destination unreachable (3), time exceeded (11), parameter problem (12);
-/// drop the rest (our own requests looped back, other processes' traffic).
-fn raw_v4_filter() -> [SockFilter; 8] {
-    const LDX_MSH_B: u16 = 0xb1; // BPF_LDX | BPF_B | BPF_MSH
-    const LD_B_IND: u16 = 0x50; // BPF_LD | BPF_B | BPF_IND
-    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
-    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
-    [
-        SockFilter::new(LDX_MSH_B, 0, 0, 0), // x = 4 * (ip[0] & 0xf)
-        SockFilter::new(LD_B_IND, 0, 0, 0),  // a = icmp type
-        SockFilter::new(JEQ_K, 3, 0, 0),
-        SockFilter::new(JEQ_K, 2, 0, 3),
-        SockFilter::new(JEQ_K, 1, 0, 11),
-        SockFilter::new(JEQ_K, 0, 1, 12),
-        SockFilter::new(RET_K, 0, 0, u32::MAX),
-        SockFilter::new(RET_K, 0, 0, 0),
-    ]
+/// ICMP types a raw IPv4 socket lets through: echo reply (0), destination
+/// unreachable (3), time exceeded (11), parameter problem (12).
+const RAW_V4_TYPES: [u32; 4] = [0, 3, 11, 12];
+
+/// `ICMP_FILTER` from `<linux/icmp.h>` (option level `SOL_RAW`).
+const ICMP_FILTER: libc::c_int = 1;
+
+/// Set `ICMP_FILTER` on a raw IPv4 socket so the kernel does not even copy
+/// the rest to us (our own looped-back requests, other traffic): the mask
+/// has a bit set for each type to drop.
+fn set_icmp_filter(socket: &Socket) -> io::Result<()> {
+    let keep = RAW_V4_TYPES.iter().fold(0u32, |m, t| m | (1 << t));
+    let mask: u32 = !keep;
+    // SAFETY: setsockopt reads exactly size_of::<u32>() bytes from `mask`,
+    // which lives across the call; the descriptor is open.
+    #[allow(unsafe_code)]
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_RAW,
+            ICMP_FILTER,
+            (&raw const mask).cast(),
+            std::mem::size_of::<u32>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// ICMPv6 types a raw IPv6 socket lets through: destination unreachable
+/// (1), packet too big (2), time exceeded (3), parameter problem (4), echo
+/// reply (129). Neighbour discovery and our own requests stay out.
+const RAW_V6_TYPES: [u32; 5] = [1, 2, 3, 4, 129];
+
+/// `ICMP6_FILTER` from `<netinet/icmp6.h>` (level `IPPROTO_ICMPV6`).
+const ICMP6_FILTER: libc::c_int = 1;
+
+/// Set `ICMP6_FILTER` on a raw IPv6 socket: 256 bits, a set bit blocks
+/// that type (Linux semantics).
+fn set_icmp6_filter(socket: &Socket) -> io::Result<()> {
+    let mut filter = [u32::MAX; 8];
+    for t in RAW_V6_TYPES {
+        filter[(t >> 5) as usize] &= !(1 << (t & 31));
+    }
+    // SAFETY: setsockopt reads the 32-byte filter, which lives across the
+    // call; the descriptor is open.
+    #[allow(unsafe_code)]
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_ICMPV6,
+            ICMP6_FILTER,
+            filter.as_ptr().cast(),
+            std::mem::size_of_val(&filter) as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Open an ICMP socket of `family` and `kind` with `opts` applied.
@@ -104,8 +150,10 @@ pub fn open_icmp(family: Family, kind: IcmpKind, opts: &SocketOptions) -> io::Re
         Family::V4 => {
             if kind == IcmpKind::Dgram {
                 setsockopt(&socket, sockopt::Ipv4RecvTtl, &true).map_err(io::Error::from)?;
+                // ICMP errors about our probes arrive on the error queue.
+                setsockopt(&socket, sockopt::Ipv4RecvErr, &true).map_err(io::Error::from)?;
             } else {
-                socket.attach_filter(&raw_v4_filter())?;
+                set_icmp_filter(&socket)?;
             }
             if let Some(ttl) = opts.ttl {
                 socket.set_ttl_v4(ttl)?;
@@ -113,6 +161,11 @@ pub fn open_icmp(family: Family, kind: IcmpKind, opts: &SocketOptions) -> io::Re
         }
         Family::V6 => {
             setsockopt(&socket, sockopt::Ipv6RecvHopLimit, &true).map_err(io::Error::from)?;
+            if kind == IcmpKind::Dgram {
+                setsockopt(&socket, sockopt::Ipv6RecvErr, &true).map_err(io::Error::from)?;
+            } else {
+                set_icmp6_filter(&socket)?;
+            }
             if let Some(ttl) = opts.ttl {
                 socket.set_unicast_hops_v6(ttl)?;
             }
@@ -160,6 +213,87 @@ pub struct Received<'a> {
     pub stamp: Option<Duration>,
     /// True when the message was longer than the buffer.
     pub truncated: bool,
+}
+
+/// An ICMP error about one of our probes, read from a datagram socket's
+/// error queue (`IP_RECVERR` / `IPV6_RECVERR`).
+#[derive(Debug, Clone, Copy)]
+pub struct QueuedError<'a> {
+    /// The start of the probe as we sent it (ICMP echo request header and
+    /// data; the kernel has put its own ident in).
+    pub data: &'a [u8],
+    /// Where the probe was going.
+    pub dst: Option<IpAddr>,
+    /// Who sent the error (router or host), if the kernel says.
+    pub offender: Option<IpAddr>,
+    /// ICMP type and code of the error (of the socket's family).
+    pub icmp_type: u8,
+    /// ICMP code.
+    pub icmp_code: u8,
+}
+
+/// `SO_EE_ORIGIN_ICMP` / `SO_EE_ORIGIN_ICMP6`: the error came from an ICMP
+/// message (not a local error).
+const EE_ORIGIN_ICMP: u8 = 2;
+const EE_ORIGIN_ICMP6: u8 = 3;
+
+/// Drain a datagram socket's error queue (at most 64 entries per call),
+/// handing each ICMP error to `f`. Returns how many were read.
+pub fn recv_errqueue(fd: RawFd, buf: &mut [u8], mut f: impl FnMut(QueuedError<'_>)) -> usize {
+    let mut count = 0;
+    for _ in 0..64 {
+        // Room for the error with its offender address, and the timestamp
+        // and TTL messages the socket's options add to queued errors too.
+        let mut cmsg = nix::cmsg_space!(
+            libc::sock_extended_err,
+            libc::sockaddr_in6,
+            TimeSpec,
+            libc::c_int,
+            libc::c_int,
+            libc::in6_pktinfo
+        );
+        let mut iov = [IoSliceMut::new(&mut buf[..])];
+        let Ok(msg) = nix::sys::socket::recvmsg::<SockaddrStorage>(
+            fd,
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
+        ) else {
+            break;
+        };
+        count += 1;
+        let dst = msg.address.as_ref().and_then(sockaddr_ip);
+        let len = msg.bytes;
+        let mut found = None;
+        if let Ok(cmsgs) = msg.cmsgs() {
+            for c in cmsgs {
+                match c {
+                    ControlMessageOwned::Ipv4RecvErr(e, off) if e.ee_origin == EE_ORIGIN_ICMP => {
+                        let ip = off.map(|a| {
+                            IpAddr::V4(std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)))
+                        });
+                        found = Some((e.ee_type, e.ee_code, ip));
+                    }
+                    ControlMessageOwned::Ipv6RecvErr(e, off) if e.ee_origin == EE_ORIGIN_ICMP6 => {
+                        let ip =
+                            off.map(|a| IpAddr::V6(std::net::Ipv6Addr::from(a.sin6_addr.s6_addr)));
+                        found = Some((e.ee_type, e.ee_code, ip));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Some((icmp_type, icmp_code, offender)) = found {
+            f(QueuedError {
+                data: &buf[..len.min(buf.len())],
+                dst,
+                offender,
+                icmp_type,
+                icmp_code,
+            });
+        }
+    }
+    count
 }
 
 /// Reusable receive buffers for [`recv_batch`].
@@ -250,52 +384,117 @@ pub fn recv_batch(
     Ok(count)
 }
 
-/// Reusable send headers for [`send_batch`].
-#[derive(Debug)]
-pub struct SendHeaders {
-    headers: MultiHeaders<SockaddrStorage>,
-    capacity: usize,
-}
-
-impl SendHeaders {
-    /// Headers for up to `count` messages per call.
-    pub fn new(count: usize) -> Self {
-        Self {
-            headers: MultiHeaders::preallocate(count.max(1), None),
-            capacity: count.max(1),
-        }
-    }
-}
-
 /// The socket address for an ICMP destination (port 0).
 pub fn dest(addr: IpAddr) -> SockaddrStorage {
     SockaddrStorage::from(SocketAddr::new(addr, 0))
 }
 
-/// Send `packets[i]` to `dests[i]` with one `sendmmsg` call, without
-/// blocking. Returns how many went out (a prefix); an error only when the
-/// first one failed.
-pub fn send_batch(
+/// How long [`send_all`] waits for send-buffer space before giving up on
+/// the rest of its packets.
+const SEND_WAIT_MS: u16 = 1000;
+
+/// Send every `packets[i]` to `dests[i]` on `fd` with `sendmmsg`, up to
+/// [`BATCH_MAX`] per call. A packet the kernel refuses (no route,
+/// permission…) is recorded in `failed` with its index (plus `base`) and
+/// skipped; when the send buffer is full it waits for room (bounded).
+pub fn send_all(
     fd: RawFd,
-    headers: &mut SendHeaders,
     packets: &[&[u8]],
     dests: &[Option<SockaddrStorage>],
-) -> io::Result<usize> {
-    let n = packets.len().min(dests.len()).min(headers.capacity);
-    if n == 0 {
-        return Ok(0);
+    base: usize,
+    failed: &mut Vec<(usize, io::ErrorKind)>,
+) {
+    let n = packets.len().min(dests.len());
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH_MAX.min(n.max(1)), None);
+    let mut at = 0;
+    while at < n {
+        let end = n.min(at + BATCH_MAX);
+        let iovs: Vec<[IoSlice<'_>; 1]> =
+            packets[at..end].iter().map(|p| [IoSlice::new(p)]).collect();
+        let r = sendmmsg(
+            fd,
+            &mut headers,
+            iovs.iter(),
+            &dests[at..end],
+            [],
+            MsgFlags::MSG_DONTWAIT,
+        )
+        .map(Iterator::count);
+        match r {
+            Ok(0) | Err(nix::errno::Errno::EAGAIN) => {
+                if !wait_writable(fd) {
+                    failed.extend((at..n).map(|i| (base + i, io::ErrorKind::WouldBlock)));
+                    return;
+                }
+            }
+            Ok(k) => at += k,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => {
+                failed.push((base + at, io::Error::from(e).kind()));
+                at += 1;
+            }
+        }
     }
-    let iovs: Vec<[IoSlice<'_>; 1]> = packets[..n].iter().map(|p| [IoSlice::new(p)]).collect();
-    let sent = sendmmsg(
-        fd,
-        &mut headers.headers,
-        iovs.iter(),
-        &dests[..n],
-        [],
-        MsgFlags::MSG_DONTWAIT,
-    )
-    .map_err(io::Error::from)?;
-    Ok(sent.count())
+}
+
+fn wait_writable(fd: RawFd) -> bool {
+    use nix::poll::{PollFd, PollFlags, poll};
+    // SAFETY: `fd` is open for the duration of this call (the caller holds
+    // the socket).
+    #[allow(unsafe_code)]
+    let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let mut fds = [PollFd::new(bfd, PollFlags::POLLOUT)];
+    matches!(poll(&mut fds, SEND_WAIT_MS), Ok(n) if n > 0)
+}
+
+/// Messages per `sendmmsg` call.
+pub const BATCH_MAX: usize = 64;
+
+/// Like [`send_all`], split over `threads` threads that share the socket
+/// (Linux processes a looped-back probe and its reply on the sending CPU,
+/// so parallel senders scale a local sweep). Small sends stay on the
+/// calling thread.
+pub fn send_all_parallel(
+    fd: RawFd,
+    packets: &[&[u8]],
+    dests: &[Option<SockaddrStorage>],
+    threads: usize,
+    failed: &mut Vec<(usize, io::ErrorKind)>,
+) {
+    let n = packets.len().min(dests.len());
+    let threads = threads.clamp(1, 8).min(n.div_ceil(BATCH_MAX)).max(1);
+    if threads == 1 {
+        send_all(fd, &packets[..n], &dests[..n], 0, failed);
+        return;
+    }
+    let chunk = n.div_ceil(threads);
+    std::thread::scope(|scope| {
+        let mut handles = Vec::new();
+        for t in 1..threads {
+            let lo = (t * chunk).min(n);
+            let hi = ((t + 1) * chunk).min(n);
+            let (p, d) = (&packets[lo..hi], &dests[lo..hi]);
+            handles.push(scope.spawn(move || {
+                let mut f = Vec::new();
+                send_all(fd, p, d, lo, &mut f);
+                f
+            }));
+        }
+        send_all(
+            fd,
+            &packets[..chunk.min(n)],
+            &dests[..chunk.min(n)],
+            0,
+            failed,
+        );
+        for h in handles {
+            match h.join() {
+                Ok(f) => failed.extend(f),
+                Err(_) => failed.push((0, io::ErrorKind::Other)),
+            }
+        }
+    });
+    failed.sort_unstable_by_key(|f| f.0);
 }
 
 /// The raw file descriptor of a socket (for the batch calls).
@@ -372,13 +571,6 @@ pub fn capabilities() -> io::Result<(u64, u64)> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn filter_is_well_formed() {
-        // Jumps must stay inside the program.
-        let f = raw_v4_filter();
-        assert_eq!(f.len(), 8);
-    }
 
     #[test]
     fn capabilities_can_be_read() {

@@ -5,7 +5,7 @@
 //! Split in two steps like every server: [`Listener::bind`] opens and binds
 //! the socket (and joins the group), [`Listener::run`] serves until shutdown.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +41,8 @@ pub struct ListenConfig {
     /// (dual-stack `[::]`, or `0.0.0.0` where IPv6 is missing). Ignored when
     /// `membership` is set: the socket binds the group.
     pub addr: Option<IpAddr>,
+    /// Interface index for an IPv6 link-local `addr` (`fe80::1%eth0`); 0 for none.
+    pub scope_id: u32,
     /// Local port (0: any free port).
     pub port: u16,
     /// Join this multicast group.
@@ -56,6 +58,7 @@ impl Default for ListenConfig {
     fn default() -> Self {
         Self {
             addr: None,
+            scope_id: 0,
             port: 0,
             membership: None,
             reply: ReplyMode::None,
@@ -167,7 +170,12 @@ impl Listener {
             match cfg.addr {
                 None => bind_any(cfg.port)?,
                 Some(ip) => {
-                    let at = SocketAddr::new(ip, cfg.port);
+                    let at = match ip {
+                        IpAddr::V6(v6) => {
+                            SocketAddr::V6(SocketAddrV6::new(v6, cfg.port, 0, cfg.scope_id))
+                        }
+                        IpAddr::V4(_) => SocketAddr::new(ip, cfg.port),
+                    };
                     let sock = new_socket(Domain::for_address(at))?;
                     if ip.is_ipv6() {
                         let _ = sock.set_only_v6(true);

@@ -1,6 +1,7 @@
 //! Printing ping events: iputils style for one target, fping style for
 //! many, or JSON lines.
 
+use std::fmt::Write as _;
 use std::io::{self, BufWriter, IsTerminal, Stdout, Write};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -80,7 +81,7 @@ fn ms_f(d: Option<Duration>) -> Option<f64> {
 /// C's `%g` for a loss percentage (up to 6 significant digits, no
 /// trailing zeros), as iputils prints it.
 pub fn pct(v: f64) -> String {
-    if v == v.trunc() {
+    if v.fract().abs() < 1e-9 {
         return format!("{v:.0}");
     }
     let digits = 6 - (v.abs().log10().floor() as i32 + 1);
@@ -99,8 +100,7 @@ struct Live {
 pub struct Printer {
     style: Style,
     out: BufWriter<Stdout>,
-    names: Vec<String>,
-    addrs: Vec<IpAddr>,
+    targets: Vec<Target>,
     width: usize,
     live: Vec<Live>,
     columns: Vec<Vec<Option<Duration>>>,
@@ -117,12 +117,19 @@ impl Printer {
     /// A printer for these targets.
     pub fn new(
         style: Style,
-        targets: &[Target],
+        targets: Vec<Target>,
         cfg: &PingConfig,
         kinds: (Option<IcmpKind>, Option<IcmpKind>),
     ) -> Self {
-        let names: Vec<String> = targets.iter().map(Target::display).collect();
-        let width = names.iter().map(String::len).max().unwrap_or(0);
+        let width = targets
+            .iter()
+            .map(|t| {
+                t.name
+                    .as_ref()
+                    .map_or_else(|| t.addr.to_string().len(), |n| n.len())
+            })
+            .max()
+            .unwrap_or(0);
         let count = match cfg.mode {
             Mode::Count(n) => Some(n),
             _ => None,
@@ -134,6 +141,7 @@ impl Printer {
             _ => Vec::new(),
         };
         let sweep = matches!(style, Style::Fping { .. }) && targets.len() > 1;
+        let count_for_live = count;
         let progress = (sweep && io::stderr().is_terminal()).then(|| {
             let pb = indicatif::ProgressBar::new(targets.len() as u64);
             pb.set_style(
@@ -142,12 +150,21 @@ impl Printer {
             );
             pb
         });
+        // Running per-target numbers are only printed in count mode, by -e
+        // and for a single target: a plain sweep does without them.
+        let needs_live = count_for_live.is_some()
+            || style == Style::Ping
+            || matches!(style, Style::Fping { elapsed: true, .. });
+        let live = if needs_live {
+            vec![Live::default(); targets.len()]
+        } else {
+            Vec::new()
+        };
         Self {
             style,
             out: BufWriter::with_capacity(64 * 1024, io::stdout()),
-            addrs: targets.iter().map(|t| t.addr).collect(),
-            live: vec![Live::default(); targets.len()],
-            names,
+            live,
+            targets,
             width,
             columns,
             count,
@@ -214,7 +231,7 @@ impl Printer {
         if self.style != Style::Ping {
             return;
         }
-        let (name, addr, s) = (self.names[0].clone(), self.addrs[0], self.payload);
+        let (name, addr, s) = (self.name(0), self.targets[0].addr, self.payload);
         let head = if addr.is_ipv4() {
             format!("PING {name} ({addr}) {s}({}) bytes of data.", s + 28)
         } else {
@@ -225,15 +242,19 @@ impl Printer {
     }
 
     fn who(&self, i: usize, from: IpAddr) -> String {
-        if self.names[i] == from.to_string() || from != self.addrs[i] {
+        if self.name(i) == from.to_string() || from != self.targets[i].addr {
             from.to_string()
         } else {
-            format!("{} ({from})", self.names[i])
+            format!("{} ({from})", self.name(i))
         }
     }
 
+    fn name(&self, i: usize) -> String {
+        self.targets[i].display()
+    }
+
     fn fping_name(&self, i: usize) -> String {
-        format!("{:<w$}", self.names[i], w = self.width)
+        format!("{:<w$}", self.name(i), w = self.width)
     }
 
     /// Nothing could be pinged (every name failed).
@@ -284,18 +305,19 @@ impl Printer {
         let s = o.stats[0];
         let mut line = format!("{} packets transmitted, {} received", s.sent, s.received);
         if s.duplicates > 0 {
-            line.push_str(&format!(", +{} duplicates", s.duplicates));
+            let _ = write!(line, ", +{} duplicates", s.duplicates);
         }
         if s.errors > 0 {
-            line.push_str(&format!(", +{} errors", s.errors));
+            let _ = write!(line, ", +{} errors", s.errors);
         }
-        line.push_str(&format!(
+        let _ = write!(
+            line,
             ", {}% packet loss, time {}ms",
             pct(s.loss_percent()),
             o.elapsed.as_millis()
-        ));
+        );
         self.line("");
-        let head = format!("--- {} ping statistics ---", self.names[0]);
+        let head = format!("--- {} ping statistics ---", self.name(0));
         self.line(&head);
         self.line(&line);
         if s.received > 0 {
@@ -352,8 +374,8 @@ impl Printer {
         for (i, s) in o.stats.iter().enumerate() {
             let v = json!({
                 "type": "summary",
-                "target": self.names[i],
-                "addr": self.addrs[i].to_string(),
+                "target": self.name(i),
+                "addr": self.targets[i].addr.to_string(),
                 "sent": s.sent,
                 "received": s.received,
                 "duplicates": s.duplicates,
@@ -389,8 +411,9 @@ impl Printer {
 
     fn on_reply(&mut self, r: &sockbox::ping::Reply) {
         let i = r.target as usize;
-        if !r.duplicate {
-            let l = &mut self.live[i];
+        if !r.duplicate
+            && let Some(l) = self.live.get_mut(i)
+        {
             l.received += 1;
             l.rtt.add(r.rtt);
             l.first_rtt.get_or_insert(r.rtt);
@@ -419,7 +442,7 @@ impl Printer {
                 if quiet || self.count.is_none() || r.duplicate {
                     return;
                 }
-                let l = &self.live[i];
+                let l = self.live.get(i).cloned().unwrap_or_default();
                 let sent = r.round + 1;
                 let loss = f64::from(sent.saturating_sub(l.received)) * 100.0 / f64::from(sent);
                 let line = format!(
@@ -436,8 +459,8 @@ impl Printer {
             Style::Json => {
                 let v = json!({
                     "type": "reply",
-                    "target": self.names[i],
-                    "addr": self.addrs[i].to_string(),
+                    "target": self.name(i),
+                    "addr": self.targets[i].addr.to_string(),
                     "from": r.from.to_string(),
                     "seq": r.round,
                     "bytes": r.bytes,
@@ -458,7 +481,7 @@ impl Printer {
                 if quiet || self.count.is_none() {
                     return;
                 }
-                let l = &self.live[i];
+                let l = self.live.get(i).cloned().unwrap_or_default();
                 let sent = round + 1;
                 let loss = f64::from(sent.saturating_sub(l.received)) * 100.0 / f64::from(sent);
                 let line = format!(
@@ -472,8 +495,8 @@ impl Printer {
             Style::Json => {
                 let v = json!({
                     "type": "timeout",
-                    "target": self.names[i],
-                    "addr": self.addrs[i].to_string(),
+                    "target": self.name(i),
+                    "addr": self.targets[i].addr.to_string(),
                     "seq": round,
                 });
                 self.json(&v);
@@ -496,7 +519,7 @@ impl Printer {
             return;
         };
         let i = target as usize;
-        let name = self.names[i].clone();
+        let name = self.name(i);
         if only_alive || only_unreach {
             if (alive && only_alive) || (!alive && only_unreach) {
                 self.line(&name);
@@ -507,7 +530,7 @@ impl Printer {
             return;
         }
         if alive {
-            let rtt = match (elapsed, self.live[i].first_rtt) {
+            let rtt = match (elapsed, self.live.get(i).and_then(|l| l.first_rtt)) {
                 (true, Some(d)) => format!(" ({} ms)", ms3(Some(d))),
                 _ => String::new(),
             };
@@ -538,15 +561,15 @@ impl Observer for Printer {
                                 "ICMP {} from {} for ICMP Echo sent to {}",
                                 e.describe(),
                                 e.from,
-                                self.addrs[i]
+                                self.targets[i].addr
                             ));
                         }
                     }
                     Style::Json => {
                         let v = json!({
                             "type": "error",
-                            "target": self.names[i],
-                            "addr": self.addrs[i].to_string(),
+                            "target": self.name(i),
+                            "addr": self.targets[i].addr.to_string(),
                             "seq": e.round,
                             "from": e.from.to_string(),
                             "error": e.describe(),
@@ -563,14 +586,14 @@ impl Observer for Printer {
                 let i = *target as usize;
                 let msg = format!(
                     "{}: sending probe {round} failed: {}",
-                    self.names[i],
+                    self.name(i),
                     io::Error::from(*kind)
                 );
                 if self.style == Style::Json {
                     let v = json!({
                         "type": "send_error",
-                        "target": self.names[i],
-                        "addr": self.addrs[i].to_string(),
+                        "target": self.name(i),
+                        "addr": self.targets[i].addr.to_string(),
                         "seq": round,
                         "error": io::Error::from(*kind).to_string(),
                     });

@@ -139,8 +139,15 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
         let mut out = std::io::stdout();
         while let Some(ev) = rx.recv().await {
             ctx.stats.add_in(ev.len as u64);
-            if ev.found.is_some() {
+            if let Some(f) = ev.found {
                 magic += 1;
+                // For --log-file when the daemon layer sends stdout nowhere.
+                tracing::info!(
+                    mac = %f.repr.mac,
+                    from = %ev.source,
+                    secureon = f.repr.password.is_some(),
+                    "magic packet"
+                );
             } else {
                 ignored += 1;
                 ctx.stats.refused();
