@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::net::{Shutdown as NetShutdown, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
@@ -21,7 +21,8 @@ use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 use crate::util::netns::wait_until;
-use crate::util::{require_root, sockbox, sockbox_std};
+use crate::util::server::{Guard, Spawned};
+use crate::util::{procs, require_root, sockbox, sockbox_std};
 
 const NOBODY: u32 = 65534;
 
@@ -57,16 +58,6 @@ impl Drop for Daemon {
             let _ = kill(pid, Signal::SIGKILL);
             let _ = reap(self.pid, Duration::from_secs(5));
         }
-    }
-}
-
-/// A foreground server: killed and reaped on drop.
-struct Foreground(Child);
-
-impl Drop for Foreground {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -222,30 +213,19 @@ fn udp_echo(port: u16, data: &[u8]) -> Vec<u8> {
     panic!("no UDP echo from port {port}");
 }
 
-/// Processes whose parent is this test process, running `sockbox echo`
-/// with `marker` on the command line and not yet exited.
+/// Processes whose parent is this test process (a subreaper), running
+/// `sockbox` with `marker` on the command line and not yet exited (zombies
+/// among them are reaped).
 fn live_children_with(marker: &str) -> Vec<i32> {
-    let me = std::process::id().to_string();
     let mut found = Vec::new();
-    for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+    for p in procs::children(std::process::id()) {
+        if !procs::cmdline(p.pid).contains(marker) {
             continue;
-        };
-        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
-            continue;
-        };
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let cmdline = fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if fields.get(1) == Some(&me.as_str()) && cmdline.contains(marker) {
-            if fields[0] == "Z" {
-                let _ = reap(pid, Duration::from_secs(1));
-            } else {
-                found.push(pid);
-            }
+        }
+        if p.state == 'Z' {
+            let _ = reap(p.pid as i32, Duration::from_secs(1));
+        } else {
+            found.push(p.pid as i32);
         }
     }
     found
@@ -327,26 +307,6 @@ fn daemonizes(args: &str, tcp: bool) {
 }
 
 /// Children of `parent` that are zombies (state Z in `/proc/*/stat`).
-fn zombie_children(parent: i32) -> Vec<i32> {
-    let parent = parent.to_string();
-    let mut z = Vec::new();
-    for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
-            continue;
-        };
-        let mut f = after.split_whitespace();
-        if let (Some(state), Some(ppid)) = (f.next(), f.next())
-            && state == "Z"
-            && ppid == parent
-        {
-            z.push(pid);
-        }
-    }
-    z
+fn zombie_children(parent: i32) -> Vec<u32> {
+    procs::zombies(parent as u32)
 }

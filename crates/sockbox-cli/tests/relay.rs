@@ -1,34 +1,26 @@
 //! Integration tests: `sockbox connect` / `sockbox listen`. Everything runs on
 //! loopback; every server is killed by a guard, every wait is bounded.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use crate::util::netns::wait_until;
-use crate::util::sockbox_std;
+use crate::util::server::Spawned;
+use crate::util::{procs, sockbox_std};
 
 mod faults;
 mod server;
 
 const T: Duration = Duration::from_secs(20);
 
-/// A spawned `sockbox listen`, killed on drop.
+/// A spawned `sockbox listen` and the address it reported; killed on drop.
 struct Server {
-    child: Child,
+    proc: Spawned,
     addr: SocketAddr,
-    log: Arc<Mutex<String>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Server {
@@ -41,55 +33,31 @@ impl Server {
     }
 
     /// Start `cmd` (which must end up running `sockbox listen -v …`).
-    fn spawn(mut cmd: std::process::Command, stdin: Stdio, stdout: Stdio) -> Self {
-        let mut child = cmd
-            .stdin(stdin)
-            .stdout(stdout)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn sockbox listen");
-        let err = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
-        let log2 = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.split("listening on ").nth(1) {
-                    let addr = rest.split(' ').next().unwrap_or("").to_owned();
-                    let _ = tx.send(addr);
-                }
-                let mut l = log2.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let mut server = Self {
-            child,
-            addr: "0.0.0.0:0".parse().unwrap(),
-            log,
-        };
-        let addr = rx
-            .recv_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|_| panic!("listen did not start: {}", server.log()));
-        server.addr = addr.parse().expect("listen address");
-        server
+    fn spawn(cmd: std::process::Command, stdin: Stdio, stdout: Stdio) -> Self {
+        let proc = Spawned::start_with(cmd, stdin, stdout);
+        let addr = proc.wait_addr("listening on ");
+        Self { proc, addr }
+    }
+
+    fn child(&mut self) -> &mut Child {
+        &mut self.proc.child
+    }
+
+    fn pid(&self) -> u32 {
+        self.proc.child.id()
     }
 
     fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
+        self.proc.log()
     }
 
     fn wait(&mut self) -> ExitStatus {
-        wait_child(&mut self.child, T)
+        self.proc.must_exit(T)
     }
 
-    /// Pids of this server's children in state Z.
+    /// This server's children in state Z.
     fn zombies(&self) -> usize {
-        children(self.child.id())
-            .into_iter()
-            .filter(|(_, state)| *state == 'Z')
-            .count()
+        procs::zombies(self.pid()).len()
     }
 }
 
@@ -105,33 +73,6 @@ fn wait_child(child: &mut Child, limit: Duration) -> ExitStatus {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-}
-
-/// (pid, state) of every process whose parent is `ppid`, from /proc/*/stat.
-fn children(ppid: u32) -> Vec<(u32, char)> {
-    let mut out = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in dir.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid …: comm may hold spaces, so split after ')'.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
-            continue;
-        };
-        let mut f = rest.split_whitespace();
-        let state = f.next().and_then(|s| s.chars().next()).unwrap_or('?');
-        let parent: u32 = f.next().and_then(|s| s.parse().ok()).unwrap_or(0);
-        if parent == ppid {
-            out.push((pid, state));
-        }
-    }
-    out
 }
 
 /// Run `sockbox connect ARGS…` feeding `input`, returning (status, stdout, stderr).
@@ -200,13 +141,13 @@ fn try_ask(addr: SocketAddr, msg: &[u8]) -> Option<Vec<u8>> {
 fn tcp_round_trip_v4_and_v6() {
     for host in ["127.0.0.1", "::1"] {
         let mut srv = Server::start(&[host, "0"], Stdio::piped(), Stdio::piped());
-        let mut sin = srv.child.stdin.take().unwrap();
+        let mut sin = srv.child().stdin.take().unwrap();
         sin.write_all(b"from server\n").unwrap();
         drop(sin);
         let (st, out, err) = connect(&[host, &port(srv.addr)], b"from client\n");
         assert!(st.success(), "{host}: connect: {err}");
         assert_eq!(out, b"from server\n", "{host}");
-        let mut sout = srv.child.stdout.take().unwrap();
+        let mut sout = srv.child().stdout.take().unwrap();
         assert!(srv.wait().success(), "{}", srv.log());
         let mut got = Vec::new();
         sout.read_to_end(&mut got).unwrap();
@@ -349,7 +290,7 @@ fn bulk_data_survives_the_splice_path_intact() {
         })
         .collect();
     let mut srv = Server::start(&["127.0.0.1", "0"], Stdio::null(), Stdio::piped());
-    let mut sout = srv.child.stdout.take().unwrap();
+    let mut sout = srv.child().stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut v = Vec::new();
         sout.read_to_end(&mut v).unwrap();

@@ -6,75 +6,33 @@ mod broadcast;
 mod loopback;
 mod multicast;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use crate::util::server::Spawned;
 use crate::util::sockbox_std;
 
-/// A spawned sockbox server: its output lines arrive on channels; killed and
-/// reaped on drop, even when the test fails.
-pub struct Server {
-    pub child: Child,
-    out: Receiver<String>,
-    err: Receiver<String>,
-}
+/// A spawned sockbox server whose standard output lines are collected.
+pub struct Server(pub Spawned);
 
 impl Server {
-    pub fn spawn(mut cmd: Command) -> Self {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn sockbox");
-        let (otx, out) = channel();
-        let (etx, err) = channel();
-        let so = child.stdout.take().unwrap();
-        let se = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for l in BufReader::new(so).lines().map_while(Result::ok) {
-                let _ = otx.send(l);
-            }
-        });
-        std::thread::spawn(move || {
-            for l in BufReader::new(se).lines().map_while(Result::ok) {
-                let _ = etx.send(l);
-            }
-        });
-        Self { child, out, err }
+    pub fn spawn(cmd: Command) -> Self {
+        Self(Spawned::start(cmd))
     }
 
     /// Wait for the "listening on udp ADDR:PORT" line; return the port.
     pub fn ready(&self) -> u16 {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut seen = Vec::new();
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.err.recv_timeout(left) {
-                Ok(l) if l.contains("listening on udp") => {
-                    return l.rsplit(':').next().unwrap().trim().parse().unwrap();
-                }
-                Ok(l) => seen.push(l),
-                Err(_) => break,
-            }
-        }
-        panic!("server did not report that it listens: {seen:?}");
+        self.0.wait_addr("listening on udp").port()
     }
 
+    /// The next datagram line on standard output, within `secs`.
     pub fn line(&self, secs: u64) -> Option<String> {
-        self.out.recv_timeout(Duration::from_secs(secs)).ok()
+        self.0.line(Duration::from_secs(secs))
     }
 
-    pub fn stderr_now(&self) -> String {
-        self.err.try_iter().collect::<Vec<_>>().join("\n")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// Everything on standard error so far.
+    pub fn log(&self) -> String {
+        self.0.log()
     }
 }
 

@@ -12,6 +12,7 @@ use sockbox::relay::pump::Stopper;
 use sockbox::relay::{Dump, DumpFormat, ExecSpec, Flow, Outcome, RelayError, RelayOptions, Report};
 
 use crate::cmd::runtime;
+use crate::cmd::serve::path_arg;
 use crate::exit::{PARTIAL, SUCCESS, usage};
 
 const EXAMPLES: &str = "Examples:
@@ -69,14 +70,15 @@ pub struct RelayArgs {
     pub sh_exec: Option<String>,
     /// Dump all traffic to FILE in hexdump -C layout, each chunk tagged `> send` or
     /// `< recv` with peer, byte offset and time.
-    #[arg(short = 'x', long = "hex-dump", value_name = "FILE")]
+    #[arg(short = 'x', long = "hex-dump", value_name = "FILE", value_parser = path_arg)]
     pub hex_dump: Option<PathBuf>,
     /// Dump all traffic to FILE as text, with the same tags.
     #[arg(
         short = 'o',
         long = "output",
         value_name = "FILE",
-        conflicts_with = "hex_dump"
+        conflicts_with = "hex_dump",
+        value_parser = path_arg
     )]
     pub text_dump: Option<PathBuf>,
     /// Never use splice(2); copy through a buffer (for comparison).
@@ -153,12 +155,15 @@ impl RelayArgs {
         }
     }
 
-    /// The program to run per connection, if any.
+    /// The program to run per connection, if any, checked now (not at the
+    /// first connection) and with a relative path made absolute.
     pub fn exec_spec(&self) -> anyhow::Result<Option<ExecSpec>> {
         if let Some(e) = &self.exec {
-            return ExecSpec::from_words(e)
-                .map(Some)
-                .ok_or_else(|| usage("-e needs a program to run"));
+            let spec = ExecSpec::from_words(e).ok_or_else(|| usage("-e needs a program to run"))?;
+            return match spec.resolve_program() {
+                Ok(spec) => Ok(Some(spec)),
+                Err(e) => Err(usage(format!("-e: {e}"))),
+            };
         }
         Ok(self.sh_exec.as_ref().map(|s| ExecSpec::Shell(s.clone())))
     }

@@ -9,7 +9,7 @@ use sockbox::relay::net;
 use sockbox::relay::server::{self, ListenConfig, Local, Proto};
 
 use crate::cmd::connect::{RelayArgs, finish, relay_error};
-use crate::cmd::serve::{DaemonArgs, serve_with};
+use crate::cmd::serve::{DaemonArgs, path_arg, serve_with};
 use crate::exit::{SUCCESS, usage};
 
 const EXAMPLES: &str = "Examples:
@@ -53,19 +53,19 @@ pub struct Args {
     #[arg(long, value_name = "CIDR", value_delimiter = ',')]
     pub deny: Vec<String>,
     /// Accept only addresses listed in FILE (re-read on SIGHUP).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = path_arg)]
     pub allowfile: Vec<PathBuf>,
     /// Refuse addresses listed in FILE (re-read on SIGHUP).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_parser = path_arg)]
     pub denyfile: Vec<PathBuf>,
     /// Serve TLS (needs --tls-cert and --tls-key).
     #[arg(long, requires_all = ["tls_cert", "tls_key"], conflicts_with = "udp")]
     pub tls: bool,
     /// PEM certificate chain for --tls.
-    #[arg(long, value_name = "FILE", requires = "tls")]
+    #[arg(long, value_name = "FILE", requires = "tls", value_parser = path_arg)]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for --tls.
-    #[arg(long, value_name = "FILE", requires = "tls")]
+    #[arg(long, value_name = "FILE", requires = "tls", value_parser = path_arg)]
     pub tls_key: Option<PathBuf>,
     /// Relay flags.
     #[command(flatten)]

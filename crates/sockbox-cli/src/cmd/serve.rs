@@ -54,13 +54,14 @@ const GRACE_SLACK: Duration = Duration::from_millis(500);
 #[command(next_help_heading = "Daemon")]
 pub struct DaemonArgs {
     /// Run in the background; the command returns once the server is bound
-    /// and ready (exit 0), or with the server's error. The daemon runs in /,
-    /// so give file arguments as absolute paths.
+    /// and ready (exit 0), or with the server's error. The daemon runs in /;
+    /// relative file arguments still name files in the starting directory,
+    /// and -e/-c/--reply-exec programs start there.
     #[arg(long)]
     pub daemon: bool,
     /// Write the server's pid here and hold an exclusive lock on it while
     /// running; a second instance exits 2 naming the first one's pid.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = path_arg)]
     pub pid_file: Option<PathBuf>,
     /// After binding, switch to this user (name or uid; needs root).
     #[arg(long, value_name = "NAME")]
@@ -69,11 +70,11 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "NAME")]
     pub group: Option<String>,
     /// After binding, chroot into this directory (needs root).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", value_parser = path_arg)]
     pub chroot: Option<PathBuf>,
     /// Append logs here instead of standard error (reopened on SIGHUP, for
     /// log rotation). Level from $SOCKBOX_LOG (default info).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", value_parser = path_arg)]
     pub log_file: Option<PathBuf>,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
@@ -337,6 +338,18 @@ impl Prepared {
 /// runs in `/`), for messages and for the directory handle.
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+/// Value parser for every file or directory argument of a server (and of
+/// the flags they share with clients): the path made absolute against the
+/// directory sockbox was started from, as it is parsed, so it names the same
+/// file after `--daemon` has moved the process to `/` (a SIGHUP reload of
+/// `--allowfile`, a dump file, a TLS key).
+pub fn path_arg(s: &str) -> Result<PathBuf, String> {
+    if s.is_empty() {
+        return Err("an empty path names no file".to_owned());
+    }
+    std::path::absolute(s).map_err(|e| format!("{s:?}: {e}"))
 }
 
 /// Steps 3 to 7 of the module documentation.

@@ -372,7 +372,7 @@ fn startup_errors_exit_with_their_code_before_forking() {
 /// then on.
 #[test]
 fn signals_still_work_after_stderr_is_closed() {
-    let mut child = Foreground(
+    let mut child = Guard(
         sockbox_std()
             .args(["echo", "127.0.0.1", "0"])
             .stderr(Stdio::piped())

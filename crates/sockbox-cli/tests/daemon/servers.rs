@@ -5,40 +5,11 @@ use super::*;
 
 #[test]
 fn foreground_echo_serves_tcp_and_udp_and_stops_on_ctrl_c() {
-    let mut child = Foreground(
-        sockbox_std()
-            .args(["echo", "127.0.0.1", "0"])
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    // Read the log lines from stderr on a thread.
-    let stderr = child.0.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = String::new();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let port = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(15))
-            .expect("a log line");
-        seen.push_str(&line);
-        seen.push('\n');
-        if let Some(p) = listening_port(&line) {
-            break p;
-        }
-        assert!(Instant::now() < deadline, "{seen}");
-    };
+    let mut cmd = sockbox_std();
+    cmd.args(["echo", "127.0.0.1", "0"]);
+    let mut srv = Spawned::start_with(cmd, Stdio::null(), Stdio::null());
+    let line = srv.wait_for_stderr("echo server listening", Duration::from_secs(15));
+    let port = listening_port(&line).unwrap_or_else(|| panic!("no port in {line:?}"));
     let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 256) as u8).collect();
     assert_eq!(tcp_echo(port, &big), big, "large echo, byte for byte");
     assert_eq!(udp_echo(port, b"udp"), b"udp");
@@ -49,31 +20,16 @@ fn foreground_echo_serves_tcp_and_udp_and_stops_on_ctrl_c() {
         let mut b = [0u8; 3];
         s.read_exact(&mut b).unwrap();
     }
-    let mut closed = 0;
-    let until = Instant::now() + Duration::from_secs(10);
-    while closed < 2 && Instant::now() < until {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-            closed += usize::from(line.contains("tcp session closed"));
-            seen.push_str(&line);
-            seen.push('\n');
-        }
-    }
-    assert_eq!(
-        closed, 2,
-        "both sessions ended when their clients left: {seen}"
+    assert!(
+        wait_until(10.0, || srv.log().matches("tcp session closed").count()
+            == 2),
+        "both sessions ended when their clients left: {}",
+        srv.log()
     );
-    kill(Pid::from_raw(child.0.id() as i32), Signal::SIGINT).unwrap();
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(st) = child.0.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "did not stop on SIGINT"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    kill(Pid::from_raw(srv.child.id() as i32), Signal::SIGINT).unwrap();
+    let status = srv
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("did not stop on SIGINT: {}", srv.log()));
     assert_eq!(status.code(), Some(0));
 }
 
@@ -164,4 +120,141 @@ fn five_hundred_exec_connections_leave_zero_zombies() {
         d.wait_exit(20),
         Some(WaitStatus::Exited(Pid::from_raw(d.pid), 0))
     );
+}
+
+/// Start `sockbox ARGS --daemon --pid-file s.pid --log-file s.log` from
+/// `dir`, every path relative; the daemon once it is ready.
+fn start_daemon_in(dir: &Path, args: &[&str]) -> Daemon {
+    let out = sockbox()
+        .current_dir(dir)
+        .args(args)
+        .args(["--daemon", "--pid-file", "s.pid", "--log-file", "s.log"])
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    let log = || fs::read_to_string(dir.join("s.log")).unwrap_or_default();
+    assert!(
+        out.status.success(),
+        "{args:?}: {:?} {}\nlog: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        log()
+    );
+    let d = Daemon {
+        pid: read_pid(&dir.join("s.pid")),
+    };
+    assert_eq!(
+        fs::read_link(format!("/proc/{}/cwd", d.pid)).unwrap(),
+        Path::new("/"),
+        "the daemon itself runs in /"
+    );
+    d
+}
+
+/// Regression: `--daemon` chdirs to `/`, and relative paths given to
+/// servers broke: `-e ./prog` and `-c ./prog` could not be found, a
+/// `--reply-exec ./prog` neither. Now file arguments are made absolute when
+/// parsed, `-e` programs are resolved before detaching, and programs start
+/// in the directory sockbox was started from.
+#[test]
+fn relative_paths_work_under_daemon() {
+    become_subreaper();
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let script = dir.join("handler.sh");
+    fs::write(
+        &script,
+        "#!/bin/sh\ncat > seen.txt\necho \"handled in $(pwd)\"\n",
+    )
+    .unwrap();
+    fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    fs::write(dir.join("allow.txt"), "127.0.0.1\n").unwrap();
+    let here = fs::canonicalize(dir).unwrap();
+    let want = format!("handled in {}\n", here.display());
+
+    for exec in ["-e", "-c"] {
+        let port = free_port();
+        let p = port.to_string();
+        let d = start_daemon_in(
+            dir,
+            &[
+                "listen",
+                "-k",
+                "127.0.0.1",
+                &p,
+                exec,
+                "./handler.sh",
+                "--allowfile",
+                "allow.txt",
+                "-x",
+                "dump.txt",
+            ],
+        );
+        assert_eq!(
+            String::from_utf8(tcp_echo(port, b"ping\n")).unwrap(),
+            want,
+            "{exec}"
+        );
+        assert_eq!(fs::read_to_string(dir.join("seen.txt")).unwrap(), "ping\n");
+        // The allow file is re-read from the starting directory on SIGHUP.
+        d.signal(Signal::SIGHUP);
+        let log = dir.join("s.log");
+        assert!(
+            wait_until(10.0, || fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains("re-read the allow/deny files")),
+            "{exec}: {}",
+            fs::read_to_string(&log).unwrap_or_default()
+        );
+        let dump = fs::read_to_string(dir.join("dump.txt")).unwrap();
+        assert!(dump.contains("|ping.|"), "{exec}: {dump}");
+        d.signal(Signal::SIGTERM);
+        assert_eq!(
+            d.wait_exit(20),
+            Some(WaitStatus::Exited(Pid::from_raw(d.pid), 0))
+        );
+        fs::remove_file(dir.join("dump.txt")).unwrap();
+        fs::remove_file(log).unwrap();
+    }
+
+    // udp listen --reply-exec with a relative program.
+    let port = free_port();
+    let d = start_daemon_in(
+        dir,
+        &[
+            "udp",
+            "listen",
+            "127.0.0.1",
+            &port.to_string(),
+            "--reply-exec",
+            "./handler.sh",
+        ],
+    );
+    assert_eq!(String::from_utf8(udp_echo(port, b"dgram")).unwrap(), want);
+    d.signal(Signal::SIGTERM);
+    assert_eq!(
+        d.wait_exit(20),
+        Some(WaitStatus::Exited(Pid::from_raw(d.pid), 0))
+    );
+}
+
+/// `-e` names a program that is not there: exit 2 before anything starts,
+/// not a warning per connection in a log nobody reads.
+#[test]
+fn missing_exec_program_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for (prog, want) in [
+        ("./nope.sh", "nope.sh"),
+        ("sockbox-no-such-program", "$PATH"),
+    ] {
+        let out = sockbox()
+            .current_dir(dir.path())
+            .args(["listen", "-k", "127.0.0.1", "0", "-e", prog, "--daemon"])
+            .timeout(Duration::from_secs(30))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{prog}: {err}");
+        assert!(err.contains(want) && err.lines().count() == 1, "{err}");
+    }
 }

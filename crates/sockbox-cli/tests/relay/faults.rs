@@ -198,7 +198,7 @@ fn connect_timeout_w_gives_up() {
 #[test]
 fn listen_reports_a_client_reset_and_exits_1() {
     let mut srv = Server::start(&["127.0.0.1", "0"], Stdio::piped(), Stdio::null());
-    let _keep_stdin = srv.child.stdin.take();
+    let _keep_stdin = srv.child().stdin.take();
     let s = stream(srv.addr);
     (&s).write_all(b"partial").unwrap();
     std::thread::sleep(Duration::from_millis(200));

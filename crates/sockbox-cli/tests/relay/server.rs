@@ -158,7 +158,7 @@ fn allow_deny_and_denyfile_reload() {
     assert_eq!(echo_from("127.0.0.4", srv.addr), b"hi");
     std::fs::write(&deny, "127.0.0.4/32\n").unwrap();
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(srv.child.id() as i32),
+        nix::unistd::Pid::from_raw(srv.pid() as i32),
         nix::sys::signal::Signal::SIGHUP,
     )
     .unwrap();
@@ -183,9 +183,9 @@ fn exec_1000_sequential_connections_leave_no_zombies() {
         assert_eq!(got, b"hi\n", "connection {i}: {}", srv.log());
     }
     assert!(
-        wait_until(10.0, || children(srv.child.id()).is_empty()),
+        wait_until(10.0, || procs::children(srv.pid()).is_empty()),
         "children left: {:?}",
-        children(srv.child.id())
+        procs::children(srv.pid())
     );
     assert_eq!(srv.zombies(), 0);
 }
@@ -268,7 +268,7 @@ fn hex_dump_tags_every_chunk_by_direction() {
         Stdio::piped(),
         Stdio::null(),
     );
-    let mut sin = srv.child.stdin.take().unwrap();
+    let mut sin = srv.child().stdin.take().unwrap();
     sin.write_all(b"pong from the server, 33 bytes!\n").unwrap();
     drop(sin);
     let client_data: Vec<u8> = (0u8..=255).cycle().take(1000).collect();
@@ -388,7 +388,7 @@ fn sigterm_drains_open_connections_then_exits_0() {
     let mut buf = [0u8; 4];
     open.read_exact(&mut buf).unwrap();
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(srv.child.id() as i32),
+        nix::unistd::Pid::from_raw(srv.pid() as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
@@ -432,9 +432,9 @@ fn out_of_fds_backs_off_instead_of_spinning_then_recovers() {
         "{}",
         srv.log()
     );
-    let before = cpu_ticks(srv.child.id());
+    let before = cpu_ticks(srv.pid());
     std::thread::sleep(Duration::from_secs(1));
-    let used = cpu_ticks(srv.child.id()) - before;
+    let used = cpu_ticks(srv.pid()) - before;
     assert!(used < 30, "server spun: {used} ticks in 1 s");
     drop(clients);
     // Descriptors come back: a new client is served (stdin is empty, so it

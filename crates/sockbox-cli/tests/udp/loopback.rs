@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Server, listen_local, stdout_of};
-use crate::util::{sockbox, sockbox_std};
+use crate::util::{procs, sockbox, sockbox_std};
 
 #[test]
 fn send_collects_a_reply_with_source_and_time() {
@@ -121,29 +121,11 @@ fn listen_count_exits_after_n_datagrams_and_raw_prints_payloads() {
     }
     assert_eq!(srv.line(5).unwrap(), "first");
     assert_eq!(srv.line(5).unwrap(), "second");
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(10) {
-        if let Some(st) = srv.child.try_wait().unwrap() {
-            assert!(st.success());
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("listener did not exit after -c 2");
-}
-
-/// Child processes of `pid` (from /proc), to check nothing is left running
-/// or unreaped.
-fn children_of(pid: u32) -> Vec<String> {
-    let mut v = Vec::new();
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for t in tasks.flatten() {
-            if let Ok(c) = std::fs::read_to_string(t.path().join("children")) {
-                v.extend(c.split_whitespace().map(str::to_owned));
-            }
-        }
-    }
-    v
+    let st = srv.0.wait_exit(Duration::from_secs(10));
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "listener did not exit 0 after -c 2: {st:?}"
+    );
 }
 
 #[test]
@@ -178,11 +160,11 @@ fn reply_exec_answers_and_kills_and_reaps_slow_programs() {
         .assert()
         .code(1);
     // The killed program is reported and reaped: no children remain.
-    let pid = srv.child.id();
-    let clean = crate::util::netns::wait_until(5.0, || children_of(pid).is_empty());
-    assert!(clean, "children left: {:?}", children_of(pid));
+    let pid = srv.0.child.id();
+    let clean = crate::util::netns::wait_until(5.0, || procs::children(pid).is_empty());
+    assert!(clean, "children left: {:?}", procs::children(pid));
     assert!(crate::util::netns::wait_until(3.0, || {
-        srv.stderr_now().contains("was killed")
+        srv.log().contains("was killed")
     }));
 }
 

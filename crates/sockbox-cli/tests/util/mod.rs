@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod netns;
+pub mod procs;
+pub mod server;
 
 use std::process::Command;
 

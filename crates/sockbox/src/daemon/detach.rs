@@ -12,10 +12,18 @@
 //! The original process exits 0 only after the daemon has sent `Ready`
 //! (sockets bound, privileges dropped); a daemon that fails before that
 //! sends its error, which the original prints and exits with.
+//!
+//! The daemon itself runs in `/` (it must not keep a mount busy), but it
+//! remembers the directory it was started from: programs the servers run
+//! per connection or datagram (`listen -e ./handler`, `udp listen
+//! --reply-exec ./reply.sh`) start there, as they would in the foreground
+//! (see [`prepare_child`]).
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use nix::fcntl::OFlag;
 use nix::sys::stat::{Mode, umask};
@@ -125,6 +133,7 @@ fn intermediate(stderr: Option<BorrowedFd<'_>>) -> Result<(), DaemonError> {
         ForkResult::Child => {}
     }
     umask(Mode::from_bits_truncate(0o027));
+    set_start_dir(std::env::current_dir().ok());
     nix::unistd::chdir("/").map_err(|e| detach_err("chdir /", e))?;
     let null = File::options()
         .read(true)
@@ -141,6 +150,44 @@ fn intermediate(stderr: Option<BorrowedFd<'_>>) -> Result<(), DaemonError> {
     drop(null);
     close_inherited_fds();
     Ok(())
+}
+
+/// The directory the process was in before [`detach`] moved it to `/`;
+/// `None` in the foreground and after a chroot.
+static START_DIR: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+fn set_start_dir(dir: Option<PathBuf>) {
+    *START_DIR.lock().unwrap_or_else(PoisonError::into_inner) = dir;
+}
+
+/// The directory sockbox was started from, when [`detach`] has since moved
+/// the process to `/`; `None` in the foreground (the process is still
+/// there) and after `--chroot` (the path means nothing inside the jail).
+pub fn start_dir() -> Option<PathBuf> {
+    START_DIR
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
+/// Forget the starting directory (called after a chroot).
+pub(crate) fn forget_start_dir() {
+    set_start_dir(None);
+}
+
+/// Make a program a server runs start in the directory sockbox was started
+/// from, so relative paths in its command line and the files it opens mean
+/// what they meant in the foreground. Does nothing in the foreground, or
+/// when the directory is gone or no longer searchable (after `--user`):
+/// the program then starts in `/`.
+pub fn prepare_child(cmd: &mut tokio::process::Command) {
+    if let Some(dir) = start_dir().filter(|d| searchable(d)) {
+        cmd.current_dir(dir);
+    }
+}
+
+fn searchable(dir: &Path) -> bool {
+    nix::unistd::access(dir, nix::unistd::AccessFlags::X_OK).is_ok()
 }
 
 /// Close every descriptor above 2 that this process inherited from whoever

@@ -4,7 +4,8 @@
 //! - [`detach`](mod@detach): double fork, `setsid`, `umask 027`, `chdir /`, stdio to
 //!   `/dev/null` or the log file, and a readiness pipe so the command that
 //!   started the daemon exits 0 only once it is bound and ready, or with
-//!   the daemon's own error otherwise.
+//!   the daemon's own error otherwise. Programs the servers run start in
+//!   the directory sockbox was started from ([`prepare_child`]).
 //! - [`pidfile`]: atomic, `flock`-held pid files; stale ones are taken over,
 //!   a live one names the running pid.
 //! - [`privilege`]: `--chroot`, `--group`, `--user` after binding, with the
@@ -43,7 +44,7 @@ pub mod pidfile;
 pub mod privilege;
 pub mod stats;
 
-pub use detach::{Detached, Outcome, Readiness, ReadyWaiter, detach};
+pub use detach::{Detached, Outcome, Readiness, ReadyWaiter, detach, prepare_child, start_dir};
 pub use error::DaemonError;
 pub use logfile::LogFile;
 pub use notify::Notifier;

@@ -148,6 +148,7 @@ impl DropPlan {
                 path: dir.clone(),
                 source: io_err(e),
             })?;
+            super::detach::forget_start_dir();
         }
         if let Some(gid) = self.gid {
             setgroups(&self.groups).map_err(|e| priv_err("setgroups", e))?;

@@ -3,7 +3,10 @@
 //! is inherited. Children are always waited for, so none is left a zombie,
 //! and their exit status is logged.
 
+use std::io;
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -26,6 +29,40 @@ impl ExecSpec {
     pub fn from_words(text: &str) -> Option<Self> {
         let argv: Vec<String> = text.split_whitespace().map(str::to_owned).collect();
         (!argv.is_empty()).then_some(Self::Argv(argv))
+    }
+
+    /// Check, before serving, that the program can be found: a path with a
+    /// `/` is made absolute (so it still names the same file once a daemon
+    /// runs in `/`) and must be an executable file; a bare name must be an
+    /// executable file in `$PATH`. `/bin/sh -c` command lines are left as
+    /// they are.
+    pub fn resolve_program(self) -> Result<Self, RelayError> {
+        let Self::Argv(mut argv) = self else {
+            return Ok(self);
+        };
+        let Some(prog) = argv.first() else {
+            return Ok(Self::Argv(argv));
+        };
+        let fail = |source: io::Error| RelayError::Exec {
+            cmd: prog.clone(),
+            source,
+        };
+        if prog.contains('/') {
+            let path = std::path::absolute(prog).map_err(fail)?;
+            check_executable(&path).map_err(fail)?;
+            if let Ok(p) = path.into_os_string().into_string() {
+                argv[0] = p;
+            }
+        } else {
+            let search = std::env::var_os("PATH").unwrap_or_default();
+            if !std::env::split_paths(&search).any(|d| check_executable(&d.join(prog)).is_ok()) {
+                return Err(fail(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    "no such program in $PATH; give its path (e.g. ./prog)",
+                )));
+            }
+        }
+        Ok(Self::Argv(argv))
     }
 
     /// How it reads in messages.
@@ -57,6 +94,7 @@ impl ExecSpec {
                 c
             }
         };
+        crate::daemon::prepare_child(&mut cmd);
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -73,6 +111,24 @@ impl ExecSpec {
             source,
         })
     }
+}
+
+/// `Ok` when `path` is a file with an execute bit set.
+fn check_executable(path: &Path) -> io::Result<()> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "not executable (chmod +x it)",
+        ));
+    }
+    Ok(())
 }
 
 /// Wait for a child whose session is over and log how it ended. After
@@ -143,6 +199,40 @@ mod tests {
             Some(ExecSpec::Argv(vec!["cat".into(), "-u".into()]))
         );
         assert_eq!(ExecSpec::from_words("  "), None);
+    }
+
+    #[test]
+    fn programs_are_checked_and_relative_paths_made_absolute() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("handler.sh");
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
+        let spec = |p: &str| ExecSpec::from_words(&format!("{p} arg")).unwrap();
+        let err = |p: &str| spec(p).resolve_program().unwrap_err().to_string();
+        assert!(err(script.to_str().unwrap()).contains("not executable"));
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let ok = spec(script.to_str().unwrap()).resolve_program().unwrap();
+        assert_eq!(
+            ok,
+            ExecSpec::Argv(vec![script.to_str().unwrap().into(), "arg".into()])
+        );
+        // The same script by a relative path: made absolute.
+        let cwd = std::env::current_dir().unwrap();
+        let up = "../".repeat(cwd.components().count() - 1);
+        let rel = format!("{up}{}", script.strip_prefix("/").unwrap().display());
+        let ExecSpec::Argv(v) = spec(&rel).resolve_program().unwrap() else {
+            unreachable!()
+        };
+        assert_eq!(
+            std::fs::canonicalize(&v[0]).unwrap(),
+            script.canonicalize().unwrap()
+        );
+        assert!(v[0].starts_with('/'), "{v:?}");
+        assert!(err("/nonexistent/prog").contains("/nonexistent/prog"));
+        assert!(err(dir.path().to_str().unwrap()).contains("not a regular file"));
+        assert!(err("sockbox-no-such-program").contains("$PATH"));
+        assert!(spec("sh").resolve_program().is_ok());
+        let shell = ExecSpec::Shell("./anything".into());
+        assert_eq!(shell.clone().resolve_program().unwrap(), shell);
     }
 
     #[tokio::test]

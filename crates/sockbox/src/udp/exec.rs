@@ -4,7 +4,8 @@
 //! Each run is bounded: a time limit after which the whole process group is
 //! killed and reaped, and a cap on how much output is read. The program runs
 //! under `/bin/sh -c`, in its own process group, with `SOCKBOX_PEER_ADDR`,
-//! `SOCKBOX_PEER_PORT` and `SOCKBOX_LOCAL_PORT` in its environment.
+//! `SOCKBOX_PEER_PORT` and `SOCKBOX_LOCAL_PORT` in its environment, in the
+//! directory sockbox was started from even when it runs as a daemon.
 
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -89,6 +90,7 @@ pub async fn run(
         .stderr(Stdio::inherit())
         .process_group(0)
         .kill_on_drop(true);
+    crate::daemon::prepare_child(&mut cmd);
     let mut child = cmd.spawn().map_err(|e| ExecError::Spawn(name(), e))?;
     let pid = child.id();
     let mut guard = GroupGuard { pid, armed: true };

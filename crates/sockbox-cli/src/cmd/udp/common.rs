@@ -11,7 +11,7 @@ use sockbox::udp::{self, Event, ListenConfig, Listener, ReplyMode, Sender};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 
 use super::print::{Printer, ReplyLine};
-use crate::cmd::serve::{DaemonArgs, serve};
+use crate::cmd::serve::{DaemonArgs, serve_with};
 use crate::exit::{self, usage};
 
 /// Errors from the library: the user's input exits 2, the system's 3.
@@ -376,23 +376,29 @@ pub fn serve_listener(
 ) -> anyhow::Result<u8> {
     let (hexdump, json, raw, quiet, count) =
         (out.hexdump, out.json, lout.raw, lout.quiet, lout.count);
-    serve(daemon, |mut ctx| async move {
+    // Status and warnings are log lines (standard error in the foreground,
+    // the --log-file of a daemon); -q keeps only the warnings. Datagrams go
+    // to standard output.
+    let level = if quiet {
+        tracing::Level::WARN
+    } else {
+        tracing::Level::INFO
+    };
+    serve_with(daemon, level, |mut ctx| async move {
         let listener = Listener::bind(cfg).map_err(lib_err)?;
+        let joined = joined.map(|g| {
+            let on = listener
+                .iface()
+                .map(|i| format!(" on {} (index {})", i.name, i.index))
+                .unwrap_or_default();
+            format!("joined {g}{on}, ")
+        });
+        tracing::info!(
+            "{}listening on udp {}",
+            joined.unwrap_or_default(),
+            udp::canonical(listener.local_addr())
+        );
         ctx.ready()?;
-        if !quiet {
-            let joined = joined.map(|g| {
-                let on = listener
-                    .iface()
-                    .map(|i| format!(" on {} (index {})", i.name, i.index))
-                    .unwrap_or_default();
-                format!("joined {g}{on}, ")
-            });
-            eprintln!(
-                "sockbox: {}listening on udp {}",
-                joined.unwrap_or_default(),
-                udp::canonical(listener.local_addr())
-            );
-        }
         let stop = ctx.shutdown.child();
         let mut printer = Printer::new(hexdump, json);
         printer.raw = raw;
@@ -403,6 +409,7 @@ pub fn serve_listener(
             .run(&stop, &ctx.stats, ctx.grace, |ev| match ev {
                 Event::Datagram { from, payload } => {
                     seen += 1;
+                    tracing::debug!(%from, len = payload.len(), "datagram");
                     if !quiet
                         && failed.is_none()
                         && let Err(e) = printer.datagram(from, payload)
@@ -416,12 +423,12 @@ pub fn serve_listener(
                 }
                 Event::Replied { .. } => {}
                 Event::ReplyFailed { to, reason } => {
-                    eprintln!("sockbox: warning: no answer to {to}: {reason}");
+                    tracing::warn!("no answer to {to}: {reason}");
                 }
                 Event::Busy { from } => {
                     if let Some(n) = busy.hit() {
-                        eprintln!(
-                            "sockbox: warning: {n} datagram(s) unanswered (last from {from}): \
+                        tracing::warn!(
+                            "{n} datagram(s) unanswered (last from {from}): \
                              all --max-children programs are running"
                         );
                     }

@@ -11,7 +11,7 @@ use sockbox_wire::magic::DEFAULT_PORT;
 use tokio::sync::mpsc;
 
 use super::lib_err;
-use crate::cmd::serve::{DaemonArgs, serve};
+use crate::cmd::serve::{DaemonArgs, serve_with};
 use crate::exit::SUCCESS;
 use crate::output::json_line;
 
@@ -43,7 +43,7 @@ pub struct Args {
     #[arg(long, requires = "raw")]
     pub no_udp: bool,
     /// Stop after this many magic packets.
-    #[arg(short, long, value_name = "N")]
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
     /// One JSON object per line.
     #[arg(long)]
@@ -122,15 +122,19 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
             .then(|| SocketAddr::new(a.bind.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED)), a.port)),
         raw: a.raw.clone(),
     };
-    serve(&a.daemon, |mut ctx| async move {
+    // A daemon's standard output goes nowhere: there each magic packet is
+    // logged too (at debug level otherwise, so it does not repeat the line
+    // standard output already shows).
+    let log_packets = a.daemon.daemon || a.daemon.log_file.is_some();
+    serve_with(&a.daemon, tracing::Level::INFO, |mut ctx| async move {
         let listener = listen::bind(&cfg).await.map_err(lib_err)?;
-        ctx.ready()?;
         let mut what = Vec::new();
         if let Some(addr) = listener.local_addr() {
             what.push(format!("udp {}", listen::canonical(addr)));
         }
         what.extend(a.raw.iter().map(|r| format!("raw 0x0842 on {r}")));
-        eprintln!("listening for magic packets on {}", what.join(" and "));
+        tracing::info!("listening for magic packets on {}", what.join(" and "));
+        ctx.ready()?;
 
         let (tx, mut rx) = mpsc::channel::<Received>(64);
         let shutdown = ctx.shutdown.child();
@@ -141,13 +145,16 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
             ctx.stats.add_in(ev.len as u64);
             if let Some(f) = ev.found {
                 magic += 1;
-                // For --log-file when the daemon layer sends stdout nowhere.
-                tracing::info!(
-                    mac = %f.repr.mac,
-                    from = %ev.source,
-                    secureon = f.repr.password.is_some(),
-                    "magic packet"
-                );
+                if log_packets {
+                    tracing::info!(
+                        mac = %f.repr.mac,
+                        from = %ev.source,
+                        secureon = f.repr.password.is_some(),
+                        "magic packet"
+                    );
+                } else {
+                    tracing::debug!(mac = %f.repr.mac, from = %ev.source, "magic packet");
+                }
             } else {
                 ignored += 1;
                 ctx.stats.refused();
@@ -167,7 +174,7 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
         }
         shutdown.trigger();
         server.await?.map_err(lib_err)?;
-        eprintln!(
+        tracing::info!(
             "{magic} magic packet{}, {ignored} other datagram{} ignored",
             if magic == 1 { "" } else { "s" },
             if ignored == 1 { "" } else { "s" }

@@ -1,0 +1,194 @@
+//! What is sent where without sending (dry runs), hosts files, and bad
+//! input: every mistake exits 2 naming what is wrong.
+
+use super::*;
+
+#[test]
+fn dry_run_prints_routes_and_the_codec_bytes_exactly() {
+    if !require_root("dry_run_prints_routes_and_the_codec_bytes_exactly") {
+        return;
+    }
+    let (a, _b) = pair("wd");
+    let (code, out, err) = run_in(
+        &a,
+        &["wake", "-n", "--password", "1.2.3.4", "AA-BB-CC-DD-EE-FF"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let repr = Repr {
+        mac: MacAddr([0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff]),
+        password: Some(Password::Four([1, 2, 3, 4])),
+    };
+    let mut want = b"would wake aa:bb:cc:dd:ee:ff with 106 bytes (SecureOn), once:\n\
+                     \x20 udp 10.77.1.255:9 on wa from 10.77.1.1\n"
+        .to_vec();
+    want.extend_from_slice(&hexdump::dump(&repr.to_bytes()));
+    assert_eq!(out.as_bytes(), want.as_slice(), "{out}");
+    // JSON dry run carries the same bytes in hex.
+    let (code, out, _) = run_in(&a, &["wake", "-n", "--json", "AA-BB-CC-DD-EE-FF"]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    let hex = Repr::new(repr.mac)
+        .to_bytes()
+        .iter()
+        .fold(String::new(), |s, b| s + &format!("{b:02x}"));
+    assert_eq!(v["packet"], hex);
+    assert_eq!(v["route"]["dest"], "10.77.1.255:9");
+}
+
+#[test]
+fn bad_macs_exit_2_naming_the_argument() {
+    for bad in [
+        "00:11:22:33:44",
+        "00:11:22:33:44:55:66",
+        "00:11-22:33:44:55",
+        "00:11:22:33:44:5g",
+        "00:11:222:33:44:55",
+        "0011.2233",
+    ] {
+        let out = sockbox()
+            .args(["wake", "-n", bad])
+            .assert()
+            .code(2)
+            .get_output()
+            .clone();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("\"{bad}\"")), "{bad}: {err}");
+        assert!(err.contains("invalid MAC address"), "{bad}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    let out = sockbox()
+        .args(["wake", "-n", "001122zz4455"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"001122zz4455\" is not a MAC address"),
+        "{err}"
+    );
+    sockbox().arg("wake").assert().code(2);
+}
+
+#[test]
+fn missing_or_down_interface_is_a_clear_error() {
+    sockbox()
+        .args(["wake", "-n", "--iface", "sbxnope0", MAC])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "no network interface named \"sbxnope0\"",
+        ));
+    sockbox()
+        .args(["wake", "-n", "--raw", "sbxnope1", MAC])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("sbxnope1"));
+    if !require_root("missing_or_down_interface_is_a_clear_error") {
+        return;
+    }
+    let (a, _b) = pair("wi");
+    a.ip(&["link", "set", "wa", "down"]);
+    let (code, _, err) = run_in(&a, &["wake", "--iface", "wa", MAC]);
+    assert_eq!(code, 2);
+    assert!(err.contains("interface wa is down"), "{err}");
+}
+
+#[test]
+fn no_broadcast_interface_suggests_to() {
+    if !require_root("no_broadcast_interface_suggests_to") {
+        return;
+    }
+    let lonely = Netns::new("wn");
+    let (code, _, err) = run_in(&lonely, &["wake", MAC]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("no up, non-loopback interface has an IPv4 broadcast address"),
+        "{err}"
+    );
+    assert!(err.contains("--to"), "{err}");
+}
+
+#[test]
+fn hosts_file_and_named_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hosts.txt");
+    std::fs::write(
+        &file,
+        "# lab\n00:11:22:33:44:55 10.0.0.255 nas\n00-11-22-33-44-66 10.0.0.7:7 pc\n",
+    )
+    .unwrap();
+    let out = sockbox()
+        .args(["wake", "-n", "--to", "127.0.0.1", "-f"])
+        .arg(&file)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(out.contains("would wake nas (00:11:22:33:44:55)"), "{out}");
+    assert!(out.contains("udp 10.0.0.255:9"), "{out}");
+    assert!(out.contains("would wake pc (00:11:22:33:44:66)"), "{out}");
+    assert!(out.contains("udp 10.0.0.7:7"), "{out}");
+
+    let bad = dir.path().join("bad.txt");
+    std::fs::write(&bad, "00:11:22:33:44:55 nas\n\n00:11:22:33:44 pc\n").unwrap();
+    let out = sockbox()
+        .args(["wake", "-n", "-f"])
+        .arg(&bad)
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.txt:3: invalid MAC address \"00:11:22:33:44\""),
+        "{err}"
+    );
+
+    let toml = dir.path().join("hosts.toml");
+    std::fs::write(
+        &toml,
+        "[hosts.nas]\nmac = \"0011.2233.4488\"\naddr = \"127.0.0.1\"\nport = 7\npassword = \"1.2.3.4\"\n",
+    )
+    .unwrap();
+    let out = sockbox()
+        .args(["wake", "-n", "--hosts"])
+        .arg(&toml)
+        .arg("nas")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.contains("would wake nas (00:11:22:33:44:88) with 106 bytes (SecureOn)"),
+        "{out}"
+    );
+    assert!(out.contains("udp 127.0.0.1:7"), "{out}");
+    let out = sockbox()
+        .args(["wake", "-n", "--hosts"])
+        .arg(&toml)
+        .arg("desk")
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"desk\" is not a MAC address") && err.contains("hosts.toml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn listen_rejects_send_options_and_bad_raw_interface() {
+    sockbox().args(["wake", "listen", MAC]).assert().code(2);
+    sockbox()
+        .args(["wake", "listen", "--port", "0", "--raw", "sbxnope2"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("sbxnope2"));
+}
