@@ -14,6 +14,7 @@ fn lists_loopback_human_and_json() {
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("inet 127.0.0.1/8"), "{text}");
     assert!(text.contains("LOOPBACK"), "{text}");
+    assert!(text.contains("link/loopback 00:00:00:00:00:00"), "{text}");
 
     let out = sockbox()
         .args(["ifaces", "--json"])

@@ -159,6 +159,17 @@ impl FromStr for Password {
             }
             return Ok(Self::Four(out));
         }
+        // Decimal parts and dots, but not four of them: meant as a.b.c.d
+        // (the dotted MAC form 0011.2233.4455 has four hex digits a part).
+        if dots > 0
+            && s.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+            && s.split('.').all(|p| p.len() <= 3)
+        {
+            return Err(err(format!(
+                "the dotted form has 4 decimal parts (a.b.c.d), not {}",
+                dots + 1
+            )));
+        }
         if s.len() == 8 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
             let v = u32::from_str_radix(s, 16).map_err(|e| err(e.to_string()))?;
             return Ok(Self::Four(v.to_be_bytes()));
@@ -492,6 +503,18 @@ mod tests {
                 .reason
                 .contains("part 4")
         );
+        // Regression: "1.2.3" was read as a dotted MAC and blamed "hex digits".
+        for (bad, parts) in [
+            ("1.2.3", "not 3"),
+            ("1.2.3.4.5", "not 5"),
+            ("10.1", "not 2"),
+        ] {
+            let e = bad.parse::<Password>().unwrap_err().reason;
+            assert!(
+                e.contains("4 decimal parts") && e.contains(parts),
+                "{bad}: {e}"
+            );
+        }
         assert_eq!(Password::Four([1, 2, 3, 4]).to_string(), "1.2.3.4");
         assert_eq!(
             Password::Six([0xaa, 0, 0, 0, 0, 1]).to_string(),

@@ -95,7 +95,8 @@ pub struct RelayArgs {
 pub struct Args {
     /// Host name or address to connect to.
     pub host: String,
-    /// Port.
+    /// Port (1-65535).
+    #[arg(value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
     /// Give up connecting after this long (per address tried).
     #[arg(short = 'w', long = "wait", value_name = "DURATION", value_parser = parse_secs)]

@@ -8,9 +8,16 @@ use crate::output::json_line;
 
 /// Arguments of `sockbox ifaces`.
 #[derive(Debug, clap::Args)]
-#[command(
-    after_help = "Examples:\n  sockbox ifaces\n  sockbox ifaces --json | jq .name\n  sockbox ifaces eth0"
-)]
+#[command(after_help = "\
+Examples:
+  sockbox ifaces                      every interface, like `ip addr`
+  sockbox ifaces --up --json | jq .name
+  sockbox ifaces eth0                 one interface
+
+Read from getifaddrs(3). `brd` is the directed broadcast address (what `sockbox wake`
+and `sockbox udp send broadcast` send to); JSON lines carry the same fields.
+
+Exit codes: 0 success; 2 no interface has that name; 3 the interfaces cannot be listed.")]
 pub struct Args {
     /// Show only this interface.
     pub name: Option<String>,
@@ -53,7 +60,12 @@ fn write_human<W: Write>(out: &mut W, i: &Interface) -> std::io::Result<()> {
     }
     writeln!(out)?;
     if let Some(mac) = &i.mac {
-        writeln!(out, "    link/ether {}", iface::format_mac(mac))?;
+        let kind = if i.flags.loopback {
+            "loopback"
+        } else {
+            "ether"
+        };
+        writeln!(out, "    link/{kind} {}", iface::format_mac(mac))?;
     }
     for a in &i.addresses {
         let fam = if a.net.addr().is_ipv4() {

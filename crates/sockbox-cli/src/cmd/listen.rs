@@ -9,7 +9,7 @@ use sockbox::relay::net;
 use sockbox::relay::server::{self, ListenConfig, Local, Proto};
 
 use crate::cmd::connect::{RelayArgs, finish, relay_error};
-use crate::cmd::serve::{DaemonArgs, path_arg, serve_with};
+use crate::cmd::serve::{DaemonArgs, SIGNALS_HELP, path_arg, serve_with};
 use crate::exit::{SUCCESS, usage};
 
 const EXAMPLES: &str = "Examples:
@@ -35,7 +35,10 @@ idle (-i); 2 usage or input error; 3 system failure (cannot bind).";
 
 /// Arguments of `sockbox listen`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = EXAMPLES, override_usage = "sockbox listen [OPTIONS] [ADDR] PORT")]
+#[command(
+    after_help = format!("{EXAMPLES}\n{SIGNALS_HELP}"),
+    override_usage = "sockbox listen [OPTIONS] [ADDR] PORT"
+)]
 pub struct Args {
     /// `[ADDR] PORT`: the address to bind (default: all, IPv4 and IPv6) and the port.
     #[arg(value_name = "ADDR PORT", num_args = 1..=2, required = true)]

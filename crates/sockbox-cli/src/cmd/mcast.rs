@@ -7,7 +7,7 @@ use sockbox::udp::mcast::{self, IfaceSpec, Membership, SendOptions};
 use sockbox::udp::{ListenConfig, SendConfig, Sender};
 
 use crate::cmd::runtime;
-use crate::cmd::serve::DaemonArgs;
+use crate::cmd::serve::{DaemonArgs, SIGNALS_HELP};
 use crate::cmd::udp::common::{
     CollectArgs, ListenOutputArgs, MessageArgs, OutputArgs, ResponderArgs, lib_err,
     parse_ip_scoped, parse_listen_port, parse_port, send_and_collect, serve_listener,
@@ -89,7 +89,7 @@ Exit codes: 0 success; 2 usage or input error (e.g. GROUP not multicast); 3 syst
 
 /// Arguments of `sockbox mcast listen`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = LISTEN_HELP)]
+#[command(after_help = format!("{LISTEN_HELP}\n{SIGNALS_HELP}"))]
 pub struct ListenArgs {
     /// The group to join: IPv4 224.0.0.0/4 or IPv6 ff00::/8 (ff02::1%eth0 names the interface too).
     #[arg(value_name = "GROUP", id = "mcast_group")]

@@ -15,7 +15,7 @@ use common::{
 };
 
 use crate::cmd::runtime;
-use crate::cmd::serve::DaemonArgs;
+use crate::cmd::serve::{DaemonArgs, SIGNALS_HELP};
 use crate::exit::usage;
 
 /// Arguments of `sockbox udp`.
@@ -101,7 +101,7 @@ Exit codes: 0 success; 2 usage or input error; 3 system failure (e.g. port in us
 #[derive(Debug, clap::Args)]
 #[command(
     override_usage = "sockbox udp listen [OPTIONS] [ADDR] PORT",
-    after_help = LISTEN_HELP
+    after_help = format!("{LISTEN_HELP}\n{SIGNALS_HELP}")
 )]
 pub struct ListenArgs {
     /// `[ADDR] PORT`: the local address (default: every address) and port (0: any free port).

@@ -78,7 +78,7 @@ pub struct SendArgs {
     #[arg(short = 'i', long = "to", value_name = "ADDR[:PORT]")]
     pub to: Vec<String>,
     /// UDP port [default: 9, or the host's port from the hosts file]. 7 and 9 are usual.
-    #[arg(short, long)]
+    #[arg(short, long, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Option<u16>,
     /// Only use this interface (repeatable).
     #[arg(long, value_name = "NAME")]
@@ -311,7 +311,11 @@ fn print_dry_run(a: &SendArgs, jobs: &[Job]) -> anyhow::Result<u8> {
             if a.count == 1 {
                 "once".to_owned()
             } else {
-                format!("{} times {:?} apart", a.count, a.delay)
+                format!(
+                    "{} times {} apart",
+                    a.count,
+                    humantime::format_duration(a.delay)
+                )
             }
         )?;
         for r in &j.plan.routes {

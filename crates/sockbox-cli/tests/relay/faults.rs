@@ -159,6 +159,12 @@ fn bad_input_is_a_usage_error() {
         .args(["listen", "--tls", "0"])
         .assert()
         .code(2);
+    // Regression: port 0 was tried, and refused by the kernel (exit 1).
+    crate::util::sockbox()
+        .args(["connect", "127.0.0.1", "0"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("'0'"));
     // Nothing listening: exit 1 with the address in the message.
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();

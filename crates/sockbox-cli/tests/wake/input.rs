@@ -70,6 +70,32 @@ fn bad_macs_exit_2_naming_the_argument() {
     sockbox().arg("wake").assert().code(2);
 }
 
+/// Regression: port 0 was accepted and failed at send time with EINVAL and
+/// exit 3; a wrong dotted password blamed "hex digits"; `listen --count 0`
+/// never stopped.
+#[test]
+fn port_zero_bad_password_and_zero_count_are_usage_errors() {
+    for args in [
+        &["wake", "-n", "-p", "0", MAC][..],
+        &["wake", "-n", "--to", "127.0.0.1:0", MAC],
+        &["wake", "-n", "--to", "[::1]:0", MAC],
+        &["wake", "listen", "--count", "0"],
+    ] {
+        let out = sockbox().args(args).assert().code(2).get_output().clone();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains('0'), "{args:?}: {err}");
+    }
+    let out = sockbox()
+        .args(["wake", "-n", "--password", "1.2.3", MAC])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("4 decimal parts (a.b.c.d), not 3"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
 #[test]
 fn missing_or_down_interface_is_a_clear_error() {
     sockbox()

@@ -135,7 +135,9 @@ pub enum Error {
     },
 }
 
-fn bind_hint(e: &io::Error, addr: &SocketAddr) -> String {
+/// The fix for a failed UDP bind (privileged port, port in use, address
+/// not on this machine), as `; …` to append to the error, or nothing.
+pub(crate) fn bind_hint(e: &io::Error, addr: &SocketAddr) -> String {
     match e.raw_os_error() {
         Some(libc::EACCES) => format!(
             "; ports below 1024 need root or CAP_NET_BIND_SERVICE \

@@ -118,13 +118,11 @@ pub fn parse_hosts_file(path: &Path, text: &str) -> Result<Vec<Host>, Error> {
             && spec.port.is_none()
             && tok.bytes().all(|b| b.is_ascii_digit())
         {
-            {
-                spec.port =
-                    Some(tok.parse().map_err(|_| {
-                        err(format!("port {tok:?} is not a number from 0 to 65535"))
-                    })?);
-                i += 1;
-            }
+            spec.port = Some(
+                super::target::parse_port(tok, tok)
+                    .map_err(|_| err(format!("port {tok:?} is not a number from 1 to 65535")))?,
+            );
+            i += 1;
         }
         if let Some(name) = rest.get(i) {
             if !valid_host_name(name) {
@@ -196,6 +194,9 @@ pub fn parse_hosts_toml(path: &Path, text: &str) -> Result<Vec<Host>, Error> {
             .map(str::parse::<ToSpec>)
             .transpose()
             .map_err(|e| err(format!("addr: {e}")))?;
+        if h.port == Some(0) {
+            return Err(err("port: 0 cannot be sent to; use 1 to 65535".to_owned()));
+        }
         let password = h
             .password
             .as_deref()
@@ -325,6 +326,7 @@ mod tests {
             ),
             ("zz\n", 1, "invalid MAC"),
             ("00:11:22:33:44:55 10.0.0.1 70000 x\n", 1, "port \"70000\""),
+            ("00:11:22:33:44:55 10.0.0.1 0 x\n", 1, "port \"0\""),
         ] {
             let e = p(text).unwrap_err();
             let s = e.to_string();
@@ -374,6 +376,13 @@ mac = "0011.2233.4466"
         .unwrap_err()
         .to_string();
         assert!(e.contains("mack"), "{e}");
+        let e = parse_hosts_toml(
+            Path::new("h.toml"),
+            "[hosts.nas]\nmac = \"00:11:22:33:44:55\"\nport = 0\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("[hosts.nas]: port: 0"), "{e}");
         let e = parse_hosts_toml(Path::new("h.toml"), "[hosts.nas\n")
             .unwrap_err()
             .to_string();

@@ -102,15 +102,17 @@ pub struct Listener {
     raw: Vec<(IfaceRef, PacketSocket)>,
 }
 
-fn bind_hint(e: &io::Error, port: u16) -> &'static str {
+/// The fix for a failed bind: the UDP module's hints, except that for a
+/// low port the way out is a high port on both ends.
+fn bind_hint(e: &io::Error, addr: SocketAddr) -> String {
     match e.raw_os_error() {
-        Some(libc::EACCES | libc::EPERM) if port < 1024 => {
+        Some(libc::EACCES | libc::EPERM) if addr.port() < 1024 => {
             "; ports below 1024 need root or CAP_NET_BIND_SERVICE: run as root, \
              `sudo setcap cap_net_bind_service+ep $(command -v sockbox)`, or listen on a high \
              port (--port 40009) and send with -p 40009"
+                .to_owned()
         }
-        Some(libc::EADDRINUSE) => "; another program has this port (see `ss -ulpn`)",
-        _ => "",
+        _ => crate::udp::bind_hint(e, &addr),
     }
 }
 
@@ -146,7 +148,7 @@ pub async fn bind(cfg: &ListenConfig) -> Result<Listener, Error> {
                 r => r,
             };
             Some(r.map_err(|source| Error::Bind {
-                hint: bind_hint(&source, addr.port()),
+                hint: bind_hint(&source, addr),
                 source,
                 addr,
             })?)

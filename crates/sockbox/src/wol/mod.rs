@@ -107,7 +107,7 @@ pub enum Error {
         /// The address.
         addr: SocketAddr,
         /// A fix, when one is known.
-        hint: &'static str,
+        hint: String,
     },
     /// A raw socket needs privileges.
     #[error(

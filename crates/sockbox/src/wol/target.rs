@@ -34,9 +34,16 @@ fn bad(input: &str, reason: impl Into<String>) -> Error {
     }
 }
 
-fn parse_port(input: &str, p: &str) -> Result<u16, Error> {
-    p.parse::<u16>()
-        .map_err(|_| bad(input, format!("port {p:?} is not a number from 0 to 65535")))
+/// A destination port: 1 to 65535 (nothing can be sent to port 0).
+pub(crate) fn parse_port(input: &str, p: &str) -> Result<u16, Error> {
+    match p.parse::<u16>() {
+        Ok(0) => Err(bad(input, "port 0 cannot be sent to; use 1 to 65535")),
+        Ok(n) => Ok(n),
+        Err(_) => Err(bad(
+            input,
+            format!("port {p:?} is not a number from 1 to 65535"),
+        )),
+    }
 }
 
 fn split_zone(s: &str) -> (&str, Option<String>) {
@@ -255,6 +262,8 @@ mod tests {
     fn bad_forms_name_the_problem() {
         for (s, want) in [
             ("10.0.0.1:99999", "port"),
+            ("10.0.0.1:0", "port 0"),
+            ("[::1]:0", "port 0"),
             ("10.0.0.300", "not an IPv4"),
             ("[::1", "closing"),
             ("[::1]9", "':PORT'"),

@@ -11,23 +11,27 @@ use sockbox_wire::magic::DEFAULT_PORT;
 use tokio::sync::mpsc;
 
 use super::lib_err;
-use crate::cmd::serve::{DaemonArgs, serve_with};
+use crate::cmd::serve::{DaemonArgs, SIGNALS_HELP, serve_with};
 use crate::exit::SUCCESS;
 use crate::output::json_line;
 
-/// Arguments of `sockbox wake listen`.
-#[derive(Debug, clap::Args)]
-#[command(after_help = "\
-Prints one line per magic packet, found anywhere in a datagram or frame, as NICs do.
-Other datagrams are counted (and shown with -v) but otherwise ignored. Runs until Ctrl-C
-or --count magic packets.
+const LISTEN_HELP: &str = "\
+Prints one line per magic packet on standard output, found anywhere in a datagram or
+frame, as NICs do. Other datagrams are counted (and shown with -v) but otherwise ignored.
+Runs until Ctrl-C or --count magic packets. Where it listens, and the counts at the end,
+are log lines on standard error (or --log-file, where a daemon also logs each packet).
 
 Examples:
   sockbox wake listen                           UDP port 9, IPv4 and IPv6 (needs root for port 9)
   sockbox wake listen -p 40009 --count 1        a high port, stop after the first packet
   sockbox wake listen --raw eth0 --json         UDP and raw 0x0842 frames on eth0, JSON lines
+  sockbox wake listen --daemon --log-file /var/log/wol.log --user nobody
 
-Exit codes: 0 stopped by Ctrl-C or --count; 2 bad option or interface; 3 cannot bind.")]
+Exit codes: 0 stopped by Ctrl-C or --count; 2 bad option or interface; 3 cannot bind.";
+
+/// Arguments of `sockbox wake listen`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = format!("{LISTEN_HELP}\n{SIGNALS_HELP}"))]
 pub struct Args {
     /// UDP port to listen on.
     #[arg(short, long, default_value_t = DEFAULT_PORT)]
