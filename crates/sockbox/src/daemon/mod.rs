@@ -52,7 +52,36 @@ pub use pidfile::{PidFile, PidFileLocation, Removal};
 pub use privilege::DropPlan;
 pub use stats::{ServerStats, StatsSnapshot};
 
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 use tokio::sync::watch;
+
+/// The directory of `path`, opened now (`O_PATH`), and the file name in it:
+/// what the pid file and the log file work from, so later opens, renames
+/// and removals still find the file after `chdir /`, `chroot` or a rename of
+/// the working directory. `path` must name a file, not end in `..` or `/`.
+pub(crate) fn dir_and_name(path: &Path) -> io::Result<(OwnedFd, OsString)> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "names no file"))?
+        .to_owned();
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = nix::fcntl::open(
+        parent,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(error::io_err)?;
+    Ok((dir, name))
+}
 
 /// Tells a running server that its configuration files (allow/deny lists)
 /// should be re-read: the CLI bumps it on SIGHUP.

@@ -61,24 +61,10 @@ pub enum Removal {
 impl PidFileLocation {
     /// Open the directory of `path` (which must name a file, not end in `/`).
     pub fn new(path: &Path) -> Result<Self, DaemonError> {
-        let err = |source| DaemonError::PidFile {
+        let (dir, name) = super::dir_and_name(path).map_err(|source| DaemonError::PidFile {
             path: path.to_owned(),
             source,
-        };
-        let name = path
-            .file_name()
-            .ok_or_else(|| err(io::Error::new(io::ErrorKind::InvalidInput, "names no file")))?
-            .to_owned();
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let dir = nix::fcntl::open(
-            parent,
-            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| err(io_err(e)))?;
+        })?;
         Ok(Self {
             dir,
             name,

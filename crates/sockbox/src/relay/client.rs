@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::dump::Dump;
 use super::ends::{LocalIn, LocalOut, RemoteIn, RemoteOut};
-use super::exec::{ExecSpec, reap};
+use super::exec::{ExecSpec, Program, relay_program};
 use super::hub::stdin_chunks;
 use super::pump::{PumpEnds, PumpExtras, Stopper, pump, stdio_fds};
 use super::session::{self, Ends, Extras};
@@ -81,45 +81,27 @@ pub async fn relay_exec(
 ) -> Result<Report, RelayError> {
     let peer = sock.peer()?;
     let local = sock.local();
-    let mut opts = opts.clone();
-    let (remote_in, remote_out, proto) = match sock {
+    let (remote, proto) = match sock {
         Connected::Tcp(s) => {
             s.set_nonblocking(true).map_err(RelayError::Setup)?;
             let s = tokio::net::TcpStream::from_std(s).map_err(RelayError::Setup)?;
             let (r, w) = s.into_split();
-            (RemoteIn::Tcp(r), RemoteOut::Tcp(w), "tcp")
+            ((RemoteIn::Tcp(r), RemoteOut::Tcp(w)), "tcp")
         }
         Connected::Udp(s) => {
             s.set_nonblocking(true).map_err(RelayError::Setup)?;
             let s = Arc::new(tokio::net::UdpSocket::from_std(s).map_err(RelayError::Setup)?);
-            if opts.quit_after_eof.is_none() {
-                opts.quit_after_eof = Some(std::time::Duration::ZERO);
-            }
-            (RemoteIn::Udp(Arc::clone(&s)), RemoteOut::Udp(s), "udp")
+            ((RemoteIn::Udp(Arc::clone(&s)), RemoteOut::Udp(s)), "udp")
         }
     };
-    let mut child = spec.spawn(peer, local, proto)?;
-    let (Some(cin), Some(cout)) = (child.stdin.take(), child.stdout.take()) else {
-        return Err(RelayError::Exec {
-            cmd: spec.display(),
-            source: std::io::Error::other("the program's pipes are missing"),
-        });
-    };
-    let ends = Ends {
-        local_in: LocalIn::Reader(Box::new(cout)),
-        local_out: LocalOut::Writer(Box::new(cin)),
-        remote_in,
-        remote_out,
+    let prog = Program {
+        spec,
         peer,
+        local,
+        proto,
     };
     let extras = Extras { dump, stats: None };
-    let result = session::run(ends, &opts, &extras, None, stop).await;
-    let patience = match &result {
-        Ok(r) if matches!(r.outcome, Outcome::Done | Outcome::OutputClosed) => None,
-        _ => Some(std::time::Duration::ZERO),
-    };
-    reap(child, peer, &spec.display(), patience, stop).await;
-    result
+    relay_program(prog, remote, opts, &extras, None, stop, stop).await
 }
 
 /// What a TLS client relays to.
@@ -169,27 +151,14 @@ pub async fn relay_tls(
             session::run(ends, opts, &extras, None, stop).await
         }
         ClientLocal::Exec(spec) => {
-            let mut child = spec.spawn(peer, local_addr, "tls")?;
-            let (Some(cin), Some(cout)) = (child.stdin.take(), child.stdout.take()) else {
-                return Err(RelayError::Exec {
-                    cmd: spec.display(),
-                    source: std::io::Error::other("the program's pipes are missing"),
-                });
-            };
-            let ends = Ends {
-                local_in: LocalIn::Reader(Box::new(cout)),
-                local_out: LocalOut::Writer(Box::new(cin)),
-                remote_in,
-                remote_out,
+            let prog = Program {
+                spec,
                 peer,
+                local: local_addr,
+                proto: "tls",
             };
-            let result = session::run(ends, opts, &extras, None, stop).await;
-            let patience = match &result {
-                Ok(r) if matches!(r.outcome, Outcome::Done | Outcome::OutputClosed) => None,
-                _ => Some(std::time::Duration::ZERO),
-            };
-            reap(child, peer, &spec.display(), patience, stop).await;
-            result
+            let remote = (remote_in, remote_out);
+            relay_program(prog, remote, opts, &extras, None, stop, stop).await
         }
     }
 }

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-use super::RelayError;
+use super::ends::{LocalIn, LocalOut, RemoteIn, RemoteOut};
+use super::session::{self, Ends, Extras};
+use super::{Outcome, RelayError, RelayOptions, Report};
 use crate::Shutdown;
 
 /// What to run per connection.
@@ -111,6 +113,66 @@ impl ExecSpec {
             source,
         })
     }
+}
+
+/// The program side of a session: what to run, for whom.
+pub(super) struct Program<'a> {
+    /// What to run.
+    pub spec: &'a ExecSpec,
+    /// The peer it talks to.
+    pub peer: SocketAddr,
+    /// This end of the connection, when known.
+    pub local: Option<SocketAddr>,
+    /// `tcp`, `udp` or `tls`, for `SOCKBOX_PROTO`.
+    pub proto: &'a str,
+}
+
+/// Start the program and relay the connection (`remote`) to its standard
+/// input and output until the session ends (`stop` cuts it short). On UDP
+/// the program's exit ends the conversation unless `-q` says otherwise. The
+/// program is always reaped: given time to finish after a clean end, cut at
+/// once otherwise or when `reap_stop` fires.
+pub(super) async fn relay_program(
+    prog: Program<'_>,
+    remote: (RemoteIn, RemoteOut),
+    opts: &RelayOptions,
+    extras: &Extras,
+    initial_rx: Option<&[u8]>,
+    stop: &Shutdown,
+    reap_stop: &Shutdown,
+) -> Result<Report, RelayError> {
+    let Program {
+        spec,
+        peer,
+        local,
+        proto,
+    } = prog;
+    let (remote_in, remote_out) = remote;
+    let mut child = spec.spawn(peer, local, proto)?;
+    let (Some(cin), Some(cout)) = (child.stdin.take(), child.stdout.take()) else {
+        return Err(RelayError::Exec {
+            cmd: spec.display(),
+            source: io::Error::other("the program's pipes are missing"),
+        });
+    };
+    let mut opts = opts.clone();
+    if remote_out.is_datagram() && opts.quit_after_eof.is_none() {
+        opts.quit_after_eof = Some(Duration::ZERO);
+    }
+    let ends = Ends {
+        local_in: LocalIn::Reader(Box::new(cout)),
+        local_out: LocalOut::Writer(Box::new(cin)),
+        remote_in,
+        remote_out,
+        peer,
+    };
+    let result = session::run(ends, &opts, extras, initial_rx, stop).await;
+    let patience = match &result {
+        Ok(r) if matches!(r.outcome, Outcome::Done | Outcome::OutputClosed) => None,
+        _ => Some(Duration::ZERO),
+    };
+    reap(child, peer, &spec.display(), patience, reap_stop).await;
+    result
 }
 
 /// `Ok` when `path` is a file with an execute bit set.

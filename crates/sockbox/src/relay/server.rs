@@ -21,7 +21,7 @@ use tokio_util::task::TaskTracker;
 use super::acl::SharedAcl;
 use super::dump::Dump;
 use super::ends::{LocalIn, LocalOut, RemoteIn, RemoteOut};
-use super::exec::{ExecSpec, reap};
+use super::exec::{ExecSpec, Program, relay_program};
 use super::hub::{Hub, stdin_chunks};
 use super::net::{Family, bind_tcp, bind_udp};
 use super::pump::{PumpEnds, PumpExtras, Stopper, pump, stdio_fds};
@@ -421,30 +421,20 @@ pub(super) async fn run_exec(
     proto: &str,
     stop: &Shutdown,
 ) -> Result<Report, RelayError> {
-    let mut child = spec.spawn(peer, Some(conn.local), proto)?;
-    let (Some(cin), Some(cout)) = (child.stdin.take(), child.stdout.take()) else {
-        return Err(RelayError::Exec {
-            cmd: spec.display(),
-            source: std::io::Error::other("the program's pipes are missing"),
-        });
-    };
-    let mut opts = conn.cfg.opts.clone();
-    if remote_out.is_datagram() && opts.quit_after_eof.is_none() {
-        // On UDP the program's exit is the end of the conversation.
-        opts.quit_after_eof = Some(Duration::ZERO);
-    }
-    let ends = Ends {
-        local_in: LocalIn::Reader(Box::new(cout)),
-        local_out: LocalOut::Writer(Box::new(cin)),
-        remote_in,
-        remote_out,
+    let prog = Program {
+        spec,
         peer,
+        local: Some(conn.local),
+        proto,
     };
-    let result = session::run(ends, &opts, &conn.extras, initial_rx.as_deref(), stop).await;
-    let patience = match &result {
-        Ok(r) if matches!(r.outcome, Outcome::Done | Outcome::OutputClosed) => None,
-        _ => Some(Duration::ZERO),
-    };
-    reap(child, peer, &spec.display(), patience, &conn.drain).await;
-    result
+    relay_program(
+        prog,
+        (remote_in, remote_out),
+        &conn.cfg.opts,
+        &conn.extras,
+        initial_rx.as_deref(),
+        stop,
+        &conn.drain,
+    )
+    .await
 }
