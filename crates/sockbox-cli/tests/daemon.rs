@@ -107,28 +107,32 @@ impl Env {
         p.to_str().unwrap().to_owned()
     }
 
-    /// `sockbox echo 127.0.0.1 0 --daemon --pid-file … --log-file … EXTRA`:
-    /// the parent's output, and the daemon when it started.
-    fn start(&self, extra: &[&str]) -> (Output, Option<Daemon>) {
-        let out = sockbox()
-            .args(["echo", "127.0.0.1", "0", "--daemon"])
+    /// `sockbox ARGS --daemon --pid-file … --log-file …`, ready to run.
+    fn command<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> assert_cmd::Command {
+        let mut cmd = sockbox();
+        cmd.args(args)
+            .arg("--daemon")
             .arg("--pid-file")
             .arg(self.pid_file())
             .arg("--log-file")
             .arg(self.log_file())
-            .args(extra)
-            .timeout(Duration::from_secs(30))
-            .output()
-            .unwrap();
+            .timeout(Duration::from_secs(30));
+        cmd
+    }
+
+    /// Run `cmd` (from [`Self::command`]): the parent's output, and the
+    /// daemon when it started.
+    fn run(&self, mut cmd: assert_cmd::Command) -> (Output, Option<Daemon>) {
+        let out = cmd.output().unwrap();
         let daemon = out.status.success().then(|| Daemon {
             pid: read_pid(&self.pid_file()),
         });
         (out, daemon)
     }
 
-    /// Start and insist it worked.
-    fn start_ok(&self, extra: &[&str]) -> Daemon {
-        let (out, d) = self.start(extra);
+    /// Run `cmd` and insist the daemon started.
+    fn launch(&self, cmd: assert_cmd::Command) -> Daemon {
+        let (out, d) = self.run(cmd);
         assert!(
             out.status.success(),
             "status {:?}, stderr: {}\nlog: {}",
@@ -137,6 +141,17 @@ impl Env {
             self.log()
         );
         d.unwrap()
+    }
+
+    /// `sockbox echo 127.0.0.1 0 --daemon --pid-file … --log-file … EXTRA`:
+    /// the parent's output, and the daemon when it started.
+    fn start(&self, extra: &[&str]) -> (Output, Option<Daemon>) {
+        self.run(self.command(&[&["echo", "127.0.0.1", "0"], extra].concat()))
+    }
+
+    /// Start `sockbox echo` and insist it worked.
+    fn start_ok(&self, extra: &[&str]) -> Daemon {
+        self.launch(self.command(&[&["echo", "127.0.0.1", "0"], extra].concat()))
     }
 
     /// The port the daemon logged (it binds port 0).
@@ -258,26 +273,7 @@ fn daemonizes(args: &str, tcp: bool) {
         .split_whitespace()
         .map(|a| a.replace("{port}", &port.to_string()))
         .collect();
-    let out = sockbox()
-        .args(&args)
-        .arg("--daemon")
-        .arg("--pid-file")
-        .arg(env.pid_file())
-        .arg("--log-file")
-        .arg(env.log_file())
-        .timeout(Duration::from_secs(30))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {:?} {}\nlog: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        env.log()
-    );
-    let d = Daemon {
-        pid: read_pid(&env.pid_file()),
-    };
+    let d = env.launch(env.command(&args));
     let f = File::open(env.pid_file()).unwrap();
     assert!(
         nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock).is_err(),

@@ -252,6 +252,49 @@ pub fn is_ipv6_link_local(a: Ipv6Addr) -> bool {
     (a.segments()[0] & 0xffc0) == 0xfe80
 }
 
+/// Interfaces made up for the unit tests of the modules that pick among
+/// them (`wol::plan`, `udp::target`).
+#[cfg(test)]
+pub(crate) mod fixture {
+    use super::{Address, Flags, Interface};
+
+    /// An interface called `name`: `lo…` is loopback and `tun…`
+    /// point-to-point (neither has `IFF_BROADCAST` or `IFF_MULTICAST`), any
+    /// other name an Ethernet with MAC `02:00:00:00:00:INDEX`. Addresses as
+    /// `("10.0.0.5/24", Some("10.0.0.255"))`.
+    pub(crate) fn iface(
+        name: &str,
+        index: u32,
+        up: bool,
+        addrs: &[(&str, Option<&str>)],
+    ) -> Interface {
+        let lo = name.starts_with("lo");
+        let tun = name.starts_with("tun");
+        Interface {
+            name: name.into(),
+            index,
+            flags: Flags {
+                up,
+                running: up,
+                broadcast: !lo && !tun,
+                loopback: lo,
+                point_to_point: tun,
+                multicast: !lo,
+            },
+            mtu: Some(1500),
+            mac: Some([2, 0, 0, 0, 0, index as u8]),
+            addresses: addrs
+                .iter()
+                .map(|(n, b)| Address {
+                    net: n.parse().unwrap(),
+                    broadcast: b.map(|b| b.parse().unwrap()),
+                    peer: None,
+                })
+                .collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

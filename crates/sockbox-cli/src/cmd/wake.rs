@@ -268,15 +268,6 @@ struct JsonEvent<'a> {
     error: Option<String>,
 }
 
-fn hex(b: &[u8]) -> String {
-    use std::fmt::Write as _;
-    b.iter()
-        .fold(String::with_capacity(b.len() * 2), |mut s, x| {
-            let _ = write!(s, "{x:02x}");
-            s
-        })
-}
-
 fn print_dry_run(a: &SendArgs, jobs: &[Job]) -> anyhow::Result<u8> {
     let mut out = std::io::stdout().lock();
     for j in jobs {
@@ -291,7 +282,7 @@ fn print_dry_run(a: &SendArgs, jobs: &[Job]) -> anyhow::Result<u8> {
                         route: r,
                         bytes: j.packet.len(),
                         binding: None,
-                        packet: Some(hex(&j.packet)),
+                        packet: Some(crate::output::hex(&j.packet)),
                         error: None,
                     },
                 )?;

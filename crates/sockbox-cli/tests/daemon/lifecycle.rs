@@ -179,14 +179,7 @@ fn bind_failure_makes_the_parent_exit_nonzero_with_the_bind_error() {
     let env = Env::new();
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let out = sockbox()
-        .args(["echo", "127.0.0.1", &port, "--daemon", "--pid-file"])
-        .arg(env.pid_file())
-        .arg("--log-file")
-        .arg(env.log_file())
-        .timeout(Duration::from_secs(30))
-        .output()
-        .unwrap();
+    let (out, _) = env.run(env.command(&["echo", "127.0.0.1", &port]));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(
@@ -211,30 +204,9 @@ fn notify_socket_receives_ready_and_stopping() {
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(15)))
         .unwrap();
-    let out = sockbox()
-        .args([
-            "echo",
-            "127.0.0.1",
-            "0",
-            "--daemon",
-            "--notify",
-            "--pid-file",
-        ])
-        .arg(env.pid_file())
-        .arg("--log-file")
-        .arg(env.log_file())
-        .env("NOTIFY_SOCKET", &sock_path)
-        .timeout(Duration::from_secs(30))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let d = Daemon {
-        pid: read_pid(&env.pid_file()),
-    };
+    let mut cmd = env.command(&["echo", "127.0.0.1", "0", "--notify"]);
+    cmd.env("NOTIFY_SOCKET", &sock_path);
+    let d = env.launch(cmd);
     let mut buf = [0u8; 512];
     let n = sock.recv(&mut buf).unwrap();
     let msg = String::from_utf8_lossy(&buf[..n]).into_owned();

@@ -62,31 +62,8 @@ fn wake_listen_daemonizes() {
 fn five_hundred_exec_connections_leave_zero_zombies() {
     let env = Env::new();
     let port = free_port();
-    let out = sockbox()
-        .args([
-            "listen",
-            "-k",
-            "127.0.0.1",
-            &port.to_string(),
-            "-e",
-            "cat",
-            "--daemon",
-        ])
-        .arg("--pid-file")
-        .arg(env.pid_file())
-        .arg("--log-file")
-        .arg(env.log_file())
-        .timeout(Duration::from_secs(30))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let d = Daemon {
-        pid: read_pid(&env.pid_file()),
-    };
+    let p = port.to_string();
+    let d = env.launch(env.command(&["listen", "-k", "127.0.0.1", &p, "-e", "cat"]));
     let deadline = Instant::now() + Duration::from_secs(240);
     let mut most_zombies = 0;
     for i in 0..500u32 {
@@ -122,27 +99,21 @@ fn five_hundred_exec_connections_leave_zero_zombies() {
     );
 }
 
-/// Start `sockbox ARGS --daemon --pid-file s.pid --log-file s.log` from
-/// `dir`, every path relative; the daemon once it is ready.
-fn start_daemon_in(dir: &Path, args: &[&str]) -> Daemon {
-    let out = sockbox()
-        .current_dir(dir)
+/// Start `sockbox ARGS --daemon --pid-file echo.pid --log-file echo.log`
+/// from the test's directory, every path relative; the daemon once ready.
+fn start_daemon_in(env: &Env, args: &[&str]) -> Daemon {
+    let mut cmd = sockbox();
+    cmd.current_dir(env.dir.path())
         .args(args)
-        .args(["--daemon", "--pid-file", "s.pid", "--log-file", "s.log"])
-        .timeout(Duration::from_secs(30))
-        .output()
-        .unwrap();
-    let log = || fs::read_to_string(dir.join("s.log")).unwrap_or_default();
-    assert!(
-        out.status.success(),
-        "{args:?}: {:?} {}\nlog: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        log()
-    );
-    let d = Daemon {
-        pid: read_pid(&dir.join("s.pid")),
-    };
+        .args([
+            "--daemon",
+            "--pid-file",
+            "echo.pid",
+            "--log-file",
+            "echo.log",
+        ])
+        .timeout(Duration::from_secs(30));
+    let d = env.launch(cmd);
     assert_eq!(
         fs::read_link(format!("/proc/{}/cwd", d.pid)).unwrap(),
         Path::new("/"),
@@ -158,9 +129,8 @@ fn start_daemon_in(dir: &Path, args: &[&str]) -> Daemon {
 /// in the directory sockbox was started from.
 #[test]
 fn relative_paths_work_under_daemon() {
-    become_subreaper();
-    let dir = tempfile::tempdir().unwrap();
-    let dir = dir.path();
+    let env = Env::new();
+    let dir = env.dir.path();
     let script = dir.join("handler.sh");
     fs::write(
         &script,
@@ -176,7 +146,7 @@ fn relative_paths_work_under_daemon() {
         let port = free_port();
         let p = port.to_string();
         let d = start_daemon_in(
-            dir,
+            &env,
             &[
                 "listen",
                 "-k",
@@ -198,7 +168,7 @@ fn relative_paths_work_under_daemon() {
         assert_eq!(fs::read_to_string(dir.join("seen.txt")).unwrap(), "ping\n");
         // The allow file is re-read from the starting directory on SIGHUP.
         d.signal(Signal::SIGHUP);
-        let log = dir.join("s.log");
+        let log = env.log_file();
         assert!(
             wait_until(10.0, || fs::read_to_string(&log)
                 .unwrap_or_default()
@@ -220,7 +190,7 @@ fn relative_paths_work_under_daemon() {
     // udp listen --reply-exec with a relative program.
     let port = free_port();
     let d = start_daemon_in(
-        dir,
+        &env,
         &[
             "udp",
             "listen",

@@ -199,10 +199,7 @@ async fn run_tcp(
             Ok((stream, peer)) => {
                 backoff = Duration::from_millis(10);
                 // IPv4 clients of a dual-stack socket show as 1.2.3.4, not ::ffff:1.2.3.4.
-                (
-                    stream,
-                    SocketAddr::new(peer.ip().to_canonical(), peer.port()),
-                )
+                (stream, crate::udp::canonical(peer))
             }
             Err(e) if resource_error(&e) => {
                 tracing::warn!(

@@ -100,41 +100,15 @@ pub fn classify(ip: Ipv4Addr, ifaces: &[Interface]) -> Kind {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::iface::{Address, Flags};
-    use ipnet::IpNet;
-
-    fn iface(name: &str, up: bool, lo: bool, nets: &[(&str, Option<&str>)]) -> Interface {
-        Interface {
-            name: name.to_owned(),
-            index: 1,
-            flags: Flags {
-                up,
-                running: up,
-                broadcast: !lo,
-                loopback: lo,
-                point_to_point: false,
-                multicast: true,
-            },
-            mtu: Some(1500),
-            mac: None,
-            addresses: nets
-                .iter()
-                .map(|(n, b)| Address {
-                    net: n.parse::<IpNet>().unwrap(),
-                    broadcast: b.map(|b| b.parse().unwrap()),
-                    peer: None,
-                })
-                .collect(),
-        }
-    }
+    use crate::iface::fixture::iface;
 
     fn sample() -> Vec<Interface> {
         vec![
-            iface("lo", true, true, &[("127.0.0.1/8", None)]),
+            iface("lo", 1, true, &[("127.0.0.1/8", None)]),
             iface(
                 "eth0",
+                2,
                 true,
-                false,
                 &[
                     ("10.0.0.5/24", Some("10.0.0.255")),
                     ("fe80::1/64", None),
@@ -143,13 +117,13 @@ mod tests {
             ),
             iface(
                 "eth1",
+                3,
                 true,
-                false,
                 &[("192.168.2.255/23", Some("192.168.3.255"))],
             ),
             iface(
                 "down0",
-                false,
+                4,
                 false,
                 &[("172.16.0.1/16", Some("172.16.255.255"))],
             ),

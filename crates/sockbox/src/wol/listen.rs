@@ -14,16 +14,18 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
 use sockbox_wire::mac::MacAddr;
-use sockbox_wire::magic::{ETHERTYPE, Found, find};
+use sockbox_wire::magic::{Found, find};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::Error;
-use super::plan::IfaceRef;
+use super::plan::{IfaceRef, iref, named};
+use super::send::open_raw;
 use crate::Shutdown;
 use crate::sys::packet::PacketSocket;
+use crate::udp::canonical;
 
 /// Largest datagram read.
 const BUF_LEN: usize = 65_536;
@@ -68,17 +70,6 @@ impl std::fmt::Display for Source {
             Self::Udp(a) => write!(f, "{}", canonical(*a)),
             Self::Raw { iface, mac } => write!(f, "{mac} on {iface}"),
         }
-    }
-}
-
-/// IPv4-mapped IPv6 addresses (from a dual-stack socket) shown as IPv4.
-pub fn canonical(a: SocketAddr) -> SocketAddr {
-    match a {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
-            None => a,
-        },
-        SocketAddr::V4(_) => a,
     }
 }
 
@@ -156,34 +147,10 @@ pub async fn bind(cfg: &ListenConfig) -> Result<Listener, Error> {
     };
     let all = crate::iface::list()?;
     let mut raw = Vec::new();
-    for name in &cfg.raw {
-        let i = all
-            .iter()
-            .find(|i| &i.name == name)
-            .ok_or_else(|| crate::iface::Error::NotFound { name: name.clone() })?;
-        if !i.flags.up {
-            return Err(Error::InterfaceDown { name: name.clone() });
-        }
-        let sock = PacketSocket::open(i.index, ETHERTYPE).map_err(|source| {
-            if matches!(source.raw_os_error(), Some(libc::EPERM | libc::EACCES)) {
-                Error::RawPermission {
-                    iface: name.clone(),
-                    source,
-                }
-            } else {
-                Error::Socket {
-                    what: format!("cannot open a raw 0x0842 socket on {name}"),
-                    source,
-                }
-            }
-        })?;
-        raw.push((
-            IfaceRef {
-                name: name.clone(),
-                index: i.index,
-            },
-            sock,
-        ));
+    for i in named(&all, &cfg.raw)? {
+        let iface = iref(i);
+        let sock = open_raw(&iface)?;
+        raw.push((iface, sock));
     }
     Ok(Listener { udp, raw })
 }
@@ -202,71 +169,81 @@ impl Listener {
         events: mpsc::Sender<Received>,
     ) -> Result<(), Error> {
         let mut tasks = JoinSet::new();
-        if let Some(udp) = self.udp {
-            let (sd, tx) = (shutdown.clone(), events.clone());
-            tasks.spawn(async move {
-                let mut buf = vec![0u8; BUF_LEN];
-                loop {
-                    let r = tokio::select! {
-                        () = sd.wait() => return,
-                        r = udp.recv_from(&mut buf) => r,
-                    };
-                    match r {
-                        Ok((n, from)) => {
-                            let ev = Received {
-                                time: SystemTime::now(),
-                                source: Source::Udp(canonical(from)),
-                                len: n,
-                                found: find(&buf[..n]),
-                            };
-                            if tx.send(ev).await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!("UDP receive failed: {e}");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                    }
-                }
-            });
-        }
-        for (iface, sock) in self.raw {
-            let (sd, tx) = (shutdown.clone(), events.clone());
-            tasks.spawn(async move {
-                let mut buf = vec![0u8; BUF_LEN];
-                loop {
-                    let r = tokio::select! {
-                        () = sd.wait() => return,
-                        r = sock.recv_from(&mut buf) => r,
-                    };
-                    match r {
-                        Ok((_, src)) if src.outgoing => {}
-                        Ok((n, src)) => {
-                            let ev = Received {
-                                time: SystemTime::now(),
-                                source: Source::Raw {
-                                    iface: iface.name.clone(),
-                                    mac: MacAddr(src.mac),
-                                },
-                                len: n,
-                                found: find(&buf[..n]),
-                            };
-                            if tx.send(ev).await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!("raw receive on {} failed: {e}", iface.name);
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                    }
-                }
-            });
+        let sockets = self
+            .udp
+            .into_iter()
+            .map(Inbound::Udp)
+            .chain(self.raw.into_iter().map(|(i, s)| Inbound::Raw(i, s)));
+        for sock in sockets {
+            tasks.spawn(sock.receive(shutdown.clone(), events.clone()));
         }
         drop(events);
         while tasks.join_next().await.is_some() {}
         Ok(())
+    }
+}
+
+/// One socket the listener receives on.
+enum Inbound {
+    Udp(UdpSocket),
+    Raw(IfaceRef, PacketSocket),
+}
+
+impl Inbound {
+    /// The next datagram or frame: its length and source, or `None` for a
+    /// frame this host sent itself (a raw socket sees those too).
+    async fn recv(&self, buf: &mut [u8]) -> io::Result<Option<(usize, Source)>> {
+        match self {
+            Self::Udp(u) => {
+                let (n, from) = u.recv_from(buf).await?;
+                Ok(Some((n, Source::Udp(canonical(from)))))
+            }
+            Self::Raw(iface, s) => {
+                let (n, src) = s.recv_from(buf).await?;
+                Ok((!src.outgoing).then(|| {
+                    let mac = MacAddr(src.mac);
+                    let iface = iface.name.clone();
+                    (n, Source::Raw { iface, mac })
+                }))
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Self::Udp(_) => "UDP".to_owned(),
+            Self::Raw(iface, _) => format!("raw on {}", iface.name),
+        }
+    }
+
+    /// Receive until `shutdown` fires or nobody takes the events any more,
+    /// decoding each payload; errors are logged and retried after a pause.
+    async fn receive(self, shutdown: Shutdown, events: mpsc::Sender<Received>) {
+        let mut buf = vec![0u8; BUF_LEN];
+        loop {
+            let r = tokio::select! {
+                () = shutdown.wait() => return,
+                r = self.recv(&mut buf) => r,
+            };
+            match r {
+                Ok(None) => {}
+                Ok(Some((n, source))) => {
+                    let ev = Received {
+                        time: SystemTime::now(),
+                        source,
+                        len: n,
+                        found: find(&buf[..n]),
+                    };
+                    if events.send(ev).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("{} receive failed: {e}", self.describe());
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
     }
 }
 

@@ -112,7 +112,7 @@ pub struct Plan {
     pub skipped: Vec<(String, String)>,
 }
 
-fn iref(i: &Interface) -> IfaceRef {
+pub(crate) fn iref(i: &Interface) -> IfaceRef {
     IfaceRef {
         name: i.name.clone(),
         index: i.index,
@@ -120,7 +120,10 @@ fn iref(i: &Interface) -> IfaceRef {
 }
 
 /// Look up the named interfaces, which must exist and be up.
-fn named<'a>(all: &'a [Interface], names: &[String]) -> Result<Vec<&'a Interface>, Error> {
+pub(crate) fn named<'a>(
+    all: &'a [Interface],
+    names: &[String],
+) -> Result<Vec<&'a Interface>, Error> {
     names
         .iter()
         .map(|n| {
@@ -280,33 +283,7 @@ pub fn plan(cfg: &SendConfig, target: MacAddr, all: &[Interface]) -> Result<Plan
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::iface::{Address, Flags};
-    use ipnet::IpNet;
-
-    fn ifc(name: &str, index: u32, up: bool, addrs: &[(&str, Option<&str>)]) -> Interface {
-        Interface {
-            name: name.into(),
-            index,
-            flags: Flags {
-                up,
-                running: up,
-                broadcast: name != "lo" && name != "tun0",
-                loopback: name == "lo",
-                point_to_point: name == "tun0",
-                multicast: name != "lo",
-            },
-            mtu: Some(1500),
-            mac: Some([2, 0, 0, 0, 0, index as u8]),
-            addresses: addrs
-                .iter()
-                .map(|(n, b)| Address {
-                    net: n.parse::<IpNet>().unwrap(),
-                    broadcast: b.map(|b| b.parse().unwrap()),
-                    peer: None,
-                })
-                .collect(),
-        }
-    }
+    use crate::iface::fixture::iface as ifc;
 
     fn machine() -> Vec<Interface> {
         vec![

@@ -13,7 +13,8 @@ use sockbox_wire::magic::ETHERTYPE;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use super::Error;
-use super::plan::Route;
+use super::plan::{IfaceRef, Route};
+use crate::sys::packet::PacketSocket;
 
 /// How a socket was tied to its interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -45,6 +46,24 @@ fn sock_err(what: String) -> impl FnOnce(io::Error) -> Error {
 
 fn is_permission(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES))
+}
+
+/// A raw 0x0842 socket on `iface` (for sending and for listening); a
+/// permission error says how to get `CAP_NET_RAW`.
+pub(crate) fn open_raw(iface: &IfaceRef) -> Result<PacketSocket, Error> {
+    PacketSocket::open(iface.index, ETHERTYPE).map_err(|source| {
+        if is_permission(&source) {
+            Error::RawPermission {
+                iface: iface.name.clone(),
+                source,
+            }
+        } else {
+            Error::Socket {
+                what: format!("cannot open a raw 0x0842 socket on {}", iface.name),
+                source,
+            }
+        }
+    })
 }
 
 /// Send `packet` along `route`.
@@ -134,21 +153,7 @@ pub async fn send(route: &Route, packet: &[u8]) -> Result<Sent, Error> {
             })
         }
         Route::Raw { iface, dest } => {
-            let sock = crate::sys::packet::PacketSocket::open(iface.index, ETHERTYPE).map_err(
-                |source| {
-                    if is_permission(&source) {
-                        Error::RawPermission {
-                            iface: iface.name.clone(),
-                            source,
-                        }
-                    } else {
-                        Error::Socket {
-                            what: format!("cannot open a raw 0x0842 socket on {}", iface.name),
-                            source,
-                        }
-                    }
-                },
-            )?;
+            let sock = open_raw(iface)?;
             let bytes = sock
                 .send_to(packet, dest.0)
                 .await
@@ -168,7 +173,6 @@ pub async fn send(route: &Route, packet: &[u8]) -> Result<Sent, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wol::plan::IfaceRef;
     use sockbox_wire::mac::MacAddr;
     use sockbox_wire::magic::{Repr, find};
 

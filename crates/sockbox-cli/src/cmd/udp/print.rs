@@ -102,7 +102,7 @@ impl Printer {
                 ts,
                 len: payload.len(),
                 text,
-                hex: to_hex(payload),
+                hex: crate::output::hex(payload),
             };
             // Serializing plain strings and numbers cannot fail.
             if serde_json::to_writer(&mut self.buf, &v).is_ok() {
@@ -127,15 +127,6 @@ impl Printer {
             self.buf.push(b'\n');
         }
     }
-}
-
-/// Lower-case hex of `b`.
-pub fn to_hex(b: &[u8]) -> String {
-    let mut s = String::with_capacity(b.len() * 2);
-    for x in b {
-        let _ = write!(s, "{x:02x}");
-    }
-    s
 }
 
 /// The payload as one line of text: one trailing newline dropped, valid
@@ -226,8 +217,7 @@ mod tests {
     }
 
     #[test]
-    fn hex_and_throttle() {
-        assert_eq!(to_hex(&[0, 0xab, 0x10]), "00ab10");
+    fn throttle_holds_back_repeats() {
         let mut t = Throttle::new(Duration::from_secs(60));
         assert_eq!(t.hit(), Some(1));
         assert_eq!(t.hit(), None);
