@@ -61,50 +61,32 @@ impl Server {
     }
 }
 
-fn wait_child(child: &mut Child, limit: Duration) -> ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("process did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+/// `sockbox connect ARGS…` with standard input a pipe (in `child.stdin`,
+/// for the test to feed or to keep open) and standard output `stdout`;
+/// standard error is collected.
+fn connect_spawned(args: &[&str], stdout: Stdio) -> Spawned {
+    let mut cmd = sockbox_std();
+    cmd.arg("connect").args(args);
+    Spawned::start_with(cmd, Stdio::piped(), stdout)
 }
 
 /// Run `sockbox connect ARGS…` feeding `input`, returning (status, stdout, stderr).
 fn connect(args: &[&str], input: &[u8]) -> (ExitStatus, Vec<u8>, String) {
-    let mut child = sockbox_std()
-        .arg("connect")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn sockbox connect");
-    let mut stdin = child.stdin.take().unwrap();
+    let mut c = connect_spawned(args, Stdio::piped());
+    let mut stdin = c.child.stdin.take().unwrap();
     let data = input.to_vec();
     let feeder = std::thread::spawn(move || {
         let _ = stdin.write_all(&data);
     });
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
+    let mut out = c.child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut v = Vec::new();
         let _ = out.read_to_end(&mut v);
         v
     });
-    let ereader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let status = wait_child(&mut child, T);
+    let status = c.must_exit(T);
     let _ = feeder.join();
-    (status, reader.join().unwrap(), ereader.join().unwrap())
+    (status, reader.join().unwrap(), c.log())
 }
 
 fn port(addr: SocketAddr) -> String {

@@ -16,23 +16,11 @@ fn peer_reset_mid_stream_exits_1_with_a_message() {
         drop(s); // RST
     });
     // stdin stays open (a pipe we never close) so only the reset ends it.
-    let mut child = sockbox_std()
-        .args(["connect", "127.0.0.1", &port(addr)])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _keep = child.stdin.take();
-    let status = wait_child(&mut child, T);
+    let mut c = connect_spawned(&["127.0.0.1", &port(addr)], Stdio::null());
+    let _keep = c.child.stdin.take();
+    let status = c.must_exit(T);
     server.join().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = c.log();
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("reset by the peer"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
@@ -49,19 +37,13 @@ fn sigpipe_never_kills_it() {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline && s.write_all(&chunk).is_ok() {}
     });
-    let mut child = sockbox_std()
-        .args(["connect", "127.0.0.1", &port(addr)])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _keep = child.stdin.take();
-    let mut out = child.stdout.take().unwrap();
+    let mut c = connect_spawned(&["127.0.0.1", &port(addr)], Stdio::piped());
+    let _keep = c.child.stdin.take();
+    let mut out = c.child.stdout.take().unwrap();
     let mut buf = vec![0u8; 4096];
     out.read_exact(&mut buf).unwrap();
     drop(out);
-    let status = wait_child(&mut child, T);
+    let status = c.must_exit(T);
     assert_eq!(status.signal(), None, "killed by a signal");
     assert_eq!(status.code(), Some(0));
     server.join().unwrap();
@@ -75,29 +57,17 @@ fn sigpipe_never_kills_it() {
         let _ = s.read(&mut b);
         drop(s);
     });
-    let mut child = sockbox_std()
-        .args(["connect", "127.0.0.1", &port(addr)])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut sin = child.stdin.take().unwrap();
+    let mut c = connect_spawned(&["127.0.0.1", &port(addr)], Stdio::null());
+    let mut sin = c.child.stdin.take().unwrap();
     let feeder = std::thread::spawn(move || {
         let chunk = vec![b'z'; 64 * 1024];
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline && sin.write_all(&chunk).is_ok() {}
     });
-    let status = wait_child(&mut child, T);
+    let status = c.must_exit(T);
     server.join().unwrap();
     feeder.join().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = c.log();
     assert_eq!(status.signal(), None, "killed by a signal: {err}");
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("reset by the peer"), "{err}");
@@ -112,24 +82,12 @@ fn idle_timeout_ends_with_exit_1() {
         std::thread::sleep(Duration::from_secs(3));
         drop(s);
     });
-    let mut child = sockbox_std()
-        .args(["connect", "-i", "0.5", "127.0.0.1", &port(addr)])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let _keep = child.stdin.take();
+    let mut c = connect_spawned(&["-i", "0.5", "127.0.0.1", &port(addr)], Stdio::null());
+    let _keep = c.child.stdin.take();
     let t0 = Instant::now();
-    let status = wait_child(&mut child, T);
+    let status = c.must_exit(T);
     assert!(t0.elapsed() < Duration::from_millis(2500));
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = c.log();
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("(-i)"), "{err}");
     server.join().unwrap();
