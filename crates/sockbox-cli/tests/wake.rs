@@ -66,6 +66,18 @@ fn run_in(ns: &Netns, args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Run `sockbox ARGS` on this host, insist it exits 2 (usage or input
+/// error), and return its standard error: one line of ours (`sockbox: …`),
+/// or clap's message.
+fn usage_error(args: &[&str]) -> String {
+    let out = sockbox().args(args).assert().code(2).get_output().clone();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    if err.starts_with("sockbox:") {
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+    err
+}
+
 fn mac_of(ns: &Netns, ifname: &str) -> String {
     let out = ns.sh(&format!("cat /sys/class/net/{ifname}/address"));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()

@@ -45,24 +45,12 @@ fn bad_macs_exit_2_naming_the_argument() {
         "00:11:222:33:44:55",
         "0011.2233",
     ] {
-        let out = sockbox()
-            .args(["wake", "-n", bad])
-            .assert()
-            .code(2)
-            .get_output()
-            .clone();
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = usage_error(&["wake", "-n", bad]);
         assert!(err.contains(&format!("\"{bad}\"")), "{bad}: {err}");
         assert!(err.contains("invalid MAC address"), "{bad}: {err}");
         assert_eq!(err.lines().count(), 1, "{err}");
     }
-    let out = sockbox()
-        .args(["wake", "-n", "001122zz4455"])
-        .assert()
-        .code(2)
-        .get_output()
-        .clone();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = usage_error(&["wake", "-n", "001122zz4455"]);
     assert!(
         err.contains("\"001122zz4455\" is not a MAC address"),
         "{err}"
@@ -81,17 +69,10 @@ fn port_zero_bad_password_and_zero_count_are_usage_errors() {
         &["wake", "-n", "--to", "[::1]:0", MAC],
         &["wake", "listen", "--count", "0"],
     ] {
-        let out = sockbox().args(args).assert().code(2).get_output().clone();
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = usage_error(args);
         assert!(err.contains('0'), "{args:?}: {err}");
     }
-    let out = sockbox()
-        .args(["wake", "-n", "--password", "1.2.3", MAC])
-        .assert()
-        .code(2)
-        .get_output()
-        .clone();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = usage_error(&["wake", "-n", "--password", "1.2.3", MAC]);
     assert!(err.contains("4 decimal parts (a.b.c.d), not 3"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
@@ -160,14 +141,7 @@ fn hosts_file_and_named_hosts() {
 
     let bad = dir.path().join("bad.txt");
     std::fs::write(&bad, "00:11:22:33:44:55 nas\n\n00:11:22:33:44 pc\n").unwrap();
-    let out = sockbox()
-        .args(["wake", "-n", "-f"])
-        .arg(&bad)
-        .assert()
-        .code(2)
-        .get_output()
-        .clone();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = usage_error(&["wake", "-n", "-f", bad.to_str().unwrap()]);
     assert!(
         err.contains("bad.txt:3: invalid MAC address \"00:11:22:33:44\""),
         "{err}"
@@ -194,15 +168,7 @@ fn hosts_file_and_named_hosts() {
         "{out}"
     );
     assert!(out.contains("udp 127.0.0.1:7"), "{out}");
-    let out = sockbox()
-        .args(["wake", "-n", "--hosts"])
-        .arg(&toml)
-        .arg("desk")
-        .assert()
-        .code(2)
-        .get_output()
-        .clone();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = usage_error(&["wake", "-n", "--hosts", toml.to_str().unwrap(), "desk"]);
     assert!(
         err.contains("\"desk\" is not a MAC address") && err.contains("hosts.toml"),
         "{err}"

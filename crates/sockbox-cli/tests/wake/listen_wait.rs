@@ -39,31 +39,19 @@ fn listener_on_loopback_decodes_magic_after_junk() {
 
 #[test]
 fn wait_needs_a_host_address_not_a_broadcast() {
-    let out = sockbox()
-        .args(["wake", "-n", "--wait", MAC])
-        .assert()
-        .code(2)
-        .get_output()
-        .clone();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = usage_error(&["wake", "-n", "--wait", MAC]);
     assert!(
         err.contains("--wait needs") && err.contains("--wait-addr"),
         "{err}"
     );
-    let out = sockbox()
-        .args([
-            "wake",
-            "-n",
-            "--wait=3s",
-            "--wait-addr",
-            "255.255.255.255",
-            MAC,
-        ])
-        .assert()
-        .code(2)
-        .get_output()
-        .clone();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = usage_error(&[
+        "wake",
+        "-n",
+        "--wait=3s",
+        "--wait-addr",
+        "255.255.255.255",
+        MAC,
+    ]);
     assert!(err.contains("broadcast"), "{err}");
     // A bad timeout is clap's usage error.
     sockbox().args(["wake", "--wait=5x", MAC]).assert().code(2);

@@ -68,106 +68,99 @@ pub(crate) fn open_raw(iface: &IfaceRef) -> Result<PacketSocket, Error> {
 
 /// Send `packet` along `route`.
 pub async fn send(route: &Route, packet: &[u8]) -> Result<Sent, Error> {
-    match route {
+    let (result, binding) = match route {
         Route::Udp {
             dest,
             iface,
             source,
         } => {
-            let iface_name = iface.as_ref().map(|i| i.name.as_str());
-            let sock = Socket::new(Domain::for_address(*dest), Type::DGRAM, Some(Protocol::UDP))
-                .map_err(sock_err(format!("cannot open a UDP socket for {dest}")))?;
-            if dest.is_ipv4() {
-                sock.set_broadcast(true).map_err(sock_err(format!(
-                    "cannot set SO_BROADCAST on the socket for {dest}"
-                )))?;
-            }
-            let mut binding = Binding::Routed;
-            if let Some(i) = iface {
-                match sock.bind_device(Some(i.name.as_bytes())) {
-                    Ok(()) => binding = Binding::Device,
-                    Err(e) if is_permission(&e) => {}
-                    Err(source) => {
-                        return Err(Error::Socket {
-                            what: format!("cannot bind the socket to interface {}", i.name),
-                            source,
-                        });
-                    }
-                }
-                if let SocketAddr::V6(d) = dest
-                    && d.ip().is_multicast()
-                {
-                    {
-                        sock.set_multicast_if_v6(i.index).map_err(sock_err(format!(
-                            "cannot select interface {} for IPv6 multicast",
-                            i.name
-                        )))?;
-                    }
-                }
-            }
-            if let Some(src) = source.filter(|s| s.is_ipv4() == dest.is_ipv4()) {
-                let local = match src {
-                    IpAddr::V6(a) => SocketAddr::V6(SocketAddrV6::new(
-                        a,
-                        0,
-                        0,
-                        iface.as_ref().map_or(0, |i| i.index),
-                    )),
-                    IpAddr::V4(_) => SocketAddr::new(src, 0),
-                };
-                match sock.bind(&SockAddr::from(local)) {
-                    Ok(()) => {
-                        if binding == Binding::Routed {
-                            binding = Binding::SourceAddress;
-                        }
-                    }
-                    // Device binding already picks the interface; an address
-                    // that cannot be bound (IPv6 still tentative) is no loss.
-                    Err(_) if binding == Binding::Device => {}
-                    Err(source) => {
-                        return Err(Error::Socket {
-                            what: format!(
-                                "cannot bind source address {src} on {}",
-                                iface_name.unwrap_or("?")
-                            ),
-                            source,
-                        });
-                    }
-                }
-            }
-            sock.set_nonblocking(true)
-                .map_err(sock_err(format!("cannot set up the socket for {dest}")))?;
-            let udp = tokio::net::UdpSocket::from_std(std::net::UdpSocket::from(sock))
-                .map_err(sock_err(format!("cannot set up the socket for {dest}")))?;
-            let bytes = udp
-                .send_to(packet, dest)
-                .await
-                .map_err(|source| Error::Send {
-                    route: route.to_string(),
-                    source,
-                })?;
-            Ok(Sent {
-                route: route.clone(),
-                bytes,
-                binding,
-            })
+            let (udp, binding) = udp_socket(*dest, iface.as_ref(), *source)?;
+            (udp.send_to(packet, dest).await, binding)
         }
         Route::Raw { iface, dest } => {
-            let sock = open_raw(iface)?;
-            let bytes = sock
-                .send_to(packet, dest.0)
-                .await
-                .map_err(|source| Error::Send {
-                    route: route.to_string(),
+            let raw = open_raw(iface)?;
+            (raw.send_to(packet, dest.0).await, Binding::Device)
+        }
+    };
+    let bytes = result.map_err(|source| Error::Send {
+        route: route.to_string(),
+        source,
+    })?;
+    Ok(Sent {
+        route: route.clone(),
+        bytes,
+        binding,
+    })
+}
+
+/// A UDP socket for `dest`, tied to `iface` (and bound to `source`) when
+/// the route names them, and how it is tied.
+fn udp_socket(
+    dest: SocketAddr,
+    iface: Option<&IfaceRef>,
+    source: Option<IpAddr>,
+) -> Result<(tokio::net::UdpSocket, Binding), Error> {
+    let iface_name = iface.map(|i| i.name.as_str());
+    let sock = Socket::new(Domain::for_address(dest), Type::DGRAM, Some(Protocol::UDP))
+        .map_err(sock_err(format!("cannot open a UDP socket for {dest}")))?;
+    if dest.is_ipv4() {
+        sock.set_broadcast(true).map_err(sock_err(format!(
+            "cannot set SO_BROADCAST on the socket for {dest}"
+        )))?;
+    }
+    let mut binding = Binding::Routed;
+    if let Some(i) = iface {
+        match sock.bind_device(Some(i.name.as_bytes())) {
+            Ok(()) => binding = Binding::Device,
+            Err(e) if is_permission(&e) => {}
+            Err(source) => {
+                return Err(Error::Socket {
+                    what: format!("cannot bind the socket to interface {}", i.name),
                     source,
-                })?;
-            Ok(Sent {
-                route: route.clone(),
-                bytes,
-                binding: Binding::Device,
-            })
+                });
+            }
+        }
+        if let SocketAddr::V6(d) = dest
+            && d.ip().is_multicast()
+        {
+            sock.set_multicast_if_v6(i.index).map_err(sock_err(format!(
+                "cannot select interface {} for IPv6 multicast",
+                i.name
+            )))?;
         }
     }
+    if let Some(src) = source.filter(|s| s.is_ipv4() == dest.is_ipv4()) {
+        let local = match src {
+            IpAddr::V6(a) => {
+                SocketAddr::V6(SocketAddrV6::new(a, 0, 0, iface.map_or(0, |i| i.index)))
+            }
+            IpAddr::V4(_) => SocketAddr::new(src, 0),
+        };
+        match sock.bind(&SockAddr::from(local)) {
+            Ok(()) => {
+                if binding == Binding::Routed {
+                    binding = Binding::SourceAddress;
+                }
+            }
+            // Device binding already picks the interface; an address
+            // that cannot be bound (IPv6 still tentative) is no loss.
+            Err(_) if binding == Binding::Device => {}
+            Err(source) => {
+                return Err(Error::Socket {
+                    what: format!(
+                        "cannot bind source address {src} on {}",
+                        iface_name.unwrap_or("?")
+                    ),
+                    source,
+                });
+            }
+        }
+    }
+    sock.set_nonblocking(true)
+        .map_err(sock_err(format!("cannot set up the socket for {dest}")))?;
+    let udp = tokio::net::UdpSocket::from_std(std::net::UdpSocket::from(sock))
+        .map_err(sock_err(format!("cannot set up the socket for {dest}")))?;
+    Ok((udp, binding))
 }
 
 #[cfg(test)]
