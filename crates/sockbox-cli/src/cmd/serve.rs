@@ -25,8 +25,11 @@
 //! Zombies: see the `sockbox::daemon` module documentation (nothing here
 //! starts a process that is not reaped).
 
+mod args;
 mod logging;
 mod signals;
+
+pub use args::{DaemonArgs, LogFormat, SIGNALS_HELP, path_arg};
 
 use std::fs::File;
 use std::future::Future;
@@ -48,60 +51,6 @@ use signals::{SignalCtx, log_stats, spawn_signal_handlers};
 
 /// How long past `grace` the harness waits for a server that ignores it.
 const GRACE_SLACK: Duration = Duration::from_millis(500);
-
-/// Flags shared by every server subcommand.
-#[derive(Debug, Clone, Default, clap::Args)]
-#[command(next_help_heading = "Daemon")]
-pub struct DaemonArgs {
-    /// Run in the background; the command returns once the server is bound
-    /// and ready (exit 0), or with the server's error. The daemon runs in /;
-    /// relative file arguments still name files in the starting directory,
-    /// and -e/-c/--reply-exec programs start there.
-    #[arg(long)]
-    pub daemon: bool,
-    /// Write the server's pid here and hold an exclusive lock on it while
-    /// running; a second instance exits 2 naming the first one's pid.
-    #[arg(long, value_name = "PATH", value_parser = path_arg)]
-    pub pid_file: Option<PathBuf>,
-    /// After binding, switch to this user (name or uid; needs root).
-    #[arg(long, value_name = "NAME")]
-    pub user: Option<String>,
-    /// After binding, switch to this group (default: the user's primary group).
-    #[arg(long, value_name = "NAME")]
-    pub group: Option<String>,
-    /// After binding, chroot into this directory (needs root).
-    #[arg(long, value_name = "DIR", value_parser = path_arg)]
-    pub chroot: Option<PathBuf>,
-    /// Append logs here instead of standard error (reopened on SIGHUP, for
-    /// log rotation). Level from $SOCKBOX_LOG (default info).
-    #[arg(long, value_name = "PATH", value_parser = path_arg)]
-    pub log_file: Option<PathBuf>,
-    /// Log format.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-    /// Tell systemd (via $NOTIFY_SOCKET) when ready (READY=1) and when
-    /// stopping (STOPPING=1); for Type=notify units.
-    #[arg(long)]
-    pub notify: bool,
-    /// On SIGTERM/SIGINT, wait this long for open connections to finish.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
-    pub grace: Duration,
-}
-
-/// Log line format.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    #[default]
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// Signals and the daemon layer, in one place for the `--help` texts of
-/// server subcommands.
-pub const SIGNALS_HELP: &str = "Signals: TERM/INT stop accepting and drain for --grace; HUP reloads \
-allow/deny files and reopens --log-file; USR1 logs statistics.";
 
 /// What a server gets from the harness.
 pub struct Ctx {
@@ -338,18 +287,6 @@ impl Prepared {
 /// runs in `/`), for messages and for the directory handle.
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
-}
-
-/// Value parser for every file or directory argument of a server (and of
-/// the flags they share with clients): the path made absolute against the
-/// directory sockbox was started from, as it is parsed, so it names the same
-/// file after `--daemon` has moved the process to `/` (a SIGHUP reload of
-/// `--allowfile`, a dump file, a TLS key).
-pub fn path_arg(s: &str) -> Result<PathBuf, String> {
-    if s.is_empty() {
-        return Err("an empty path names no file".to_owned());
-    }
-    std::path::absolute(s).map_err(|e| format!("{s:?}: {e}"))
 }
 
 /// Steps 3 to 7 of the module documentation.

@@ -26,7 +26,7 @@ fn foreground_echo_serves_tcp_and_udp_and_stops_on_ctrl_c() {
         "both sessions ended when their clients left: {}",
         srv.log()
     );
-    kill(Pid::from_raw(srv.child.id() as i32), Signal::SIGINT).unwrap();
+    srv.signal(Signal::SIGINT);
     let status = srv
         .wait_exit(Duration::from_secs(10))
         .unwrap_or_else(|| panic!("did not stop on SIGINT: {}", srv.log()));

@@ -157,11 +157,7 @@ fn allow_deny_and_denyfile_reload() {
     assert_eq!(echo_from("127.0.0.3", srv.addr), b"");
     assert_eq!(echo_from("127.0.0.4", srv.addr), b"hi");
     std::fs::write(&deny, "127.0.0.4/32\n").unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(srv.pid() as i32),
-        nix::sys::signal::Signal::SIGHUP,
-    )
-    .unwrap();
+    srv.proc.signal(nix::sys::signal::Signal::SIGHUP);
     assert!(
         wait_until(5.0, || srv.log().contains("re-read")),
         "{}",
@@ -387,11 +383,7 @@ fn sigterm_drains_open_connections_then_exits_0() {
     open.write_all(b"one\n").unwrap();
     let mut buf = [0u8; 4];
     open.read_exact(&mut buf).unwrap();
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(srv.pid() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    srv.proc.signal(nix::sys::signal::Signal::SIGTERM);
     // New clients are no longer accepted…
     assert!(wait_until(5.0, || TcpStream::connect(srv.addr).is_err()));
     // …but the open one still works, and the server leaves when it is done.

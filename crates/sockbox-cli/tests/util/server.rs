@@ -70,6 +70,12 @@ impl Spawned {
         }
     }
 
+    /// Send it a signal.
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, sig).unwrap();
+    }
+
     /// Everything the process wrote to standard error so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
