@@ -53,6 +53,26 @@ impl Source {
     }
 }
 
+/// The longest duration a flag takes: a year. Longer is a typo, and would
+/// overflow the clock arithmetic of timeouts and deadlines.
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
+
+/// Value parser for every duration flag (timeouts, waits, delays): plain
+/// seconds (`5`, `0.5`) or a humantime duration (`500ms`, `2m`, `1h30m`), at
+/// most [`MAX_DURATION`].
+pub fn duration(s: &str) -> Result<std::time::Duration, String> {
+    let d = match s.parse::<f64>() {
+        Ok(f) => std::time::Duration::try_from_secs_f64(f)
+            .map_err(|_| format!("{s:?} is not a valid number of seconds"))?,
+        Err(_) => humantime::parse_duration(s)
+            .map_err(|e| format!("{s:?}: {e} (examples: 5, 0.5, 500ms, 1m)"))?,
+    };
+    if d > MAX_DURATION {
+        return Err(format!("{s:?} is too long: at most a year"));
+    }
+    Ok(d)
+}
+
 /// Decode a hex string. Spaces, colons and a leading `0x` are allowed
 /// (`"de ad be ef"`, `"de:ad:be:ef"`, `"0xdeadbeef"`).
 pub fn parse_hex(s: &str) -> anyhow::Result<Vec<u8>> {
@@ -93,6 +113,24 @@ fn hex_val(b: u8) -> u8 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn durations_in_seconds_or_units_up_to_a_year() {
+        use std::time::Duration;
+        assert_eq!(super::duration("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(super::duration("0.25"), Ok(Duration::from_millis(250)));
+        assert_eq!(super::duration("1m30s"), Ok(Duration::from_secs(90)));
+        // Regression: huge values overflowed deadline arithmetic (a panic).
+        assert!(
+            super::duration("584000000000y")
+                .unwrap_err()
+                .contains("at most a year")
+        );
+        assert!(super::duration("1e300").is_err());
+        assert!(super::duration("-1").is_err());
+        assert!(super::duration("nan").is_err());
+        assert!(super::duration("5x").unwrap_err().contains("examples"));
+    }
+
     use super::*;
 
     #[test]

@@ -14,6 +14,7 @@ use sockbox::relay::{Dump, DumpFormat, ExecSpec, Flow, Outcome, RelayError, Rela
 use crate::cmd::runtime;
 use crate::cmd::serve::path_arg;
 use crate::exit::{PARTIAL, SUCCESS, usage};
+use crate::input::duration;
 
 const EXAMPLES: &str = "Examples:
   sockbox connect example.com 80 <<< $'GET / HTTP/1.0\\r\\n\\r\\n'
@@ -43,10 +44,10 @@ pub struct RelayArgs {
     #[arg(short = '6')]
     pub ipv6: bool,
     /// Close a connection after this long with no data either way (e.g. 30, 1m).
-    #[arg(short = 'i', long = "idle-timeout", value_name = "DURATION", value_parser = parse_secs)]
+    #[arg(short = 'i', long = "idle-timeout", value_name = "DURATION", value_parser = duration)]
     pub idle: Option<Duration>,
     /// Quit this long after end of standard input (0: at once).
-    #[arg(short = 'q', long = "quit-after", value_name = "SECS", value_parser = parse_secs)]
+    #[arg(short = 'q', long = "quit-after", value_name = "SECS", value_parser = duration)]
     pub quit: Option<Duration>,
     /// At end of input, do not shut down the socket's write side.
     #[arg(long)]
@@ -99,7 +100,7 @@ pub struct Args {
     #[arg(value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
     /// Give up connecting after this long (per address tried).
-    #[arg(short = 'w', long = "wait", value_name = "DURATION", value_parser = parse_secs)]
+    #[arg(short = 'w', long = "wait", value_name = "DURATION", value_parser = duration)]
     pub wait: Option<Duration>,
     /// Speak TLS over the TCP connection; the certificate must match HOST.
     #[arg(long, conflicts_with = "udp")]
@@ -113,15 +114,6 @@ pub struct Args {
     /// Relay flags.
     #[command(flatten)]
     pub relay: Box<RelayArgs>,
-}
-
-/// `5`, `2.5` (seconds) or a humantime duration such as `500ms`, `1m`.
-pub fn parse_secs(s: &str) -> Result<Duration, String> {
-    if let Ok(f) = s.parse::<f64>() {
-        return Duration::try_from_secs_f64(f)
-            .map_err(|_| format!("{s:?} is not a valid number of seconds"));
-    }
-    humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (examples: 5, 0.5, 500ms, 1m)"))
 }
 
 impl RelayArgs {

@@ -54,7 +54,7 @@ pub struct Args {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_conns: u32,
     /// Close a TCP session silent for this long (e.g. 30s, 5m).
-    #[arg(short = 'i', long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(short = 'i', long, value_name = "DURATION", value_parser = crate::input::duration)]
     pub idle_timeout: Option<Duration>,
     /// Per-session echo buffer in bytes: the most a session holds at once.
     #[arg(long, value_name = "BYTES", default_value_t = 16384,

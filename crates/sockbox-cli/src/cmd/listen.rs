@@ -93,7 +93,12 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
         return Err(usage("-m/--max-conns must be at least 1"));
     }
     let addr = match net::listen_addrs(host, port, r.family()) {
-        Ok(v) => v[0],
+        Ok(v) => *v.first().ok_or_else(|| {
+            usage(format!(
+                "{:?} has no address to listen on",
+                host.unwrap_or("*")
+            ))
+        })?,
         Err(e) => return relay_error(e),
     };
     let acl =

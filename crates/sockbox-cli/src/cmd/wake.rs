@@ -113,7 +113,7 @@ pub struct SendArgs {
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub count: u32,
     /// Pause between repeats.
-    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "100ms", value_parser = crate::input::duration)]
     pub delay: Duration,
     /// Then ping each host until it answers, for at most TIMEOUT (default 2m).
     #[arg(
@@ -122,7 +122,7 @@ pub struct SendArgs {
         num_args = 0..=1,
         require_equals = true,
         default_missing_value = "2m",
-        value_parser = humantime::parse_duration
+        value_parser = crate::input::duration
     )]
     pub wait: Option<Duration>,
     /// Address to ping for --wait [default: the host's address from the file].

@@ -213,6 +213,12 @@ fn bad_inputs_exit_2_with_a_clear_line() {
             "out of range",
         ),
         (vec!["udp", "listen", "70000"], "", "out of range"),
+        // Regression: a wait this long overflowed the deadline (a panic).
+        (
+            vec!["udp", "send", "127.0.0.1", "9", "x", "-w", "584000000000y"],
+            "",
+            "at most a year",
+        ),
         (
             vec!["mcast", "listen", "239.1.2.3", "99999"],
             "",

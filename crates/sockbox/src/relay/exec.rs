@@ -86,8 +86,14 @@ impl ExecSpec {
     ) -> Result<Child, RelayError> {
         let mut cmd = match self {
             Self::Argv(v) => {
-                let mut c = Command::new(&v[0]);
-                c.args(&v[1..]);
+                let Some((prog, args)) = v.split_first() else {
+                    return Err(RelayError::Exec {
+                        cmd: String::new(),
+                        source: io::Error::new(io::ErrorKind::InvalidInput, "no program given"),
+                    });
+                };
+                let mut c = Command::new(prog);
+                c.args(args);
                 c
             }
             Self::Shell(s) => {

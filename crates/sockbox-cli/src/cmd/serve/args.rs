@@ -40,7 +40,7 @@ pub struct DaemonArgs {
     #[arg(long)]
     pub notify: bool,
     /// On SIGTERM/SIGINT, wait this long for open connections to finish.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::input::duration)]
     pub grace: Duration,
 }
 

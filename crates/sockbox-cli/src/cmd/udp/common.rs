@@ -119,7 +119,7 @@ impl MessageArgs {
 #[command(next_help_heading = "Replies")]
 pub struct CollectArgs {
     /// Collect replies for this long after the last datagram is sent (`500ms`, `2s`).
-    #[arg(short, long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(short, long, value_name = "DURATION", value_parser = crate::input::duration)]
     pub wait: Option<Duration>,
     /// Stop after this many replies (waits at most 3s unless --wait is given).
     #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
@@ -324,7 +324,7 @@ pub struct ResponderArgs {
     #[arg(long, group = "answer")]
     pub echo: bool,
     /// Kill a --reply-exec program (and its children) after this long.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::input::duration)]
     pub exec_timeout: Duration,
     /// Run at most this many --reply-exec programs at once; datagrams beyond are dropped.
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
