@@ -266,7 +266,18 @@ fn free_port() -> u16 {
 /// Start `sockbox ARGS --daemon --pid-file … --log-file …` (`{port}` in ARGS
 /// is replaced), check it is detached, locked and serving, then SIGTERM it
 /// and check it exits 0 and removes its pid file.
-fn daemonizes(args: &str, tcp: bool) {
+/// What a daemonized server is checked to be serving.
+#[derive(Clone, Copy)]
+enum Serves {
+    /// Accepts TCP on 127.0.0.1:{port}.
+    Tcp,
+    /// Holds UDP 127.0.0.1:{port}.
+    Udp,
+    /// Joined group 239.1.2.3 on {port}.
+    Group,
+}
+
+fn daemonizes(args: &str, serves: Serves) {
     let env = Env::new();
     let port = free_port();
     let args: Vec<String> = args
@@ -283,14 +294,17 @@ fn daemonizes(args: &str, tcp: bool) {
         fs::read_link(format!("/proc/{}/cwd", d.pid)).unwrap(),
         Path::new("/")
     );
-    if tcp {
-        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(5))
-            .unwrap_or_else(|e| panic!("{args:?}: not serving on {port}: {e}"));
-    } else {
-        assert!(
+    match serves {
+        Serves::Tcp => {
+            TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(5))
+                .unwrap_or_else(|e| panic!("{args:?}: not serving on {port}: {e}"));
+        }
+        Serves::Udp => assert!(
             UdpSocket::bind(("127.0.0.1", port)).is_err(),
             "{args:?}: nothing bound UDP port {port}"
-        );
+        ),
+        // A group socket shares its port (SO_REUSEADDR): its log says it joined.
+        Serves::Group => env.wait_log(&format!("listening on udp 239.1.2.3:{port}")),
     }
     d.signal(Signal::SIGTERM);
     assert_eq!(

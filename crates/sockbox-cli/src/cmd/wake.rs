@@ -206,7 +206,20 @@ fn hosts_to_wake(a: &SendArgs) -> anyhow::Result<Vec<Host>> {
     };
     a.targets
         .iter()
-        .map(|t| hosts::resolve_target(t, &known, &searched).map_err(lib_err))
+        .map(|t| {
+            hosts::resolve_target(t, &known, &searched).map_err(|e| {
+                // `--wait 2m` (no '='): clap gave the time to the targets.
+                if matches!(e, wol::Error::UnknownHost { .. }) && crate::input::duration(t).is_ok()
+                {
+                    usage(format!(
+                        "{t:?} is not a MAC address or host name; if it is the time for \
+                         --wait, write --wait={t}"
+                    ))
+                } else {
+                    lib_err(e)
+                }
+            })
+        })
         .collect()
 }
 

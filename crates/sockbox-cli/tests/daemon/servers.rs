@@ -35,27 +35,37 @@ fn foreground_echo_serves_tcp_and_udp_and_stops_on_ctrl_c() {
 
 #[test]
 fn listen_daemonizes() {
-    daemonizes("listen -k 127.0.0.1 {port} -e cat", true);
+    daemonizes("listen -k 127.0.0.1 {port} -e cat", Serves::Tcp);
 }
 
 #[test]
 fn chat_daemonizes() {
-    daemonizes("chat 127.0.0.1 {port}", true);
+    daemonizes("chat 127.0.0.1 {port}", Serves::Tcp);
 }
 
 #[test]
 fn broker_daemonizes() {
-    daemonizes("broker 127.0.0.1 {port}", true);
+    daemonizes("broker 127.0.0.1 {port}", Serves::Tcp);
 }
 
 #[test]
 fn udp_listen_daemonizes() {
-    daemonizes("udp listen 127.0.0.1 {port}", false);
+    daemonizes("udp listen 127.0.0.1 {port}", Serves::Udp);
+}
+
+#[test]
+fn mcast_listen_daemonizes() {
+    daemonizes("mcast listen 239.1.2.3 {port} --iface lo", Serves::Group);
+}
+
+#[test]
+fn echo_daemonizes() {
+    daemonizes("echo 127.0.0.1 {port}", Serves::Tcp);
 }
 
 #[test]
 fn wake_listen_daemonizes() {
-    daemonizes("wake listen --bind 127.0.0.1 -p {port}", false);
+    daemonizes("wake listen --bind 127.0.0.1 -p {port}", Serves::Udp);
 }
 
 #[test]

@@ -55,6 +55,9 @@ fn wait_needs_a_host_address_not_a_broadcast() {
     assert!(err.contains("broadcast"), "{err}");
     // A bad timeout is clap's usage error.
     sockbox().args(["wake", "--wait=5x", MAC]).assert().code(2);
+    // `--wait 2m` hands "2m" to the targets: say what to write instead.
+    let err = usage_error(&["wake", "-n", "--wait", "2m", MAC]);
+    assert!(err.contains("write --wait=2m"), "{err}");
 }
 
 #[test]
