@@ -3,8 +3,10 @@
 //!
 //! Each run is bounded: a time limit after which the whole process group is
 //! killed and reaped, and a cap on how much output is read. The program runs
-//! under `/bin/sh -c`, in its own process group, with `SOCKBOX_PEER_ADDR`,
-//! `SOCKBOX_PEER_PORT` and `SOCKBOX_LOCAL_PORT` in its environment, in the
+//! under `/bin/sh -c`, in its own process group, with `SOCKBOX_PEER_ADDR`
+//! and `SOCKBOX_PEER_PORT` in its environment (and, as `listen -e` programs
+//! get them, `SOCKBOX_REMOTE_ADDR`, `SOCKBOX_REMOTE_PORT`,
+//! `SOCKBOX_LOCAL_ADDR`, `SOCKBOX_LOCAL_PORT`, `SOCKBOX_PROTO=udp`), in the
 //! directory sockbox was started from even when it runs as a daemon.
 
 use std::net::SocketAddr;
@@ -84,7 +86,12 @@ pub async fn run(
         .arg(&cfg.command)
         .env("SOCKBOX_PEER_ADDR", peer.ip().to_string())
         .env("SOCKBOX_PEER_PORT", peer.port().to_string())
+        // The names `listen -e` programs get, so one script serves both.
+        .env("SOCKBOX_REMOTE_ADDR", peer.ip().to_string())
+        .env("SOCKBOX_REMOTE_PORT", peer.port().to_string())
+        .env("SOCKBOX_LOCAL_ADDR", local.ip().to_canonical().to_string())
         .env("SOCKBOX_LOCAL_PORT", local.port().to_string())
+        .env("SOCKBOX_PROTO", "udp")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -176,7 +183,7 @@ mod tests {
     async fn stdout_is_the_reply_and_env_names_the_peer() {
         let out = run(
             &cfg(
-                "tr a-z A-Z; echo \" $SOCKBOX_PEER_ADDR $SOCKBOX_PEER_PORT $SOCKBOX_LOCAL_PORT\"",
+                "tr a-z A-Z; echo \" $SOCKBOX_PEER_ADDR $SOCKBOX_PEER_PORT $SOCKBOX_LOCAL_PORT $SOCKBOX_REMOTE_ADDR $SOCKBOX_PROTO\"",
                 5000,
             ),
             b"hello",
@@ -185,7 +192,7 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(out, b"HELLO 10.1.2.3 4567 9999\n");
+        assert_eq!(out, b"HELLO 10.1.2.3 4567 9999 10.1.2.3 udp\n");
     }
 
     #[tokio::test]

@@ -316,7 +316,8 @@ pub struct ResponderArgs {
     #[arg(long, value_name = "TEXT", group = "answer")]
     pub reply: Option<String>,
     /// Answer every datagram with the output of `sh -c CMD`, run with the
-    /// payload on stdin ($SOCKBOX_PEER_ADDR, $SOCKBOX_PEER_PORT set). Empty
+    /// payload on stdin ($SOCKBOX_PEER_ADDR, $SOCKBOX_PEER_PORT set, and the
+    /// $SOCKBOX_REMOTE_*/$SOCKBOX_LOCAL_* of `listen -e`). Empty
     /// output or a failing exit status sends nothing.
     #[arg(long, value_name = "CMD", group = "answer")]
     pub reply_exec: Option<String>,
