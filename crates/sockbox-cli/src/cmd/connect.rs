@@ -197,28 +197,48 @@ impl RelayArgs {
     }
 }
 
-/// The exit code for a finished relay, printing why when it is not 0.
-pub fn finish(result: Result<Report, RelayError>) -> anyhow::Result<u8> {
+/// Where a relay's "why it was not a success" line goes: standard error for
+/// the client, the log for a server (a daemon's standard error is its log
+/// file or nothing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Say {
+    /// `sockbox: …` on standard error.
+    Stderr,
+    /// A warning through tracing.
+    Log,
+}
+
+impl Say {
+    fn say(self, msg: &str) {
+        match self {
+            Self::Stderr => eprintln!("sockbox: {msg}"),
+            Self::Log => tracing::warn!("{msg}"),
+        }
+    }
+}
+
+/// The exit code for a finished relay, saying why when it is not 0.
+pub fn finish(result: Result<Report, RelayError>, say: Say) -> anyhow::Result<u8> {
     match result {
         Ok(r) => match r.outcome {
             Outcome::Idle(d) => {
-                eprintln!(
-                    "sockbox: no data for {} (-i): connection closed after {} bytes sent and {} received",
+                say.say(&format!(
+                    "no data for {} (-i): connection closed after {} bytes sent and {} received",
                     humantime::format_duration(d),
                     r.sent,
                     r.received
-                );
+                ));
                 Ok(PARTIAL)
             }
             Outcome::Done | Outcome::Quit | Outcome::Stopped | Outcome::OutputClosed => Ok(SUCCESS),
         },
-        Err(e) => relay_error(e),
+        Err(e) => relay_error(e, say),
     }
 }
 
-/// Map a relay error: peer trouble exits 1 with a message; bad input 2;
-/// anything else is a system failure (3).
-pub fn relay_error(e: RelayError) -> anyhow::Result<u8> {
+/// Map a relay error: peer trouble exits 1, said where `say` says; bad
+/// input 2; anything else is a system failure (3).
+pub fn relay_error(e: RelayError, say: Say) -> anyhow::Result<u8> {
     match e {
         RelayError::Reset { .. }
         | RelayError::Unreachable(_)
@@ -228,7 +248,7 @@ pub fn relay_error(e: RelayError) -> anyhow::Result<u8> {
         | RelayError::Send { .. }
         | RelayError::Tls(sockbox::tls::TlsError::Handshake { .. })
         | RelayError::TlsTimeout(_) => {
-            eprintln!("sockbox: {e}");
+            say.say(&e.to_string());
             Ok(PARTIAL)
         }
         RelayError::Tls(_)
@@ -249,7 +269,7 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
     let opts = r.options();
     let addrs = match net::resolve(&a.host, a.port, r.family()) {
         Ok(v) => v,
-        Err(e) => return relay_error(e),
+        Err(e) => return relay_error(e, Say::Stderr),
     };
     let dump = r.dump()?;
     let sock = if r.udp {
@@ -259,7 +279,7 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
     };
     let sock = match sock {
         Ok(s) => s,
-        Err(e) => return relay_error(e),
+        Err(e) => return relay_error(e, Say::Stderr),
     };
     if let Ok(peer) = sock.peer() {
         tracing::info!("connected to {peer}");
@@ -298,5 +318,5 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
     if let Ok(rep) = &result {
         tracing::info!("closed: sent {}, received {}", rep.sent, rep.received);
     }
-    finish(result)
+    finish(result, Say::Stderr)
 }

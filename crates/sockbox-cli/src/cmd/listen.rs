@@ -8,7 +8,7 @@ use sockbox::relay::acl::{Acl, SharedAcl};
 use sockbox::relay::net;
 use sockbox::relay::server::{self, ListenConfig, Local, Proto};
 
-use crate::cmd::connect::{RelayArgs, finish, relay_error};
+use crate::cmd::connect::{RelayArgs, Say, finish, relay_error};
 use crate::cmd::serve::{DaemonArgs, SIGNALS_HELP, path_arg, serve_with};
 use crate::exit::{SUCCESS, usage};
 
@@ -99,7 +99,7 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
                 host.unwrap_or("*")
             ))
         })?,
-        Err(e) => return relay_error(e),
+        Err(e) => return relay_error(e, Say::Stderr),
     };
     let acl =
         Acl::new(&a.allow, &a.deny, &a.allowfile, &a.denyfile).map_err(|e| usage(e.to_string()))?;
@@ -175,10 +175,10 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
         }
         match listener.run(ctx.shutdown.clone()).await {
             Ok(rep) => match rep.single {
-                Some(single) => finish(Ok(single)),
+                Some(single) => finish(Ok(single), Say::Log),
                 None => Ok(SUCCESS),
             },
-            Err(e) => relay_error(e),
+            Err(e) => relay_error(e, Say::Log),
         }
     })
 }
