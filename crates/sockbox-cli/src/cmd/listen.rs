@@ -161,13 +161,17 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
             }
         );
         ctx.ready()?;
+        warn_if_nobody_allowed(&acl);
         if acl.has_files() {
             let mut reload = ctx.reload;
             tokio::spawn(async move {
                 loop {
                     reload.changed().await;
                     match acl.reload() {
-                        Ok(()) => tracing::info!("re-read the allow/deny files"),
+                        Ok(()) => {
+                            tracing::info!("re-read the allow/deny files");
+                            warn_if_nobody_allowed(&acl);
+                        }
                         Err(e) => tracing::warn!("{e}; the previous lists stay in force"),
                     }
                 }
@@ -181,4 +185,13 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
             Err(e) => relay_error(e, Say::Log),
         }
     })
+}
+
+fn warn_if_nobody_allowed(acl: &SharedAcl) {
+    if acl.allows_nobody() {
+        tracing::warn!(
+            "the --allowfile lists hold no address: every client is refused until they do \
+             (SIGHUP re-reads them)"
+        );
+    }
 }

@@ -131,6 +131,12 @@ impl Acl {
         self.allow.is_empty() && self.deny.is_empty() && self.allow_files.is_empty()
     }
 
+    /// True when allow files were given but list no address: every client
+    /// is refused (worth a warning; a reload may fill them).
+    pub fn allows_nobody(&self) -> bool {
+        !self.allow_files.is_empty() && self.allow.is_empty()
+    }
+
     /// True when the lists come partly from files (worth reloading).
     pub fn has_files(&self) -> bool {
         !self.allow_files.is_empty() || !self.deny_files.is_empty()
@@ -180,6 +186,14 @@ impl SharedAcl {
         match self.0.read() {
             Ok(acl) => acl.permits(ip),
             Err(p) => p.into_inner().permits(ip),
+        }
+    }
+
+    /// See [`Acl::allows_nobody`].
+    pub fn allows_nobody(&self) -> bool {
+        match self.0.read() {
+            Ok(acl) => acl.allows_nobody(),
+            Err(p) => p.into_inner().allows_nobody(),
         }
     }
 
@@ -236,6 +250,22 @@ mod tests {
         assert!(!acl.permits(ip("::ffff:10.9.1.1")));
         let open = Acl::new(&[], &[], &[], &[]).unwrap();
         assert!(open.is_open() && open.permits(ip("::1")));
+    }
+
+    #[test]
+    fn an_empty_allow_file_allows_nobody_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("allow.txt");
+        std::fs::write(&path, "# nobody yet\n").unwrap();
+        let acl = SharedAcl::new(Acl::new(&[], &[], &[path.clone()], &[]).unwrap());
+        assert!(acl.allows_nobody());
+        assert!(!acl.permits(ip("127.0.0.1")));
+        std::fs::write(&path, "127.0.0.1\n").unwrap();
+        acl.reload().unwrap();
+        assert!(!acl.allows_nobody());
+        assert!(acl.permits(ip("127.0.0.1")));
+        let open = Acl::new(&[], &["10.0.0.0/8".into()], &[], &[]).unwrap();
+        assert!(!open.allows_nobody());
     }
 
     #[test]
