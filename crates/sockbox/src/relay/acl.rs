@@ -257,7 +257,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("allow.txt");
         std::fs::write(&path, "# nobody yet\n").unwrap();
-        let acl = SharedAcl::new(Acl::new(&[], &[], &[path.clone()], &[]).unwrap());
+        let acl = SharedAcl::new(Acl::new(&[], &[], std::slice::from_ref(&path), &[]).unwrap());
         assert!(acl.allows_nobody());
         assert!(!acl.permits(ip("127.0.0.1")));
         std::fs::write(&path, "127.0.0.1\n").unwrap();
