@@ -1,12 +1,13 @@
 //! `sockbox wake --wait`: after sending, ping each host until it answers.
 
 use std::io::{IsTerminal, Write};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use sockbox::Shutdown;
 use sockbox::iface::Interface;
 use sockbox::ping::{WaitConfig, wait_until_up};
+use sockbox::udp::target::{self, Kind};
 use sockbox::wol::ToSpec;
 use sockbox::wol::hosts::Host;
 
@@ -23,11 +24,10 @@ use crate::exit::usage;
 /// (limited or any local interface's directed broadcast) and multicast.
 fn is_broadcast_like(ip: IpAddr, all: &[Interface]) -> bool {
     match ip {
-        IpAddr::V4(v4) => {
-            v4 == Ipv4Addr::BROADCAST
-                || v4.is_multicast()
-                || all.iter().any(|i| i.ipv4().any(|(_, b)| b == Some(v4)))
-        }
+        IpAddr::V4(v4) => matches!(
+            target::classify(v4, all),
+            Kind::Limited | Kind::Interface(_) | Kind::Multicast
+        ),
         IpAddr::V6(v6) => v6.is_multicast(),
     }
 }
