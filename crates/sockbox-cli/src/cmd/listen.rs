@@ -47,8 +47,9 @@ pub struct Args {
     #[arg(short = 'k', long)]
     pub keep_open: bool,
     /// Most clients at once with -k; more are refused.
-    #[arg(short = 'm', long, value_name = "N", default_value_t = 100)]
-    pub max_conns: usize,
+    #[arg(short = 'm', long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_conns: u32,
     /// Accept only these addresses/CIDRs (repeat, or separate with commas).
     #[arg(long, value_name = "CIDR", value_delimiter = ',')]
     pub allow: Vec<String>,
@@ -89,9 +90,6 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
     let port: u16 = port
         .parse()
         .map_err(|_| usage(format!("{port:?} is not a port number (0-65535)")))?;
-    if a.max_conns == 0 {
-        return Err(usage("-m/--max-conns must be at least 1"));
-    }
     let addr = match net::listen_addrs(host, port, r.family()) {
         Ok(v) => *v.first().ok_or_else(|| {
             usage(format!(
@@ -126,7 +124,7 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
         opts.end_on_remote_eof = false;
     }
     let keep_open = a.keep_open;
-    let max_conns = a.max_conns;
+    let max_conns = a.max_conns as usize;
     let proto = if r.udp { Proto::Udp } else { Proto::Tcp };
     let family = r.family();
     let relay = r.clone();

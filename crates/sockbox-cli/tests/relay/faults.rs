@@ -117,6 +117,19 @@ fn bad_input_is_a_usage_error() {
         .args(["listen", "--tls", "0"])
         .assert()
         .code(2);
+    // Regression: -m beyond tokio's semaphore limit panicked at start.
+    crate::util::sockbox()
+        .args([
+            "listen",
+            "-k",
+            "-m",
+            "18446744073709551615",
+            "127.0.0.1",
+            "0",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("--max-conns"));
     // Regression: port 0 was tried, and refused by the kernel (exit 1).
     crate::util::sockbox()
         .args(["connect", "127.0.0.1", "0"])

@@ -23,7 +23,9 @@ pub(super) async fn accept_loop(
     stats: &ServerStats,
     sessions: &mut JoinSet<()>,
 ) -> u64 {
-    let slots = Arc::new(Semaphore::new(cfg.max_conns.max(1)));
+    let slots = Arc::new(Semaphore::new(
+        cfg.max_conns.clamp(1, Semaphore::MAX_PERMITS),
+    ));
     let mut backoff = Duration::from_millis(10);
     let mut served = 0;
     loop {

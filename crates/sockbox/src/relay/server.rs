@@ -186,7 +186,9 @@ async fn run_tcp(
 ) -> Result<ServeReport, RelayError> {
     let listener = tokio::net::TcpListener::from_std(listener).map_err(RelayError::Setup)?;
     let cfg = Arc::clone(&conn.cfg);
-    let sem = Arc::new(Semaphore::new(cfg.max_conns.max(1)));
+    let sem = Arc::new(Semaphore::new(
+        cfg.max_conns.clamp(1, Semaphore::MAX_PERMITS),
+    ));
     let tracker = TaskTracker::new();
     let mut served = 0;
     let mut backoff = Duration::from_millis(10);

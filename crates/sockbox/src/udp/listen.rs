@@ -224,7 +224,9 @@ impl Listener {
         let mut buf = vec![0u8; 65_536];
         let (tx, mut rx) = mpsc::channel::<(SocketAddr, Result<usize, String>)>(64);
         let mut tasks = JoinSet::new();
-        let slots = Arc::new(Semaphore::new(self.cfg.max_children.max(1)));
+        let slots = Arc::new(Semaphore::new(
+            self.cfg.max_children.clamp(1, Semaphore::MAX_PERMITS),
+        ));
         let report = |on_event: &mut dyn FnMut(Event<'_>), to, r: Result<usize, String>| match r {
             Ok(len) => on_event(Event::Replied { to, len }),
             Err(reason) => on_event(Event::ReplyFailed { to, reason }),
