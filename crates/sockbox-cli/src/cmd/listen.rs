@@ -106,6 +106,14 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
         Some(spec) => Local::Exec(spec),
         None => Local::Stdio,
     };
+    if a.daemon.daemon && local == Local::Stdio {
+        // Said before detaching, where someone reads it.
+        eprintln!(
+            "sockbox: warning: a daemon's standard input and output are /dev/null: clients \
+             get nothing and what they send is dropped; give -e/-c to run a program per \
+             client, -x/-o to record the traffic"
+        );
+    }
     let dump = r.dump()?;
     let tls = match (a.tls, &a.tls_cert, &a.tls_key) {
         (true, Some(cert), Some(key)) => Some(

@@ -93,7 +93,8 @@ Examples:
 
 Datagrams print as `SOURCE:PORT  PAYLOAD` (or -x, --json, --raw). Without ADDR the
 listener binds every address, so broadcasts arrive too; one unicast address does not
-see them. On start it says where it listens, on stderr (not with -q).
+see them. On start it logs where it listens, on stderr (not with -q); with --daemon or
+--log-file each datagram's source and length is logged too.
 
 Exit codes: 0 success; 2 usage or input error; 3 system failure (e.g. port in use).";
 

@@ -238,3 +238,26 @@ fn missing_exec_program_is_refused_at_start() {
         assert!(err.contains(want) && err.lines().count() == 1, "{err}");
     }
 }
+
+/// A daemon's standard output is /dev/null: `udp listen` logs each datagram
+/// instead, and `listen` without a program warns before detaching.
+#[test]
+fn daemons_log_what_standard_output_would_have_shown() {
+    let env = Env::new();
+    let port = free_port();
+    let d = env.launch(env.command(&["udp", "listen", "127.0.0.1", &port.to_string()]));
+    let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+    u.send_to(b"hello", ("127.0.0.1", port)).unwrap();
+    env.wait_log("datagram");
+    assert!(env.log().contains("len=5"), "{}", env.log());
+    d.signal(Signal::SIGTERM);
+    assert!(d.wait_exit(20).is_some());
+
+    let env = Env::new();
+    let p = free_port().to_string();
+    let (out, d) = env.run(env.command(&["listen", "-k", "127.0.0.1", &p]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("/dev/null") && err.contains("-e/-c"), "{err}");
+    drop(d);
+}

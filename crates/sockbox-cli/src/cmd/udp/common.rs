@@ -377,6 +377,7 @@ pub fn serve_listener(
 ) -> anyhow::Result<u8> {
     let (hexdump, json, raw, quiet, count) =
         (out.hexdump, out.json, lout.raw, lout.quiet, lout.count);
+    let log_datagrams = daemon.daemon || daemon.log_file.is_some();
     // Status and warnings are log lines (standard error in the foreground,
     // the --log-file of a daemon); -q keeps only the warnings. Datagrams go
     // to standard output.
@@ -410,7 +411,12 @@ pub fn serve_listener(
             .run(&stop, &ctx.stats, ctx.grace, |ev| match ev {
                 Event::Datagram { from, payload } => {
                     seen += 1;
-                    tracing::debug!(%from, len = payload.len(), "datagram");
+                    // A daemon's standard output goes nowhere: log them.
+                    if log_datagrams {
+                        tracing::info!(%from, len = payload.len(), "datagram");
+                    } else {
+                        tracing::debug!(%from, len = payload.len(), "datagram");
+                    }
                     if !quiet
                         && failed.is_none()
                         && let Err(e) = printer.datagram(from, payload)
