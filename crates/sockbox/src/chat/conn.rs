@@ -12,7 +12,7 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::time::Duration;
 
 use super::command::{self, Command, HELP};
-use super::hub::{Hub, JoinError, Member};
+use super::hub::{AnnounceKind, Hub, JoinError, Member};
 use super::line::{LineBuffer, escape, escape_into};
 use super::outbox::{Close, Push, Take};
 use super::rate::Bucket;
@@ -39,7 +39,12 @@ impl ChunkRead for OwnedReadHalf {
             self.readable().await?;
             buf.reserve(CHUNK);
             match self.try_read_buf(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Spurious readiness: do not keep a buffer while idle.
+                    if buf.is_empty() {
+                        *buf = BytesMut::new();
+                    }
+                }
                 other => return other,
             }
         }
@@ -120,7 +125,10 @@ pub(crate) async fn serve<R, W>(
                     session.nick
                 ),
             );
-            session.announce(&format!("*** {} joined ({online} online)", session.nick));
+            session.announce(
+                AnnounceKind::Join,
+                &format!("*** {} joined ({online} online)", session.nick),
+            );
             session.chat(&mut reader).await
         }
         Mode::Broker => session.broker(&mut reader).await,
@@ -128,7 +136,10 @@ pub(crate) async fn serve<R, W>(
     drop(reader);
     let online = shared.hub.leave(id, &session.nick).unwrap_or(0);
     if cfg.mode == Mode::Chat && !shared.hub.is_closing() {
-        session.announce(&format!("*** {} left ({reason})", session.nick));
+        session.announce(
+            AnnounceKind::Leave,
+            &format!("*** {} left ({reason})", session.nick),
+        );
     }
     shared.event(&ChatEvent::Leave {
         id,
@@ -220,9 +231,9 @@ impl Session {
     }
 
     /// An announcement to everyone else (after this client's pending lines).
-    fn announce(&mut self, text: &str) {
+    fn announce(&mut self, kind: AnnounceKind, text: &str) {
         self.flush();
-        self.shared.hub.announce(Some(self.member.id), text);
+        self.shared.hub.announce(kind, Some(self.member.id), text);
     }
 
     /// Fan out the pending batch.
@@ -378,7 +389,10 @@ impl Session {
             Ok(n) => {
                 let old = std::mem::replace(&mut self.nick, n.clone());
                 self.notice(&format!("*** you are now known as {n}"));
-                self.announce(&format!("*** {old} is now known as {n}"));
+                self.announce(
+                    AnnounceKind::Nick,
+                    &format!("*** {old} is now known as {n}"),
+                );
                 self.shared.event(&ChatEvent::Nick {
                     id: self.member.id,
                     old,

@@ -57,9 +57,21 @@ struct State {
     serial: u64,
 }
 
+/// What an announcement is about (for summaries).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnnounceKind {
+    /// Someone joined.
+    Join,
+    /// Someone left.
+    Leave,
+    /// Someone changed nickname.
+    Nick,
+}
+
 /// One announcement line waiting to be sent.
 #[derive(Debug)]
 struct Pending {
+    kind: AnnounceKind,
     /// The member it is about, who does not get it.
     except: Option<u64>,
     /// Joins so far when it was made: later joiners do not get it.
@@ -74,7 +86,11 @@ impl Pending {
 }
 
 /// How often collected announcements are sent at the latest.
-pub const ANNOUNCE_EVERY: Duration = Duration::from_millis(50);
+pub const ANNOUNCE_EVERY: Duration = Duration::from_millis(100);
+
+/// At most this many announcements are sent one by one per batch; the rest
+/// are summed up in one line (`*** 5000 more joined, 3 more left`).
+pub const ANNOUNCE_MAX: usize = 10;
 
 /// Room-wide state shared by every connection.
 #[derive(Debug)]
@@ -145,7 +161,7 @@ impl Hub {
 
     /// Queue an announcement line (without its newline) for everyone but
     /// `except`; it goes out with [`Hub::flush_announcements`].
-    pub fn announce(&self, except: Option<u64>, text: &str) {
+    pub fn announce(&self, kind: AnnounceKind, except: Option<u64>, text: &str) {
         let mut line = BytesMut::with_capacity(text.len() + 1);
         line.extend_from_slice(text.as_bytes());
         line.extend_from_slice(b"\n");
@@ -154,6 +170,7 @@ impl Hub {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         p.push(Pending {
+            kind,
             except,
             joins: self.joins.load(Ordering::Acquire),
             line: line.freeze(),
@@ -177,7 +194,12 @@ impl Hub {
             self.has_pending.store(false, Ordering::Release);
             return;
         }
-        let lines = std::mem::take(&mut *p);
+        let mut lines = std::mem::take(&mut *p);
+        if lines.len() > ANNOUNCE_MAX {
+            let summary = self.summary(&lines[ANNOUNCE_MAX..]);
+            lines.truncate(ANNOUNCE_MAX);
+            lines.push(summary);
+        }
         let mut all = BytesMut::new();
         for l in &lines {
             all.extend_from_slice(&l.line);
@@ -212,6 +234,27 @@ impl Hub {
         drop(st);
         self.has_pending.store(false, Ordering::Release);
         drop(p);
+    }
+
+    /// One line that counts `rest`, for everyone.
+    fn summary(&self, rest: &[Pending]) -> Pending {
+        let count = |k| rest.iter().filter(|p| p.kind == k).count();
+        let parts: Vec<String> = [
+            (count(AnnounceKind::Join), "joined"),
+            (count(AnnounceKind::Leave), "left"),
+            (count(AnnounceKind::Nick), "changed nickname"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} more {what}"))
+        .collect();
+        let text = format!("*** {} ({} online)\n", parts.join(", "), self.len());
+        Pending {
+            kind: AnnounceKind::Join,
+            except: None,
+            joins: u64::MAX,
+            line: Bytes::from(text),
+        }
     }
 
     fn push_or_kick(m: &Member, msg: &Bytes) -> bool {
@@ -495,8 +538,8 @@ mod tests {
         let (a, b) = (member(1, 4096), member(2, 4096));
         hub.join(a.clone(), None).unwrap();
         hub.join(b.clone(), None).unwrap();
-        hub.announce(Some(2), "*** user2 joined");
-        hub.announce(Some(1), "*** user1 is now known as x");
+        hub.announce(AnnounceKind::Join, Some(2), "*** user2 joined");
+        hub.announce(AnnounceKind::Nick, Some(1), "*** user1 is now known as x");
         assert_eq!(text(&a), "", "nothing sent before the flush");
         hub.broadcast(Some(2), &Bytes::from_static(b"<user2> hi\n"));
         assert_eq!(text(&a), "*** user2 joined\n<user2> hi\n");
@@ -504,13 +547,35 @@ mod tests {
         hub.flush_announcements();
         assert_eq!(text(&a), "");
         // A later joiner does not get what was announced before it came.
-        hub.announce(None, "*** before c");
+        hub.announce(AnnounceKind::Leave, None, "*** before c");
         let c = member(3, 4096);
         hub.join(c.clone(), None).unwrap();
-        hub.announce(Some(3), "*** c joined");
+        hub.announce(AnnounceKind::Join, Some(3), "*** c joined");
         hub.flush_announcements();
         assert_eq!(text(&c), "");
         assert_eq!(text(&a), "*** before c\n*** c joined\n");
+    }
+
+    #[test]
+    fn announcement_storms_are_summed_up() {
+        let hub = Hub::new(100);
+        let a = member(1, 1 << 20);
+        hub.join(a.clone(), None).unwrap();
+        for i in 0..50 {
+            hub.announce(AnnounceKind::Join, None, &format!("*** u{i} joined"));
+        }
+        for i in 0..3 {
+            hub.announce(AnnounceKind::Leave, None, &format!("*** v{i} left"));
+        }
+        hub.flush_announcements();
+        let got = text(&a);
+        let lines: Vec<&str> = got.lines().collect();
+        assert_eq!(lines.len(), ANNOUNCE_MAX + 1);
+        assert_eq!(lines[0], "*** u0 joined");
+        assert_eq!(
+            lines[ANNOUNCE_MAX],
+            "*** 40 more joined, 3 more left (1 online)"
+        );
     }
 
     #[test]

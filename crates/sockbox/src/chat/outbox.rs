@@ -14,7 +14,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::sync::Notify;
 
 /// Messages shorter than this are copied into the tail buffer.
-const COALESCE: usize = 512;
+const COALESCE: usize = 128;
 /// What one queue slot is charged on top of its bytes.
 const SLOT_COST: usize = 64;
 
