@@ -325,12 +325,7 @@ async fn idle_clients(addr: SocketAddr, clients: usize, hold: f64) {
             alive.fetch_sub(1, Ordering::Relaxed);
         }));
     }
-    settle(
-        &bytes,
-        Duration::from_secs(1),
-        Duration::from_secs(120),
-    )
-    .await;
+    settle(&bytes, Duration::from_secs(1), Duration::from_secs(120)).await;
     println!("ready {connected} {}", alive.load(Ordering::Relaxed));
     let _ = tokio::io::stdout().flush().await;
     tokio::time::sleep(Duration::from_secs_f64(hold)).await;

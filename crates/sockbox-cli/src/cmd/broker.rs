@@ -5,7 +5,7 @@
 use sockbox::chat::Mode;
 
 use crate::cmd::chat::{ListenArgs, ServerArgs, Setup};
-use crate::cmd::serve::{DaemonArgs, serve};
+use crate::cmd::serve::{DaemonArgs, serve_with};
 
 const AFTER_HELP: &str = "\
 Every byte a client sends is passed, unchanged and in order, to every other client; \
@@ -43,5 +43,7 @@ pub struct Args {
 pub fn run(a: &Args) -> anyhow::Result<u8> {
     let setup = Setup::new(&a.listen, &a.server, Mode::Broker, 1)?;
     let stdin = a.stdin.then(|| "stdin".to_owned());
-    serve(&a.daemon, move |ctx| setup.serve(ctx, stdin))
+    serve_with(&a.daemon, tracing::Level::INFO, move |ctx| {
+        setup.serve(ctx, stdin)
+    })
 }

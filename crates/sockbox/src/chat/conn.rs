@@ -82,7 +82,13 @@ pub(crate) async fn serve<R, W>(
         &shared.soft,
         &shared.hard,
     ));
-    let (nick, online) = match shared.hub.join(member.clone(), nick.as_deref()) {
+    let welcome = |nick: &str, online: usize| {
+        let s = if online == 1 { "" } else { "s" };
+        (cfg.mode == Mode::Chat).then(|| {
+            format!("*** welcome, you are {nick}; {online} user{s} online; /help lists commands")
+        })
+    };
+    let (nick, online) = match shared.hub.join(member.clone(), nick.as_deref(), welcome) {
         Ok(joined) => joined,
         Err(e) => {
             if let JoinError::Full(max) = e {
@@ -117,14 +123,6 @@ pub(crate) async fn serve<R, W>(
     };
     let reason = match cfg.mode {
         Mode::Chat => {
-            let s = if online == 1 { "" } else { "s" };
-            Hub::notice(
-                &member,
-                &format!(
-                    "*** welcome, you are {}; {online} user{s} online; /help lists commands",
-                    session.nick
-                ),
-            );
             session.announce(
                 AnnounceKind::Join,
                 &format!("*** {} joined ({online} online)", session.nick),

@@ -252,7 +252,7 @@ impl Hub {
         Pending {
             kind: AnnounceKind::Join,
             except: None,
-            joins: u64::MAX,
+            joins: rest.iter().map(|p| p.joins).max().unwrap_or(0),
             line: Bytes::from(text),
         }
     }
@@ -300,10 +300,13 @@ impl Hub {
 
     /// Add `member` under the first free `userN` nickname (or `nick` when
     /// given and free). Returns the nickname and the number now online.
+    /// `welcome(nick, online)` may give a first line for the member, queued
+    /// before anything else can reach it.
     pub fn join(
         &self,
         member: Arc<Member>,
         nick: Option<&str>,
+        welcome: impl FnOnce(&str, usize) -> Option<String>,
     ) -> Result<(String, usize), JoinError> {
         let mut st = self.write();
         if self.is_closing() {
@@ -328,8 +331,12 @@ impl Hub {
         let seq = self.joins.load(Ordering::Relaxed) + 1;
         member.joined.store(seq, Ordering::Relaxed);
         self.joins.store(seq, Ordering::Release);
+        let online = st.members.len() + 1;
+        if let Some(text) = welcome(&name, online) {
+            Self::notice(&member, &text);
+        }
         st.members.insert(member.id, member);
-        Ok((name, st.members.len()))
+        Ok((name, online))
     }
 
     /// Remove member `id` (known as `nick`). Returns how many remain, or
@@ -486,8 +493,8 @@ mod tests {
     fn names_and_collisions() {
         let hub = Hub::new(10);
         let (a, b) = (member(1, 4096), member(2, 4096));
-        assert_eq!(hub.join(a, None).unwrap(), ("user1".into(), 1));
-        assert_eq!(hub.join(b, None).unwrap(), ("user2".into(), 2));
+        assert_eq!(hub.join(a, None, |_, _| None).unwrap(), ("user1".into(), 1));
+        assert_eq!(hub.join(b, None, |_, _| None).unwrap(), ("user2".into(), 2));
         assert_eq!(hub.rename(1, "user1", b"Alice").unwrap(), "Alice");
         assert_eq!(
             hub.rename(2, "user2", b"alice"),
@@ -500,7 +507,10 @@ mod tests {
         assert_eq!(hub.find(b"alice").unwrap().0.id, 1);
         // A new client does not get a userN someone took as a nick.
         hub.rename(2, "user2", b"user3").unwrap();
-        assert_eq!(hub.join(member(3, 4096), None).unwrap().0, "user4");
+        assert_eq!(
+            hub.join(member(3, 4096), None, |_, _| None).unwrap().0,
+            "user4"
+        );
         assert_eq!(hub.leave(1, "ALICE"), Some(2));
         assert!(hub.find(b"alice").is_none());
         assert_eq!(hub.leave(1, "ALICE"), None);
@@ -509,8 +519,11 @@ mod tests {
     #[test]
     fn full_room_refuses() {
         let hub = Hub::new(1);
-        hub.join(member(1, 4096), None).unwrap();
-        assert_eq!(hub.join(member(2, 4096), None), Err(JoinError::Full(1)));
+        hub.join(member(1, 4096), None, |_, _| None).unwrap();
+        assert_eq!(
+            hub.join(member(2, 4096), None, |_, _| None),
+            Err(JoinError::Full(1))
+        );
     }
 
     #[test]
@@ -518,9 +531,9 @@ mod tests {
         let hub = Hub::new(10);
         let (a, b, slow) = (member(1, 4096), member(2, 4096), member(3, 600));
         b.crlf.store(true, Ordering::Relaxed);
-        hub.join(a.clone(), None).unwrap();
-        hub.join(b.clone(), None).unwrap();
-        hub.join(slow.clone(), None).unwrap();
+        hub.join(a.clone(), None, |_, _| None).unwrap();
+        hub.join(b.clone(), None, |_, _| None).unwrap();
+        hub.join(slow.clone(), None, |_, _| None).unwrap();
         let msg = Bytes::from_static(b"<user1> hi\n<user1> there\n");
         assert_eq!(hub.broadcast(Some(1), &msg), 2);
         assert_eq!(text(&a), "");
@@ -536,8 +549,8 @@ mod tests {
     fn announcements_are_batched_skip_their_subject_and_precede_messages() {
         let hub = Hub::new(10);
         let (a, b) = (member(1, 4096), member(2, 4096));
-        hub.join(a.clone(), None).unwrap();
-        hub.join(b.clone(), None).unwrap();
+        hub.join(a.clone(), None, |_, _| None).unwrap();
+        hub.join(b.clone(), None, |_, _| None).unwrap();
         hub.announce(AnnounceKind::Join, Some(2), "*** user2 joined");
         hub.announce(AnnounceKind::Nick, Some(1), "*** user1 is now known as x");
         assert_eq!(text(&a), "", "nothing sent before the flush");
@@ -549,7 +562,7 @@ mod tests {
         // A later joiner does not get what was announced before it came.
         hub.announce(AnnounceKind::Leave, None, "*** before c");
         let c = member(3, 4096);
-        hub.join(c.clone(), None).unwrap();
+        hub.join(c.clone(), None, |_, _| None).unwrap();
         hub.announce(AnnounceKind::Join, Some(3), "*** c joined");
         hub.flush_announcements();
         assert_eq!(text(&c), "");
@@ -560,7 +573,7 @@ mod tests {
     fn announcement_storms_are_summed_up() {
         let hub = Hub::new(100);
         let a = member(1, 1 << 20);
-        hub.join(a.clone(), None).unwrap();
+        hub.join(a.clone(), None, |_, _| None).unwrap();
         for i in 0..50 {
             hub.announce(AnnounceKind::Join, None, &format!("*** u{i} joined"));
         }

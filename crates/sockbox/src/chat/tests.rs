@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 
 use super::*;
 use crate::Shutdown;
+use crate::relay::acl::{Acl, SharedAcl};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -350,10 +351,10 @@ async fn full_room_denied_peer_and_idle_timeout() {
     assert_eq!(a.rest().await, "");
     srv.stop().await;
 
-    let deny = AccessControl::new(AccessList {
-        allow: vec![],
-        deny: acl::parse_list("127.0.0.0/8").unwrap(),
-    });
+    let dir = tempfile::tempdir().unwrap();
+    let denyfile = dir.path().join("deny");
+    std::fs::write(&denyfile, "127.0.0.0/8\n").unwrap();
+    let deny = SharedAcl::new(Acl::new(&[], &[], &[], std::slice::from_ref(&denyfile)).unwrap());
     let srv = Server::start(ChatConfig {
         access: deny.clone(),
         ..ChatConfig::default()
@@ -362,7 +363,8 @@ async fn full_room_denied_peer_and_idle_timeout() {
     let mut d = Client::connect(srv.addr).await;
     assert_eq!(d.rest().await, "");
     // Swap the list at run time (what SIGHUP does).
-    deny.set(AccessList::default());
+    std::fs::write(&denyfile, "# nobody\n").unwrap();
+    deny.reload().unwrap();
     let (_e, _) = Client::join(srv.addr).await;
     let ev = srv.events.lock().unwrap().clone();
     assert!(
