@@ -41,6 +41,10 @@ enum Cmd {
         /// Give up when nothing arrives for this many seconds.
         #[arg(long, default_value_t = 3.0)]
         idle: f64,
+        /// Write each line with its own write call (like an interactive
+        /// client) instead of 64 KiB at a time (like `cat file | nc`).
+        #[arg(long)]
+        per_line: bool,
     },
     /// Many clients that only read.
     Idle {
@@ -209,7 +213,14 @@ async fn connect_many(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
     out
 }
 
-async fn fanout(addr: SocketAddr, receivers: usize, lines: usize, size: usize, idle: f64) {
+async fn fanout(
+    addr: SocketAddr,
+    receivers: usize,
+    lines: usize,
+    size: usize,
+    idle: f64,
+    per_line: bool,
+) {
     let totals = Arc::new(Totals::default());
     let start = Arc::new(std::sync::OnceLock::new());
     let bodies: Arc<Vec<Vec<u8>>> = Arc::new((0..lines).map(|i| body(i, size)).collect());
@@ -255,8 +266,9 @@ async fn fanout(addr: SocketAddr, receivers: usize, lines: usize, size: usize, i
     }
     let t0 = Instant::now();
     let _ = start.set(t0);
-    for chunk in data.chunks(64 * 1024) {
-        if sw.write_all(chunk).await.is_err() {
+    let chunk = if per_line { size } else { 64 * 1024 };
+    for c in data.chunks(chunk) {
+        if sw.write_all(c).await.is_err() {
             break;
         }
     }
@@ -288,6 +300,7 @@ async fn fanout(addr: SocketAddr, receivers: usize, lines: usize, size: usize, i
         "connected": connected,
         "lines": lines,
         "size": size,
+        "per_line": per_line,
         "expected": expected,
         "delivered": delivered,
         "lost": expected - delivered.min(expected),
@@ -367,7 +380,8 @@ fn main() {
                 lines,
                 size,
                 idle,
-            } => fanout(resolve(&host, port), receivers, lines, size, idle).await,
+                per_line,
+            } => fanout(resolve(&host, port), receivers, lines, size, idle, per_line).await,
             Cmd::Idle {
                 host,
                 port,
