@@ -8,7 +8,7 @@
 # or one line per write ("per-line", like an interactive client).
 # For every scenario it prints delivered/expected lines, corrupted lines (anything that is
 # not a whole "<nick> m SEQ PAYLOAD" line or a server notice), messages per second
-# (delivered / time to the last byte), the server's CPU time and its peak RSS (VmHWM).
+# (delivered / time from the first line sent to the last byte received), the server's CPU time and its peak RSS (VmHWM).
 # Then the server's RSS with 10000 idle connected clients. Needs ncat (nmap package).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,12 +57,12 @@ start_server() {
           sleep 0.05
       done ) &
     SAMPLER_PID=$!
+    # Wait for the listening socket without connecting (ncat quits when a
+    # client leaves before it has looked it up).
     for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
+        [ -n "$(ss -Hltn "sport = :$PORT")" ] && break
         sleep 0.05
     done
-    # The probe connection above joined and left; let the server settle.
-    sleep 0.3
 }
 
 # stop_server: stops it; "$HWM_FILE" then holds "peak-RSS-kB cpu-seconds" as last sampled.
@@ -82,8 +82,8 @@ stop_server() {
 
 field() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(d[sys.argv[2]])' "$1" "$2"; }
 
-printf '| scenario | sender writes | server | delivered / expected | lost | corrupted | msgs/s | server CPU s | peak RSS |\n'
-printf '|---|---|---|---|---|---|---|---|---|\n'
+printf '| scenario | sender writes | server | delivered / expected | lost | corrupted | time s | msgs/s | server CPU s | peak RSS |\n'
+printf '|---|---|---|---|---|---|---|---|---|---|\n'
 for sc in "${SCENARIOS[@]}"; do
     set -- $sc
     recv=$1 lines=$2
@@ -95,10 +95,10 @@ for sc in "${SCENARIOS[@]}"; do
             out=$("$LOAD" fanout 127.0.0.1 "$PORT" --receivers "$recv" --lines "$lines" --idle 3 $flag)
             stop_server
             read -r hwm cpu < "$HWM_FILE"
-            printf '| 1 -> %s x %s | %s | %s | %s / %s | %s | %s | %.0f | %s | %s MB |\n' \
+            printf '| 1 -> %s x %s | %s | %s | %s / %s | %s | %s | %.3f | %.0f | %s | %s MB |\n' \
                 "$recv" "$lines" "$style" "$server" \
                 "$(field "$out" delivered)" "$(field "$out" expected)" "$(field "$out" lost)" \
-                "$(field "$out" corrupted)" "$(field "$out" msgs_per_s)" "$cpu" \
+                "$(field "$out" corrupted)" "$(field "$out" elapsed_s)" "$(field "$out" msgs_per_s)" "$cpu" \
                 "$(awk -v k="$hwm" 'BEGIN {printf "%.1f", k / 1024}')"
         done
     done

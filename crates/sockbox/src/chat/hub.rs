@@ -421,15 +421,17 @@ impl Hub {
         delivered
     }
 
-    /// Queue `text` (one notice line) for one member, whatever its queue holds.
+    /// Queue `text` (one notice line) for one member. Replies count against
+    /// its queue limit like everything else, so a client that asks for
+    /// `/who` a million times without reading is disconnected, not buffered.
     pub fn notice(member: &Member, text: &str) {
-        let mut line = Vec::with_capacity(text.len() + 2);
+        let mut line = BytesMut::with_capacity(text.len() + 2);
         line.extend_from_slice(text.as_bytes());
         if member.crlf.load(Ordering::Relaxed) {
-            line.push(b'\r');
+            line.extend_from_slice(b"\r");
         }
-        line.push(b'\n');
-        member.outbox.push_always(&line);
+        line.extend_from_slice(b"\n");
+        Self::push_or_kick(member, &line.freeze());
     }
 
     /// Server shutdown: stop admitting, tell everyone `text`, and close every

@@ -121,20 +121,6 @@ impl Outbox {
         Push::Queued
     }
 
-    /// Queue `msg` even past the limit (notices to the client itself, which
-    /// are few and small). Fails only when closed.
-    pub fn push_always(&self, msg: &[u8]) -> Push {
-        let mut st = self.lock();
-        if st.close.is_some() {
-            return Push::Closed;
-        }
-        st.charged += msg.len();
-        st.tail.extend_from_slice(msg);
-        drop(st);
-        self.notify.notify_one();
-        Push::Queued
-    }
-
     /// Close the queue. The first close wins, except that a kick replaces a
     /// pending flush. Returns true when this call changed the state.
     pub fn close(&self, how: Close) -> bool {
