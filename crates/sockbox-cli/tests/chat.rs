@@ -420,3 +420,59 @@ fn accept_backs_off_on_emfile() {
     let welcome = c.line();
     assert!(welcome.starts_with("*** welcome"), "{welcome}");
 }
+
+/// `--stdin`: the operator's terminal is a participant.
+#[test]
+fn stdin_operator_takes_part() {
+    let mut child = sockbox_std()
+        .args(["chat", "127.0.0.1", "0", "--stdin", "--nick", "op"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    let stdout = Arc::new(Mutex::new(Vec::new()));
+    collect(child.stderr.take().unwrap(), stderr.clone());
+    collect(child.stdout.take().unwrap(), stdout.clone());
+    let mut stdin = child.stdin.take().unwrap();
+    let mut srv = Server {
+        child,
+        addr: "127.0.0.1:1".parse().unwrap(),
+        stderr: stderr.clone(),
+        stdout: stdout.clone(),
+    };
+    assert!(wait_until(10.0, || {
+        stderr
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("listening on "))
+    }));
+    let addr: SocketAddr = stderr
+        .lock()
+        .unwrap()
+        .iter()
+        .find_map(|l| l.split("listening on ").nth(1).map(str::to_owned))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    srv.addr = addr;
+    let mut a = Client::connect(addr);
+    assert!(a.line().starts_with("*** welcome, you are user"));
+    stdin.write_all(b"hello from the console\n").unwrap();
+    assert_eq!(a.line(), "<op> hello from the console");
+    a.send(b"hi op\n");
+    assert!(wait_until(10.0, || {
+        stdout
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.ends_with("> hi op"))
+    }));
+    let out = stdout.lock().unwrap().clone();
+    assert!(out[0].starts_with("*** welcome, you are op;"), "{out:?}");
+    drop(stdin);
+    assert_eq!(srv.sigterm(), 0);
+}
