@@ -11,8 +11,8 @@ const AFTER_HELP: &str = "\
 Every byte a client sends is passed, unchanged and in order, to every other client; \
 nothing is added, framed or escaped. A client that does not read fast enough is \
 disconnected once --queue-limit bytes wait for it, instead of slowing the others. \
---rate counts bytes per second here. On SIGINT/SIGTERM clients get a last line \
-`*** server is shutting down`.
+--rate counts bytes per second here. On SIGINT/SIGTERM queued bytes are flushed and \
+the connections closed; nothing is added to the stream.
 
 Examples:
   sockbox broker 7001

@@ -105,9 +105,12 @@ pub(crate) async fn serve<R, W>(
             return;
         }
     };
-    let writer_task = shared
-        .tracker
-        .spawn(write_loop(member.clone(), writer, cfg.stats.clone()));
+    let writer_task = shared.tracker.spawn(write_loop(
+        member.clone(),
+        writer,
+        cfg.stats.clone(),
+        cfg.mode == Mode::Chat,
+    ));
     shared.event(&ChatEvent::Join {
         id,
         nick: nick.clone(),
@@ -150,11 +153,13 @@ pub(crate) async fn serve<R, W>(
     let _ = writer_task.await;
 }
 
-/// Drain the member's queue to `w` until the queue is closed.
+/// Drain the member's queue to `w` until the queue is closed. `goodbye`:
+/// tell a kicked client why (chat; the broker adds nothing to the stream).
 async fn write_loop<W: AsyncWrite + Unpin>(
     member: Arc<Member>,
     mut w: W,
     stats: crate::daemon::ServerStats,
+    goodbye: bool,
 ) {
     let short = Duration::from_millis(200);
     loop {
@@ -164,7 +169,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 tokio::select! {
                     biased;
                     () = member.abort_writes.cancelled() => {
-                        if let Some(Close::Kick(reason)) = member.outbox.closed() {
+                        if let Some(Close::Kick(reason)) = member.outbox.closed()
+                            && goodbye
+                        {
                             say_goodbye(&mut w, &reason, short).await;
                         }
                         return;
@@ -192,7 +199,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 return;
             }
             Take::Closed(Close::Kick(reason)) => {
-                say_goodbye(&mut w, &reason, short).await;
+                if goodbye {
+                    say_goodbye(&mut w, &reason, short).await;
+                }
                 return;
             }
         }

@@ -434,13 +434,16 @@ impl Hub {
         Self::push_or_kick(member, &line.freeze());
     }
 
-    /// Server shutdown: stop admitting, tell everyone `text`, and close every
-    /// queue so writers flush and hang up; readers are told to stop.
-    pub fn close_all(&self, text: &str) {
+    /// Server shutdown: stop admitting, tell everyone `text` (when given),
+    /// and close every queue so writers flush and hang up; readers are told
+    /// to stop.
+    pub fn close_all(&self, text: Option<&str>) {
         self.closing.store(true, Ordering::Release);
         let st = self.read();
         for m in st.members.values() {
-            Self::notice(m, text);
+            if let Some(text) = text {
+                Self::notice(m, text);
+            }
             m.outbox.close(Close::Flush);
             m.stop_reading.cancel();
         }

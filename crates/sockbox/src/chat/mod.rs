@@ -134,7 +134,7 @@ pub enum ChatEvent {
     Join {
         /// Connection id.
         id: u64,
-        /// Its nickname (chat) or `clientN` (broker).
+        /// Its nickname (`userN` in the broker).
         nick: String,
         /// Its address, or `stdin`.
         peer: String,
@@ -190,7 +190,7 @@ pub enum ChatError {
     LocalAddr(#[source] std::io::Error),
 }
 
-/// Line the server sends to everyone on shutdown.
+/// Line the chat server sends to everyone on shutdown (the broker sends nothing).
 pub const SHUTDOWN_NOTICE: &str = "*** server is shutting down";
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 //! buffer instead, so thousands of short announcements cost their bytes and
 //! not a queue slot each. The bound is in bytes (plus a per-slot overhead):
 //! a push that would pass it fails, and the caller disconnects the client.
+//! The writer takes the whole queue at once, so at most twice the limit is
+//! held for one client: one batch being written and a full queue behind it.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;

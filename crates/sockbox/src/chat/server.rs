@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use super::conn;
 use super::hub::{ANNOUNCE_EVERY, Hub};
-use super::{ChatConfig, ChatError, ChatEvent, SHUTDOWN_NOTICE};
+use super::{ChatConfig, ChatError, ChatEvent, Mode, SHUTDOWN_NOTICE};
 use crate::Shutdown;
 
 /// Listen backlog: room for bursts of thousands of connects.
@@ -155,7 +155,9 @@ impl ChatServer {
         }
         drop(listener);
         shared.hub.flush_announcements();
-        shared.hub.close_all(SHUTDOWN_NOTICE);
+        // The broker adds nothing to the byte stream: closing says it.
+        let notice = (shared.config.mode == Mode::Chat).then_some(SHUTDOWN_NOTICE);
+        shared.hub.close_all(notice);
         shared.soft.cancel();
         let _ = ticker.await;
         shared.tracker.close();
