@@ -29,7 +29,7 @@ pub struct Args {
     #[command(flatten)]
     pub listen: ListenArgs,
     /// Take part from this terminal: stdin is sent to all, what others send is printed.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "daemon")]
     pub stdin: bool,
     /// Limits, access and logging.
     #[command(flatten)]

@@ -49,7 +49,7 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", default_value = "8KiB", value_parser = parse_size)]
     pub max_line: usize,
     /// Take part from this terminal: lines typed are sent, messages are printed.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "daemon")]
     pub stdin: bool,
     /// Nickname of the --stdin participant.
     #[arg(
