@@ -221,7 +221,8 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let shared2 = shared.clone();
     shared.tracker.spawn(async move {
         let shared = shared2;
-        let label = peer.to_string();
+        // IPv4 clients of a dual-stack listener show as IPv4.
+        let label = SocketAddr::new(peer.ip().to_canonical(), peer.port()).to_string();
         match shared.config.tls.clone() {
             None => {
                 let (r, w) = stream.into_split();

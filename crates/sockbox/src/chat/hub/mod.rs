@@ -11,10 +11,14 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio_util::sync::CancellationToken;
+
+mod announce;
+
+use announce::Pending;
+pub use announce::{ANNOUNCE_EVERY, ANNOUNCE_MAX, AnnounceKind};
 
 use super::command::{NickError, nick_key, validate_nick};
 use super::outbox::{Close, Outbox, Push};
@@ -56,41 +60,6 @@ struct State {
     nicks: HashMap<String, (u64, String)>,
     serial: u64,
 }
-
-/// What an announcement is about (for summaries).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AnnounceKind {
-    /// Someone joined.
-    Join,
-    /// Someone left.
-    Leave,
-    /// Someone changed nickname.
-    Nick,
-}
-
-/// One announcement line waiting to be sent.
-#[derive(Debug)]
-struct Pending {
-    kind: AnnounceKind,
-    /// The member it is about, who does not get it.
-    except: Option<u64>,
-    /// Joins so far when it was made: later joiners do not get it.
-    joins: u64,
-    line: Bytes,
-}
-
-impl Pending {
-    fn for_member(&self, m: &Member) -> bool {
-        self.except != Some(m.id) && m.joined.load(Ordering::Relaxed) <= self.joins
-    }
-}
-
-/// How often collected announcements are sent at the latest.
-pub const ANNOUNCE_EVERY: Duration = Duration::from_millis(100);
-
-/// At most this many announcements are sent one by one per batch; the rest
-/// are summed up in one line (`*** 5000 more joined, 3 more left`).
-pub const ANNOUNCE_MAX: usize = 10;
 
 /// Room-wide state shared by every connection.
 #[derive(Debug)]
@@ -156,104 +125,6 @@ impl Hub {
             pending: Mutex::new(Vec::new()),
             joins: AtomicU64::new(0),
             has_pending: AtomicBool::new(false),
-        }
-    }
-
-    /// Queue an announcement line (without its newline) for everyone but
-    /// `except`; it goes out with [`Hub::flush_announcements`].
-    pub fn announce(&self, kind: AnnounceKind, except: Option<u64>, text: &str) {
-        let mut line = BytesMut::with_capacity(text.len() + 1);
-        line.extend_from_slice(text.as_bytes());
-        line.extend_from_slice(b"\n");
-        let mut p = self
-            .pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        p.push(Pending {
-            kind,
-            except,
-            joins: self.joins.load(Ordering::Acquire),
-            line: line.freeze(),
-        });
-        self.has_pending.store(true, Ordering::Release);
-    }
-
-    /// Send the collected announcements: one shared batch for almost
-    /// everyone, a copy without its own lines for each member they skip.
-    /// Holds the pending lock while sending, so a message fanned out after
-    /// this returns is queued after them everywhere.
-    pub fn flush_announcements(&self) {
-        if !self.has_pending.load(Ordering::Acquire) {
-            return;
-        }
-        let mut p = self
-            .pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if p.is_empty() {
-            self.has_pending.store(false, Ordering::Release);
-            return;
-        }
-        let mut lines = std::mem::take(&mut *p);
-        if lines.len() > ANNOUNCE_MAX {
-            let summary = self.summary(&lines[ANNOUNCE_MAX..]);
-            lines.truncate(ANNOUNCE_MAX);
-            lines.push(summary);
-        }
-        let mut all = BytesMut::new();
-        for l in &lines {
-            all.extend_from_slice(&l.line);
-        }
-        let all = all.freeze();
-        let skipped: std::collections::HashSet<u64> =
-            lines.iter().filter_map(|l| l.except).collect();
-        let oldest = lines.iter().map(|l| l.joins).min().unwrap_or(0);
-        let mut flavours = Flavours {
-            lf: &all,
-            crlf: None,
-        };
-        let st = self.read();
-        for m in st.members.values() {
-            if skipped.contains(&m.id) || m.joined.load(Ordering::Relaxed) > oldest {
-                // Not every line is for this member: its own copy.
-                let mut own = BytesMut::new();
-                for l in lines.iter().filter(|l| l.for_member(m)) {
-                    own.extend_from_slice(&l.line);
-                }
-                let own = own.freeze();
-                let own = if m.crlf.load(Ordering::Relaxed) {
-                    to_crlf(&own)
-                } else {
-                    own
-                };
-                Self::push_or_kick(m, &own);
-            } else {
-                Self::push_or_kick(m, flavours.for_member(m));
-            }
-        }
-        drop(st);
-        self.has_pending.store(false, Ordering::Release);
-        drop(p);
-    }
-
-    /// One line that counts `rest`, for everyone.
-    fn summary(&self, rest: &[Pending]) -> Pending {
-        let count = |k| rest.iter().filter(|p| p.kind == k).count();
-        let parts: Vec<String> = [
-            (count(AnnounceKind::Join), "joined"),
-            (count(AnnounceKind::Leave), "left"),
-            (count(AnnounceKind::Nick), "changed nickname"),
-        ]
-        .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, what)| format!("{n} more {what}"))
-        .collect();
-        let text = format!("*** {} ({} online)\n", parts.join(", "), self.len());
-        Pending {
-            kind: AnnounceKind::Join,
-            except: None,
-            joins: rest.iter().map(|p| p.joins).max().unwrap_or(0),
-            line: Bytes::from(text),
         }
     }
 
@@ -472,133 +343,4 @@ impl Member {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use crate::chat::outbox::Take;
-
-    fn member(id: u64, limit: usize) -> Arc<Member> {
-        let t = CancellationToken::new();
-        Arc::new(Member::new(id, format!("peer{id}"), limit, &t, &t))
-    }
-
-    fn text(m: &Member) -> String {
-        use bytes::Buf;
-        match m.outbox.take() {
-            Take::Data(mut b) => {
-                let mut v = vec![0; b.remaining()];
-                b.copy_to_slice(&mut v);
-                String::from_utf8(v).unwrap()
-            }
-            _ => String::new(),
-        }
-    }
-
-    #[test]
-    fn names_and_collisions() {
-        let hub = Hub::new(10);
-        let (a, b) = (member(1, 4096), member(2, 4096));
-        assert_eq!(hub.join(a, None, |_, _| None).unwrap(), ("user1".into(), 1));
-        assert_eq!(hub.join(b, None, |_, _| None).unwrap(), ("user2".into(), 2));
-        assert_eq!(hub.rename(1, "user1", b"Alice").unwrap(), "Alice");
-        assert_eq!(
-            hub.rename(2, "user2", b"alice"),
-            Err(NickError::Taken("Alice".into()))
-        );
-        assert_eq!(hub.rename(2, "user2", b"bad nick"), Err(NickError::Chars));
-        // Changing the case of one's own nick is fine.
-        assert_eq!(hub.rename(1, "Alice", b"ALICE").unwrap(), "ALICE");
-        assert_eq!(hub.who(), vec!["ALICE", "user2"]);
-        assert_eq!(hub.find(b"alice").unwrap().0.id, 1);
-        // A new client does not get a userN someone took as a nick.
-        hub.rename(2, "user2", b"user3").unwrap();
-        assert_eq!(
-            hub.join(member(3, 4096), None, |_, _| None).unwrap().0,
-            "user4"
-        );
-        assert_eq!(hub.leave(1, "ALICE"), Some(2));
-        assert!(hub.find(b"alice").is_none());
-        assert_eq!(hub.leave(1, "ALICE"), None);
-    }
-
-    #[test]
-    fn full_room_refuses() {
-        let hub = Hub::new(1);
-        hub.join(member(1, 4096), None, |_, _| None).unwrap();
-        assert_eq!(
-            hub.join(member(2, 4096), None, |_, _| None),
-            Err(JoinError::Full(1))
-        );
-    }
-
-    #[test]
-    fn broadcast_skips_sender_translates_crlf_and_kicks_slow() {
-        let hub = Hub::new(10);
-        let (a, b, slow) = (member(1, 4096), member(2, 4096), member(3, 600));
-        b.crlf.store(true, Ordering::Relaxed);
-        hub.join(a.clone(), None, |_, _| None).unwrap();
-        hub.join(b.clone(), None, |_, _| None).unwrap();
-        hub.join(slow.clone(), None, |_, _| None).unwrap();
-        let msg = Bytes::from_static(b"<user1> hi\n<user1> there\n");
-        assert_eq!(hub.broadcast(Some(1), &msg), 2);
-        assert_eq!(text(&a), "");
-        assert_eq!(text(&b), "<user1> hi\r\n<user1> there\r\n");
-        let big = Bytes::from(vec![b'z'; 700]);
-        hub.broadcast(Some(1), &big);
-        assert!(slow.stop_reading.is_cancelled());
-        assert!(matches!(slow.outbox.closed(), Some(Close::Kick(r)) if r.contains("too slow")));
-        assert_eq!(text(&b).len(), 700);
-    }
-
-    #[test]
-    fn announcements_are_batched_skip_their_subject_and_precede_messages() {
-        let hub = Hub::new(10);
-        let (a, b) = (member(1, 4096), member(2, 4096));
-        hub.join(a.clone(), None, |_, _| None).unwrap();
-        hub.join(b.clone(), None, |_, _| None).unwrap();
-        hub.announce(AnnounceKind::Join, Some(2), "*** user2 joined");
-        hub.announce(AnnounceKind::Nick, Some(1), "*** user1 is now known as x");
-        assert_eq!(text(&a), "", "nothing sent before the flush");
-        hub.broadcast(Some(2), &Bytes::from_static(b"<user2> hi\n"));
-        assert_eq!(text(&a), "*** user2 joined\n<user2> hi\n");
-        assert_eq!(text(&b), "*** user1 is now known as x\n");
-        hub.flush_announcements();
-        assert_eq!(text(&a), "");
-        // A later joiner does not get what was announced before it came.
-        hub.announce(AnnounceKind::Leave, None, "*** before c");
-        let c = member(3, 4096);
-        hub.join(c.clone(), None, |_, _| None).unwrap();
-        hub.announce(AnnounceKind::Join, Some(3), "*** c joined");
-        hub.flush_announcements();
-        assert_eq!(text(&c), "");
-        assert_eq!(text(&a), "*** before c\n*** c joined\n");
-    }
-
-    #[test]
-    fn announcement_storms_are_summed_up() {
-        let hub = Hub::new(100);
-        let a = member(1, 1 << 20);
-        hub.join(a.clone(), None, |_, _| None).unwrap();
-        for i in 0..50 {
-            hub.announce(AnnounceKind::Join, None, &format!("*** u{i} joined"));
-        }
-        for i in 0..3 {
-            hub.announce(AnnounceKind::Leave, None, &format!("*** v{i} left"));
-        }
-        hub.flush_announcements();
-        let got = text(&a);
-        let lines: Vec<&str> = got.lines().collect();
-        assert_eq!(lines.len(), ANNOUNCE_MAX + 1);
-        assert_eq!(lines[0], "*** u0 joined");
-        assert_eq!(
-            lines[ANNOUNCE_MAX],
-            "*** 40 more joined, 3 more left (1 online)"
-        );
-    }
-
-    #[test]
-    fn crlf_translation() {
-        assert_eq!(&to_crlf(b"a\nb\n")[..], b"a\r\nb\r\n");
-        assert_eq!(&to_crlf(b"no newline")[..], b"no newline");
-    }
-}
+mod tests;
