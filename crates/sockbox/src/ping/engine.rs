@@ -581,11 +581,17 @@ impl Engine {
         }
     }
 
-    /// Stop: every target gets no more probes (Ctrl-C, deadline).
+    /// Stop: no target gets more probes (Ctrl-C, deadline). Targets that
+    /// were probed are reported done; those never probed are left out.
     pub fn stop(&mut self, obs: &mut impl Observer) {
         self.run_queue.clear();
         for i in 0..self.targets.len() {
-            self.finish(i as u32, obs);
+            if self.targets[i].s.sent > 0 {
+                self.finish(i as u32, obs);
+            } else if !self.targets[i].done {
+                self.targets[i].done = true;
+                self.active -= 1;
+            }
         }
     }
 

@@ -206,7 +206,11 @@ pub async fn wait_until_up(
     wait_on(addr, cfg, &mut transport, shutdown).await
 }
 
-async fn wait_on<T: Transport>(
+/// [`wait_until_up`] over sockets opened beforehand (for callers that open
+/// sockets, then drop privileges, then start the runtime): open with
+/// [`socket::open`], wrap with [`IcmpTransport::new`], then call this.
+/// `cfg.socket` and `cfg.options` are not used here.
+pub async fn wait_on<T: Transport>(
     addr: IpAddr,
     cfg: &WaitConfig,
     transport: &mut T,

@@ -401,7 +401,7 @@ impl Printer {
             "sent": sent,
             "received": received,
             "counters": o.counters,
-            "elapsed_ms": o.elapsed.as_secs_f64() * 1000.0,
+            "elapsed_ms": ms_f(Some(o.elapsed)),
             "ending": format!("{:?}", o.ending).to_lowercase(),
             "socket_v4": k(self.kinds.0),
             "socket_v6": k(self.kinds.1),
