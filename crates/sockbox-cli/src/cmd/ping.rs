@@ -1,6 +1,7 @@
 //! `sockbox ping`: ICMP echo to one target (output like iputils `ping`) or
 //! many targets and ranges (output like `fping`), or JSON lines.
 
+mod format;
 mod output;
 
 use std::io::BufRead;

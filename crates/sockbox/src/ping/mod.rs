@@ -21,8 +21,10 @@
 //! * [`wait_until_up`]: probe one address until it answers or time runs out
 //!   (used by `sockbox wake --wait`).
 
+pub mod config;
 pub mod driver;
 pub mod engine;
+pub mod event;
 #[cfg(test)]
 mod mock;
 pub mod probe;

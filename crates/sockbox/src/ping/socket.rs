@@ -17,10 +17,8 @@ use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
 
 use super::engine::{Incoming, QueuedIcmpError};
-use crate::sys::ping::{
-    IcmpKind, IcmpSocket, RecvBuffers, SocketOptions, dest, open_icmp, recv_batch, recv_errqueue,
-    send_all_parallel,
-};
+use crate::sys::ping::{IcmpKind, IcmpSocket, SocketOptions, open_icmp};
+use crate::sys::ping_io::{RecvBuffers, dest, recv_batch, recv_errqueue, send_all_parallel};
 use sockbox_wire::icmp::Message;
 
 /// The error kinds worth reporting, from an error-queue type number.

@@ -3,3 +3,4 @@
 
 pub mod linux;
 pub mod ping;
+pub mod ping_io;
