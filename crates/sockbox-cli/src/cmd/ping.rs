@@ -339,7 +339,14 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
     if let Err(e) = sockbox::ping::drop_capabilities() {
         tracing::debug!("could not drop capabilities: {e}");
     }
-    runtime::block_on(async move {
+    // One thread: the loop is a single task, and a multi-thread runtime
+    // would wake a second thread for every readiness edge of the socket
+    // (sends are spread over threads by the transport itself).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
+    rt.block_on(async move {
         let shutdown = Shutdown::new();
         runtime::shutdown_on_signals(&shutdown)?;
         // Resolve names concurrently; failures are reported, the rest go on.
@@ -383,7 +390,7 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
         } else {
             PARTIAL
         })
-    })?
+    })
 }
 
 /// Resolve the plan's names in place; returns the names that failed (and

@@ -206,7 +206,12 @@ impl IcmpTransport {
             let rcvbuf = s.socket.recv_buffer_size().unwrap_or(200 << 10);
             let window = (rcvbuf / 2048).clamp(BATCH, 64 * BATCH);
             #[allow(unsafe_code)]
-            let fd = unsafe { AsyncFd::register(s.socket) }.map_err(io::Error::from)?;
+            // Read interest only: with WRITABLE too every send completion
+            // is another edge for the reactor to wake up for.
+            let fd = unsafe {
+                AsyncFd::register_with_interest(s.socket, Interest::READABLE | Interest::ERROR)
+            }
+            .map_err(io::Error::from)?;
             Ok(Some(Side {
                 kind: s.kind,
                 family: s.family,
