@@ -31,10 +31,10 @@ dropped once the sockets are open. Replies are matched by a random per-run token
 32-bit sequence in the payload; foreign, duplicate, late and bad-checksum replies are
 counted apart (see --json totals).
 
---json prints one object per line with a "type": "reply" (target, addr, from, seq, bytes,
-ttl, rtt_ms, duplicate), "timeout" (target, addr, seq), "error" (ICMP error quoting a probe:
-from, error), "send_error", "unresolved" (target, error), then one "summary" per target
-(sent, received, duplicates, errors, loss_pct, min/avg/max/mdev_ms, alive) and "totals"
+--json prints one object per line with a \"type\": \"reply\" (target, addr, from, seq, bytes,
+ttl, rtt_ms, duplicate), \"timeout\" (target, addr, seq), \"error\" (ICMP error quoting a probe:
+from, error), \"send_error\", \"unresolved\" (target, error), then one \"summary\" per target
+(sent, received, duplicates, errors, loss_pct, min/avg/max/mdev_ms, alive) and \"totals\"
 (targets, alive, unreachable, unresolved, sent, received, counters {foreign, duplicates,
 bad_checksum, corrupt, late, errors, malformed}, elapsed_ms, ending, socket_v4/socket_v6).
 
