@@ -9,6 +9,18 @@
 //! [`Dumper`] streams: feed it any number of slices, then [`Dumper::finish`].
 //! [`write_line`] formats one line on its own, for callers that tag chunks
 //! themselves (the relay's `-x` dump).
+//!
+//! # Speed
+//!
+//! Full lines go through a fast path: a constant line template is copied and
+//! only the offset, the 32 hex digits and the 16 ASCII characters are filled
+//! in from lookup tables, on fixed-size arrays so the compiler drops the
+//! bounds checks. Squeezing compares lines as one `u128`. The formatter runs
+//! at several GB/s of output; see `benches/wire.rs`.
+//!
+//! # Panics
+//!
+//! Nothing here panics, whatever the input.
 
 use std::fmt::Write as _;
 
@@ -18,30 +30,82 @@ pub const LINE_BYTES: usize = 16;
 /// Length of one full line including the newline.
 pub const LINE_LEN: usize = 10 + 49 + 2 + LINE_BYTES + 2;
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
 /// Column of the `|` that opens the ASCII part (after offset and hex area).
 pub const ASCII_COL: usize = 10 + 49 + 1;
 
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Two lowercase hex digits for every byte value.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX[i >> 4], HEX[i & 0x0f]];
+        i += 1;
+    }
+    t
+};
+
+/// Column of the first hex digit of byte `i` of a line.
+const fn hex_col(i: usize) -> usize {
+    10 + i * 3 + if i >= 8 { 1 } else { 0 }
+}
+
+/// A full line with every variable column still to be filled in.
+const TEMPLATE: [u8; LINE_LEN] = {
+    let mut t = [b' '; LINE_LEN];
+    t[ASCII_COL] = b'|';
+    t[LINE_LEN - 2] = b'|';
+    t[LINE_LEN - 1] = b'\n';
+    t
+};
+
 /// Append one dump line for `bytes` (at most 16) at `offset` to `out`,
 /// newline included. Shorter slices are padded like `hexdump -C` pads the
-/// last line.
+/// last line; bytes past the 16th are ignored.
 pub fn write_line(out: &mut Vec<u8>, offset: u64, bytes: &[u8]) {
-    debug_assert!(bytes.len() <= LINE_BYTES);
     let bytes = &bytes[..bytes.len().min(LINE_BYTES)];
+    if let (Ok(full), Ok(off)) = (<&[u8; LINE_BYTES]>::try_from(bytes), u32::try_from(offset)) {
+        out.extend_from_slice(&full_line(off, full));
+        return;
+    }
     write_offset(out, offset);
     out.extend_from_slice(b"  ");
     let start = out.len();
     // Hex area: 49 columns, space-filled, bytes at i*3 (+1 after the 8th).
     out.resize(start + 49, b' ');
     for (i, &b) in bytes.iter().enumerate() {
-        let pos = start + i * 3 + usize::from(i >= 8);
-        out[pos] = HEX[usize::from(b >> 4)];
-        out[pos + 1] = HEX[usize::from(b & 0x0f)];
+        let pos = start + hex_col(i) - 10;
+        out[pos..pos + 2].copy_from_slice(&HEX_PAIRS[usize::from(b)]);
     }
     out.extend_from_slice(b" |");
     out.extend(bytes.iter().map(|&b| printable(b)));
     out.extend_from_slice(b"|\n");
+}
+
+/// One full 16-byte line at a 32-bit offset: the hot path.
+#[inline]
+fn full_line(offset: u32, line: &[u8; LINE_BYTES]) -> [u8; LINE_LEN] {
+    let mut l = TEMPLATE;
+    fill_line(&mut l, offset, line);
+    l
+}
+
+/// Fill the variable columns of a line that already holds [`TEMPLATE`].
+#[inline]
+fn fill_line(l: &mut [u8; LINE_LEN], offset: u32, line: &[u8; LINE_BYTES]) {
+    let o = offset.to_be_bytes();
+    for (k, &b) in o.iter().enumerate() {
+        l[2 * k..2 * k + 2].copy_from_slice(&HEX_PAIRS[usize::from(b)]);
+    }
+    for (i, &b) in line.iter().enumerate() {
+        let c = hex_col(i);
+        l[c..c + 2].copy_from_slice(&HEX_PAIRS[usize::from(b)]);
+    }
+    let ascii = &mut l[ASCII_COL + 1..ASCII_COL + 1 + LINE_BYTES];
+    for (a, &b) in ascii.iter_mut().zip(line) {
+        *a = printable(b);
+    }
 }
 
 /// The ASCII column's character for `b`.
@@ -52,10 +116,9 @@ pub fn printable(b: u8) -> u8 {
 
 /// `%08x` of `offset` (more digits when it needs them).
 fn write_offset(out: &mut Vec<u8>, offset: u64) {
-    if offset <= 0xffff_ffff {
-        let o = offset as u32;
-        for shift in (0..8).rev() {
-            out.push(HEX[((o >> (shift * 4)) & 0xf) as usize]);
+    if let Ok(o) = u32::try_from(offset) {
+        for b in o.to_be_bytes() {
+            out.extend_from_slice(&HEX_PAIRS[usize::from(b)]);
         }
     } else {
         let mut s = String::with_capacity(16);
@@ -69,9 +132,10 @@ fn write_offset(out: &mut Vec<u8>, offset: u64) {
 /// the caller decides when to write.
 #[derive(Debug, Clone)]
 pub struct Dumper {
+    /// Offset of the next full line (bytes in `partial` not counted).
     offset: u64,
     /// The last full line printed or skipped, for `*` squeezing.
-    prev: Option<[u8; LINE_BYTES]>,
+    prev: Option<u128>,
     squeezing: bool,
     squeeze_enabled: bool,
     partial: [u8; LINE_BYTES],
@@ -87,8 +151,16 @@ impl Default for Dumper {
 impl Dumper {
     /// A dumper starting at offset 0, squeezing repeated lines like `hexdump -C`.
     pub fn new() -> Self {
+        Self::starting_at(0)
+    }
+
+    /// A dumper whose first byte is labelled `offset`, as `hexdump -C -s
+    /// OFFSET` labels the bytes after the skipped ones. The final offset line
+    /// is printed even when no byte follows, as `hexdump` does when the skip
+    /// reaches the end of the input.
+    pub fn starting_at(offset: u64) -> Self {
         Self {
-            offset: 0,
+            offset,
             prev: None,
             squeezing: false,
             squeeze_enabled: true,
@@ -104,7 +176,7 @@ impl Dumper {
         self
     }
 
-    /// Bytes consumed so far.
+    /// Bytes consumed so far (plus the starting offset).
     pub fn offset(&self) -> u64 {
         self.offset + self.partial_len as u64
     }
@@ -121,41 +193,56 @@ impl Dumper {
             }
             let line = self.partial;
             self.partial_len = 0;
-            self.full_line(&line, out);
+            self.full_lines(&[line], out);
         }
-        out.reserve((data.len() / LINE_BYTES + 1) * LINE_LEN);
-        let mut chunks = data.chunks_exact(LINE_BYTES);
-        for chunk in &mut chunks {
-            let mut line = [0u8; LINE_BYTES];
-            line.copy_from_slice(chunk);
-            self.full_line(&line, out);
-        }
-        let rest = chunks.remainder();
+        let (lines, rest) = data.as_chunks::<LINE_BYTES>();
+        self.full_lines(lines, out);
         self.partial[..rest.len()].copy_from_slice(rest);
         self.partial_len = rest.len();
     }
 
-    fn full_line(&mut self, line: &[u8; LINE_BYTES], out: &mut Vec<u8>) {
-        if self.squeeze_enabled && self.prev.as_ref() == Some(line) {
-            if !self.squeezing {
-                out.extend_from_slice(b"*\n");
-                self.squeezing = true;
+    /// The hot loop over whole lines; state lives in locals meanwhile.
+    fn full_lines(&mut self, lines: &[[u8; LINE_BYTES]], out: &mut Vec<u8>) {
+        out.reserve(lines.len() * LINE_LEN);
+        let mut offset = self.offset;
+        let mut prev = self.prev;
+        let mut squeezing = self.squeezing;
+        let squeeze = self.squeeze_enabled;
+        for line in lines {
+            let v = u128::from_ne_bytes(*line);
+            if squeeze && prev == Some(v) {
+                if !squeezing {
+                    out.extend_from_slice(b"*\n");
+                    squeezing = true;
+                }
+            } else {
+                match u32::try_from(offset) {
+                    Ok(o) => {
+                        let at = out.len();
+                        out.extend_from_slice(&TEMPLATE);
+                        if let Some(dst) = out[at..].first_chunk_mut::<LINE_LEN>() {
+                            fill_line(dst, o, line);
+                        }
+                    }
+                    Err(_) => write_line(out, offset, line),
+                }
+                squeezing = false;
+                prev = Some(v);
             }
-        } else {
-            write_line(out, self.offset, line);
-            self.squeezing = false;
-            self.prev = Some(*line);
+            offset = offset.wrapping_add(LINE_BYTES as u64);
         }
-        self.offset += LINE_BYTES as u64;
+        self.offset = offset;
+        self.prev = prev;
+        self.squeezing = squeezing;
     }
 
     /// Flush the last partial line and the final offset line. Prints nothing
-    /// for an empty input.
+    /// for an empty input that started at offset 0.
     pub fn finish(mut self, out: &mut Vec<u8>) {
         if self.partial_len > 0 {
             let n = self.partial_len;
             write_line(out, self.offset, &self.partial[..n]);
-            self.offset += n as u64;
+            self.offset = self.offset.wrapping_add(n as u64);
             self.partial_len = 0;
         }
         if self.offset > 0 {

@@ -22,6 +22,7 @@ pub mod ping;
 pub mod relay;
 pub mod shutdown;
 pub mod sys;
+pub mod tls;
 pub mod udp;
 pub mod wol;
 

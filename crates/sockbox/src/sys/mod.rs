@@ -2,5 +2,11 @@
 //! module so other platforms can add their own versions.
 
 pub mod linux;
+pub mod mcast;
+#[cfg(target_os = "linux")]
+pub mod packet;
 pub mod ping;
 pub mod ping_io;
+pub mod process;
+pub mod rlimit;
+pub mod splice;

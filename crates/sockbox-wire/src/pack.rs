@@ -1,1 +1,0 @@
-//! TODO: pack codec (being written).
