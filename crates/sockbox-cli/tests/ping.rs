@@ -151,6 +151,60 @@ fn sweep_a_range_reports_every_address_alive() {
     assert_eq!(of_type(&v, "summary").len(), 20);
 }
 
+/// -I (interface or source address), --ttl, --rate, -w deadline, -f file.
+#[test]
+fn interface_source_rate_deadline_and_file() {
+    if !require_root("interface_source_rate_deadline_and_file") {
+        return;
+    }
+    sockbox()
+        .args(["ping", "-c", "1", "-I", "lo", "--ttl", "9", "127.0.0.1"])
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .success()
+        .stdout(contains("icmp_seq=1 ttl=64"));
+    // Bound to 127.0.0.7, the reply to 127.0.0.5 comes back to it.
+    sockbox()
+        .args(["ping", "-c", "1", "-I", "127.0.0.7", "127.0.0.5"])
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .success();
+    // Binding to an interface that does not exist is a system error.
+    sockbox()
+        .args(["ping", "-c", "1", "-I", "nosuchif0", "127.0.0.1"])
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .code(3);
+    // 20 probes at 100 per second over two targets: about 0.1 s of sending.
+    let t0 = std::time::Instant::now();
+    sockbox()
+        .args(["ping", "-c", "10", "-p", "1ms", "--rate", "100", "-q"])
+        .args(["127.0.0.1", "127.0.0.2"])
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .success()
+        .stderr(contains("127.0.0.2 : xmt/rcv/%loss = 10/10/0%"));
+    let took = t0.elapsed();
+    assert!(took >= Duration::from_millis(180), "{took:?}");
+    // -w stops a run that would go on forever, with the summary.
+    sockbox()
+        .args(["ping", "-i", "0.1", "-w", "0.55", "127.0.0.1"])
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .success()
+        .stdout(contains("6 packets transmitted, 6 received"));
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("hosts.txt");
+    std::fs::write(&list, "# lab\n127.0.0.1\n\n127.0.0.2 # second\n").unwrap();
+    sockbox()
+        .args(["ping", "-f"])
+        .arg(&list)
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .success()
+        .stdout("127.0.0.1 is alive\n127.0.0.2 is alive\n");
+}
+
 #[test]
 fn unresolvable_names_exit_2_and_the_rest_go_on() {
     if !require_root("unresolvable_names_exit_2_and_the_rest_go_on") {
