@@ -231,6 +231,10 @@ impl Engine {
             if self.targets[target as usize].done {
                 continue;
             }
+            if self.targets[target as usize].s.sent == u32::MAX {
+                // 2^32 probes to one target: nothing left to number them.
+                continue;
+            }
             let t = &self.targets[target as usize];
             let round = t.s.sent;
             let level = match self.cfg.mode {
@@ -276,7 +280,8 @@ impl Engine {
         kind: std::io::ErrorKind,
         obs: &mut impl Observer,
     ) {
-        self.targets[probe.target as usize].s.errors += 1;
+        let e = &mut self.targets[probe.target as usize].s.errors;
+        *e = e.saturating_add(1);
         obs.event(&Event::SendFailed {
             target: probe.target,
             round: probe.round,
@@ -449,7 +454,7 @@ impl Engine {
         let duplicate = t.replied & bit != 0;
         let expired = t.expired & bit != 0;
         if duplicate {
-            t.s.duplicates += 1;
+            t.s.duplicates = t.s.duplicates.saturating_add(1);
             self.counters.duplicates += 1;
         } else if expired && !alive_mode {
             // Its timeout was reported already; in Alive mode a late reply
@@ -507,7 +512,8 @@ impl Engine {
             return;
         }
         self.counters.errors += 1;
-        self.targets[target as usize].s.errors += 1;
+        let e = &mut self.targets[target as usize].s.errors;
+        *e = e.saturating_add(1);
         obs.event(&Event::Error(IcmpError {
             target,
             round,
