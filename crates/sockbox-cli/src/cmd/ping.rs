@@ -292,6 +292,8 @@ fn plan(a: &Args) -> anyhow::Result<Plan> {
         // Big buffers so a fast sweep loses no replies.
         recv_buffer: 8 << 20,
         send_buffer: 1 << 20,
+        // DF on probes that fit any path: saves the kernel an IP ID each.
+        dont_fragment: a.size + 28 <= 576,
         ..SocketOptions::default()
     };
     if let Some(i) = &a.interface {

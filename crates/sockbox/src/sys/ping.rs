@@ -49,6 +49,10 @@ pub struct SocketOptions {
     pub recv_buffer: usize,
     /// Send buffer to ask for, bytes.
     pub send_buffer: usize,
+    /// Set the IPv4 don't-fragment bit (`IP_PMTUDISC_DO`). Probes that fit
+    /// any path (up to 576 bytes) lose nothing by it, and the kernel then
+    /// skips picking an IP ID for each of them.
+    pub dont_fragment: bool,
 }
 
 /// An open, non-blocking ICMP socket.
@@ -68,6 +72,32 @@ const RAW_V4_TYPES: [u32; 4] = [0, 3, 11, 12];
 
 /// `ICMP_FILTER` from `<linux/icmp.h>` (option level `SOL_RAW`).
 const ICMP_FILTER: libc::c_int = 1;
+
+/// Set an integer socket option that neither socket2 nor nix wraps.
+fn set_int_option(
+    socket: &Socket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: setsockopt reads exactly size_of::<c_int>() bytes from
+    // `value`, which lives across the call; the descriptor is open.
+    #[allow(unsafe_code)]
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&raw const value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
 
 /// Set `ICMP_FILTER` on a raw IPv4 socket so the kernel does not even copy
 /// the rest to us (our own looped-back requests, other traffic): the mask
@@ -152,6 +182,14 @@ pub fn open_icmp(family: Family, kind: IcmpKind, opts: &SocketOptions) -> io::Re
             }
             if let Some(ttl) = opts.ttl {
                 socket.set_ttl_v4(ttl)?;
+            }
+            if opts.dont_fragment {
+                set_int_option(
+                    &socket,
+                    libc::IPPROTO_IP,
+                    libc::IP_MTU_DISCOVER,
+                    libc::IP_PMTUDISC_DO,
+                )?;
             }
         }
         Family::V6 => {
