@@ -341,7 +341,7 @@ impl Engine {
                 let bit = self.bit(round);
                 let t = &mut self.targets[target as usize];
                 t.expired |= bit;
-                t.pending -= 1;
+                t.pending = t.pending.saturating_sub(1);
                 obs.event(&Event::Timeout { target, round });
                 match self.cfg.mode {
                     Mode::Alive { retries, .. } => {
@@ -464,7 +464,7 @@ impl Engine {
         } else {
             t.replied |= bit;
             if !expired {
-                t.pending -= 1;
+                t.pending = t.pending.saturating_sub(1);
             }
             t.s.received += 1;
             t.s.rtt.add(Duration::from_nanos(rtt_ns));
