@@ -15,8 +15,11 @@
 //! Full lines go through a fast path: a constant line template is copied and
 //! only the offset, the 32 hex digits and the 16 ASCII characters are filled
 //! in from lookup tables, on fixed-size arrays so the compiler drops the
-//! bounds checks. Squeezing compares lines as one `u128`. The formatter runs
-//! at several GB/s of output; see `benches/wire.rs`.
+//! bounds checks. Squeezing compares lines as one `u128`. The formatter
+//! writes several GB/s of text; see `benches/wire.rs`. Because a `*` line
+//! only depends on the two lines before it, [`Dumper::continuing`] lets a
+//! caller cut a large input into line-aligned pieces and format them on
+//! several threads (the CLI does this for regular files).
 //!
 //! # Panics
 //!
