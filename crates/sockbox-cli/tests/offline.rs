@@ -168,6 +168,24 @@ fn hexdump_skip_and_length_match_hexdump_c() {
 }
 
 #[test]
+fn hexdump_stdin_redirected_from_a_file_seeks_and_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = noise(600_000, 5);
+    data.extend(std::iter::repeat_n(0u8, 300_000));
+    let path = write_temp(&dir, "in.bin", &data);
+    let Some(want) = system_hexdump(&["-s", "100000", "-n", "700000"], &path) else {
+        return;
+    };
+    let out = sockbox_std()
+        .args(["hexdump", "-s", "100000", "-n", "700000"])
+        .stdin(std::fs::File::open(&path).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(out.stdout == want, "stdin < file differs from hexdump -C");
+}
+
+#[test]
 fn hexdump_fixture_without_the_system_tool() {
     let out = sockbox()
         .arg("hexdump")

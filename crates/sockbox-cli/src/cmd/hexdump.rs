@@ -275,7 +275,8 @@ fn open_inputs(files: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
             if meta.is_dir() {
                 return Err(usage(format!("cannot read {name}: it is a directory")));
             }
-            let (file, len) = if meta.is_file() {
+            // Files that report no size (/proc, /sys) are read like pipes.
+            let (file, len) = if meta.is_file() && meta.len() > 0 {
                 (Some(f.try_clone()?), Some(meta.len()))
             } else {
                 (None, None)
@@ -290,12 +291,36 @@ fn open_inputs(files: &[PathBuf]) -> anyhow::Result<Vec<Input>> {
         .collect()
 }
 
+/// Standard input; when it is redirected from a regular file (`< file`),
+/// that file, so it can seek and be formatted in parallel.
 fn stdin_input() -> Input {
-    Input {
-        name: "standard input".to_owned(),
-        reader: Box::new(io::stdin().lock()),
-        file: None,
-        len: None,
+    let name = "standard input".to_owned();
+    let as_file = io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map(File::from)
+        .ok()
+        .and_then(|f| {
+            let meta = f.metadata().ok()?;
+            let pos = (&f).stream_position().ok()?;
+            let left = meta.len().checked_sub(pos)?;
+            (meta.is_file() && left > 0)
+                .then(|| Some((f.try_clone().ok()?, f, left)))
+                .flatten()
+        });
+    match as_file {
+        Some((reader, file, left)) => Input {
+            name,
+            reader: Box::new(reader),
+            file: Some(file),
+            len: Some(left),
+        },
+        None => Input {
+            name,
+            reader: Box::new(io::stdin().lock()),
+            file: None,
+            len: None,
+        },
     }
 }
 
@@ -321,7 +346,9 @@ fn skip(inputs: &mut [Input], mut n: u64) -> anyhow::Result<u64> {
         }
         if let (Some(f), Some(len)) = (&mut input.file, input.len) {
             let step = n.min(len);
-            f.seek(SeekFrom::Start(step))
+            // Relative: stdin redirected from a file may start mid-file.
+            let delta = i64::try_from(step).unwrap_or(i64::MAX);
+            f.seek(SeekFrom::Current(delta))
                 .map_err(|e| usage(format!("cannot seek in {}: {e}", input.name)))?;
             n -= step;
             skipped += step;
