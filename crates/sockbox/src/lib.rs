@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! let server = job::bind(config).await?;   // open sockets, bind low ports
-//! daemon::drop_privileges(..)?;            // optional
+//! drop_plan.apply()?;                      // optional: daemon::DropPlan
 //! server.run(shutdown).await?;             // serve until shutdown
 //! ```
 //!
@@ -22,6 +22,7 @@ pub mod ping;
 pub mod relay;
 pub mod shutdown;
 pub mod sys;
+pub mod tls;
 pub mod udp;
 pub mod wol;
 

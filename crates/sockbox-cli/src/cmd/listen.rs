@@ -1,10 +1,176 @@
-//! `sockbox listen` (being written).
+//! `sockbox listen [ADDR] PORT`: a TCP/UDP server wired to stdin/stdout or
+//! to a program per connection, like `ncat -l`. Runs inside the daemon
+//! harness, so `--daemon`, `--pid-file` and `--user` apply.
+
+use std::path::PathBuf;
+
+use sockbox::relay::acl::{Acl, SharedAcl};
+use sockbox::relay::net;
+use sockbox::relay::server::{self, ListenConfig, Local, Proto};
+
+use crate::cmd::connect::{RelayArgs, finish, relay_error};
+use crate::cmd::serve::{DaemonArgs, serve_with};
+use crate::exit::{SUCCESS, usage};
+
+const EXAMPLES: &str = "Examples:
+  sockbox listen 9000 > received.bin                  # one TCP client, then exit
+  sockbox listen -k -m 500 -e /bin/cat 7000          # echo server, a cat per client
+  sockbox listen -k -c 'date; uptime' 127.0.0.1 7001 # inetd-style command
+  sockbox listen -u -k 5353 -x udp.dump              # UDP, peers told apart by source
+  sockbox listen -k --allow 10.0.0.0/8 --denyfile bad.txt 8080
+  sockbox listen -k --daemon --pid-file /run/sb.pid -e ./handler 8000
+  sockbox listen -k --tls --tls-cert cert.pem --tls-key key.pem -e /bin/cat 8443
+
+Without -k one client is served and the listening socket closes when it
+arrives. With -k clients are served at once, up to -m (default 100); beyond
+that, and for hosts refused by --allow/--deny, the connection is accepted and
+closed at once. Without -e/-c every client shares standard input (each chunk
+goes to all of them) and standard output. --allowfile/--denyfile hold one
+address or CIDR per line (# comments) and are re-read on SIGHUP. -e/-c children
+get SOCKBOX_REMOTE_ADDR, SOCKBOX_REMOTE_PORT, SOCKBOX_LOCAL_ADDR,
+SOCKBOX_LOCAL_PORT and SOCKBOX_PROTO; each is reaped and its exit status logged.
+
+Exit codes: 0 success; 1 the single connection was reset by the peer or went
+idle (-i); 2 usage or input error; 3 system failure (cannot bind).";
 
 /// Arguments of `sockbox listen`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(after_help = EXAMPLES, override_usage = "sockbox listen [OPTIONS] [ADDR] PORT")]
+pub struct Args {
+    /// `[ADDR] PORT`: the address to bind (default: all, IPv4 and IPv6) and the port.
+    #[arg(value_name = "ADDR PORT", num_args = 1..=2, required = true)]
+    pub endpoint: Vec<String>,
+    /// Keep listening after the first client; serve clients concurrently.
+    #[arg(short = 'k', long)]
+    pub keep_open: bool,
+    /// Most clients at once with -k; more are refused.
+    #[arg(short = 'm', long, value_name = "N", default_value_t = 100)]
+    pub max_conns: usize,
+    /// Accept only these addresses/CIDRs (repeat, or separate with commas).
+    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
+    pub allow: Vec<String>,
+    /// Refuse these addresses/CIDRs (repeat, or separate with commas).
+    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
+    pub deny: Vec<String>,
+    /// Accept only addresses listed in FILE (re-read on SIGHUP).
+    #[arg(long, value_name = "FILE")]
+    pub allowfile: Vec<PathBuf>,
+    /// Refuse addresses listed in FILE (re-read on SIGHUP).
+    #[arg(long, value_name = "FILE")]
+    pub denyfile: Vec<PathBuf>,
+    /// Serve TLS (needs --tls-cert and --tls-key).
+    #[arg(long, requires_all = ["tls_cert", "tls_key"], conflicts_with = "udp")]
+    pub tls: bool,
+    /// PEM certificate chain for --tls.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub tls_key: Option<PathBuf>,
+    /// Relay flags.
+    #[command(flatten)]
+    pub relay: Box<RelayArgs>,
+    /// Daemon flags.
+    #[command(flatten)]
+    pub daemon: Box<DaemonArgs>,
+}
 
 /// Run `sockbox listen`.
-pub fn run(_a: &Args) -> anyhow::Result<u8> {
-    Err(crate::exit::usage("sockbox listen is not built yet"))
+pub fn run(a: &Args) -> anyhow::Result<u8> {
+    let r = &a.relay;
+    let (host, port) = match a.endpoint.as_slice() {
+        [p] => (None, p),
+        [h, p] => (Some(h.as_str()), p),
+        _ => return Err(usage("give PORT or ADDR PORT")),
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| usage(format!("{port:?} is not a port number (0-65535)")))?;
+    if a.max_conns == 0 {
+        return Err(usage("-m/--max-conns must be at least 1"));
+    }
+    let addr = match net::listen_addrs(host, port, r.family()) {
+        Ok(v) => v[0],
+        Err(e) => return relay_error(e),
+    };
+    let acl =
+        Acl::new(&a.allow, &a.deny, &a.allowfile, &a.denyfile).map_err(|e| usage(e.to_string()))?;
+    let acl = SharedAcl::new(acl);
+    let local = match r.exec_spec()? {
+        Some(spec) => Local::Exec(spec),
+        None => Local::Stdio,
+    };
+    let dump = r.dump()?;
+    let tls = match (a.tls, &a.tls_cert, &a.tls_key) {
+        (true, Some(cert), Some(key)) => Some(
+            sockbox::tls::ServerTls {
+                cert: cert.clone(),
+                key: key.clone(),
+            }
+            .acceptor()
+            .map_err(|e| usage(e.to_string()))?,
+        ),
+        (true, _, _) => return Err(usage("--tls needs --tls-cert FILE and --tls-key FILE")),
+        _ => None,
+    };
+    let mut opts = r.options();
+    if a.keep_open || local != Local::Stdio {
+        opts.end_on_remote_eof = false;
+    }
+    let keep_open = a.keep_open;
+    let max_conns = a.max_conns;
+    let proto = if r.udp { Proto::Udp } else { Proto::Tcp };
+    let family = r.family();
+    let relay = r.clone();
+
+    serve_with(&a.daemon, relay.log_level(), move |mut ctx| async move {
+        let cfg_tls = tls.is_some();
+        let cfg = ListenConfig {
+            addr,
+            family,
+            proto,
+            keep_open,
+            max_conns,
+            acl: acl.clone(),
+            local,
+            opts,
+            dump,
+            stats: ctx.stats.clone(),
+            grace: ctx.grace,
+            tls,
+        };
+        let listener = match server::bind(cfg) {
+            Ok(l) => l,
+            Err(e) => return Err(anyhow::Error::new(e)),
+        };
+        tracing::info!(
+            "listening on {} ({})",
+            listener.local_addr(),
+            match (proto, cfg_tls) {
+                (Proto::Udp, _) => "udp",
+                (Proto::Tcp, true) => "tls",
+                (Proto::Tcp, false) => "tcp",
+            }
+        );
+        ctx.ready()?;
+        if acl.has_files() {
+            let mut reload = ctx.reload;
+            tokio::spawn(async move {
+                loop {
+                    reload.changed().await;
+                    match acl.reload() {
+                        Ok(()) => tracing::info!("re-read the allow/deny files"),
+                        Err(e) => tracing::warn!("{e}; the previous lists stay in force"),
+                    }
+                }
+            });
+        }
+        match listener.run(ctx.shutdown.clone()).await {
+            Ok(rep) => match rep.single {
+                Some(single) => finish(Ok(single)),
+                None => Ok(SUCCESS),
+            },
+            Err(e) => relay_error(e),
+        }
+    })
 }

@@ -7,13 +7,17 @@ use std::future::Future;
 
 use sockbox::Shutdown;
 
-/// Build a multi-threaded runtime and run `fut` to completion on it.
-pub fn block_on<F: Future>(fut: F) -> anyhow::Result<F::Output> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+/// Build the multi-threaded runtime every async subcommand uses.
+pub fn build() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
-    Ok(rt.block_on(fut))
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))
+}
+
+/// Build a multi-threaded runtime and run `fut` to completion on it.
+pub fn block_on<F: Future>(fut: F) -> anyhow::Result<F::Output> {
+    Ok(build()?.block_on(fut))
 }
 
 /// Trigger `shutdown` on SIGINT or SIGTERM. A second SIGINT exits at once

@@ -1,1 +1,244 @@
-//! relay (being written).
+//! The relay behind `sockbox connect` and `sockbox listen`: bytes between a
+//! local side (standard input/output, or a program run per connection) and
+//! a TCP or UDP peer.
+//!
+//! Two engines share one set of rules ([`RelayOptions`]):
+//! - [`pump`]: one connection wired to file descriptors (stdin/stdout), on a
+//!   blocking thread per direction. It moves data with `splice(2)` when an
+//!   end is a pipe (through an internal pipe otherwise) and falls back to
+//!   `read`/`write` for terminals, for datagrams and when dumping traffic.
+//! - the async session engine (inside [`server`] and [`exec`]): many
+//!   connections, programs per connection, UDP peers told apart by source
+//!   address.
+//!
+//! The rules: end of the local input shuts down the socket's write side
+//! (unless `half_close` is off) and the relay keeps reading until the peer
+//! closes; `quit_after_eof` ends it that long after local EOF; `idle_timeout`
+//! ends it after that long without a byte either way; a reset by the peer
+//! is [`RelayError::Reset`], never a panic. Every chunk can be recorded in a
+//! [`dump::Dump`] tagged with direction, peer, byte offset and time.
+
+pub mod acl;
+pub mod client;
+pub mod dump;
+mod ends;
+pub mod exec;
+mod hub;
+mod life;
+pub mod net;
+pub mod pump;
+pub mod server;
+mod session;
+mod udp;
+mod worker;
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use acl::{Acl, AclError, SharedAcl};
+pub use dump::{Dump, DumpFormat};
+pub use exec::ExecSpec;
+pub use server::{ListenConfig, Listener, Local, Proto};
+
+/// Which directions carry data.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Flow {
+    /// Local input to the peer and the peer to local output.
+    #[default]
+    Both,
+    /// Only local input to the peer; what the peer sends is read and dropped.
+    /// The relay ends at local EOF.
+    SendOnly,
+    /// Only the peer to local output; local input is never read.
+    RecvOnly,
+}
+
+/// How a relay behaves; the same for every engine.
+#[derive(Clone, Debug)]
+pub struct RelayOptions {
+    /// Which directions carry data.
+    pub flow: Flow,
+    /// At local EOF, shut down the socket's write side (TCP FIN). Off keeps
+    /// it open (`--no-shutdown`).
+    pub half_close: bool,
+    /// End this long after local EOF (`-q`); `None` waits for the peer.
+    pub quit_after_eof: Option<Duration>,
+    /// End after this long with no data either way (`-i`).
+    pub idle_timeout: Option<Duration>,
+    /// End as soon as the peer stops sending, even if local input is still
+    /// open (used for terminals and for shared stdin with many clients).
+    pub end_on_remote_eof: bool,
+    /// Allow `splice(2)`; off forces `read`/`write`.
+    pub zero_copy: bool,
+    /// Size of the in-kernel pipe for splice, or of the buffer for read/write.
+    pub buffer_size: usize,
+}
+
+impl Default for RelayOptions {
+    fn default() -> Self {
+        Self {
+            flow: Flow::Both,
+            half_close: true,
+            quit_after_eof: None,
+            idle_timeout: None,
+            end_on_remote_eof: false,
+            zero_copy: true,
+            buffer_size: 1 << 20,
+        }
+    }
+}
+
+/// How a relay ended when nothing went wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Both sides finished.
+    Done,
+    /// Local input ended and the `-q` delay passed.
+    Quit,
+    /// Nothing moved for the idle timeout.
+    Idle(Duration),
+    /// Stopped from outside (shutdown signal).
+    Stopped,
+    /// The local output went away (reader of stdout closed, program exited).
+    OutputClosed,
+}
+
+/// The result of one relayed connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Bytes sent to the peer.
+    pub sent: u64,
+    /// Bytes received from the peer.
+    pub received: u64,
+}
+
+/// Errors of the relay. Each names what failed and, where there is one, the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// The peer reset the connection (or vanished) in the middle of the stream.
+    #[error(
+        "connection with {peer} was reset by the peer after {sent} bytes sent and {received} received"
+    )]
+    Reset {
+        /// The peer.
+        peer: SocketAddr,
+        /// Bytes sent before the reset.
+        sent: u64,
+        /// Bytes received before the reset.
+        received: u64,
+    },
+    /// A UDP peer answered with ICMP port unreachable.
+    #[error("{0} refused the datagrams (ICMP port unreachable): is anything listening there?")]
+    Unreachable(SocketAddr),
+    /// Reading the local side (standard input or the program's output) failed.
+    #[error("reading the local input: {0}")]
+    LocalRead(#[source] io::Error),
+    /// Writing the local side (standard output or the program's input) failed.
+    #[error("writing the local output: {0}")]
+    LocalWrite(#[source] io::Error),
+    /// Receiving from the peer failed.
+    #[error("receiving from {peer}: {source}")]
+    Recv {
+        /// The peer.
+        peer: SocketAddr,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// Sending to the peer failed.
+    #[error("sending to {peer}: {source}")]
+    Send {
+        /// The peer.
+        peer: SocketAddr,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// The host name did not resolve.
+    #[error("cannot resolve {host}: {source}")]
+    Resolve {
+        /// What was asked.
+        host: String,
+        /// The resolver's answer.
+        #[source]
+        source: io::Error,
+    },
+    /// The host resolved, but not to an address of the wanted family.
+    #[error("{host} has no {family} address (drop -4/-6 or use another name)")]
+    NoAddress {
+        /// What was asked.
+        host: String,
+        /// "IPv4" or "IPv6".
+        family: &'static str,
+    },
+    /// Connecting failed.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// The address tried (the last one when there were several).
+        addr: SocketAddr,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// Connecting took longer than the connect timeout.
+    #[error("connecting to {addr} timed out after {timeout:?} (raise -w)")]
+    ConnectTimeout {
+        /// The address tried.
+        addr: SocketAddr,
+        /// The limit.
+        timeout: Duration,
+    },
+    /// Binding the listening socket failed.
+    #[error("cannot bind {addr}: {source} (is the port in use, or below 1024 without root?)")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// Starting the per-connection program failed.
+    #[error("cannot run {cmd}: {source}")]
+    Exec {
+        /// The program.
+        cmd: String,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// TLS setup or handshake failed.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// The TLS handshake took too long.
+    #[error("TLS handshake with {0} timed out")]
+    TlsTimeout(SocketAddr),
+    /// An allow/deny list was wrong.
+    #[error(transparent)]
+    Acl(#[from] AclError),
+    /// The dump file could not be written.
+    #[error("cannot write the dump file {path}: {source}")]
+    Dump {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// A system call needed to set up the relay failed.
+    #[error("setting up the relay: {0}")]
+    Setup(#[source] io::Error),
+}
+
+/// True for the errors that mean "the peer went away abruptly".
+pub(crate) fn is_reset(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionAborted
+    )
+}

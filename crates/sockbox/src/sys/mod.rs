@@ -2,3 +2,10 @@
 //! module so other platforms can add their own versions.
 
 pub mod linux;
+pub mod mcast;
+#[cfg(target_os = "linux")]
+pub mod packet;
+pub mod ping;
+pub mod process;
+pub mod rlimit;
+pub mod splice;

@@ -1,1 +1,267 @@
-//! udp (being written).
+//! UDP datagrams: a [`Sender`] that sends to one or many targets (unicast,
+//! broadcast, multicast) and collects replies from any source, and a
+//! [`Listener`] that prints what arrives and can answer each datagram with
+//! fixed text, an echo, or the output of a program (a discovery responder).
+//!
+//! Multicast group membership and sending options live in [`mcast`]; the
+//! broadcast addresses of this machine's interfaces in [`target`]; the
+//! per-datagram program runner in [`exec`].
+//!
+//! Every error names what it was doing and, for the errors people actually
+//! hit (`EACCES` on a broadcast, `ENETUNREACH`, `EMSGSIZE`, `EADDRINUSE`),
+//! how to fix it.
+
+pub mod exec;
+mod listen;
+pub mod mcast;
+mod send;
+pub mod target;
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+
+pub use listen::{Event, ListenConfig, Listener, ReplyMode};
+pub use send::{Collect, Reply, SendConfig, SendReport, Sender};
+
+/// Largest UDP payload over IPv4: 65535 minus the 20-byte IP and 8-byte UDP headers.
+pub const MAX_PAYLOAD_V4: usize = 65_507;
+/// Largest UDP payload over IPv6 without jumbograms: 65535 minus the 8-byte UDP header.
+pub const MAX_PAYLOAD_V6: usize = 65_527;
+
+/// The largest payload one datagram to `ip` can carry.
+pub fn max_payload(ip: IpAddr) -> usize {
+    match ip {
+        IpAddr::V4(_) => MAX_PAYLOAD_V4,
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() => MAX_PAYLOAD_V4,
+        IpAddr::V6(_) => MAX_PAYLOAD_V6,
+    }
+}
+
+/// A socket address with an IPv4-mapped IPv6 address (`::ffff:10.0.0.1`,
+/// what a dual-stack socket reports for IPv4 peers) shown as plain IPv4.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
+/// Errors from the udp module (sending, listening, multicast, replies).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// `socket(2)` failed.
+    #[error("cannot create a UDP socket: {0}")]
+    Socket(#[source] io::Error),
+    /// Binding the local address failed.
+    #[error("cannot bind UDP {1}: {0}{hint}", hint = bind_hint(.0, .1))]
+    Bind(#[source] io::Error, SocketAddr),
+    /// Sending a datagram failed.
+    #[error("cannot send to {1}: {0}{hint}", hint = send_hint(.0, .1))]
+    Send(#[source] io::Error, SocketAddr),
+    /// Receiving failed.
+    #[error("cannot receive on UDP {1}: {0}")]
+    Recv(#[source] io::Error, SocketAddr),
+    /// A socket option could not be set.
+    #[error("cannot set {what}: {source}")]
+    SockOpt {
+        /// The option, e.g. `SO_BROADCAST`.
+        what: &'static str,
+        /// The system error.
+        #[source]
+        source: io::Error,
+    },
+    /// A payload larger than one datagram can carry.
+    #[error(
+        "a datagram of {len} bytes is over the UDP limit of {max} bytes to {to}; \
+         send less (split it, or use `sockbox connect` for a stream)"
+    )]
+    TooLarge {
+        /// The payload length.
+        len: usize,
+        /// The limit for this address family.
+        max: usize,
+        /// The destination.
+        to: SocketAddr,
+    },
+    /// No destination was given.
+    #[error("no destination address to send to")]
+    NoTargets,
+    /// Destinations of both IPv4 and IPv6 in one sender.
+    #[error("cannot send to {0} and {1} from one socket: pick IPv4 or IPv6 destinations, not both")]
+    MixedFamilies(SocketAddr, SocketAddr),
+    /// `broadcast` was asked for but no interface has a broadcast address.
+    #[error(
+        "no interface that is up has an IPv4 broadcast address (see `sockbox ifaces`); \
+         give an address such as 255.255.255.255 instead of `broadcast`"
+    )]
+    NoBroadcastInterface,
+    /// A multicast command got an address that is not a multicast group.
+    #[error(
+        "{0} is not a multicast group address: IPv4 groups are 224.0.0.0/4 \
+         (e.g. 239.1.2.3), IPv6 groups are ff00::/8 (e.g. ff02::1:3)"
+    )]
+    NotMulticast(IpAddr),
+    /// A source address for source-specific multicast of the wrong family.
+    #[error("source {src} and group {group} must both be IPv4 or both IPv6")]
+    SourceFamily {
+        /// The `--source` address.
+        src: IpAddr,
+        /// The group.
+        group: IpAddr,
+    },
+    /// The interface for multicast lacks what the group's family needs.
+    #[error(
+        "interface {iface} has no IPv4 address, which IPv4 multicast sending needs; add one or use an IPv6 group"
+    )]
+    IfaceNoIpv4 {
+        /// The interface name.
+        iface: String,
+    },
+    /// No interface carries the address given with `--iface ADDR`.
+    #[error("no interface has address {0}; `sockbox ifaces` lists this machine's addresses")]
+    NoIfaceWithAddress(IpAddr),
+    /// Listing or finding interfaces failed.
+    #[error(transparent)]
+    Iface(#[from] crate::iface::Error),
+    /// Joining a multicast group failed.
+    #[error("cannot join multicast group {group}{on}: {source}{hint}",
+        on = .iface.as_deref().map(|i| format!(" on {i}")).unwrap_or_default(),
+        hint = join_hint(.source))]
+    Join {
+        /// The group.
+        group: IpAddr,
+        /// The interface, if one was chosen.
+        iface: Option<String>,
+        /// The system error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn bind_hint(e: &io::Error, addr: &SocketAddr) -> String {
+    match e.raw_os_error() {
+        Some(libc::EACCES) => format!(
+            "; ports below 1024 need root or CAP_NET_BIND_SERVICE \
+             (`setcap cap_net_bind_service+ep sockbox`), or pick port {} or above",
+            1024
+        ),
+        Some(libc::EADDRINUSE) => format!(
+            "; another socket holds port {} (`ss -ulpn` shows which): stop it or pick another port",
+            addr.port()
+        ),
+        Some(libc::EADDRNOTAVAIL) => format!(
+            "; {} is not an address of this machine (`sockbox ifaces` lists them)",
+            addr.ip()
+        ),
+        _ => String::new(),
+    }
+}
+
+fn send_hint(e: &io::Error, addr: &SocketAddr) -> String {
+    match e.raw_os_error() {
+        Some(libc::EACCES) => format!(
+            "; {} looks like a broadcast address: pass --broadcast to allow sending to it \
+             (SO_BROADCAST), or a firewall rule rejects it",
+            addr.ip()
+        ),
+        Some(libc::EPERM) => "; a firewall rule (nftables/iptables) rejects it".to_owned(),
+        Some(libc::ENETUNREACH) if addr.ip() == IpAddr::V4(std::net::Ipv4Addr::BROADCAST) => {
+            "; 255.255.255.255 leaves by the default route and there is none: send to \
+             `broadcast` (every interface's broadcast address) or to one interface's \
+             (`sockbox ifaces`)"
+                .to_owned()
+        }
+        Some(libc::ENETUNREACH) => format!(
+            "; no route to {}: check `ip route`, send to an address on a connected subnet, \
+             or for multicast choose the interface with --iface",
+            addr.ip()
+        ),
+        Some(libc::EHOSTUNREACH) => format!(
+            "; {} is not reachable (no neighbour answers): check the address and the link",
+            addr.ip()
+        ),
+        Some(libc::EMSGSIZE) => {
+            "; the datagram is too large for the path: send less, or under the interface MTU \
+             (`sockbox ifaces`) when fragmentation is not allowed"
+                .to_owned()
+        }
+        Some(libc::EADDRNOTAVAIL) => {
+            "; the local address cannot reach it (an IPv6 link-local address needs a scope, \
+             e.g. fe80::1%eth0)"
+                .to_owned()
+        }
+        _ => String::new(),
+    }
+}
+
+fn join_hint(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::ENODEV) => {
+            "; the interface does not exist or has no address of that family: \
+             choose another with --iface (`sockbox ifaces`)"
+        }
+        Some(libc::EADDRINUSE) => "; this socket already joined that group",
+        Some(libc::ENOBUFS) => {
+            "; too many memberships (raise net.ipv4.igmp_max_memberships or \
+             net.ipv4.igmp_max_msf)"
+        }
+        Some(libc::EINVAL) => "; the group, source or interface is not valid for a join",
+        _ => "",
+    }
+}
+
+impl Error {
+    /// True when the error is about what the user asked for (an address, a
+    /// size, an interface) rather than the system: the CLI exits 2 for these.
+    pub fn is_input(&self) -> bool {
+        match self {
+            Self::TooLarge { .. }
+            | Self::NoTargets
+            | Self::MixedFamilies(..)
+            | Self::NotMulticast(_)
+            | Self::SourceFamily { .. }
+            | Self::IfaceNoIpv4 { .. }
+            | Self::NoIfaceWithAddress(_) => true,
+            Self::Iface(e) => matches!(e, crate::iface::Error::NotFound { .. }),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_per_family() {
+        assert_eq!(max_payload("10.0.0.1".parse().unwrap()), 65_507);
+        assert_eq!(max_payload("::1".parse().unwrap()), 65_527);
+        assert_eq!(max_payload("::ffff:10.0.0.1".parse().unwrap()), 65_507);
+    }
+
+    #[test]
+    fn mapped_addresses_print_as_ipv4() {
+        let a: SocketAddr = "[::ffff:10.1.2.3]:99".parse().unwrap();
+        assert_eq!(canonical(a).to_string(), "10.1.2.3:99");
+        let b: SocketAddr = "[fe80::1]:99".parse().unwrap();
+        assert_eq!(canonical(b), b);
+    }
+
+    #[test]
+    fn errors_carry_the_fix() {
+        let to: SocketAddr = "10.0.0.255:9".parse().unwrap();
+        let e = Error::Send(io::Error::from_raw_os_error(libc::EACCES), to);
+        assert!(e.to_string().contains("--broadcast"), "{e}");
+        let e = Error::Send(io::Error::from_raw_os_error(libc::ENETUNREACH), to);
+        assert!(e.to_string().contains("ip route"), "{e}");
+        let all: SocketAddr = "255.255.255.255:9".parse().unwrap();
+        let e = Error::Send(io::Error::from_raw_os_error(libc::ENETUNREACH), all);
+        assert!(e.to_string().contains("`broadcast`"), "{e}");
+        let e = Error::Send(io::Error::from_raw_os_error(libc::EMSGSIZE), to);
+        assert!(e.to_string().contains("send less"), "{e}");
+        let at: SocketAddr = "0.0.0.0:80".parse().unwrap();
+        let e = Error::Bind(io::Error::from_raw_os_error(libc::EACCES), at);
+        assert!(e.to_string().contains("cap_net_bind_service"), "{e}");
+        let e = Error::Bind(io::Error::from_raw_os_error(libc::EADDRINUSE), at);
+        assert!(e.to_string().contains("ss -ulpn"), "{e}");
+        assert!(Error::NotMulticast("10.0.0.1".parse().unwrap()).is_input());
+        assert!(!Error::Bind(io::Error::from_raw_os_error(libc::EACCES), at).is_input());
+    }
+}

@@ -1,0 +1,636 @@
+//! Printing ping events: iputils style for one target, fping style for
+//! many, or JSON lines.
+
+use std::fmt::Write as _;
+use std::io::{self, BufWriter, IsTerminal, Stdout, Write};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde_json::json;
+use sockbox::ping::targets::Target;
+use sockbox::ping::{Event, IcmpKind, Mode, Observer, Outcome, PingConfig, Rtt};
+
+use super::Args;
+
+/// How to print.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Style {
+    /// Like iputils ping (one target).
+    Ping,
+    /// Like fping.
+    Fping {
+        /// -a: only alive targets.
+        alive: bool,
+        /// -u: only unreachable targets.
+        unreachable: bool,
+        /// -q: no per-probe lines.
+        quiet: bool,
+        /// -e: RTT after "is alive".
+        elapsed: bool,
+        /// -C: RTT columns at the end.
+        columns: bool,
+    },
+    /// One JSON object per line.
+    Json,
+}
+
+impl Style {
+    /// The style the flags ask for.
+    pub fn from_args(a: &Args, many: bool) -> Self {
+        if a.json {
+            Self::Json
+        } else if many {
+            Self::Fping {
+                alive: a.alive,
+                unreachable: a.unreachable,
+                quiet: a.quiet,
+                elapsed: a.elapsed,
+                columns: a.vcount.is_some(),
+            }
+        } else {
+            Self::Ping
+        }
+    }
+}
+
+/// iputils' time format: 3 decimals below 1 ms, 2 below 10, 1 below 100.
+pub fn ping_ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms >= 99.95 {
+        format!("{ms:.0}")
+    } else if ms >= 9.995 {
+        format!("{ms:.1}")
+    } else if ms >= 1.0 {
+        format!("{ms:.2}")
+    } else {
+        format!("{ms:.3}")
+    }
+}
+
+fn ms3(d: Option<Duration>) -> String {
+    d.map_or_else(
+        || "NaN".into(),
+        |d| format!("{:.3}", d.as_secs_f64() * 1000.0),
+    )
+}
+
+fn ms_f(d: Option<Duration>) -> Option<f64> {
+    d.map(|d| (d.as_secs_f64() * 1e6).round() / 1000.0)
+}
+
+/// C's `%g` for a loss percentage (up to 6 significant digits, no
+/// trailing zeros), as iputils prints it.
+pub fn pct(v: f64) -> String {
+    if v.fract().abs() < 1e-9 {
+        return format!("{v:.0}");
+    }
+    let digits = 6 - (v.abs().log10().floor() as i32 + 1);
+    let s = format!("{v:.*}", digits.clamp(0, 6) as usize);
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+#[derive(Debug, Clone, Default)]
+struct Live {
+    received: u32,
+    rtt: Rtt,
+    first_rtt: Option<Duration>,
+}
+
+/// Prints events as they come and the summaries at the end.
+pub struct Printer {
+    style: Style,
+    out: BufWriter<Stdout>,
+    targets: Vec<Target>,
+    width: usize,
+    live: Vec<Live>,
+    columns: Vec<Vec<Option<Duration>>>,
+    count: Option<u32>,
+    payload: usize,
+    kinds: (Option<IcmpKind>, Option<IcmpKind>),
+    progress: Option<indicatif::ProgressBar>,
+    verbose: bool,
+    write_error: Option<io::Error>,
+    stop: Option<sockbox::Shutdown>,
+}
+
+impl Printer {
+    /// A printer for these targets.
+    pub fn new(
+        style: Style,
+        targets: Vec<Target>,
+        cfg: &PingConfig,
+        kinds: (Option<IcmpKind>, Option<IcmpKind>),
+    ) -> Self {
+        let width = targets
+            .iter()
+            .map(|t| {
+                t.name
+                    .as_ref()
+                    .map_or_else(|| t.addr.to_string().len(), |n| n.len())
+            })
+            .max()
+            .unwrap_or(0);
+        let count = match cfg.mode {
+            Mode::Count(n) => Some(n),
+            _ => None,
+        };
+        let columns = match (&style, count) {
+            (Style::Fping { columns: true, .. }, Some(n)) => {
+                vec![vec![None; n as usize]; targets.len()]
+            }
+            _ => Vec::new(),
+        };
+        let sweep = matches!(style, Style::Fping { .. }) && targets.len() > 1;
+        let count_for_live = count;
+        let progress = (sweep && io::stderr().is_terminal()).then(|| {
+            let pb = indicatif::ProgressBar::new(targets.len() as u64);
+            pb.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} targets done")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            pb
+        });
+        // Running per-target numbers are only printed in count mode, by -e
+        // and for a single target: a plain sweep does without them.
+        let needs_live = count_for_live.is_some()
+            || style == Style::Ping
+            || matches!(style, Style::Fping { elapsed: true, .. });
+        let live = if needs_live {
+            vec![Live::default(); targets.len()]
+        } else {
+            Vec::new()
+        };
+        Self {
+            style,
+            out: BufWriter::with_capacity(64 * 1024, io::stdout()),
+            live,
+            targets,
+            width,
+            columns,
+            count,
+            payload: cfg.payload_len,
+            kinds,
+            progress,
+            verbose: false,
+            write_error: None,
+            stop: None,
+        }
+    }
+
+    /// Trigger `stop` when stdout fails (closed pipe).
+    pub fn stop_on_write_error(&mut self, stop: sockbox::Shutdown) {
+        self.stop = Some(stop);
+    }
+
+    fn failed(&mut self, e: io::Error) {
+        if let Some(s) = &self.stop {
+            s.trigger();
+        }
+        self.write_error = Some(e);
+    }
+
+    /// Print socket kinds and counters to stderr at the end.
+    pub fn set_verbose(&mut self, v: bool) {
+        self.verbose = v;
+    }
+
+    fn line(&mut self, s: &str) {
+        if self.write_error.is_some() {
+            return;
+        }
+        if let Err(e) = writeln!(self.out, "{s}") {
+            self.failed(e);
+        }
+    }
+
+    fn json(&mut self, v: &serde_json::Value) {
+        let s = v.to_string();
+        self.line(&s);
+    }
+
+    fn err_line(&self, s: &str) {
+        if let Some(pb) = &self.progress {
+            pb.suspend(|| eprintln!("{s}"));
+        } else {
+            eprintln!("{s}");
+        }
+    }
+
+    /// A name that did not resolve.
+    pub fn unresolved(&mut self, name: &str, err: &str) {
+        match self.style {
+            Style::Json => {
+                self.json(&json!({"type": "unresolved", "target": name, "error": err}));
+            }
+            _ => self.err_line(&format!("{name}: {err}")),
+        }
+    }
+
+    /// The header line before the first probe (iputils style only).
+    pub fn start(&mut self) {
+        if self.style != Style::Ping {
+            return;
+        }
+        let (name, addr, s) = (self.name(0), self.targets[0].addr, self.payload);
+        let head = if addr.is_ipv4() {
+            format!("PING {name} ({addr}) {s}({}) bytes of data.", s + 28)
+        } else {
+            format!("PING {name}({addr}) {s} data bytes")
+        };
+        self.line(&head);
+        let _ = self.out.flush();
+    }
+
+    fn who(&self, i: usize, from: IpAddr) -> String {
+        if self.name(i) == from.to_string() || from != self.targets[i].addr {
+            from.to_string()
+        } else {
+            format!("{} ({from})", self.name(i))
+        }
+    }
+
+    fn name(&self, i: usize) -> String {
+        self.targets[i].display()
+    }
+
+    fn fping_name(&self, i: usize) -> String {
+        format!("{:<w$}", self.name(i), w = self.width)
+    }
+
+    /// Nothing could be pinged (every name failed).
+    pub fn finish_empty(&mut self, unresolved: usize) {
+        if self.style == Style::Json {
+            self.json(&json!({"type": "totals", "targets": 0, "unresolved": unresolved}));
+        }
+        let _ = self.out.flush();
+    }
+
+    /// Print the summaries; true when every target answered at least once.
+    pub fn finish(&mut self, o: &Outcome, unresolved: usize) -> anyhow::Result<bool> {
+        if let Some(pb) = self.progress.take() {
+            pb.finish_and_clear();
+        }
+        let alive = o.stats.iter().filter(|s| s.received > 0).count();
+        match self.style.clone() {
+            Style::Ping => self.ping_summary(o),
+            Style::Fping { columns, .. } => self.fping_summary(o, columns),
+            Style::Json => self.json_summary(o, alive, unresolved),
+        }
+        if let Err(e) = self.out.flush() {
+            self.write_error.get_or_insert(e);
+        }
+        if let Some(e) = self.write_error.take() {
+            return Err(e.into());
+        }
+        if self.verbose {
+            let k = |x: Option<IcmpKind>| x.map_or("none", IcmpKind::as_str);
+            let c = o.counters;
+            eprintln!(
+                "sockbox: sockets v4 {} v6 {}; foreign {}, duplicates {}, bad checksum {}, late {}, corrupt {}, errors {}, malformed {}",
+                k(self.kinds.0),
+                k(self.kinds.1),
+                c.foreign,
+                c.duplicates,
+                c.bad_checksum,
+                c.late,
+                c.corrupt,
+                c.errors,
+                c.malformed
+            );
+        }
+        Ok(alive == o.stats.len())
+    }
+
+    fn ping_summary(&mut self, o: &Outcome) {
+        let s = o.stats[0];
+        let mut line = format!("{} packets transmitted, {} received", s.sent, s.received);
+        if s.duplicates > 0 {
+            let _ = write!(line, ", +{} duplicates", s.duplicates);
+        }
+        if s.errors > 0 {
+            let _ = write!(line, ", +{} errors", s.errors);
+        }
+        let _ = write!(
+            line,
+            ", {}% packet loss, time {}ms",
+            pct(s.loss_percent()),
+            o.elapsed.as_millis()
+        );
+        self.line("");
+        let head = format!("--- {} ping statistics ---", self.name(0));
+        self.line(&head);
+        self.line(&line);
+        if s.received > 0 {
+            let rtt = format!(
+                "rtt min/avg/max/mdev = {}/{}/{}/{} ms",
+                ms3(s.rtt.min()),
+                ms3(s.rtt.avg()),
+                ms3(s.rtt.max()),
+                ms3(s.rtt.mdev())
+            );
+            self.line(&rtt);
+        }
+    }
+
+    fn fping_summary(&mut self, o: &Outcome, columns: bool) {
+        if self.count.is_none() {
+            return;
+        }
+        let _ = self.out.flush();
+        // fping prints the per-target summary on stderr.
+        let mut err = io::stderr().lock();
+        for (i, s) in o.stats.iter().enumerate() {
+            let name = self.fping_name(i);
+            let _ = if columns {
+                let cols: Vec<String> = self.columns[i]
+                    .iter()
+                    .map(|c| c.map_or_else(|| "-".into(), |d| ms3(Some(d))))
+                    .collect();
+                writeln!(err, "{name} : {}", cols.join(" "))
+            } else if s.received > 0 {
+                writeln!(
+                    err,
+                    "{name} : xmt/rcv/%loss = {}/{}/{}%, min/avg/max = {}/{}/{}",
+                    s.sent,
+                    s.received,
+                    s.loss_percent().round(),
+                    ms3(s.rtt.min()),
+                    ms3(s.rtt.avg()),
+                    ms3(s.rtt.max())
+                )
+            } else {
+                writeln!(
+                    err,
+                    "{name} : xmt/rcv/%loss = {}/{}/{}%",
+                    s.sent,
+                    s.received,
+                    s.loss_percent().round()
+                )
+            };
+        }
+    }
+
+    fn json_summary(&mut self, o: &Outcome, alive: usize, unresolved: usize) {
+        for (i, s) in o.stats.iter().enumerate() {
+            let v = json!({
+                "type": "summary",
+                "target": self.name(i),
+                "addr": self.targets[i].addr.to_string(),
+                "sent": s.sent,
+                "received": s.received,
+                "duplicates": s.duplicates,
+                "errors": s.errors,
+                "loss_pct": s.loss_percent(),
+                "min_ms": ms_f(s.rtt.min()),
+                "avg_ms": ms_f(s.rtt.avg()),
+                "max_ms": ms_f(s.rtt.max()),
+                "mdev_ms": ms_f(s.rtt.mdev()),
+                "alive": s.received > 0,
+            });
+            self.json(&v);
+        }
+        let sent: u64 = o.stats.iter().map(|s| u64::from(s.sent)).sum();
+        let received: u64 = o.stats.iter().map(|s| u64::from(s.received)).sum();
+        let k = |x: Option<IcmpKind>| x.map(IcmpKind::as_str);
+        let v = json!({
+            "type": "totals",
+            "targets": o.stats.len(),
+            "alive": alive,
+            "unreachable": o.stats.len() - alive,
+            "unresolved": unresolved,
+            "sent": sent,
+            "received": received,
+            "counters": o.counters,
+            "elapsed_ms": o.elapsed.as_secs_f64() * 1000.0,
+            "ending": format!("{:?}", o.ending).to_lowercase(),
+            "socket_v4": k(self.kinds.0),
+            "socket_v6": k(self.kinds.1),
+        });
+        self.json(&v);
+    }
+
+    fn on_reply(&mut self, r: &sockbox::ping::Reply) {
+        let i = r.target as usize;
+        if !r.duplicate
+            && let Some(l) = self.live.get_mut(i)
+        {
+            l.received += 1;
+            l.rtt.add(r.rtt);
+            l.first_rtt.get_or_insert(r.rtt);
+            if let Some(c) = self
+                .columns
+                .get_mut(i)
+                .and_then(|c| c.get_mut(r.round as usize))
+            {
+                *c = Some(r.rtt);
+            }
+        }
+        match self.style.clone() {
+            Style::Ping => {
+                let ttl = r.ttl.map(|t| format!(" ttl={t}")).unwrap_or_default();
+                let dup = if r.duplicate { " (DUP!)" } else { "" };
+                let line = format!(
+                    "{} bytes from {}: icmp_seq={}{ttl} time={} ms{dup}",
+                    r.bytes,
+                    self.who(i, r.from),
+                    r.round + 1,
+                    ping_ms(r.rtt)
+                );
+                self.line(&line);
+            }
+            Style::Fping { quiet, .. } => {
+                if quiet || self.count.is_none() || r.duplicate {
+                    return;
+                }
+                let l = self.live.get(i).cloned().unwrap_or_default();
+                let sent = r.round + 1;
+                let loss = f64::from(sent.saturating_sub(l.received)) * 100.0 / f64::from(sent);
+                let line = format!(
+                    "{} : [{}], {} bytes, {} ms ({} avg, {}% loss)",
+                    self.fping_name(i),
+                    r.round,
+                    r.bytes,
+                    ms3(Some(r.rtt)),
+                    ms3(l.rtt.avg()),
+                    loss.round()
+                );
+                self.line(&line);
+            }
+            Style::Json => {
+                let v = json!({
+                    "type": "reply",
+                    "target": self.name(i),
+                    "addr": self.targets[i].addr.to_string(),
+                    "from": r.from.to_string(),
+                    "seq": r.round,
+                    "bytes": r.bytes,
+                    "ttl": r.ttl,
+                    "rtt_ms": ms_f(Some(r.rtt)),
+                    "duplicate": r.duplicate,
+                });
+                self.json(&v);
+            }
+        }
+    }
+
+    fn on_timeout(&mut self, target: u32, round: u32) {
+        let i = target as usize;
+        match self.style.clone() {
+            Style::Ping => {}
+            Style::Fping { quiet, .. } => {
+                if quiet || self.count.is_none() {
+                    return;
+                }
+                let l = self.live.get(i).cloned().unwrap_or_default();
+                let sent = round + 1;
+                let loss = f64::from(sent.saturating_sub(l.received)) * 100.0 / f64::from(sent);
+                let line = format!(
+                    "{} : [{round}], timed out ({} avg, {}% loss)",
+                    self.fping_name(i),
+                    ms3(l.rtt.avg()),
+                    loss.round()
+                );
+                self.line(&line);
+            }
+            Style::Json => {
+                let v = json!({
+                    "type": "timeout",
+                    "target": self.name(i),
+                    "addr": self.targets[i].addr.to_string(),
+                    "seq": round,
+                });
+                self.json(&v);
+            }
+        }
+    }
+
+    fn on_done(&mut self, target: u32, alive: bool) {
+        if let Some(pb) = &self.progress {
+            pb.inc(1);
+        }
+        let Style::Fping {
+            alive: only_alive,
+            unreachable: only_unreach,
+            quiet,
+            elapsed,
+            ..
+        } = self.style
+        else {
+            return;
+        };
+        let i = target as usize;
+        let name = self.name(i);
+        if only_alive || only_unreach {
+            if (alive && only_alive) || (!alive && only_unreach) {
+                self.line(&name);
+            }
+            return;
+        }
+        if quiet || self.count.is_some() {
+            return;
+        }
+        if alive {
+            let rtt = match (elapsed, self.live.get(i).and_then(|l| l.first_rtt)) {
+                (true, Some(d)) => format!(" ({} ms)", ms3(Some(d))),
+                _ => String::new(),
+            };
+            self.line(&format!("{name} is alive{rtt}"));
+        } else {
+            self.line(&format!("{name} is unreachable"));
+        }
+    }
+}
+
+impl Observer for Printer {
+    fn event(&mut self, ev: &Event) {
+        match ev {
+            Event::Reply(r) => self.on_reply(r),
+            Event::Timeout { target, round } => self.on_timeout(*target, *round),
+            Event::Done { target, alive } => self.on_done(*target, *alive),
+            Event::Error(e) => {
+                let i = e.target as usize;
+                match self.style.clone() {
+                    Style::Ping => {
+                        let line =
+                            format!("From {} icmp_seq={} {}", e.from, e.round + 1, e.describe());
+                        self.line(&line);
+                    }
+                    Style::Fping { quiet, .. } => {
+                        if !quiet {
+                            self.err_line(&format!(
+                                "ICMP {} from {} for ICMP Echo sent to {}",
+                                e.describe(),
+                                e.from,
+                                self.targets[i].addr
+                            ));
+                        }
+                    }
+                    Style::Json => {
+                        let v = json!({
+                            "type": "error",
+                            "target": self.name(i),
+                            "addr": self.targets[i].addr.to_string(),
+                            "seq": e.round,
+                            "from": e.from.to_string(),
+                            "error": e.describe(),
+                        });
+                        self.json(&v);
+                    }
+                }
+            }
+            Event::SendFailed {
+                target,
+                round,
+                kind,
+            } => {
+                let i = *target as usize;
+                let msg = format!(
+                    "{}: sending probe {round} failed: {}",
+                    self.name(i),
+                    io::Error::from(*kind)
+                );
+                if self.style == Style::Json {
+                    let v = json!({
+                        "type": "send_error",
+                        "target": self.name(i),
+                        "addr": self.targets[i].addr.to_string(),
+                        "seq": round,
+                        "error": io::Error::from(*kind).to_string(),
+                    });
+                    self.json(&v);
+                } else {
+                    self.err_line(&msg);
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.write_error.is_none()
+            && let Err(e) = self.out.flush()
+        {
+            self.failed(e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iputils_time_format() {
+        assert_eq!(ping_ms(Duration::from_micros(45)), "0.045");
+        assert_eq!(ping_ms(Duration::from_micros(1_234)), "1.23");
+        assert_eq!(ping_ms(Duration::from_micros(20_340)), "20.3");
+        assert_eq!(ping_ms(Duration::from_micros(123_400)), "123");
+    }
+
+    #[test]
+    fn percent_like_printf_g() {
+        assert_eq!(pct(0.0), "0");
+        assert_eq!(pct(100.0), "100");
+        assert_eq!(pct(100.0 / 3.0), "33.3333");
+        assert_eq!(pct(12.5), "12.5");
+    }
+}

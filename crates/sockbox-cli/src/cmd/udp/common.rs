@@ -1,0 +1,475 @@
+//! Pieces shared by `udp send/listen` and `mcast send/listen`: port and
+//! address parsing, the message to send, reply collection, and the listener
+//! loop inside the server harness.
+
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sockbox::Shutdown;
+use sockbox::udp::{self, Event, ListenConfig, Listener, ReplyMode, Sender};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+
+use super::print::{Printer, ReplyLine};
+use crate::cmd::serve::{DaemonArgs, serve};
+use crate::exit::{self, usage};
+
+/// Errors from the library: the user's input exits 2, the system's 3.
+pub fn lib_err(e: udp::Error) -> anyhow::Error {
+    if e.is_input() {
+        usage(e.to_string())
+    } else {
+        anyhow::Error::new(e)
+    }
+}
+
+/// A destination port: 1-65535.
+pub fn parse_port(s: &str) -> Result<u16, String> {
+    parse_port_in(s, 1)
+}
+
+/// A port to listen on: 0 (any free port) to 65535.
+pub fn parse_listen_port(s: &str) -> Result<u16, String> {
+    parse_port_in(s, 0)
+}
+
+fn parse_port_in(s: &str, min: u32) -> Result<u16, String> {
+    let n: u64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("port {s:?} is not a number; ports are {min}-65535"))?;
+    if n < u64::from(min) || n > 65_535 {
+        return Err(format!("port {n} is out of range; ports are {min}-65535"));
+    }
+    Ok(n as u16)
+}
+
+/// An IP address, IPv6 optionally with a `%scope` (interface name or index).
+pub fn parse_ip_scoped(s: &str, port: u16) -> anyhow::Result<Option<SocketAddr>> {
+    let s = s.trim_start_matches('[').trim_end_matches(']');
+    let (ip, scope) = match s.split_once('%') {
+        Some((ip, scope)) => (ip, Some(scope)),
+        None => (s, None),
+    };
+    let Ok(ip) = ip.parse::<IpAddr>() else {
+        return Ok(None);
+    };
+    match (ip, scope) {
+        (ip, None) => Ok(Some(SocketAddr::new(ip, port))),
+        (IpAddr::V6(v6), Some(scope)) => {
+            let index = match scope.parse::<u32>() {
+                Ok(n) => n,
+                Err(_) => nix::net::if_::if_nametoindex(scope).map_err(|_| {
+                    usage(format!(
+                        "{s}: no interface named {scope:?} (`sockbox ifaces` lists them)"
+                    ))
+                })?,
+            };
+            Ok(Some(SocketAddr::V6(SocketAddrV6::new(v6, port, 0, index))))
+        }
+        (IpAddr::V4(_), Some(_)) => Err(usage(format!(
+            "{s}: a %scope is only meaningful on IPv6 addresses"
+        ))),
+    }
+}
+
+/// Resolve a host name or address to the addresses of one family.
+pub async fn resolve(host: &str, port: u16, v4: bool, v6: bool) -> anyhow::Result<SocketAddr> {
+    if let Some(a) = parse_ip_scoped(host, port)? {
+        if (v4 && !a.is_ipv4()) || (v6 && !a.is_ipv6()) {
+            return Err(usage(format!(
+                "{host} is not an {} address",
+                if v4 { "IPv4" } else { "IPv6" }
+            )));
+        }
+        return Ok(a);
+    }
+    let found: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| usage(format!("cannot resolve host {host:?}: {e}")))?
+        .collect();
+    found
+        .into_iter()
+        .find(|a| (!v4 || a.is_ipv4()) && (!v6 || a.is_ipv6()))
+        .ok_or_else(|| usage(format!("host {host:?} has no address of the asked family")))
+}
+
+/// What to send: MESSAGE as text or hex, or standard input whole or by line.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MessageArgs {
+    /// The datagram: text, or `-` (or nothing) to read standard input.
+    #[arg(value_name = "MESSAGE|-")]
+    pub message: Option<String>,
+    /// MESSAGE is hex bytes (`de ad be ef`, `de:ad:be:ef`, `0xdeadbeef`).
+    #[arg(long)]
+    pub hex: bool,
+    /// Send one datagram per line of standard input (newline removed).
+    #[arg(long, conflicts_with = "hex")]
+    pub lines: bool,
+}
+
+impl MessageArgs {
+    fn reads_stdin(&self) -> bool {
+        self.message.as_deref().is_none_or(|m| m == "-")
+    }
+}
+
+/// When to stop collecting replies.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Replies")]
+pub struct CollectArgs {
+    /// Collect replies for this long after the last datagram is sent (`500ms`, `2s`).
+    #[arg(short, long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub wait: Option<Duration>,
+    /// Stop after this many replies (waits at most 3s unless --wait is given).
+    #[arg(short = 'n', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub replies: Option<u64>,
+}
+
+/// Default wait when only --replies is given.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(3);
+
+impl CollectArgs {
+    /// The bounds, with the default wait filled in.
+    pub fn bounds(&self) -> (Option<Duration>, Option<usize>) {
+        let max = self
+            .replies
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+        let wait = self.wait.or(max.map(|_| DEFAULT_WAIT));
+        (wait, max)
+    }
+}
+
+/// How to print datagrams.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Output")]
+pub struct OutputArgs {
+    /// Show payloads as a `hexdump -C` dump instead of text.
+    #[arg(short = 'x', long)]
+    pub hexdump: bool,
+    /// One JSON object per datagram per line (payload as "text" when UTF-8, always as "hex").
+    #[arg(long, conflicts_with = "hexdump")]
+    pub json: bool,
+}
+
+/// Read the message (non-`--lines` forms).
+async fn read_message(m: &MessageArgs, max: usize) -> anyhow::Result<Vec<u8>> {
+    let bytes = match m.message.as_deref() {
+        Some(text) if text != "-" => {
+            if m.hex {
+                crate::input::parse_hex(text)?
+            } else {
+                text.as_bytes().to_vec()
+            }
+        }
+        _ => {
+            let mut buf = Vec::new();
+            tokio::io::stdin()
+                .take(max as u64 + 1)
+                .read_to_end(&mut buf)
+                .await
+                .map_err(|e| usage(format!("cannot read standard input: {e}")))?;
+            if m.hex {
+                crate::input::parse_hex(&String::from_utf8_lossy(&buf))?
+            } else {
+                buf
+            }
+        }
+    };
+    check_size(bytes.len(), max)?;
+    Ok(bytes)
+}
+
+fn check_size(len: usize, max: usize) -> anyhow::Result<()> {
+    if len > max {
+        return Err(usage(format!(
+            "the message is over the UDP datagram limit: {}{len} bytes, at most {max} fit in one \
+             datagram; send less (or one datagram per line with --lines)",
+            if len == max + 1 { "at least " } else { "" }
+        )));
+    }
+    Ok(())
+}
+
+fn send_report(r: Result<udp::SendReport, udp::Error>) -> anyhow::Result<()> {
+    let mut r = r.map_err(lib_err)?;
+    if r.sent == 0 {
+        return match r.errors.pop() {
+            Some(e) => Err(lib_err(e)),
+            None => Ok(()),
+        };
+    }
+    for e in r.errors {
+        eprintln!("sockbox: warning: {}", exit::render(&anyhow::Error::new(e)));
+    }
+    Ok(())
+}
+
+/// Send the message (once, or per stdin line) and collect replies; returns
+/// the exit code (1 when replies were wanted and none came).
+pub async fn send_and_collect(
+    sender: Sender,
+    msg: &MessageArgs,
+    collect: &CollectArgs,
+    out: &OutputArgs,
+) -> anyhow::Result<u8> {
+    let shutdown = Shutdown::new();
+    crate::cmd::runtime::shutdown_on_signals(&shutdown)?;
+    let (wait, max) = collect.bounds();
+    let collecting = wait.is_some() || max.is_some();
+    let limit = sender.max_payload();
+    let mut printer = Printer::new(out.hexdump, out.json);
+    let mut buf = vec![0u8; 65_536];
+    let mut got = 0usize;
+    let want_more = |got: usize| collecting && max.is_none_or(|m| got < m);
+
+    if msg.lines && !msg.reads_stdin() {
+        return Err(usage(
+            "--lines sends one datagram per line of standard input: give `-` or no MESSAGE",
+        ));
+    }
+    if msg.lines {
+        // Lines come from a reader task over a channel, so a reply arriving
+        // mid-line never loses input (read_until is not cancel-safe).
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(64);
+        tokio::spawn(async move {
+            let mut r = tokio::io::BufReader::new(tokio::io::stdin());
+            loop {
+                let mut line = Vec::new();
+                match r.read_until(b'\n', &mut line).await {
+                    Ok(0) => break,
+                    Ok(_) => {
+                        if line.last() == Some(&b'\n') {
+                            line.pop();
+                            if line.last() == Some(&b'\r') {
+                                line.pop();
+                            }
+                        }
+                        if tx.send(Ok(line)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        break;
+                    }
+                }
+            }
+        });
+        loop {
+            tokio::select! {
+                line = rx.recv() => match line {
+                    None => break,
+                    Some(Err(e)) => return Err(usage(format!("cannot read standard input: {e}"))),
+                    Some(Ok(line)) => {
+                        check_size(line.len(), limit)?;
+                        send_report(sender.send(&line).await)?;
+                    }
+                },
+                r = sender.recv(&mut buf), if want_more(got) => {
+                    let r = r.map_err(lib_err)?;
+                    got += 1;
+                    printer.reply(&ReplyLine::from(&r))?;
+                }
+                () = shutdown.wait() => return Ok(exit_for(collecting, got, wait)),
+            }
+        }
+    } else {
+        let payload = read_message(msg, limit).await?;
+        send_report(sender.send(&payload).await)?;
+    }
+
+    let deadline = wait.map(|w| Instant::now() + w);
+    while want_more(got) {
+        match sender
+            .recv_until(&mut buf, deadline, &shutdown)
+            .await
+            .map_err(lib_err)?
+        {
+            Some(r) => {
+                got += 1;
+                printer.reply(&ReplyLine::from(&r))?;
+            }
+            None => break,
+        }
+    }
+    Ok(exit_for(collecting, got, wait))
+}
+
+fn exit_for(collecting: bool, got: usize, wait: Option<Duration>) -> u8 {
+    if collecting && got == 0 {
+        match wait {
+            Some(w) => eprintln!("sockbox: no reply within {}", humantime::format_duration(w)),
+            None => eprintln!("sockbox: no reply"),
+        }
+        exit::PARTIAL
+    } else {
+        exit::SUCCESS
+    }
+}
+
+/// How a listener answers, from the command line.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Answering")]
+pub struct ResponderArgs {
+    /// Answer every datagram with this text (a discovery responder).
+    #[arg(long, value_name = "TEXT", group = "answer")]
+    pub reply: Option<String>,
+    /// Answer every datagram with the output of `sh -c CMD`, run with the
+    /// payload on stdin ($SOCKBOX_PEER_ADDR, $SOCKBOX_PEER_PORT set). Empty
+    /// output or a failing exit status sends nothing.
+    #[arg(long, value_name = "CMD", group = "answer")]
+    pub reply_exec: Option<String>,
+    /// Send every datagram back to its sender.
+    #[arg(long, group = "answer")]
+    pub echo: bool,
+    /// Kill a --reply-exec program (and its children) after this long.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub exec_timeout: Duration,
+    /// Run at most this many --reply-exec programs at once; datagrams beyond are dropped.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_children: u32,
+}
+
+impl ResponderArgs {
+    /// The library's reply mode.
+    pub fn mode(&self, limit: usize) -> anyhow::Result<ReplyMode> {
+        Ok(if let Some(t) = &self.reply {
+            check_size(t.len(), limit).context("--reply")?;
+            ReplyMode::Text(t.as_bytes().to_vec())
+        } else if let Some(cmd) = &self.reply_exec {
+            ReplyMode::Exec(udp::exec::ExecConfig {
+                command: cmd.clone(),
+                timeout: self.exec_timeout,
+                max_output: limit,
+            })
+        } else if self.echo {
+            ReplyMode::Echo
+        } else {
+            ReplyMode::None
+        })
+    }
+}
+
+/// Listener printing options beyond [`OutputArgs`].
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Output")]
+pub struct ListenOutputArgs {
+    /// Write payloads only, raw, one after another (like `nc -u -l`).
+    #[arg(long, conflicts_with_all = ["hexdump", "json"])]
+    pub raw: bool,
+    /// Print nothing per datagram (a silent responder).
+    #[arg(short, long, conflicts_with_all = ["hexdump", "json", "raw"])]
+    pub quiet: bool,
+    /// Exit after this many datagrams.
+    #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+}
+
+/// Bind, report, and serve a listener inside the daemon harness.
+pub fn serve_listener(
+    cfg: ListenConfig,
+    daemon: &DaemonArgs,
+    out: &OutputArgs,
+    lout: &ListenOutputArgs,
+    joined: Option<std::net::IpAddr>,
+) -> anyhow::Result<u8> {
+    let (hexdump, json, raw, quiet, count) =
+        (out.hexdump, out.json, lout.raw, lout.quiet, lout.count);
+    serve(daemon, |mut ctx| async move {
+        let listener = Listener::bind(cfg).map_err(lib_err)?;
+        ctx.ready()?;
+        if !quiet {
+            let joined = joined.map(|g| {
+                let on = listener
+                    .iface()
+                    .map(|i| format!(" on {} (index {})", i.name, i.index))
+                    .unwrap_or_default();
+                format!("joined {g}{on}, ")
+            });
+            eprintln!(
+                "sockbox: {}listening on udp {}",
+                joined.unwrap_or_default(),
+                udp::canonical(listener.local_addr())
+            );
+        }
+        let stop = ctx.shutdown.child();
+        let mut printer = Printer::new(hexdump, json);
+        printer.raw = raw;
+        let mut seen = 0u64;
+        let mut failed: Option<anyhow::Error> = None;
+        let mut busy = super::print::Throttle::new(Duration::from_secs(1));
+        listener
+            .run(&stop, &ctx.stats, ctx.grace, |ev| match ev {
+                Event::Datagram { from, payload } => {
+                    seen += 1;
+                    if !quiet
+                        && failed.is_none()
+                        && let Err(e) = printer.datagram(from, payload)
+                    {
+                        failed = Some(e);
+                        stop.trigger();
+                    }
+                    if count.is_some_and(|c| seen >= c) {
+                        stop.trigger();
+                    }
+                }
+                Event::Replied { .. } => {}
+                Event::ReplyFailed { to, reason } => {
+                    eprintln!("sockbox: warning: no answer to {to}: {reason}");
+                }
+                Event::Busy { from } => {
+                    if let Some(n) = busy.hit() {
+                        eprintln!(
+                            "sockbox: warning: {n} datagram(s) unanswered (last from {from}): \
+                             all --max-children programs are running"
+                        );
+                    }
+                }
+            })
+            .await
+            .map_err(lib_err)?;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(exit::SUCCESS),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports() {
+        assert_eq!(parse_port("9"), Ok(9));
+        assert!(parse_port("0").unwrap_err().contains("1-65535"));
+        assert!(parse_port("70000").unwrap_err().contains("out of range"));
+        assert!(parse_port("http").unwrap_err().contains("not a number"));
+        assert_eq!(parse_listen_port("0"), Ok(0));
+    }
+
+    #[test]
+    fn scoped_addresses() {
+        let a = parse_ip_scoped("fe80::1%1", 9).unwrap().unwrap();
+        assert_eq!(a, "[fe80::1%1]:9".parse().unwrap());
+        let lo = parse_ip_scoped("fe80::1%lo", 9).unwrap().unwrap();
+        assert!(matches!(lo, SocketAddr::V6(v) if v.scope_id() > 0));
+        assert!(parse_ip_scoped("10.0.0.1%lo", 9).is_err());
+        assert!(parse_ip_scoped("example.org", 9).unwrap().is_none());
+    }
+
+    #[test]
+    fn replies_alone_wait_three_seconds() {
+        let c = CollectArgs {
+            wait: None,
+            replies: Some(2),
+        };
+        assert_eq!(c.bounds(), (Some(DEFAULT_WAIT), Some(2)));
+        let c = CollectArgs {
+            wait: None,
+            replies: None,
+        };
+        assert_eq!(c.bounds(), (None, None));
+    }
+}

@@ -1,0 +1,226 @@
+//! `sockbox wake listen`: receive magic packets on UDP (and raw 0x0842
+//! frames), print when, from where, for which MAC, and any SecureOn password.
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+
+use serde::Serialize;
+use sockbox::wol::listen::{self, ListenConfig, Received, Source};
+use sockbox_wire::magic::DEFAULT_PORT;
+use tokio::sync::mpsc;
+
+use super::lib_err;
+use crate::cmd::serve::{DaemonArgs, serve};
+use crate::exit::SUCCESS;
+use crate::output::json_line;
+
+/// Arguments of `sockbox wake listen`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Prints one line per magic packet, found anywhere in a datagram or frame, as NICs do.
+Other datagrams are counted (and shown with -v) but otherwise ignored. Runs until Ctrl-C
+or --count magic packets.
+
+Examples:
+  sockbox wake listen                           UDP port 9, IPv4 and IPv6 (needs root for port 9)
+  sockbox wake listen -p 40009 --count 1        a high port, stop after the first packet
+  sockbox wake listen --raw eth0 --json         UDP and raw 0x0842 frames on eth0, JSON lines
+
+Exit codes: 0 stopped by Ctrl-C or --count; 2 bad option or interface; 3 cannot bind.")]
+pub struct Args {
+    /// UDP port to listen on.
+    #[arg(short, long, default_value_t = DEFAULT_PORT)]
+    pub port: u16,
+    /// Listen on this address only [default: all IPv4 and IPv6 addresses].
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<IpAddr>,
+    /// Also receive raw Ethernet frames (ethertype 0x0842) on this interface (needs root
+    /// or CAP_NET_RAW). Repeatable.
+    #[arg(long, value_name = "IFACE")]
+    pub raw: Vec<String>,
+    /// Do not listen on UDP (raw frames only).
+    #[arg(long, requires = "raw")]
+    pub no_udp: bool,
+    /// Stop after this many magic packets.
+    #[arg(short, long, value_name = "N")]
+    pub count: Option<u64>,
+    /// One JSON object per line.
+    #[arg(long)]
+    pub json: bool,
+    /// Also print datagrams that hold no magic packet.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Daemon options.
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+}
+
+#[derive(Serialize)]
+struct JsonEvent<'a> {
+    time: String,
+    transport: &'a str,
+    from: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iface: Option<&'a str>,
+    magic: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mac: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password: Option<String>,
+    len: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offset: Option<usize>,
+}
+
+fn to_json(ev: &Received) -> JsonEvent<'_> {
+    let (transport, from, iface) = match &ev.source {
+        Source::Udp(a) => ("udp", a.to_string(), None),
+        Source::Raw { iface, mac } => ("raw", mac.to_string(), Some(iface.as_str())),
+    };
+    JsonEvent {
+        time: humantime::format_rfc3339_millis(ev.time).to_string(),
+        transport,
+        from,
+        iface,
+        magic: ev.found.is_some(),
+        mac: ev.found.map(|f| f.repr.mac.to_string()),
+        password: ev
+            .found
+            .and_then(|f| f.repr.password)
+            .map(|p| p.to_string()),
+        len: ev.len,
+        offset: ev.found.map(|f| f.offset),
+    }
+}
+
+fn human(ev: &Received) -> String {
+    let time = humantime::format_rfc3339_millis(ev.time);
+    let kind = match ev.source {
+        Source::Udp(_) => "udp",
+        Source::Raw { .. } => "raw",
+    };
+    match ev.found {
+        Some(f) => {
+            let mut s = format!("{time}  {kind} from {}  wake {}", ev.source, f.repr.mac);
+            if let Some(p) = f.repr.password {
+                let _ = write!(s, "  SecureOn {p}");
+            }
+            s
+        }
+        None => format!(
+            "{time}  {kind} from {}  {} bytes, no magic packet (ignored)",
+            ev.source, ev.len
+        ),
+    }
+}
+
+/// Run `sockbox wake listen`.
+pub fn run(a: &Args) -> anyhow::Result<u8> {
+    let cfg = ListenConfig {
+        udp: (!a.no_udp)
+            .then(|| SocketAddr::new(a.bind.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED)), a.port)),
+        raw: a.raw.clone(),
+    };
+    serve(&a.daemon, |mut ctx| async move {
+        let listener = listen::bind(&cfg).await.map_err(lib_err)?;
+        ctx.ready()?;
+        let mut what = Vec::new();
+        if let Some(addr) = listener.local_addr() {
+            what.push(format!("udp {}", listen::canonical(addr)));
+        }
+        what.extend(a.raw.iter().map(|r| format!("raw 0x0842 on {r}")));
+        eprintln!("listening for magic packets on {}", what.join(" and "));
+
+        let (tx, mut rx) = mpsc::channel::<Received>(64);
+        let shutdown = ctx.shutdown.child();
+        let server = tokio::spawn(listener.run(shutdown.clone(), tx));
+        let (mut magic, mut ignored) = (0u64, 0u64);
+        let mut out = std::io::stdout();
+        while let Some(ev) = rx.recv().await {
+            ctx.stats.add_in(ev.len as u64);
+            if let Some(f) = ev.found {
+                magic += 1;
+                // For --log-file when the daemon layer sends stdout nowhere.
+                tracing::info!(
+                    mac = %f.repr.mac,
+                    from = %ev.source,
+                    secureon = f.repr.password.is_some(),
+                    "magic packet"
+                );
+            } else {
+                ignored += 1;
+                ctx.stats.refused();
+            }
+            if a.json {
+                if ev.found.is_some() || a.verbose {
+                    json_line(&mut out, &to_json(&ev))?;
+                }
+            } else if ev.found.is_some() || a.verbose {
+                writeln!(out, "{}", human(&ev))?;
+                out.flush()?;
+            }
+            if a.count.is_some_and(|c| magic >= c) {
+                shutdown.trigger();
+                break;
+            }
+        }
+        shutdown.trigger();
+        server.await?.map_err(lib_err)?;
+        eprintln!(
+            "{magic} magic packet{}, {ignored} other datagram{} ignored",
+            if magic == 1 { "" } else { "s" },
+            if ignored == 1 { "" } else { "s" }
+        );
+        Ok(SUCCESS)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sockbox_wire::mac::MacAddr;
+    use sockbox_wire::magic::{Found, Password, Repr};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn ev(found: Option<Found>, source: Source) -> Received {
+        Received {
+            time: UNIX_EPOCH + Duration::from_millis(1_700_000_000_123),
+            source,
+            len: 106,
+            found,
+        }
+    }
+
+    #[test]
+    fn human_and_json_lines() {
+        let f = Found {
+            offset: 0,
+            repr: Repr {
+                mac: MacAddr([0, 0x11, 0x22, 0x33, 0x44, 0x55]),
+                password: Some(Password::Four([1, 2, 3, 4])),
+            },
+            trailing: 4,
+        };
+        let e = ev(Some(f), Source::Udp("10.0.0.1:4000".parse().unwrap()));
+        assert_eq!(
+            human(&e),
+            "2023-11-14T22:13:20.123Z  udp from 10.0.0.1:4000  wake 00:11:22:33:44:55  SecureOn 1.2.3.4"
+        );
+        assert_eq!(
+            serde_json::to_string(&to_json(&e)).unwrap(),
+            r#"{"time":"2023-11-14T22:13:20.123Z","transport":"udp","from":"10.0.0.1:4000","magic":true,"mac":"00:11:22:33:44:55","password":"1.2.3.4","len":106,"offset":0}"#
+        );
+        let raw = ev(
+            None,
+            Source::Raw {
+                iface: "eth0".into(),
+                mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            },
+        );
+        assert_eq!(
+            human(&raw),
+            "2023-11-14T22:13:20.123Z  raw from 02:00:00:00:00:01 on eth0  106 bytes, no magic packet (ignored)"
+        );
+    }
+}

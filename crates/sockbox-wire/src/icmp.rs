@@ -1,1 +1,0 @@
-//! TODO: icmp codec (being written).

@@ -1,0 +1,412 @@
+//! Pid files that cannot lie: created atomically, held with an exclusive
+//! `flock` for the daemon's whole life, taken over when stale, removed on a
+//! clean exit.
+//!
+//! A pid file is *live* while some process holds its lock, whatever it
+//! says; it is *stale* when nobody does (its writer died). Readers never see
+//! a half-written file: the content is written to a temporary file in the
+//! same directory, locked, then linked (new file) or renamed (takeover) into
+//! place. After locking an existing file we check that the path still names
+//! the inode we locked, so two instances racing on a stale file cannot both
+//! win.
+//!
+//! The directory is opened when the [`PidFileLocation`] is made, before any
+//! `chdir /` or `chroot`, and every later operation is relative to it.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::{self, Read, Seek, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, Flock, FlockArg, OFlag, openat, renameat};
+use nix::sys::stat::{Mode, fstatat};
+use nix::unistd::{UnlinkatFlags, linkat, unlinkat};
+
+use super::error::{DaemonError, io_err};
+
+/// How many times to retry when the file changes under us.
+const ATTEMPTS: usize = 16;
+
+/// Where a pid file will live: its directory, opened now.
+#[derive(Debug)]
+pub struct PidFileLocation {
+    dir: OwnedFd,
+    name: OsString,
+    path: PathBuf,
+}
+
+/// A pid file this process owns and holds locked.
+#[derive(Debug)]
+pub struct PidFile {
+    lock: Option<Flock<File>>,
+    loc: PidFileLocation,
+}
+
+/// What [`PidFile::remove`] managed to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removal {
+    /// The file is gone.
+    Removed,
+    /// The directory no longer lets us unlink (privileges were dropped): the
+    /// file was emptied instead and, unlocked, counts as stale.
+    Emptied,
+    /// The path no longer names our file (someone removed or replaced it):
+    /// left alone.
+    NotOurs,
+}
+
+impl PidFileLocation {
+    /// Open the directory of `path` (which must name a file, not end in `/`).
+    pub fn new(path: &Path) -> Result<Self, DaemonError> {
+        let err = |source| DaemonError::PidFile {
+            path: path.to_owned(),
+            source,
+        };
+        let name = path
+            .file_name()
+            .ok_or_else(|| err(io::Error::new(io::ErrorKind::InvalidInput, "names no file")))?
+            .to_owned();
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let dir = nix::fcntl::open(
+            parent,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| err(io_err(e)))?;
+        Ok(Self {
+            dir,
+            name,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The path as given.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Create (or take over a stale) pid file holding `pid`, locked for as
+    /// long as the returned [`PidFile`] lives. The second value is a notice
+    /// when a stale file was taken over.
+    pub fn acquire(self, pid: u32) -> Result<(PidFile, Option<String>), DaemonError> {
+        for _ in 0..ATTEMPTS {
+            let existing = openat(
+                self.dir.as_fd(),
+                self.name.as_os_str(),
+                OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            );
+            match existing {
+                Err(Errno::ENOENT) => {
+                    if let Some(lock) = self.create_new(pid)? {
+                        return Ok((
+                            PidFile {
+                                lock: Some(lock),
+                                loc: self,
+                            },
+                            None,
+                        ));
+                    }
+                }
+                Err(Errno::ELOOP) => return Err(DaemonError::PidFileSymlink(self.path.clone())),
+                Err(e) => return Err(self.err(io_err(e))),
+                Ok(fd) => match Flock::lock(File::from(fd), FlockArg::LockExclusiveNonblock) {
+                    Err((mut file, Errno::EWOULDBLOCK)) => {
+                        let text = read_all(&mut file).unwrap_or_default();
+                        return Err(DaemonError::AlreadyRunning {
+                            path: self.path.clone(),
+                            pid: describe_pid(
+                                &text,
+                                "unknown: the other instance is still starting",
+                            ),
+                        });
+                    }
+                    Err((_, e)) => return Err(self.err(io_err(e))),
+                    Ok(mut old) => {
+                        if !self.names(&old)? {
+                            continue; // replaced between our open and our lock
+                        }
+                        let text = read_all(&mut old).map_err(|e| self.err(e))?;
+                        let lock = self.write_temp(pid)?;
+                        let tmp = temp_name(&self.name, pid);
+                        if let Err(e) = renameat(
+                            self.dir.as_fd(),
+                            tmp.as_os_str(),
+                            self.dir.as_fd(),
+                            self.name.as_os_str(),
+                        ) {
+                            let _ = unlinkat(
+                                self.dir.as_fd(),
+                                tmp.as_os_str(),
+                                UnlinkatFlags::NoRemoveDir,
+                            );
+                            return Err(self.err(io_err(e)));
+                        }
+                        drop(old);
+                        let notice = format!(
+                            "took over stale pid file {} (it named pid {} and nobody held its lock)",
+                            self.path.display(),
+                            describe_pid(&text, "nothing")
+                        );
+                        return Ok((
+                            PidFile {
+                                lock: Some(lock),
+                                loc: self,
+                            },
+                            Some(notice),
+                        ));
+                    }
+                },
+            }
+        }
+        Err(self.err(io::Error::other(
+            "the file kept changing while we tried to lock it; is another instance starting?",
+        )))
+    }
+
+    /// No file existed: write a locked temporary and link it into place.
+    /// `None` when another process created the file first (retry).
+    fn create_new(&self, pid: u32) -> Result<Option<Flock<File>>, DaemonError> {
+        let lock = self.write_temp(pid)?;
+        let tmp = temp_name(&self.name, pid);
+        let linked = linkat(
+            self.dir.as_fd(),
+            tmp.as_os_str(),
+            self.dir.as_fd(),
+            self.name.as_os_str(),
+            AtFlags::empty(),
+        );
+        let _ = unlinkat(
+            self.dir.as_fd(),
+            tmp.as_os_str(),
+            UnlinkatFlags::NoRemoveDir,
+        );
+        match linked {
+            Ok(()) => Ok(Some(lock)),
+            Err(Errno::EEXIST) => Ok(None),
+            Err(e) => Err(self.err(io_err(e))),
+        }
+    }
+
+    /// Write `pid\n` into a fresh, locked temporary file next to the pid file.
+    fn write_temp(&self, pid: u32) -> Result<Flock<File>, DaemonError> {
+        let tmp = temp_name(&self.name, pid);
+        let flags =
+            OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let mode = Mode::from_bits_truncate(0o644);
+        let fd = match openat(self.dir.as_fd(), tmp.as_os_str(), flags, mode) {
+            // A leftover from a crashed process that had our pid.
+            Err(Errno::EEXIST) => {
+                let _ = unlinkat(
+                    self.dir.as_fd(),
+                    tmp.as_os_str(),
+                    UnlinkatFlags::NoRemoveDir,
+                );
+                openat(self.dir.as_fd(), tmp.as_os_str(), flags, mode)
+            }
+            other => other,
+        }
+        .map_err(|e| self.err(io_err(e)))?;
+        let mut file = File::from(fd);
+        let written = file
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .and_then(|()| file.write_all(format!("{pid}\n").as_bytes()));
+        if let Err(e) = written {
+            let _ = unlinkat(
+                self.dir.as_fd(),
+                tmp.as_os_str(),
+                UnlinkatFlags::NoRemoveDir,
+            );
+            return Err(self.err(e));
+        }
+        Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| self.err(io_err(e)))
+    }
+
+    /// True when the path still names the inode `file` has open.
+    fn names(&self, file: &File) -> Result<bool, DaemonError> {
+        let ours = file.metadata().map_err(|e| self.err(e))?;
+        match fstatat(
+            self.dir.as_fd(),
+            self.name.as_os_str(),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        ) {
+            #[allow(clippy::unnecessary_cast)] // the field types differ between targets
+            Ok(st) => Ok(st.st_dev as u64 == ours.dev() && st.st_ino as u64 == ours.ino()),
+            Err(Errno::ENOENT) => Ok(false),
+            Err(e) => Err(self.err(io_err(e))),
+        }
+    }
+
+    fn err(&self, source: io::Error) -> DaemonError {
+        DaemonError::PidFile {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+impl PidFile {
+    /// The pid file path as given.
+    pub fn path(&self) -> &Path {
+        &self.loc.path
+    }
+
+    /// Remove the file (while still holding its lock, so no new instance can
+    /// have taken it yet), then release the lock.
+    pub fn remove(mut self) -> Result<Removal, DaemonError> {
+        self.remove_inner()
+    }
+
+    fn remove_inner(&mut self) -> Result<Removal, DaemonError> {
+        let Some(lock) = self.lock.take() else {
+            return Ok(Removal::NotOurs);
+        };
+        if !self.loc.names(&lock)? {
+            return Ok(Removal::NotOurs);
+        }
+        match unlinkat(
+            self.loc.dir.as_fd(),
+            self.loc.name.as_os_str(),
+            UnlinkatFlags::NoRemoveDir,
+        ) {
+            Ok(()) => Ok(Removal::Removed),
+            Err(Errno::EACCES | Errno::EPERM | Errno::EROFS) => {
+                lock.set_len(0).map_err(|e| self.loc.err(e))?;
+                Ok(Removal::Emptied)
+            }
+            Err(Errno::ENOENT) => Ok(Removal::NotOurs),
+            Err(e) => Err(self.loc.err(io_err(e))),
+        }
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = self.remove_inner();
+    }
+}
+
+fn temp_name(name: &OsStr, pid: u32) -> OsString {
+    let mut tmp = OsString::from(".");
+    tmp.push(name);
+    tmp.push(format!(".{pid}.tmp"));
+    tmp
+}
+
+fn read_all(file: &mut File) -> io::Result<String> {
+    file.rewind()?;
+    let mut text = String::new();
+    file.take(4096).read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// The pid a pid file names, or `fallback` when it names none.
+fn describe_pid(text: &str, fallback: &str) -> String {
+    let t = text.trim();
+    if !t.is_empty() && t.len() <= 20 && t.bytes().all(|b| b.is_ascii_digit()) {
+        t.to_owned()
+    } else {
+        fallback.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loc(dir: &Path) -> PidFileLocation {
+        PidFileLocation::new(&dir.join("s.pid")).unwrap()
+    }
+
+    #[test]
+    fn creates_locks_and_removes() {
+        let d = tempfile::tempdir().unwrap();
+        let (pf, notice) = loc(d.path()).acquire(1234).unwrap();
+        assert!(notice.is_none());
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("s.pid")).unwrap(),
+            "1234\n"
+        );
+        // A second open file description cannot take the lock.
+        let f = File::open(d.path().join("s.pid")).unwrap();
+        assert!(Flock::lock(f, FlockArg::LockExclusiveNonblock).is_err());
+        // No temporary is left behind.
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
+        assert_eq!(pf.remove().unwrap(), Removal::Removed);
+        assert!(!d.path().join("s.pid").exists());
+    }
+
+    #[test]
+    fn second_acquire_names_the_holder() {
+        let d = tempfile::tempdir().unwrap();
+        let (_pf, _) = loc(d.path()).acquire(4321).unwrap();
+        match loc(d.path()).acquire(99) {
+            Err(e @ DaemonError::AlreadyRunning { .. }) => {
+                assert!(e.is_usage());
+                assert!(e.to_string().contains("pid 4321"), "{e}");
+            }
+            other => panic!("expected AlreadyRunning, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn stale_file_is_taken_over_with_a_notice() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("s.pid"), "777\n").unwrap();
+        let (pf, notice) = loc(d.path()).acquire(888).unwrap();
+        let notice = notice.unwrap();
+        assert!(
+            notice.contains("stale") && notice.contains("777"),
+            "{notice}"
+        );
+        assert_eq!(std::fs::read_to_string(pf.path()).unwrap(), "888\n");
+        drop(pf);
+        assert!(
+            !d.path().join("s.pid").exists(),
+            "dropped pid file is removed"
+        );
+    }
+
+    #[test]
+    fn garbage_stale_file_is_taken_over() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("s.pid"), "not a pid").unwrap();
+        let (_pf, notice) = loc(d.path()).acquire(5).unwrap();
+        assert!(notice.unwrap().contains("named pid nothing"));
+    }
+
+    #[test]
+    fn symlink_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", d.path().join("s.pid")).unwrap();
+        assert!(matches!(
+            loc(d.path()).acquire(1),
+            Err(DaemonError::PidFileSymlink(_))
+        ));
+    }
+
+    #[test]
+    fn a_replaced_file_is_not_removed() {
+        let d = tempfile::tempdir().unwrap();
+        let (pf, _) = loc(d.path()).acquire(1).unwrap();
+        std::fs::remove_file(d.path().join("s.pid")).unwrap();
+        std::fs::write(d.path().join("s.pid"), "2\n").unwrap();
+        assert_eq!(pf.remove().unwrap(), Removal::NotOurs);
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("s.pid")).unwrap(),
+            "2\n"
+        );
+    }
+
+    #[test]
+    fn missing_directory_is_reported_with_the_path() {
+        let e = PidFileLocation::new(Path::new("/nonexistent-sockbox/x.pid")).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent-sockbox/x.pid"), "{e}");
+    }
+}

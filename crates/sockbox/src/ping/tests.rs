@@ -1,0 +1,448 @@
+//! Driver and engine tests against the in-memory network, in paused tokio
+//! time: exact timings, no sockets, no root.
+#![allow(clippy::unwrap_used, clippy::float_cmp)]
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use sockbox_wire::icmp::{ChecksumMode, Family, Message, Packet, Repr};
+use tokio::time::Instant;
+
+use super::mock::{Host, MockNet};
+use super::*;
+use crate::sys::ping::IcmpKind;
+
+const TOKEN: u64 = 0x5eed_5eed_5eed_5eed;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+#[derive(Default)]
+struct Log(Vec<Event>);
+
+impl Observer for Log {
+    fn event(&mut self, ev: &Event) {
+        self.0.push(*ev);
+    }
+}
+
+impl Log {
+    fn replies(&self) -> Vec<Reply> {
+        self.0
+            .iter()
+            .filter_map(|e| match e {
+                Event::Reply(r) => Some(*r),
+                _ => None,
+            })
+            .collect()
+    }
+    fn timeouts(&self) -> usize {
+        self.0
+            .iter()
+            .filter(|e| matches!(e, Event::Timeout { .. }))
+            .count()
+    }
+    fn done(&self, target: u32) -> Option<bool> {
+        self.0.iter().find_map(|e| match e {
+            Event::Done { target: t, alive } if *t == target => Some(*alive),
+            _ => None,
+        })
+    }
+}
+
+fn count_cfg(n: u32) -> PingConfig {
+    PingConfig {
+        mode: Mode::Count(n),
+        interval: ms(0),
+        period: ms(100),
+        timeout: ms(50),
+        payload_len: 56,
+        deadline: None,
+    }
+}
+
+async fn go(cfg: &PingConfig, addrs: Vec<IpAddr>, net: &mut MockNet) -> (Outcome, Log) {
+    let mut log = Log::default();
+    let out = run_with_token(cfg, addrs, net, &Shutdown::new(), &mut log, TOKEN)
+        .await
+        .unwrap();
+    (out, log)
+}
+
+#[tokio::test(start_paused = true)]
+async fn counts_and_exact_rtts() {
+    for kind in [IcmpKind::Raw, IcmpKind::Dgram] {
+        let hosts = [
+            (
+                ip("10.0.0.2"),
+                Host {
+                    delay: ms(10),
+                    ..Host::default()
+                },
+            ),
+            (
+                ip("2001:db8::2"),
+                Host {
+                    delay: ms(20),
+                    ..Host::default()
+                },
+            ),
+        ];
+        let mut net = MockNet::new(kind, hosts);
+        let (out, log) = go(
+            &count_cfg(3),
+            vec![ip("10.0.0.2"), ip("2001:db8::2")],
+            &mut net,
+        )
+        .await;
+        assert_eq!(out.ending, Ending::Complete);
+        for (i, want) in [(0usize, 10u64), (1, 20)] {
+            let s = out.stats[i];
+            assert_eq!((s.sent, s.received, s.duplicates), (3, 3, 0), "{kind:?}");
+            assert_eq!(s.rtt.min().unwrap(), ms(want));
+            assert_eq!(s.rtt.max().unwrap(), ms(want));
+        }
+        assert_eq!(out.counters, Counters::default());
+        assert_eq!(log.replies().len(), 6);
+        assert_eq!(log.done(0), Some(true));
+        // 3 rounds, 100 ms apart, the last answered after 20 ms.
+        assert_eq!(out.elapsed, ms(220));
+        assert_eq!(log.replies()[0].bytes, 64);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn loss_gives_timeouts_and_loss_percent() {
+    let host = Host {
+        delay: ms(5),
+        drop: vec![1, 3],
+        ..Host::default()
+    };
+    let mut net = MockNet::new(IcmpKind::Dgram, [(ip("10.0.0.2"), host)]);
+    let (out, log) = go(&count_cfg(4), vec![ip("10.0.0.2")], &mut net).await;
+    let s = out.stats[0];
+    assert_eq!((s.sent, s.received), (4, 2));
+    assert_eq!(s.loss_percent(), 50.0);
+    assert_eq!(log.timeouts(), 2);
+    let rounds: Vec<u32> = log.replies().iter().map(|r| r.round).collect();
+    assert_eq!(rounds, vec![0, 2]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn duplicates_are_flagged_not_counted() {
+    let host = Host {
+        delay: ms(5),
+        duplicate: true,
+        ..Host::default()
+    };
+    let mut net = MockNet::new(IcmpKind::Raw, [(ip("10.0.0.2"), host)]);
+    // The last reply's copy arrives after the run is over: 2 of 3 seen.
+    let (out, log) = go(&count_cfg(3), vec![ip("10.0.0.2")], &mut net).await;
+    assert_eq!(out.stats[0].received, 3);
+    assert_eq!(out.stats[0].duplicates, 2);
+    assert_eq!(out.counters.duplicates, 2);
+    assert_eq!(log.replies().iter().filter(|r| r.duplicate).count(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn bad_checksums_are_counted_and_never_replies() {
+    let host = Host {
+        delay: ms(5),
+        bad_checksum: true,
+        ..Host::default()
+    };
+    let mut net = MockNet::new(IcmpKind::Raw, [(ip("10.0.0.2"), host)]);
+    let (out, log) = go(&count_cfg(3), vec![ip("10.0.0.2")], &mut net).await;
+    assert_eq!(out.stats[0].received, 0);
+    assert_eq!(out.counters.bad_checksum, 3);
+    assert!(log.replies().is_empty());
+    assert_eq!(log.done(0), Some(false));
+}
+
+#[tokio::test(start_paused = true)]
+async fn corrupt_data_and_wrong_source_are_not_replies() {
+    let corrupt = Host {
+        delay: ms(5),
+        corrupt: true,
+        ..Host::default()
+    };
+    let other = Host {
+        delay: ms(5),
+        reply_from: Some(ip("10.0.0.99")),
+        ..Host::default()
+    };
+    let mut net = MockNet::new(
+        IcmpKind::Raw,
+        [(ip("10.0.0.2"), corrupt), (ip("10.0.0.3"), other)],
+    );
+    let (out, _) = go(
+        &count_cfg(1),
+        vec![ip("10.0.0.2"), ip("10.0.0.3")],
+        &mut net,
+    )
+    .await;
+    assert_eq!(out.counters.corrupt, 1);
+    assert_eq!(out.counters.foreign, 1);
+    assert_eq!(out.stats[0].received + out.stats[1].received, 0);
+}
+
+fn reply_bytes(token: u64, seq: u32) -> Vec<u8> {
+    let mut data = vec![0u8; 56];
+    probe::write(&mut data, token, seq);
+    let r = Repr::EchoReply {
+        ident: 1,
+        seq_no: 1,
+        data: &data,
+    };
+    let mut buf = vec![0u8; r.buffer_len()];
+    r.emit(
+        &mut Packet::new_unchecked(&mut buf[..]),
+        Family::V4,
+        &ChecksumMode::V4,
+    );
+    buf
+}
+
+#[tokio::test(start_paused = true)]
+async fn foreign_replies_are_counted_apart() {
+    let host = Host {
+        delay: ms(30),
+        ..Host::default()
+    };
+    let mut net = MockNet::new(IcmpKind::Dgram, [(ip("10.0.0.2"), host)]);
+    let t = Instant::now() + ms(10);
+    // Another process's reply, a sequence we never sent, a short packet.
+    net.inject(t, ip("10.0.0.2"), reply_bytes(TOKEN ^ 1, 0));
+    net.inject(t, ip("10.0.0.2"), reply_bytes(TOKEN, 5));
+    net.inject(t, ip("10.0.0.2"), vec![0, 0, 0]);
+    let (out, log) = go(&count_cfg(1), vec![ip("10.0.0.2")], &mut net).await;
+    assert_eq!(out.counters.foreign, 2);
+    assert_eq!(out.counters.malformed, 1);
+    assert_eq!(out.stats[0].received, 1);
+    assert_eq!(log.replies()[0].rtt, ms(30));
+}
+
+#[tokio::test(start_paused = true)]
+async fn late_replies_after_the_timeout() {
+    let host = Host {
+        delay: ms(70),
+        ..Host::default()
+    };
+    let mut net = MockNet::new(IcmpKind::Dgram, [(ip("10.0.0.2"), host)]);
+    let cfg = PingConfig {
+        timeout: ms(50),
+        ..count_cfg(3)
+    };
+    let (out, log) = go(&cfg, vec![ip("10.0.0.2")], &mut net).await;
+    assert_eq!(out.stats[0].received, 0);
+    assert_eq!(log.timeouts(), 3);
+    // The last probe's reply arrives after the run ended; two are seen late.
+    assert_eq!(out.counters.late, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn alive_mode_retries_with_backoff() {
+    let slow = Host {
+        delay: ms(10),
+        drop: vec![0, 1],
+        ..Host::default()
+    };
+    let mut net = MockNet::new(IcmpKind::Raw, [(ip("10.0.0.2"), slow)]);
+    let cfg = PingConfig {
+        mode: Mode::Alive {
+            retries: 3,
+            backoff: 1.5,
+        },
+        interval: ms(0),
+        timeout: ms(100),
+        ..PingConfig::default()
+    };
+    let (out, log) = go(&cfg, vec![ip("10.0.0.2"), ip("10.0.0.9")], &mut net).await;
+    assert_eq!(out.stats[0].sent, 3);
+    assert_eq!(log.done(0), Some(true));
+    // The dead one: 4 probes, timeouts 100, 150, 225, 337.5 ms.
+    assert_eq!(out.stats[1].sent, 4);
+    assert_eq!(log.done(1), Some(false));
+    // (tokio timers have millisecond resolution)
+    let us = out.elapsed.as_micros();
+    assert!((812_500..=813_500).contains(&us), "{us}");
+    assert_eq!(net.sent(), 7);
+}
+
+#[tokio::test(start_paused = true)]
+async fn interval_paces_all_targets() {
+    let hosts: Vec<(IpAddr, Host)> = (1..=10)
+        .map(|i| (ip(&format!("10.0.1.{i}")), Host::default()))
+        .collect();
+    let addrs: Vec<IpAddr> = hosts.iter().map(|h| h.0).collect();
+    let mut net = MockNet::new(IcmpKind::Dgram, hosts);
+    let cfg = PingConfig {
+        interval: ms(10),
+        ..count_cfg(1)
+    };
+    let (out, _) = go(&cfg, addrs, &mut net).await;
+    assert!(out.stats.iter().all(|s| s.received == 1));
+    // Ten probes 10 ms apart: the last goes out at 90 ms.
+    assert_eq!(out.elapsed, ms(90));
+}
+
+#[tokio::test(start_paused = true)]
+async fn icmp_errors_are_matched_to_the_probe() {
+    let host = Host {
+        delay: ms(3),
+        unreachable_from: Some(ip("10.0.0.1")),
+        ..Host::default()
+    };
+    let mut net = MockNet::new(IcmpKind::Raw, [(ip("10.0.7.7"), host)]);
+    let (out, log) = go(&count_cfg(2), vec![ip("10.0.7.7")], &mut net).await;
+    assert_eq!(out.counters.errors, 2);
+    assert_eq!(out.stats[0].errors, 2);
+    let err = log
+        .0
+        .iter()
+        .find_map(|e| match e {
+            Event::Error(x) => Some(*x),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(err.message, Message::DstUnreachable);
+    assert_eq!(err.from, ip("10.0.0.1"));
+    assert_eq!(err.round, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn many_targets_never_collide() {
+    let n = 20_000u32;
+    let hosts: Vec<(IpAddr, Host)> = (0..n)
+        .map(|i| {
+            let a = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            (
+                a,
+                Host {
+                    delay: ms(u64::from(i % 7)),
+                    ..Host::default()
+                },
+            )
+        })
+        .collect();
+    let addrs: Vec<IpAddr> = hosts.iter().map(|h| h.0).collect();
+    let mut net = MockNet::new(IcmpKind::Dgram, hosts);
+    let (out, log) = go(&count_cfg(2), addrs, &mut net).await;
+    assert!(
+        out.stats
+            .iter()
+            .all(|s| s.received == 2 && s.duplicates == 0)
+    );
+    assert_eq!(out.counters, Counters::default());
+    assert_eq!(log.replies().len(), 2 * n as usize);
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_and_deadline_stop_with_stats_so_far() {
+    let mut net = MockNet::new(IcmpKind::Dgram, [(ip("10.0.0.2"), Host::default())]);
+    let cfg = PingConfig {
+        mode: Mode::Forever,
+        deadline: Some(ms(450)),
+        ..count_cfg(0)
+    };
+    let (out, _) = go(&cfg, vec![ip("10.0.0.2")], &mut net).await;
+    assert_eq!(out.ending, Ending::Deadline);
+    assert_eq!(out.stats[0].sent, 5);
+    assert_eq!(out.stats[0].received, 5);
+
+    let sd = Shutdown::new();
+    let sd2 = sd.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(ms(250)).await;
+        sd2.trigger();
+    });
+    let cfg = PingConfig {
+        mode: Mode::Forever,
+        ..count_cfg(0)
+    };
+    let mut log = Log::default();
+    let out = run_with_token(&cfg, vec![ip("10.0.0.2")], &mut net, &sd, &mut log, TOKEN)
+        .await
+        .unwrap();
+    assert_eq!(out.ending, Ending::Interrupted);
+    assert_eq!(out.stats[0].sent, 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn seeded_loss_is_reported_close_to_the_rate() {
+    let host = Host {
+        delay: ms(20),
+        loss: 0.3,
+        ..Host::default()
+    };
+    let mut net = MockNet::new(IcmpKind::Dgram, [(ip("10.0.0.2"), host)]);
+    let cfg = PingConfig {
+        period: ms(10),
+        timeout: ms(100),
+        ..count_cfg(1000)
+    };
+    let (out, _) = go(&cfg, vec![ip("10.0.0.2")], &mut net).await;
+    let loss = out.stats[0].loss_percent();
+    assert!((25.0..35.0).contains(&loss), "{loss}");
+    assert_eq!(out.stats[0].rtt.avg().unwrap(), ms(20));
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_until_up_returns_the_first_rtt_or_none() {
+    let late_riser = Host {
+        delay: ms(4),
+        drop: vec![0, 1, 2],
+        ..Host::default()
+    };
+    let mut net = MockNet::new(IcmpKind::Dgram, [(ip("10.0.0.2"), late_riser)]);
+    let cfg = WaitConfig {
+        interval: ms(1000),
+        timeout: ms(10_000),
+        ..WaitConfig::default()
+    };
+    let t0 = Instant::now();
+    let rtt = wait_on(ip("10.0.0.2"), &cfg, &mut net, &Shutdown::new())
+        .await
+        .unwrap();
+    assert_eq!(rtt, Some(ms(4)));
+    assert_eq!(t0.elapsed(), ms(3004));
+
+    let t0 = Instant::now();
+    let none = wait_on(ip("10.0.0.3"), &cfg, &mut net, &Shutdown::new())
+        .await
+        .unwrap();
+    assert_eq!(none, None);
+    assert_eq!(t0.elapsed(), ms(10_000));
+}
+
+#[test]
+fn config_errors() {
+    let start = Instant::now();
+    let cfg = |mode, payload_len| EngineConfig {
+        mode,
+        interval: ms(0),
+        period: ms(0),
+        timeout: ms(10),
+        payload_len,
+        token: 1,
+    };
+    assert!(matches!(
+        engine::Engine::new(cfg(Mode::Count(1), 8), vec![], start),
+        Err(ConfigError::PayloadTooSmall(8))
+    ));
+    assert!(matches!(
+        engine::Engine::new(cfg(Mode::Count(2), 56), vec![], start),
+        Err(ConfigError::ZeroPeriod)
+    ));
+    let alive = Mode::Alive {
+        retries: 64,
+        backoff: 1.5,
+    };
+    assert!(engine::Engine::new(cfg(alive, 56), vec![], start).is_err());
+    assert!(engine::Engine::new(cfg(Mode::Count(1), 12), vec![], start).is_ok());
+}

@@ -1,0 +1,399 @@
+//! One direction of the blocking pump: the worker thread's loops for
+//! `splice` straight through a pipe, `splice` through an internal pipe, and
+//! plain `read`/`write`, with the choice between them.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use nix::errno::Errno;
+
+use super::RelayError;
+use super::dump::DumpDir;
+use super::life::Activity;
+use super::pump::Stopper;
+use crate::daemon::ServerStats;
+use crate::sys::splice::{self, FdKind, Ready, fd_kind, wait_ready, writable_now};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which direction a worker moves.
+pub(crate) enum Side {
+    Tx,
+    Rx,
+}
+
+#[derive(Debug)]
+pub(crate) enum End {
+    Eof,
+    Stopped,
+    /// Reading the source failed.
+    Read(io::Error),
+    /// Writing the destination failed.
+    Write(io::Error),
+}
+
+pub(crate) enum Method {
+    Copy,
+    Direct,
+    Via { r: OwnedFd, w: OwnedFd },
+}
+
+pub(crate) struct Worker {
+    pub(crate) side: Side,
+    pub(crate) src: Arc<OwnedFd>,
+    pub(crate) dst: Arc<OwnedFd>,
+    pub(crate) stop: Stopper,
+    pub(crate) method: Method,
+    pub(crate) chunk: usize,
+    pub(crate) activity: Arc<Activity>,
+    pub(crate) bytes: Arc<AtomicU64>,
+    pub(crate) dump: Option<DumpDir>,
+    pub(crate) stats: Option<ServerStats>,
+    /// Read and drop (receive side of `--send-only`).
+    pub(crate) discard: bool,
+}
+
+impl Worker {
+    fn account(&mut self, n: usize) {
+        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        self.activity.touch();
+        if let Some(s) = &self.stats {
+            match self.side {
+                Side::Rx => s.add_in(n as u64),
+                Side::Tx => s.add_out(n as u64),
+            }
+        }
+    }
+
+    /// Errors that come from the socket for this direction.
+    fn socket_side(&self, e: &io::Error) -> bool {
+        let sockety = matches!(
+            e.raw_os_error(),
+            Some(
+                libc::ECONNRESET
+                    | libc::ECONNREFUSED
+                    | libc::ETIMEDOUT
+                    | libc::ENOTCONN
+                    | libc::EHOSTUNREACH
+                    | libc::ENETUNREACH
+                    | libc::ECONNABORTED
+            )
+        );
+        match self.side {
+            Side::Tx => sockety || e.raw_os_error() == Some(libc::EPIPE),
+            Side::Rx => sockety,
+        }
+    }
+
+    /// A splice error mapped to which end failed.
+    fn splice_err(&self, e: io::Error) -> End {
+        let socket = self.socket_side(&e);
+        match (self.side, socket) {
+            (Side::Tx, true) | (Side::Rx, false) => End::Write(e),
+            (Side::Tx, false) | (Side::Rx, true) => End::Read(e),
+        }
+    }
+
+    fn wait(&self, fd: BorrowedFd<'_>, write: bool) -> Result<(), End> {
+        match wait_ready(fd, write, self.stop.fd(), None) {
+            Ok(Ready::Stop) => Err(End::Stopped),
+            Ok(_) => Ok(()),
+            Err(e) => Err(End::Read(e)),
+        }
+    }
+
+    pub(crate) fn run(mut self) -> End {
+        loop {
+            let r = match self.method {
+                Method::Copy => return self.copy(),
+                Method::Direct => self.direct(),
+                Method::Via { .. } => self.via(),
+            };
+            match r {
+                Err(End::Read(e) | End::Write(e)) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    // The kernel cannot splice these ends: fall back.
+                    self.method = Method::Copy;
+                }
+                Err(end) => return end,
+                Ok(()) => return End::Eof,
+            }
+        }
+    }
+
+    /// splice(src -> dst) where one of them is a pipe.
+    fn direct(&mut self) -> Result<(), End> {
+        let (src, dst) = (Arc::clone(&self.src), Arc::clone(&self.dst));
+        let mut stalls = 0u32;
+        loop {
+            self.wait(src.as_fd(), false)?;
+            match splice::splice(src.as_fd(), dst.as_fd(), self.chunk) {
+                Ok(0) => return Ok(()),
+                Ok(n) => {
+                    stalls = 0;
+                    self.account(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if writable_now(dst.as_fd()) {
+                        stalls += 1;
+                        if stalls > 100 {
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                    } else {
+                        self.wait(dst.as_fd(), true)?;
+                    }
+                }
+                Err(e) => return Err(self.splice_err(e)),
+            }
+        }
+    }
+
+    /// splice(src -> internal pipe -> dst).
+    fn via(&mut self) -> Result<(), End> {
+        let (src, dst) = (Arc::clone(&self.src), Arc::clone(&self.dst));
+        let Method::Via { r, w } = &self.method else {
+            return Ok(());
+        };
+        let (r, w) = (
+            r.as_fd().try_clone_to_owned(),
+            w.as_fd().try_clone_to_owned(),
+        );
+        let (Ok(r), Ok(w)) = (r, w) else {
+            return Err(End::Read(io::Error::other(
+                "cannot duplicate the internal pipe",
+            )));
+        };
+        loop {
+            self.wait(src.as_fd(), false)?;
+            let n = match splice::splice(src.as_fd(), w.as_fd(), self.chunk) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(self.splice_err(e)),
+            };
+            let mut left = n;
+            while left > 0 {
+                match splice::splice(r.as_fd(), dst.as_fd(), left) {
+                    Ok(0) => return Err(End::Write(io::ErrorKind::WriteZero.into())),
+                    Ok(m) => {
+                        left -= m;
+                        self.account(m);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.wait(dst.as_fd(), true)?;
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                        // The output refuses splice: hand over what is
+                        // already in the internal pipe by read/write, then
+                        // let the caller fall back to copying.
+                        self.flush_pipe(r.as_fd(), dst.as_fd(), left)?;
+                        return Err(End::Write(e));
+                    }
+                    Err(e) => return Err(self.splice_err(e)),
+                }
+            }
+        }
+    }
+
+    /// Move `left` bytes out of the internal pipe with read/write.
+    fn flush_pipe(
+        &mut self,
+        r: BorrowedFd<'_>,
+        dst: BorrowedFd<'_>,
+        mut left: usize,
+    ) -> Result<(), End> {
+        let mut buf = vec![0u8; left.min(1 << 20)];
+        while left > 0 {
+            let want = left.min(buf.len());
+            let n = match nix::unistd::read(r, &mut buf[..want]) {
+                Ok(0) => return Err(End::Write(io::ErrorKind::UnexpectedEof.into())),
+                Ok(n) => n,
+                Err(Errno::EINTR | Errno::EAGAIN) => continue,
+                Err(e) => return Err(End::Write(e.into())),
+            };
+            let mut at = 0;
+            while at < n {
+                match nix::unistd::write(dst, &buf[at..n]) {
+                    Ok(m) => at += m,
+                    Err(Errno::EINTR) => {}
+                    Err(Errno::EAGAIN) => self.wait(dst, true)?,
+                    Err(e) => return Err(End::Write(e.into())),
+                }
+            }
+            left -= n;
+            self.account(n);
+        }
+        Ok(())
+    }
+
+    /// read/write with a buffer; one datagram per chunk on UDP.
+    fn copy(&mut self) -> End {
+        let (src, dst) = (Arc::clone(&self.src), Arc::clone(&self.dst));
+        let mut buf = vec![0u8; self.chunk];
+        loop {
+            if let Err(end) = self.wait(src.as_fd(), false) {
+                return end;
+            }
+            let n = match nix::unistd::read(src.as_fd(), &mut buf) {
+                Ok(0) => return End::Eof,
+                Ok(n) => n,
+                Err(Errno::EAGAIN | Errno::EINTR) => continue,
+                Err(e) => return End::Read(e.into()),
+            };
+            if self.side == Side::Rx
+                && let Some(d) = &mut self.dump
+            {
+                d.record(&buf[..n]);
+            }
+            if self.discard {
+                self.account(n);
+                continue;
+            }
+            let mut at = 0;
+            while at < n {
+                match nix::unistd::write(dst.as_fd(), &buf[at..n]) {
+                    Ok(m) => at += m,
+                    Err(Errno::EAGAIN) => {
+                        if let Err(end) = self.wait(dst.as_fd(), true) {
+                            return end;
+                        }
+                    }
+                    Err(Errno::EINTR) => {}
+                    Err(e) => return End::Write(e.into()),
+                }
+            }
+            if self.side == Side::Tx
+                && let Some(d) = &mut self.dump
+            {
+                d.record(&buf[..n]);
+            }
+            self.account(n);
+        }
+    }
+}
+
+pub(crate) fn choose(
+    local: BorrowedFd<'_>,
+    zero_copy: bool,
+    size: usize,
+) -> Result<Method, RelayError> {
+    if !zero_copy {
+        return Ok(Method::Copy);
+    }
+    Ok(match fd_kind(local) {
+        FdKind::Pipe => {
+            splice::grow_pipe(local, size);
+            Method::Direct
+        }
+        // splice(2) refuses files opened for appending (`>> file`).
+        FdKind::File if appending(local) => Method::Copy,
+        FdKind::File | FdKind::Socket | FdKind::CharDevice => {
+            let (r, w) = splice::pipe().map_err(RelayError::Setup)?;
+            splice::grow_pipe(r.as_fd(), size);
+            Method::Via { r, w }
+        }
+        FdKind::Tty | FdKind::Other => Method::Copy,
+    })
+}
+
+pub(crate) fn pipe_chunk(method: &Method, local: BorrowedFd<'_>, size: usize) -> usize {
+    let fd = match method {
+        Method::Copy => return size.clamp(16 * 1024, 1 << 20),
+        Method::Direct => local,
+        Method::Via { r, .. } => r.as_fd(),
+    };
+    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETPIPE_SZ)
+        .ok()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(64 * 1024)
+}
+
+fn appending(fd: BorrowedFd<'_>) -> bool {
+    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL).is_ok_and(|f| {
+        nix::fcntl::OFlag::from_bits_truncate(f).contains(nix::fcntl::OFlag::O_APPEND)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Seek, Write};
+
+    fn worker(src: OwnedFd, dst: OwnedFd, method: Method) -> (Worker, Arc<AtomicU64>) {
+        let bytes = Arc::new(AtomicU64::new(0));
+        let w = Worker {
+            side: Side::Rx,
+            src: Arc::new(src),
+            dst: Arc::new(dst),
+            stop: Stopper::new().unwrap(),
+            method,
+            chunk: 1 << 16,
+            activity: Arc::new(Activity::new()),
+            bytes: Arc::clone(&bytes),
+            dump: None,
+            stats: None,
+            discard: false,
+        };
+        (w, bytes)
+    }
+
+    #[test]
+    fn via_pipe_to_an_append_only_file_falls_back_without_losing_bytes() {
+        let (mut peer, ours) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"head:").unwrap();
+        let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&file));
+        let appender = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+        // Forced through the internal pipe, as if the probe had missed O_APPEND.
+        let (r, w) = splice::pipe().unwrap();
+        let (worker, bytes) = worker(
+            OwnedFd::from(ours),
+            OwnedFd::from(appender),
+            Method::Via { r, w },
+        );
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let writer = {
+            let data = data.clone();
+            std::thread::spawn(move || {
+                peer.write_all(&data).unwrap();
+            })
+        };
+        let t = std::thread::spawn(move || worker.run());
+        writer.join().unwrap();
+        let end = t.join().unwrap();
+        assert!(matches!(end, End::Eof), "{end:?}");
+        assert_eq!(bytes.load(Ordering::Relaxed), data.len() as u64);
+        let mut got = Vec::new();
+        file.rewind().unwrap();
+        file.read_to_end(&mut got).unwrap();
+        assert_eq!(&got[..5], b"head:");
+        assert!(got[5..] == data[..], "bytes lost or reordered");
+    }
+
+    #[test]
+    fn direct_splice_from_a_socket_into_a_pipe() {
+        let (mut peer, ours) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (r, w) = splice::pipe().unwrap();
+        let (worker, _) = worker(OwnedFd::from(ours), w, Method::Direct);
+        let t = std::thread::spawn(move || worker.run());
+        peer.write_all(b"through splice").unwrap();
+        drop(peer);
+        assert!(matches!(t.join().unwrap(), End::Eof));
+        let mut out = String::new();
+        std::fs::File::from(r).read_to_string(&mut out).unwrap();
+        assert_eq!(out, "through splice");
+    }
+
+    #[test]
+    fn stop_wakes_a_waiting_worker() {
+        let (_peer, ours) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (_r, w) = splice::pipe().unwrap();
+        let (worker, _) = worker(OwnedFd::from(ours), w, Method::Copy);
+        let stop = worker.stop.clone();
+        let t = std::thread::spawn(move || worker.run());
+        std::thread::sleep(Duration::from_millis(50));
+        stop.stop();
+        assert!(matches!(t.join().unwrap(), End::Stopped));
+    }
+}

@@ -1,0 +1,372 @@
+//! The sending side: one socket, one or many destinations, and reply
+//! collection from any source for a time or a count.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+
+use super::{Error, canonical, max_payload, mcast, target};
+use crate::Shutdown;
+
+/// How to set up a [`Sender`].
+#[derive(Clone, Debug, Default)]
+pub struct SendConfig {
+    /// Local address to send from; `None` binds the unspecified address of
+    /// the destinations' family on an ephemeral port.
+    pub bind: Option<SocketAddr>,
+    /// Set `SO_BROADCAST`. It is also set on its own when a destination is
+    /// `255.255.255.255` or a local interface's broadcast address.
+    pub broadcast: bool,
+    /// Multicast sending options (interface, TTL, loopback).
+    pub multicast: Option<mcast::SendOptions>,
+}
+
+/// A datagram that came back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// Who sent it (IPv4-mapped addresses shown as IPv4).
+    pub from: SocketAddr,
+    /// Time since the last datagram we sent.
+    pub elapsed: Duration,
+    /// The payload.
+    pub payload: Vec<u8>,
+}
+
+/// Bounds for reply collection: stop after `wait`, after `max` replies, or
+/// on shutdown, whichever comes first. With neither bound, nothing is
+/// collected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Collect {
+    /// How long to wait after the last send.
+    pub wait: Option<Duration>,
+    /// How many replies to wait for.
+    pub max: Option<usize>,
+}
+
+/// What one [`Sender::send`] did.
+#[derive(Debug, Default)]
+pub struct SendReport {
+    /// Destinations the datagram went to.
+    pub sent: usize,
+    /// Destinations it could not go to, with why.
+    pub errors: Vec<Error>,
+}
+
+/// A UDP socket that sends to fixed destinations and receives replies from
+/// anyone (it is never connected, so replies from other hosts than the
+/// destination, as broadcast and multicast discovery get, are kept).
+#[derive(Debug)]
+pub struct Sender {
+    socket: UdpSocket,
+    local: SocketAddr,
+    targets: Vec<SocketAddr>,
+    broadcast: bool,
+    last_send: Mutex<Option<Instant>>,
+}
+
+fn unspecified(v4: bool) -> IpAddr {
+    if v4 {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    }
+}
+
+/// True when sending to `ip` needs `SO_BROADCAST`. Looks at the interfaces
+/// only for addresses that could be a broadcast (ending in .255 or all ones
+/// inside a local subnet).
+fn needs_broadcast(ip: Ipv4Addr) -> bool {
+    if ip.is_broadcast() {
+        return true;
+    }
+    if ip.is_multicast() || ip.is_loopback() {
+        return false;
+    }
+    crate::iface::list().is_ok_and(|ifs| target::classify(ip, &ifs).is_broadcast())
+}
+
+impl Sender {
+    /// Open the socket for `targets` (all of one family). Must be called
+    /// inside a tokio runtime (the socket registers with its reactor).
+    pub fn bind(targets: Vec<SocketAddr>, cfg: &SendConfig) -> Result<Self, Error> {
+        let first = *targets.first().ok_or(Error::NoTargets)?;
+        if let Some(other) = targets.iter().find(|t| t.is_ipv4() != first.is_ipv4()) {
+            return Err(Error::MixedFamilies(first, *other));
+        }
+        let v4 = first.is_ipv4();
+        let local = cfg
+            .bind
+            .unwrap_or_else(|| SocketAddr::new(unspecified(v4), 0));
+        if local.is_ipv4() != v4 {
+            return Err(Error::MixedFamilies(local, first));
+        }
+        let domain = if v4 { Domain::IPV4 } else { Domain::IPV6 };
+        let sock = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).map_err(Error::Socket)?;
+        let broadcast = cfg.broadcast
+            || targets.iter().any(|t| match t.ip() {
+                IpAddr::V4(ip) => needs_broadcast(ip),
+                IpAddr::V6(_) => false,
+            });
+        if broadcast {
+            sock.set_broadcast(true).map_err(|source| Error::SockOpt {
+                what: "SO_BROADCAST",
+                source,
+            })?;
+        }
+        if let Some(m) = &cfg.multicast {
+            m.apply(&sock, first.ip())?;
+        }
+        sock.set_nonblocking(true).map_err(Error::Socket)?;
+        sock.bind(&local.into())
+            .map_err(|e| Error::Bind(e, local))?;
+        let socket = UdpSocket::from_std(sock.into()).map_err(Error::Socket)?;
+        let local = socket.local_addr().map_err(Error::Socket)?;
+        Ok(Self {
+            socket,
+            local,
+            targets,
+            broadcast,
+            last_send: Mutex::new(None),
+        })
+    }
+
+    /// The local address replies come to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The destinations.
+    pub fn targets(&self) -> &[SocketAddr] {
+        &self.targets
+    }
+
+    /// True when `SO_BROADCAST` is set (asked for, or needed by a destination).
+    pub fn broadcast(&self) -> bool {
+        self.broadcast
+    }
+
+    /// The largest payload every destination accepts.
+    pub fn max_payload(&self) -> usize {
+        self.targets
+            .iter()
+            .map(|t| max_payload(t.ip()))
+            .min()
+            .unwrap_or(super::MAX_PAYLOAD_V4)
+    }
+
+    /// Send `payload` to every destination. A payload over the datagram limit
+    /// fails before anything is sent; a destination that refuses is reported
+    /// in the result and the others are still tried.
+    pub async fn send(&self, payload: &[u8]) -> Result<SendReport, Error> {
+        if let Some(t) = self
+            .targets
+            .iter()
+            .find(|t| payload.len() > max_payload(t.ip()))
+        {
+            return Err(Error::TooLarge {
+                len: payload.len(),
+                max: max_payload(t.ip()),
+                to: *t,
+            });
+        }
+        let mut report = SendReport::default();
+        if let Ok(mut g) = self.last_send.lock() {
+            *g = Some(Instant::now());
+        }
+        for &t in &self.targets {
+            match self.socket.send_to(payload, t).await {
+                Ok(_) => report.sent += 1,
+                Err(e) => report.errors.push(Error::Send(e, t)),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Receive one datagram from anyone. `buf` should hold 65536 bytes; a
+    /// longer datagram is cut to `buf`'s size.
+    pub async fn recv(&self, buf: &mut [u8]) -> Result<Reply, Error> {
+        let (n, from) = self
+            .socket
+            .recv_from(buf)
+            .await
+            .map_err(|e| Error::Recv(e, self.local))?;
+        let sent = self.last_send.lock().ok().and_then(|g| *g);
+        Ok(Reply {
+            from: canonical(from),
+            elapsed: sent.map(|s| s.elapsed()).unwrap_or_default(),
+            payload: buf[..n].to_vec(),
+        })
+    }
+
+    /// Receive one datagram, or `None` when `deadline` passes or `shutdown`
+    /// fires first. No deadline waits for as long as it takes.
+    pub async fn recv_until(
+        &self,
+        buf: &mut [u8],
+        deadline: Option<Instant>,
+        shutdown: &Shutdown,
+    ) -> Result<Option<Reply>, Error> {
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = self.recv(buf) => r.map(Some),
+            () = sleep => Ok(None),
+            () = shutdown.wait() => Ok(None),
+        }
+    }
+
+    /// Collect replies within the bounds of `c`, calling `on_reply` for each
+    /// as it arrives, and return how many came. With no bound at all nothing
+    /// is collected.
+    pub async fn collect(
+        &self,
+        c: Collect,
+        shutdown: &Shutdown,
+        mut on_reply: impl FnMut(Reply),
+    ) -> Result<usize, Error> {
+        if c.wait.is_none() && c.max.is_none() {
+            return Ok(0);
+        }
+        let deadline = c.wait.map(|w| Instant::now() + w);
+        let mut buf = vec![0u8; 65_536];
+        let mut got = 0;
+        while c.max.is_none_or(|m| got < m) {
+            match self.recv_until(&mut buf, deadline, shutdown).await? {
+                Some(r) => {
+                    got += 1;
+                    on_reply(r);
+                }
+                None => break,
+            }
+        }
+        Ok(got)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn echo_once(sock: UdpSocket, prefix: &'static [u8]) {
+        let mut buf = [0u8; 2048];
+        if let Ok((n, from)) = sock.recv_from(&mut buf).await {
+            let mut out = prefix.to_vec();
+            out.extend_from_slice(&buf[..n]);
+            let _ = sock.send_to(&out, from).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn replies_come_back_with_source_and_time() {
+        let srv = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = srv.local_addr().unwrap();
+        tokio::spawn(echo_once(srv, b"re:"));
+        let s = Sender::bind(vec![to], &SendConfig::default()).unwrap();
+        assert!(!s.broadcast());
+        let rep = s.send(b"hi").await.unwrap();
+        assert_eq!(rep.sent, 1);
+        let mut got = Vec::new();
+        let n = s
+            .collect(
+                Collect {
+                    wait: Some(Duration::from_secs(5)),
+                    max: Some(1),
+                },
+                &Shutdown::new(),
+                |r| got.push(r),
+            )
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(got[0].from, to);
+        assert_eq!(got[0].payload, b"re:hi");
+        assert!(got[0].elapsed < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn wait_bounds_collection_when_nobody_answers() {
+        let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = silent.local_addr().unwrap();
+        let s = Sender::bind(vec![to], &SendConfig::default()).unwrap();
+        s.send(b"anyone?").await.unwrap();
+        let t = Instant::now();
+        let n = s
+            .collect(
+                Collect {
+                    wait: Some(Duration::from_millis(150)),
+                    max: None,
+                },
+                &Shutdown::new(),
+                |_| {},
+            )
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
+        assert!(t.elapsed() >= Duration::from_millis(140));
+        assert!(t.elapsed() < Duration::from_secs(3));
+    }
+
+    #[tokio::test]
+    async fn shutdown_ends_an_unbounded_wait() {
+        let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let s = Sender::bind(vec![silent.local_addr().unwrap()], &SendConfig::default()).unwrap();
+        let sd = Shutdown::new();
+        let sd2 = sd.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            sd2.trigger();
+        });
+        let n = s
+            .collect(
+                Collect {
+                    wait: None,
+                    max: Some(3),
+                },
+                &sd,
+                |_| {},
+            )
+            .await
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+
+    #[tokio::test]
+    async fn oversized_and_mixed_inputs_are_refused() {
+        let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let s = Sender::bind(vec![to], &SendConfig::default()).unwrap();
+        let big = vec![0u8; super::super::MAX_PAYLOAD_V4 + 1];
+        let e = s.send(&big).await.unwrap_err();
+        assert!(matches!(e, Error::TooLarge { len: 65_508, .. }), "{e}");
+        assert!(e.is_input());
+        let e =
+            Sender::bind(vec![to, "[::1]:9".parse().unwrap()], &SendConfig::default()).unwrap_err();
+        assert!(matches!(e, Error::MixedFamilies(..)));
+        assert!(matches!(
+            Sender::bind(vec![], &SendConfig::default()),
+            Err(Error::NoTargets)
+        ));
+    }
+
+    #[tokio::test]
+    async fn limited_broadcast_sets_so_broadcast_by_itself() {
+        let to: SocketAddr = "255.255.255.255:9".parse().unwrap();
+        let s = Sender::bind(
+            vec![to],
+            &SendConfig {
+                bind: Some("127.0.0.1:0".parse().unwrap()),
+                ..SendConfig::default()
+            },
+        )
+        .unwrap();
+        assert!(s.broadcast());
+        let opt = socket2::SockRef::from(&s.socket).broadcast().unwrap();
+        assert!(opt);
+    }
+}
