@@ -7,7 +7,8 @@
 #
 # Usage: bench/relay.sh            (RUNS=3 SIZE=4G INTEGRITY=1G by default)
 #        RUNS=1 SIZE=1G bench/relay.sh
-# Needs: nc.openbsd ncat socat iperf3 jq ss (iproute2) awk numfmt; builds release.
+# Needs: nc.openbsd ncat socat iperf3 jq ss (iproute2) /usr/bin/time awk numfmt;
+# builds the release binary first (BUILD=0 skips that).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -27,8 +28,8 @@ trap cleanup EXIT
 if [[ ! -x $SOCKBOX || ${BUILD:-1} == 1 ]]; then
     cargo build --release -p sockbox-cli >&2
 fi
-for t in nc.openbsd ncat socat iperf3 jq ss; do
-    command -v "$t" >/dev/null || { echo "missing $t (apt-get install netcat-openbsd ncat socat iperf3 jq iproute2)" >&2; exit 2; }
+for t in nc.openbsd ncat socat iperf3 jq ss /usr/bin/time; do
+    command -v "$t" >/dev/null || { echo "missing $t (apt-get install netcat-openbsd ncat socat iperf3 jq iproute2 time)" >&2; exit 2; }
 done
 
 bytes=$(numfmt --from=iec "$SIZE")

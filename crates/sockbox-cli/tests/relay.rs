@@ -35,10 +35,14 @@ impl Server {
     /// `sockbox listen -v ARGS…` (ARGS end with the address and port 0);
     /// waits for its "listening on" line.
     fn start(args: &[&str], stdin: Stdio, stdout: Stdio) -> Self {
-        let mut child = sockbox_std()
-            .arg("listen")
-            .arg("-v")
-            .args(args)
+        let mut cmd = sockbox_std();
+        cmd.arg("listen").arg("-v").args(args);
+        Self::spawn(cmd, stdin, stdout)
+    }
+
+    /// Start `cmd` (which must end up running `sockbox listen -v …`).
+    fn spawn(mut cmd: std::process::Command, stdin: Stdio, stdout: Stdio) -> Self {
+        let mut child = cmd
             .stdin(stdin)
             .stdout(stdout)
             .stderr(Stdio::piped())
@@ -357,4 +361,80 @@ fn bulk_data_survives_the_splice_path_intact() {
     let got = reader.join().unwrap();
     assert_eq!(got.len(), data.len());
     assert!(got == data, "bytes differ");
+}
+
+#[test]
+fn listen_output_appended_to_a_file() {
+    // Regression: splice(2) refuses O_APPEND files; `listen >> log` must still work.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("log");
+    std::fs::write(&path, "before\n").unwrap();
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    let mut srv = Server::start(&["127.0.0.1", "0"], Stdio::null(), Stdio::from(file));
+    let (st, _, err) = connect(&["127.0.0.1", &port(srv.addr)], b"after\n");
+    assert!(st.success(), "{err}");
+    assert!(srv.wait().success(), "{}", srv.log());
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "before\nafter\n");
+}
+
+#[test]
+fn connect_exec_runs_a_program_on_the_socket() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"echo me\n").unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+        let mut v = Vec::new();
+        s.read_to_end(&mut v).unwrap();
+        v
+    });
+    let (st, out, err) = connect(&["-c", "tr a-z A-Z", "127.0.0.1", &port(addr)], b"");
+    assert!(st.success(), "{err}");
+    assert!(out.is_empty());
+    assert_eq!(server.join().unwrap(), b"ECHO ME\n");
+}
+
+#[test]
+fn text_dump_tags_directions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.txt");
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut v = Vec::new();
+        s.read_to_end(&mut v).unwrap();
+        s.write_all(b"reply\n").unwrap();
+    });
+    let (st, out, err) = connect(
+        &["-o", path.to_str().unwrap(), "127.0.0.1", &port(addr)],
+        b"question\n",
+    );
+    server.join().unwrap();
+    assert!(st.success(), "{err}");
+    assert_eq!(out, b"reply\n");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let p = format!("peer=127.0.0.1:{}", addr.port());
+    assert!(lines[0].starts_with(&format!("# open {p} ")), "{text}");
+    assert!(
+        lines[1].starts_with(&format!("> send {p} offset=0 len=9 ")),
+        "{text}"
+    );
+    assert_eq!(lines[2], "question");
+    assert!(
+        lines[3].starts_with(&format!("< recv {p} offset=0 len=6 ")),
+        "{text}"
+    );
+    assert_eq!(lines[4], "reply");
+    assert!(
+        lines[5].starts_with(&format!("# close {p} sent=9 received=6 ")),
+        "{text}"
+    );
 }

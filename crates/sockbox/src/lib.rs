@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! let server = job::bind(config).await?;   // open sockets, bind low ports
-//! daemon::drop_privileges(..)?;            // optional
+//! drop_plan.apply()?;                      // optional: daemon::DropPlan
 //! server.run(shutdown).await?;             // serve until shutdown
 //! ```
 //!

@@ -35,10 +35,10 @@ idle (-i); 2 usage or input error; 3 system failure (cannot bind).";
 
 /// Arguments of `sockbox listen`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = EXAMPLES)]
+#[command(after_help = EXAMPLES, override_usage = "sockbox listen [OPTIONS] [ADDR] PORT")]
 pub struct Args {
     /// `[ADDR] PORT`: the address to bind (default: all, IPv4 and IPv6) and the port.
-    #[arg(value_name = "[ADDR] PORT", num_args = 1..=2, required = true)]
+    #[arg(value_name = "ADDR PORT", num_args = 1..=2, required = true)]
     pub endpoint: Vec<String>,
     /// Keep listening after the first client; serve clients concurrently.
     #[arg(short = 'k', long)]

@@ -26,6 +26,7 @@
 //! starts a process that is not reaped).
 
 mod logging;
+mod signals;
 
 use std::fs::File;
 use std::future::Future;
@@ -38,12 +39,12 @@ use std::time::Duration;
 use sockbox::Shutdown;
 use sockbox::daemon::{
     DaemonError, Detached, DropPlan, LogFile, Notifier, Outcome, PidFile, PidFileLocation,
-    Readiness, ReadyWaiter, Reload, ReloadTrigger, Removal, ServerStats, reload_channel,
+    Readiness, ReadyWaiter, Reload, Removal, ServerStats, reload_channel,
 };
 
 use crate::cmd::runtime;
 use crate::exit;
-use logging::LogSink;
+use signals::{SignalCtx, log_stats, spawn_signal_handlers};
 
 /// How long past `grace` the harness waits for a server that ignores it.
 const GRACE_SLACK: Duration = Duration::from_millis(500);
@@ -449,79 +450,6 @@ fn forget_notify_socket() {
             std::env::remove_var(sockbox::daemon::notify::NOTIFY_SOCKET);
         }
     }
-}
-
-/// What the signal task needs.
-struct SignalCtx {
-    shutdown: Shutdown,
-    reload: ReloadTrigger,
-    stats: ServerStats,
-    sink: LogSink,
-    log: Option<Arc<LogFile>>,
-    daemon: bool,
-    shared: Arc<Shared>,
-    pid_file: Arc<Mutex<Option<PidFile>>>,
-}
-
-fn spawn_signal_handlers(cx: SignalCtx) -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut usr1 = signal(SignalKind::user_defined1())?;
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                Some(()) = int.recv() => {
-                    if cx.shutdown.is_triggered() {
-                        tracing::warn!("second SIGINT: exiting now");
-                        remove_pid_file(&cx.pid_file);
-                        std::process::exit(130);
-                    }
-                    stop(&cx, "SIGINT");
-                }
-                Some(()) = term.recv() => {
-                    if cx.shutdown.is_triggered() {
-                        tracing::info!("SIGTERM: already stopping");
-                    } else {
-                        stop(&cx, "SIGTERM");
-                    }
-                }
-                Some(()) = hup.recv() => {
-                    if let Some(log) = &cx.log {
-                        match cx.sink.reopen(log, cx.daemon) {
-                            Ok(()) => tracing::info!(log_file = %log.path().display(), "SIGHUP: log file reopened"),
-                            Err(e) => tracing::warn!(error = %e, "SIGHUP: cannot reopen the log file; still writing to the old one"),
-                        }
-                    }
-                    tracing::info!("SIGHUP: reloading configuration");
-                    cx.reload.trigger();
-                }
-                Some(()) = usr1.recv() => log_stats(&cx.stats, "statistics"),
-                else => break,
-            }
-        }
-    });
-    Ok(())
-}
-
-fn stop(cx: &SignalCtx, signal: &str) {
-    tracing::info!(signal, "stopping: no new connections; draining open ones");
-    cx.shutdown.trigger();
-    cx.shared.stopping();
-}
-
-fn log_stats(stats: &ServerStats, what: &str) {
-    let s = stats.snapshot();
-    tracing::info!(
-        uptime_secs = s.uptime.as_secs(),
-        accepted = s.accepted,
-        active = s.active,
-        refused = s.refused,
-        bytes_in = s.bytes_in,
-        bytes_out = s.bytes_out,
-        "{what}"
-    );
 }
 
 /// Daemon errors that are the user's fault exit 2, the rest 3.

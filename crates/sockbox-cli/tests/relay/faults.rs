@@ -194,3 +194,19 @@ fn connect_timeout_w_gives_up() {
     assert!(err.contains("timed out"), "{err}");
     assert!(t0.elapsed() < Duration::from_secs(5));
 }
+
+#[test]
+fn listen_reports_a_client_reset_and_exits_1() {
+    let mut srv = Server::start(&["127.0.0.1", "0"], Stdio::piped(), Stdio::null());
+    let _keep_stdin = srv.child.stdin.take();
+    let s = stream(srv.addr);
+    (&s).write_all(b"partial").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    socket2::SockRef::from(&s)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(s);
+    let st = srv.wait();
+    assert_eq!(st.code(), Some(1), "{}", srv.log());
+    assert!(srv.log().contains("reset by the peer"), "{}", srv.log());
+}

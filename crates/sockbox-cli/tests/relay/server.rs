@@ -348,3 +348,96 @@ fn tls_round_trip_and_certificate_check() {
     assert!(out.is_empty());
     assert!(err.contains("TLS handshake"), "{err}");
 }
+
+#[test]
+fn udp_keep_open_shares_stdout_between_peers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out");
+    let file = std::fs::File::create(&path).unwrap();
+    let srv = Server::start(
+        &["-u", "-k", "127.0.0.1", "0"],
+        Stdio::null(),
+        Stdio::from(file),
+    );
+    let peers: Vec<UdpSocket> = (0..5)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").unwrap())
+        .collect();
+    for (i, p) in peers.iter().enumerate() {
+        p.send_to(format!("peer {i}\n").as_bytes(), srv.addr)
+            .unwrap();
+    }
+    assert!(wait_until(5.0, || {
+        std::fs::read_to_string(&path).unwrap().lines().count() == 5
+    }));
+    assert!(
+        wait_until(5.0, || srv.log().matches("new peer").count() == 5),
+        "{}",
+        srv.log()
+    );
+}
+
+#[test]
+fn sigterm_drains_open_connections_then_exits_0() {
+    let mut srv = Server::start(
+        &["-k", "--grace", "10s", "-e", "/bin/cat", "127.0.0.1", "0"],
+        Stdio::null(),
+        Stdio::null(),
+    );
+    let mut open = stream(srv.addr);
+    open.write_all(b"one\n").unwrap();
+    let mut buf = [0u8; 4];
+    open.read_exact(&mut buf).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(srv.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    // New clients are no longer accepted…
+    assert!(wait_until(5.0, || TcpStream::connect(srv.addr).is_err()));
+    // …but the open one still works, and the server leaves when it is done.
+    open.write_all(b"two\n").unwrap();
+    open.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"two\n");
+    open.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    open.read_to_end(&mut rest).unwrap();
+    let t0 = Instant::now();
+    let st = srv.wait();
+    assert!(st.success(), "{st:?}: {}", srv.log());
+    assert!(t0.elapsed() < Duration::from_secs(5));
+}
+
+/// CPU ticks (user + system) a process has used, from /proc/PID/stat.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After ')': state=0 … utime=11 stime=12.
+    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+}
+
+#[test]
+fn out_of_fds_backs_off_instead_of_spinning_then_recovers() {
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg("ulimit -n 32 && exec \"$0\" listen -v -k 127.0.0.1 0")
+        .arg(assert_cmd::cargo::cargo_bin("sockbox"));
+    let srv = Server::spawn(cmd, Stdio::null(), Stdio::null());
+    // More clients than descriptors: the kernel completes the handshakes,
+    // accept(2) fails with EMFILE.
+    let clients: Vec<TcpStream> = (0..40).map(|_| stream(srv.addr)).collect();
+    assert!(
+        wait_until(10.0, || srv.log().contains("backing off")),
+        "{}",
+        srv.log()
+    );
+    let before = cpu_ticks(srv.child.id());
+    std::thread::sleep(Duration::from_secs(1));
+    let used = cpu_ticks(srv.child.id()) - before;
+    assert!(used < 30, "server spun: {used} ticks in 1 s");
+    drop(clients);
+    // Descriptors come back: a new client is served (stdin is empty, so it
+    // gets EOF at once) .
+    assert!(wait_until(10.0, || try_ask(srv.addr, b"x").is_some()));
+}

@@ -1,7 +1,7 @@
 //! The daemon layer shared by every server (`listen`, `chat`, `broker`,
 //! `echo`, `udp listen`, `mcast listen`, `wake listen`).
 //!
-//! - [`detach`]: double fork, `setsid`, `umask 027`, `chdir /`, stdio to
+//! - [`detach`](mod@detach): double fork, `setsid`, `umask 027`, `chdir /`, stdio to
 //!   `/dev/null` or the log file, and a readiness pipe so the command that
 //!   started the daemon exits 0 only once it is bound and ready, or with
 //!   the daemon's own error otherwise.

@@ -84,6 +84,12 @@ fn read_list(path: &Path) -> Result<Vec<IpNet>, AclError> {
     parse_list(&text, path)
 }
 
+/// `path` made absolute, so a reload still finds it after a daemon's
+/// `chdir("/")`.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 /// Allow and deny lists.
 #[derive(Clone, Debug, Default)]
 pub struct Acl {
@@ -111,8 +117,8 @@ impl Acl {
         let mut acl = Self {
             allow_inline: parse(allow)?,
             deny_inline: parse(deny)?,
-            allow_files: allow_files.to_vec(),
-            deny_files: deny_files.to_vec(),
+            allow_files: allow_files.iter().map(|p| absolute(p)).collect(),
+            deny_files: deny_files.iter().map(|p| absolute(p)).collect(),
             allow: Vec::new(),
             deny: Vec::new(),
         };

@@ -196,9 +196,13 @@ async fn run_tcp(
             () = shutdown.wait() => break,
         };
         let (stream, peer) = match accepted {
-            Ok(x) => {
+            Ok((stream, peer)) => {
                 backoff = Duration::from_millis(10);
-                x
+                // IPv4 clients of a dual-stack socket show as 1.2.3.4, not ::ffff:1.2.3.4.
+                (
+                    stream,
+                    SocketAddr::new(peer.ip().to_canonical(), peer.port()),
+                )
             }
             Err(e) if resource_error(&e) => {
                 tracing::warn!(

@@ -183,24 +183,48 @@ impl Worker {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         self.wait(dst.as_fd(), true)?;
                     }
-                    Err(e) => {
-                        // Bytes already in the internal pipe cannot go back:
-                        // a fallback now would lose them, so this is final.
-                        let end = self.splice_err(e);
-                        return Err(match end {
-                            End::Read(e) | End::Write(e)
-                                if e.raw_os_error() == Some(libc::EINVAL) =>
-                            {
-                                End::Write(io::Error::other(format!(
-                                    "the output refused splice after data was queued: {e}"
-                                )))
-                            }
-                            other => other,
-                        });
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                        // The output refuses splice: hand over what is
+                        // already in the internal pipe by read/write, then
+                        // let the caller fall back to copying.
+                        self.flush_pipe(r.as_fd(), dst.as_fd(), left)?;
+                        return Err(End::Write(e));
                     }
+                    Err(e) => return Err(self.splice_err(e)),
                 }
             }
         }
+    }
+
+    /// Move `left` bytes out of the internal pipe with read/write.
+    fn flush_pipe(
+        &mut self,
+        r: BorrowedFd<'_>,
+        dst: BorrowedFd<'_>,
+        mut left: usize,
+    ) -> Result<(), End> {
+        let mut buf = vec![0u8; left.min(1 << 20)];
+        while left > 0 {
+            let want = left.min(buf.len());
+            let n = match nix::unistd::read(r, &mut buf[..want]) {
+                Ok(0) => return Err(End::Write(io::ErrorKind::UnexpectedEof.into())),
+                Ok(n) => n,
+                Err(Errno::EINTR | Errno::EAGAIN) => continue,
+                Err(e) => return Err(End::Write(e.into())),
+            };
+            let mut at = 0;
+            while at < n {
+                match nix::unistd::write(dst, &buf[at..n]) {
+                    Ok(m) => at += m,
+                    Err(Errno::EINTR) => {}
+                    Err(Errno::EAGAIN) => self.wait(dst, true)?,
+                    Err(e) => return Err(End::Write(e.into())),
+                }
+            }
+            left -= n;
+            self.account(n);
+        }
+        Ok(())
     }
 
     /// read/write with a buffer; one datagram per chunk on UDP.
@@ -262,6 +286,8 @@ pub(crate) fn choose(
             splice::grow_pipe(local, size);
             Method::Direct
         }
+        // splice(2) refuses files opened for appending (`>> file`).
+        FdKind::File if appending(local) => Method::Copy,
         FdKind::File | FdKind::Socket | FdKind::CharDevice => {
             let (r, w) = splice::pipe().map_err(RelayError::Setup)?;
             splice::grow_pipe(r.as_fd(), size);
@@ -281,4 +307,93 @@ pub(crate) fn pipe_chunk(method: &Method, local: BorrowedFd<'_>, size: usize) ->
         .ok()
         .and_then(|n| usize::try_from(n).ok())
         .unwrap_or(64 * 1024)
+}
+
+fn appending(fd: BorrowedFd<'_>) -> bool {
+    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL).is_ok_and(|f| {
+        nix::fcntl::OFlag::from_bits_truncate(f).contains(nix::fcntl::OFlag::O_APPEND)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Seek, Write};
+
+    fn worker(src: OwnedFd, dst: OwnedFd, method: Method) -> (Worker, Arc<AtomicU64>) {
+        let bytes = Arc::new(AtomicU64::new(0));
+        let w = Worker {
+            side: Side::Rx,
+            src: Arc::new(src),
+            dst: Arc::new(dst),
+            stop: Stopper::new().unwrap(),
+            method,
+            chunk: 1 << 16,
+            activity: Arc::new(Activity::new()),
+            bytes: Arc::clone(&bytes),
+            dump: None,
+            stats: None,
+            discard: false,
+        };
+        (w, bytes)
+    }
+
+    #[test]
+    fn via_pipe_to_an_append_only_file_falls_back_without_losing_bytes() {
+        let (mut peer, ours) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"head:").unwrap();
+        let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&file));
+        let appender = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+        // Forced through the internal pipe, as if the probe had missed O_APPEND.
+        let (r, w) = splice::pipe().unwrap();
+        let (worker, bytes) = worker(
+            OwnedFd::from(ours),
+            OwnedFd::from(appender),
+            Method::Via { r, w },
+        );
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let writer = {
+            let data = data.clone();
+            std::thread::spawn(move || {
+                peer.write_all(&data).unwrap();
+            })
+        };
+        let t = std::thread::spawn(move || worker.run());
+        writer.join().unwrap();
+        let end = t.join().unwrap();
+        assert!(matches!(end, End::Eof), "{end:?}");
+        assert_eq!(bytes.load(Ordering::Relaxed), data.len() as u64);
+        let mut got = Vec::new();
+        file.rewind().unwrap();
+        file.read_to_end(&mut got).unwrap();
+        assert_eq!(&got[..5], b"head:");
+        assert!(got[5..] == data[..], "bytes lost or reordered");
+    }
+
+    #[test]
+    fn direct_splice_from_a_socket_into_a_pipe() {
+        let (mut peer, ours) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (r, w) = splice::pipe().unwrap();
+        let (worker, _) = worker(OwnedFd::from(ours), w, Method::Direct);
+        let t = std::thread::spawn(move || worker.run());
+        peer.write_all(b"through splice").unwrap();
+        drop(peer);
+        assert!(matches!(t.join().unwrap(), End::Eof));
+        let mut out = String::new();
+        std::fs::File::from(r).read_to_string(&mut out).unwrap();
+        assert_eq!(out, "through splice");
+    }
+
+    #[test]
+    fn stop_wakes_a_waiting_worker() {
+        let (_peer, ours) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (_r, w) = splice::pipe().unwrap();
+        let (worker, _) = worker(OwnedFd::from(ours), w, Method::Copy);
+        let stop = worker.stop.clone();
+        let t = std::thread::spawn(move || worker.run());
+        std::thread::sleep(Duration::from_millis(50));
+        stop.stop();
+        assert!(matches!(t.join().unwrap(), End::Stopped));
+    }
 }

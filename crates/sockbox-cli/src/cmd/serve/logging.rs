@@ -23,23 +23,31 @@ pub struct LogSink {
 }
 
 /// One event's writer: holds the sink's lock while the line is written.
+///
+/// Logging is best effort and never fails: a line that cannot be written
+/// (standard error closed, `sockbox echo 2>&1 | head`; disk full) is
+/// dropped. An error here would make tracing-subscriber report it with
+/// `eprintln!`, which panics on a closed standard error, and a panic in the
+/// signal task would leave the server deaf to SIGTERM.
 pub struct SinkWriter<'a> {
     guard: MutexGuard<'a, Option<File>>,
 }
 
 impl Write for SinkWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self.guard.as_mut() {
-            Some(f) => f.write(buf),
-            None => io::stderr().write(buf),
-        }
+        let _ = match self.guard.as_mut() {
+            Some(f) => f.write_all(buf),
+            None => io::stderr().write_all(buf),
+        };
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        match self.guard.as_mut() {
+        let _ = match self.guard.as_mut() {
             Some(f) => f.flush(),
             None => io::stderr().flush(),
-        }
+        };
+        Ok(())
     }
 }
 
@@ -81,7 +89,8 @@ pub fn init(format: LogFormat, file: Option<File>, default_level: tracing::Level
     let builder = tracing_subscriber::fmt()
         .with_writer(sink.clone())
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .log_internal_errors(false);
     let _ = match format {
         LogFormat::Text => builder.with_ansi(ansi).try_init(),
         LogFormat::Json => builder.json().with_ansi(false).try_init(),
