@@ -99,7 +99,7 @@ for sc in "${SCENARIOS[@]}"; do
                 "$recv" "$lines" "$style" "$server" \
                 "$(field "$out" delivered)" "$(field "$out" expected)" "$(field "$out" lost)" \
                 "$(field "$out" corrupted)" "$(field "$out" elapsed_s)" "$(field "$out" msgs_per_s)" "$cpu" \
-                "$(awk -v k="$hwm" 'BEGIN {printf "%.1f", k / 1024}')"
+                "$(awk -v k="$hwm" 'BEGIN {if (k > 0) printf "%.1f", k / 1024; else printf "n/a (exited)"}')"
         done
     done
 done
