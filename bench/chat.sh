@@ -95,11 +95,11 @@ for sc in "${SCENARIOS[@]}"; do
             out=$("$LOAD" fanout 127.0.0.1 "$PORT" --receivers "$recv" --lines "$lines" --idle 3 $flag)
             stop_server
             read -r hwm cpu < "$HWM_FILE"
-            printf '| 1 -> %s x %s | %s | %s | %s / %s | %s | %s | %.3f | %.0f | %s | %s MB |\n' \
+            printf '| 1 -> %s x %s | %s | %s | %s / %s | %s | %s | %.3f | %.0f | %s | %s |\n' \
                 "$recv" "$lines" "$style" "$server" \
                 "$(field "$out" delivered)" "$(field "$out" expected)" "$(field "$out" lost)" \
                 "$(field "$out" corrupted)" "$(field "$out" elapsed_s)" "$(field "$out" msgs_per_s)" "$cpu" \
-                "$(awk -v k="$hwm" 'BEGIN {if (k > 0) printf "%.1f", k / 1024; else printf "n/a (exited)"}')"
+                "$(awk -v k="$hwm" 'BEGIN {if (k > 0) printf "%.1f MB", k / 1024; else printf "n/a (exited)"}')"
         done
     done
 done
