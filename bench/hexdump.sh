@@ -6,13 +6,13 @@
 #   bench/hexdump.sh                 # 100 MB, 3 runs each
 #   SIZE_MB=20 RUNS=10 bench/hexdump.sh
 #
-# Needs: cargo, hyperfine, xxd, hexdump (bsdextrautils), python3, cmp.
+# Needs: cargo, hyperfine, xxd, hexdump (bsdextrautils), python3, cmp, /usr/bin/time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SIZE_MB="${SIZE_MB:-100}"
 RUNS="${RUNS:-3}"
-for tool in hyperfine xxd hexdump python3 cmp; do
+for tool in hyperfine xxd hexdump python3 cmp /usr/bin/time; do
     command -v "$tool" >/dev/null || { echo "bench/hexdump.sh: $tool is not installed" >&2; exit 2; }
 done
 

@@ -24,7 +24,7 @@ SOCKBOX=target/release/sockbox
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# run NAME CMD...: prints "seconds alive rss_kb" for one run.
+# run NAME CMD...: prints "seconds alive rss_kb cpu_seconds" for one run.
 run() {
     local name=$1
     shift
@@ -34,27 +34,28 @@ run() {
         awk -F: '{ if (NF == 3) print $1*3600 + $2*60 + $3; else print $1*60 + $2 }')
     rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$tmp/$name.time")
     alive=$(sort -u "$tmp/$name.out" | grep -c . || true)
-    echo "$secs $alive $rss"
+    cpu=$(awk -F': ' '/User time|System time/ {s += $2} END {printf "%.2f", s}' "$tmp/$name.time")
+    echo "$secs $alive $rss $cpu"
 }
 
 best_s=""; best_f=""
 for i in $(seq 1 "$ROUNDS"); do
     s=$(run sockbox "$SOCKBOX" ping -g "$RANGE" -i 0 -r 0 -a -q)
     f=$(run fping fping -a -g "$RANGE" -i 0 -r 0 -q)
-    echo "round $i: sockbox $s | fping $f  (seconds alive rss_kb)" >&2
+    echo "round $i: sockbox $s | fping $f  (seconds alive rss_kb cpu_s)" >&2
     if [ -z "$best_s" ] || awk "BEGIN{exit !(${s%% *} < ${best_s%% *})}"; then best_s=$s; fi
     if [ -z "$best_f" ] || awk "BEGIN{exit !(${f%% *} < ${best_f%% *})}"; then best_f=$f; fi
 done
 
-read -r s_secs s_alive s_rss <<<"$best_s"
-read -r f_secs f_alive f_rss <<<"$best_f"
+read -r s_secs s_alive s_rss s_cpu <<<"$best_s"
+read -r f_secs f_alive f_rss f_cpu <<<"$best_f"
 ratio_t=$(awk "BEGIN{printf \"%.2f\", $s_secs / $f_secs}")
 ratio_m=$(awk "BEGIN{printf \"%.2f\", $s_rss / $f_rss}")
 
-echo "| tool | time (s) | alive (of $EXPECT) | peak RSS (MB) |"
-echo "|---|---|---|---|"
-printf '| sockbox ping -g %s -i 0 -r 0 -a -q | %s | %s | %.1f |\n' "$RANGE" "$s_secs" "$s_alive" "$(awk "BEGIN{print $s_rss/1024}")"
-printf '| fping -a -g %s -i 0 -r 0 -q | %s | %s | %.1f |\n' "$RANGE" "$f_secs" "$f_alive" "$(awk "BEGIN{print $f_rss/1024}")"
+echo "| tool | time (s) | alive (of $EXPECT) | peak RSS (MB) | CPU user+sys (s) |"
+echo "|---|---|---|---|---|"
+printf '| sockbox ping -g %s -i 0 -r 0 -a -q | %s | %s | %.1f | %s |\n' "$RANGE" "$s_secs" "$s_alive" "$(awk "BEGIN{print $s_rss/1024}")" "$s_cpu"
+printf '| fping -a -g %s -i 0 -r 0 -q | %s | %s | %.1f | %s |\n' "$RANGE" "$f_secs" "$f_alive" "$(awk "BEGIN{print $f_rss/1024}")" "$f_cpu"
 echo
 echo "time ratio sockbox/fping: $ratio_t (goal <= 0.50); memory ratio: $ratio_m (goal < 1)"
 echo "load average during the run: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -1,6 +1,7 @@
 //! Fuzz the streaming hexdump: any split of any input gives the one-shot
 //! dump, and the fast formatter agrees with a naive `hexdump -C` written
-//! with `format!` (squeezing, start offsets past 4 GiB and `-v` included).
+//! with `format!` (squeezing, start offsets past 4 GiB and `-v` included),
+//! and so do line-aligned pieces dumped separately with `Dumper::continuing`.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use sockbox_wire::hexdump::{Dumper, dump};
@@ -62,4 +63,18 @@ fuzz_target!(|data: &[u8]| {
     d.push(data, &mut out);
     d.finish(&mut out);
     assert_eq!(out, reference(data, start, false));
+
+    // Line-aligned pieces formatted separately (as worker threads do).
+    let piece = data.get(2).map_or(16, |&b| (usize::from(b % 5) + 1) * 16);
+    let mut out = Vec::new();
+    let mut d = Dumper::new();
+    let mut at = 0;
+    while at < data.len() {
+        let end = (at + piece).min(data.len());
+        d = Dumper::continuing(at as u64, &data[at.saturating_sub(32)..at]);
+        d.push(&data[at..end], &mut out);
+        at = end;
+    }
+    d.finish(&mut out);
+    assert_eq!(out, whole);
 });

@@ -71,6 +71,16 @@ fn varied_inputs() -> Vec<(&'static str, Vec<u8>)> {
         blocks.extend_from_slice(&noise(16, 7));
     }
     blocks.extend_from_slice(&noise(16, 7)[..15]);
+    // Runs of equal lines that cross the 256 KiB pieces files are cut into.
+    let mut runs = Vec::new();
+    for i in 0..200u64 {
+        if i % 3 == 0 {
+            runs.extend(noise(4096, i));
+        } else {
+            runs.extend(std::iter::repeat_n(0u8, 4096));
+        }
+    }
+    runs.extend_from_slice(b"end");
     vec![
         ("empty", vec![]),
         ("one byte", vec![0x00]),
@@ -85,6 +95,8 @@ fn varied_inputs() -> Vec<(&'static str, Vec<u8>)> {
         ("every byte value", (0..=255u8).collect()),
         ("random 100 KiB", noise(100 * 1024 + 7, 42)),
         ("zeros over a read block", vec![0u8; (1 << 18) + 48]),
+        ("exactly one read block", vec![7u8; 1 << 18]),
+        ("runs across pieces", runs),
     ]
 }
 
@@ -153,6 +165,24 @@ fn hexdump_skip_and_length_match_hexdump_c() {
         return;
     };
     assert!(sockbox_out(&["hexdump", "-s", "400", p, p]) == want);
+}
+
+#[test]
+fn hexdump_stdin_redirected_from_a_file_seeks_and_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut data = noise(600_000, 5);
+    data.extend(std::iter::repeat_n(0u8, 300_000));
+    let path = write_temp(&dir, "in.bin", &data);
+    let Some(want) = system_hexdump(&["-s", "100000", "-n", "700000"], &path) else {
+        return;
+    };
+    let out = sockbox_std()
+        .args(["hexdump", "-s", "100000", "-n", "700000"])
+        .stdin(std::fs::File::open(&path).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(out.stdout == want, "stdin < file differs from hexdump -C");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! namespaces: a missing host, unprivileged datagram sockets, a lossy slow
 //! link, a router sending ICMP errors) and `sockbox checksum`.
 
+mod checksum;
 mod lossy;
 
 use std::io::{BufRead, BufReader};
@@ -33,87 +34,6 @@ impl Drop for Guard {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-mod checksum {
-    use super::*;
-
-    #[test]
-    fn rfc1071_example_and_real_ipv4_header() {
-        // RFC 1071 §3: the sum is ddf2, the checksum its complement.
-        sockbox()
-            .args(["checksum", "--hex", "0001 f203 f4f5 f6f7"])
-            .assert()
-            .success()
-            .stdout("0x220d\n");
-        sockbox()
-            .args(["checksum", "--sum", "--hex", "0001f203f4f5f6f7"])
-            .assert()
-            .success()
-            .stdout("0xddf2\n");
-        let header = "4500 0073 0000 4000 4011 0000 c0a8 0001 c0a8 00c7";
-        sockbox()
-            .args(["checksum", "--hex", header])
-            .assert()
-            .success()
-            .stdout("0xb861\n");
-    }
-
-    #[test]
-    fn verify_exits_1_on_a_wrong_checksum() {
-        let good = "45000073000040004011b861c0a80001c0a800c7";
-        sockbox()
-            .args(["checksum", "--verify", "--hex", good])
-            .assert()
-            .success()
-            .stdout("ok\n");
-        let bad = "45000073000040004011b862c0a80001c0a800c7";
-        sockbox()
-            .args(["checksum", "--verify", "--hex", bad])
-            .assert()
-            .code(1)
-            .stdout(contains("sums to 0x0001"));
-    }
-
-    #[test]
-    fn odd_length_file_and_stdin_agree() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("odd.bin");
-        let data: Vec<u8> = (0..=254u8).collect(); // 255 bytes: odd
-        std::fs::write(&path, &data).unwrap();
-        let from_file = sockbox().arg("checksum").arg(&path).assert().success();
-        let file_out = String::from_utf8(from_file.get_output().stdout.clone()).unwrap();
-        sockbox()
-            .args(["checksum", "-"])
-            .write_stdin(data.clone())
-            .assert()
-            .success()
-            .stdout(file_out.clone());
-        let hex: String = data.iter().fold(String::new(), |mut s, b| {
-            use std::fmt::Write as _;
-            let _ = write!(s, "{b:02x}");
-            s
-        });
-        sockbox()
-            .args(["checksum", "--hex", &hex])
-            .assert()
-            .success()
-            .stdout(file_out);
-    }
-
-    #[test]
-    fn bad_input_exits_2() {
-        sockbox()
-            .args(["checksum", "--hex", "abc"])
-            .assert()
-            .code(2)
-            .stderr(contains("odd number"));
-        sockbox()
-            .args(["checksum", "/nonexistent/file"])
-            .assert()
-            .code(2)
-            .stderr(contains("/nonexistent/file"));
     }
 }
 
@@ -229,6 +149,60 @@ fn sweep_a_range_reports_every_address_alive() {
     assert_eq!(totals["counters"]["foreign"], 0);
     assert_eq!(of_type(&v, "reply").len(), 20);
     assert_eq!(of_type(&v, "summary").len(), 20);
+}
+
+/// -I (interface or source address), --ttl, --rate, -w deadline, -f file.
+#[test]
+fn interface_source_rate_deadline_and_file() {
+    if !require_root("interface_source_rate_deadline_and_file") {
+        return;
+    }
+    sockbox()
+        .args(["ping", "-c", "1", "-I", "lo", "--ttl", "9", "127.0.0.1"])
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .success()
+        .stdout(contains("icmp_seq=1 ttl=64"));
+    // Bound to 127.0.0.7, the reply to 127.0.0.5 comes back to it.
+    sockbox()
+        .args(["ping", "-c", "1", "-I", "127.0.0.7", "127.0.0.5"])
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .success();
+    // Binding to an interface that does not exist is a system error.
+    sockbox()
+        .args(["ping", "-c", "1", "-I", "nosuchif0", "127.0.0.1"])
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .code(3);
+    // 20 probes at 100 per second over two targets: about 0.1 s of sending.
+    let t0 = std::time::Instant::now();
+    sockbox()
+        .args(["ping", "-c", "10", "-p", "1ms", "--rate", "100", "-q"])
+        .args(["127.0.0.1", "127.0.0.2"])
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .success()
+        .stderr(contains("127.0.0.2 : xmt/rcv/%loss = 10/10/0%"));
+    let took = t0.elapsed();
+    assert!(took >= Duration::from_millis(180), "{took:?}");
+    // -w stops a run that would go on forever, with the summary.
+    sockbox()
+        .args(["ping", "-i", "0.1", "-w", "0.55", "127.0.0.1"])
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .success()
+        .stdout(contains("6 packets transmitted, 6 received"));
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("hosts.txt");
+    std::fs::write(&list, "# lab\n127.0.0.1\n\n127.0.0.2 # second\n").unwrap();
+    sockbox()
+        .args(["ping", "-f"])
+        .arg(&list)
+        .timeout(Duration::from_secs(20))
+        .assert()
+        .success()
+        .stdout("127.0.0.1 is alive\n127.0.0.2 is alive\n");
 }
 
 #[test]

@@ -243,6 +243,24 @@ mod tests {
         assert_eq!(data(&[]), 0);
     }
 
+    /// Regression (the PHP `ip_checksum` in the seed notes): an odd trailing
+    /// byte was unpacked with `C` and added as the *low* byte of a word.
+    /// RFC 1071 pads on the right: it is the high byte.
+    #[test]
+    fn php_odd_trailing_byte_is_the_high_byte() {
+        assert_eq!(checksum(&[0x01]), 0xfeff); // the PHP code gave 0xfffe
+        let echo = b"\x08\x00\x00\x00\x00\x00\x00\x00abc";
+        assert_eq!(data(echo), 0x0800 + 0x6162 + 0x6300);
+    }
+
+    /// Regression (same PHP code): `if ($data[$i+1])` treats the byte "0"
+    /// (0x30) as false and drops into the odd-byte branch mid-message.
+    #[test]
+    fn php_ascii_zero_byte_is_not_skipped() {
+        assert_eq!(data(b"a0a0"), 0x6130 + 0x6130);
+        assert_eq!(data(b"a0"), reference(b"a0"));
+    }
+
     #[test]
     fn odd_slice_in_the_middle() {
         let msg: Vec<u8> = (0u8..=200).collect();

@@ -15,8 +15,11 @@
 //! Full lines go through a fast path: a constant line template is copied and
 //! only the offset, the 32 hex digits and the 16 ASCII characters are filled
 //! in from lookup tables, on fixed-size arrays so the compiler drops the
-//! bounds checks. Squeezing compares lines as one `u128`. The formatter runs
-//! at several GB/s of output; see `benches/wire.rs`.
+//! bounds checks. Squeezing compares lines as one `u128`. The formatter
+//! writes several GB/s of text; see `benches/wire.rs`. Because a `*` line
+//! only depends on the two lines before it, [`Dumper::continuing`] lets a
+//! caller cut a large input into line-aligned pieces and format them on
+//! several threads (the CLI does this for regular files).
 //!
 //! # Panics
 //!
@@ -167,6 +170,33 @@ impl Dumper {
             partial: [0; LINE_BYTES],
             partial_len: 0,
         }
+    }
+
+    /// A dumper for one piece of a longer input, so pieces can be formatted
+    /// in parallel. The piece starts on a line boundary; `offset` labels its
+    /// first byte and `before` holds the input just before it: its last 32
+    /// bytes are enough (fewer only when the input began less than 32 bytes
+    /// earlier; then pass all of them).
+    ///
+    /// Concatenating the output of such dumpers over consecutive pieces, with
+    /// [`Dumper::finish`] called only for the last, gives exactly the output
+    /// of one dumper over the whole input: the `*` state carries over
+    /// because a skipped line always equals the line before it.
+    pub fn continuing(offset: u64, before: &[u8]) -> Self {
+        /// The full line of `before` ending at `end`.
+        fn line(before: &[u8], end: usize) -> Option<u128> {
+            let start = end.checked_sub(LINE_BYTES)?;
+            let bytes: &[u8; LINE_BYTES] = before.get(start..end)?.try_into().ok()?;
+            Some(u128::from_ne_bytes(*bytes))
+        }
+        let mut d = Self::starting_at(offset);
+        d.prev = line(before, before.len());
+        let earlier = before
+            .len()
+            .checked_sub(LINE_BYTES)
+            .and_then(|end| line(before, end));
+        d.squeezing = d.prev.is_some() && d.prev == earlier;
+        d
     }
 
     /// Print every line, never `*` (like `hexdump -C -v`).
@@ -331,6 +361,42 @@ mod tests {
     }
 
     #[test]
+    fn pieces_dumped_separately_concatenate_to_the_whole() {
+        // Runs of equal lines that straddle piece boundaries in every way.
+        let mut data = vec![0u8; 16 * 7];
+        data.extend_from_slice(&[1u8; 16]);
+        data.extend_from_slice(&[0u8; 16 * 3]);
+        data.extend_from_slice(b"tail");
+        for squeeze in [true, false] {
+            let mut whole_d = Dumper::new();
+            if !squeeze {
+                whole_d = whole_d.no_squeeze();
+            }
+            let mut whole = Vec::new();
+            whole_d.push(&data, &mut whole);
+            whole_d.finish(&mut whole);
+            for piece in [16, 32, 48, 64] {
+                let mut out = Vec::new();
+                let mut start = 0;
+                let mut last = None;
+                while start < data.len() {
+                    let end = (start + piece).min(data.len());
+                    let before = &data[start.saturating_sub(32)..start];
+                    let mut d = Dumper::continuing(start as u64, before);
+                    if !squeeze {
+                        d = d.no_squeeze();
+                    }
+                    d.push(&data[start..end], &mut out);
+                    last = Some(d);
+                    start = end;
+                }
+                last.unwrap().finish(&mut out);
+                assert_eq!(s(&out), s(&whole), "piece {piece} squeeze {squeeze}");
+            }
+        }
+    }
+
+    #[test]
     fn large_offsets_grow_past_eight_digits() {
         let mut out = Vec::new();
         write_line(&mut out, 0x1_0000_0000, b"A");
@@ -342,5 +408,34 @@ mod tests {
         let mut out = Vec::new();
         write_line(&mut out, 0, b"x");
         assert_eq!(out[ASCII_COL], b'|');
+    }
+
+    proptest::proptest! {
+        /// Lines drawn from a tiny alphabet so runs of repeats are common;
+        /// any line-aligned split into pieces reproduces the one-shot dump.
+        #[test]
+        fn pieces_match_whole_for_any_split(
+            lines in proptest::collection::vec(0u8..3, 0..40),
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..16),
+            cuts in proptest::collection::vec(1usize..6, 1..10),
+        ) {
+            let mut data: Vec<u8> = lines.iter().flat_map(|&l| [l; LINE_BYTES]).collect();
+            data.extend_from_slice(&tail);
+            let whole = dump(&data);
+            let mut out = Vec::new();
+            let mut start = 0;
+            let mut d = Dumper::new();
+            for lines_in_piece in cuts.iter().cycle() {
+                if start >= data.len() {
+                    break;
+                }
+                let end = (start + lines_in_piece * LINE_BYTES).min(data.len());
+                d = Dumper::continuing(start as u64, &data[start.saturating_sub(32)..start]);
+                d.push(&data[start..end], &mut out);
+                start = end;
+            }
+            d.finish(&mut out);
+            proptest::prop_assert_eq!(out, whole);
+        }
     }
 }

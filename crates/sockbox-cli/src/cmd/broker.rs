@@ -5,14 +5,14 @@
 use sockbox::chat::Mode;
 
 use crate::cmd::chat::{ListenArgs, ServerArgs, Setup};
-use crate::cmd::serve::{DaemonArgs, serve};
+use crate::cmd::serve::{DaemonArgs, serve_with};
 
 const AFTER_HELP: &str = "\
 Every byte a client sends is passed, unchanged and in order, to every other client; \
 nothing is added, framed or escaped. A client that does not read fast enough is \
 disconnected once --queue-limit bytes wait for it, instead of slowing the others. \
---rate counts bytes per second here. On SIGINT/SIGTERM clients get a last line \
-`*** server is shutting down`.
+--rate counts bytes per second here. On SIGINT/SIGTERM queued bytes are flushed and \
+the connections closed; nothing is added to the stream.
 
 Examples:
   sockbox broker 7001
@@ -29,7 +29,7 @@ pub struct Args {
     #[command(flatten)]
     pub listen: ListenArgs,
     /// Take part from this terminal: stdin is sent to all, what others send is printed.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "daemon")]
     pub stdin: bool,
     /// Limits, access and logging.
     #[command(flatten)]
@@ -43,5 +43,7 @@ pub struct Args {
 pub fn run(a: &Args) -> anyhow::Result<u8> {
     let setup = Setup::new(&a.listen, &a.server, Mode::Broker, 1)?;
     let stdin = a.stdin.then(|| "stdin".to_owned());
-    serve(&a.daemon, move |ctx| setup.serve(ctx, stdin))
+    serve_with(&a.daemon, tracing::Level::INFO, move |ctx| {
+        setup.serve(ctx, stdin)
+    })
 }

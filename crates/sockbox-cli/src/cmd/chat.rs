@@ -10,13 +10,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use sockbox::chat::{
-    AccessControl, AccessList, ChatConfig, ChatEvent, ChatServer, EventSink, Mode, Rate, acl,
-};
+use sockbox::chat::{ChatConfig, ChatEvent, ChatServer, EventSink, Mode, Rate};
+use sockbox::relay::acl::{Acl, SharedAcl};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::mpsc;
 
-use crate::cmd::serve::{Ctx, DaemonArgs, serve};
+use crate::cmd::serve::{Ctx, DaemonArgs, serve_with};
 use crate::exit::{UsageContext, usage};
 
 const AFTER_HELP: &str = "\
@@ -50,7 +49,7 @@ pub struct Args {
     #[arg(long, value_name = "BYTES", default_value = "8KiB", value_parser = parse_size)]
     pub max_line: usize,
     /// Take part from this terminal: lines typed are sent, messages are printed.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "daemon")]
     pub stdin: bool,
     /// Nickname of the --stdin participant.
     #[arg(
@@ -102,18 +101,18 @@ pub struct ServerArgs {
     /// With --rate: how much may come at once after a quiet spell (default: one second's worth).
     #[arg(long, value_name = "N", requires = "rate", value_parser = parse_size)]
     pub burst: Option<usize>,
-    /// Admit only these addresses/ranges (comma-separated, repeatable).
-    #[arg(long, value_name = "CIDR,...")]
+    /// Admit only these addresses/CIDRs (repeat, or separate with commas).
+    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
     pub allow: Vec<String>,
-    /// Admit only addresses listed in this file (one or more per line, # comments; re-read on SIGHUP).
+    /// Admit only addresses listed in FILE (one per line, # comments; re-read on SIGHUP).
     #[arg(long, value_name = "FILE")]
-    pub allowfile: Option<PathBuf>,
-    /// Refuse these addresses/ranges (comma-separated, repeatable).
-    #[arg(long, value_name = "CIDR,...")]
+    pub allowfile: Vec<PathBuf>,
+    /// Refuse these addresses/CIDRs (repeat, or separate with commas).
+    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
     pub deny: Vec<String>,
-    /// Refuse addresses listed in this file (re-read on SIGHUP).
+    /// Refuse addresses listed in FILE (re-read on SIGHUP).
     #[arg(long, value_name = "FILE")]
-    pub denyfile: Option<PathBuf>,
+    pub denyfile: Vec<PathBuf>,
     /// Serve TLS with this PEM certificate chain (needs --tls-key).
     #[arg(long, value_name = "PEM", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -132,12 +131,13 @@ pub struct ServerArgs {
 pub fn run(a: &Args) -> anyhow::Result<u8> {
     let setup = Setup::new(&a.listen, &a.server, Mode::Chat, a.max_line)?;
     let stdin = a.stdin.then(|| a.nick.clone());
-    serve(&a.daemon, move |ctx| setup.serve(ctx, stdin))
+    serve_with(&a.daemon, tracing::Level::INFO, move |ctx| {
+        setup.serve(ctx, stdin)
+    })
 }
 
 /// Everything checked and loaded before any socket is opened.
 pub struct Setup {
-    name: &'static str,
     addr: SocketAddr,
     fallback: Option<SocketAddr>,
     config: ChatConfig,
@@ -152,10 +152,6 @@ impl Setup {
         mode: Mode,
         max_line: usize,
     ) -> anyhow::Result<Self> {
-        let name = match mode {
-            Mode::Chat => "chat",
-            Mode::Broker => "broker",
-        };
         let (addr, fallback) = parse_listen(&listen.addr_port)?;
         if max_line == 0 {
             return Err(usage("--max-line must be at least 1"));
@@ -182,7 +178,15 @@ impl Setup {
             }),
             None => None,
         };
-        let access = AccessControl::new(load_access(server)?);
+        let access = SharedAcl::new(
+            Acl::new(
+                &server.allow,
+                &server.deny,
+                &server.allowfile,
+                &server.denyfile,
+            )
+            .map_err(|e| usage(e.to_string()))?,
+        );
         let config = ChatConfig {
             mode,
             max_line,
@@ -195,7 +199,6 @@ impl Setup {
             ..ChatConfig::default()
         };
         Ok(Self {
-            name,
             addr,
             fallback,
             config,
@@ -206,7 +209,6 @@ impl Setup {
     /// The server body run inside the daemon harness.
     pub async fn serve(self, mut ctx: Ctx, stdin_nick: Option<String>) -> anyhow::Result<u8> {
         let Self {
-            name,
             addr,
             fallback,
             mut config,
@@ -218,7 +220,6 @@ impl Setup {
             json: server.json,
             quiet: server.quiet,
             to_stderr,
-            name,
         };
         let fd_room = usize::try_from(limit.saturating_sub(64)).unwrap_or(usize::MAX);
         if config.max_clients > fd_room {
@@ -240,8 +241,8 @@ impl Setup {
                 None => return Err(e.into()),
             },
         };
-        ctx.ready()?;
         log.listening(server_obj.local_addr());
+        ctx.ready()?;
         if let Some(nick) = stdin_nick {
             server_obj.add_participant(stdin_reader(), tokio::io::stdout(), Some(nick));
         }
@@ -250,35 +251,14 @@ impl Setup {
         loop {
             tokio::select! {
                 r = &mut run => { r?; break; }
-                () = ctx.reload.changed() => match load_access(&server) {
-                    Ok(list) => {
-                        access.set(list);
-                        log.note("reloaded allow/deny lists");
-                    }
-                    Err(e) => log.note(&format!("reload failed, keeping the old lists: {e}")),
+                () = ctx.reload.changed() => match access.reload() {
+                    Ok(()) => log.note("re-read the allow/deny files"),
+                    Err(e) => log.note(&format!("{e}; the previous lists stay in force")),
                 },
             }
         }
         Ok(crate::exit::SUCCESS)
     }
-}
-
-fn load_access(a: &ServerArgs) -> anyhow::Result<AccessList> {
-    let mut list = AccessList::default();
-    for s in &a.allow {
-        list.allow.extend(acl::parse_list(s).usage_err("--allow")?);
-    }
-    for s in &a.deny {
-        list.deny.extend(acl::parse_list(s).usage_err("--deny")?);
-    }
-    if let Some(p) = &a.allowfile {
-        list.allow
-            .extend(acl::read_list(p).usage_err("--allowfile")?);
-    }
-    if let Some(p) = &a.denyfile {
-        list.deny.extend(acl::read_list(p).usage_err("--denyfile")?);
-    }
-    Ok(list)
 }
 
 /// `[ADDR] PORT` → the address to bind, plus an IPv4 fallback when no
@@ -329,13 +309,13 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("{s:?} is too large"))
 }
 
-/// Prints server events: text on stderr, or JSON lines.
+/// Reports server events: JSON lines (`--json`), or log lines through the
+/// daemon harness (standard error or `--log-file`).
 #[derive(Clone)]
 struct Logger {
     json: bool,
     quiet: bool,
     to_stderr: bool,
-    name: &'static str,
 }
 
 impl Logger {
@@ -354,7 +334,7 @@ impl Logger {
             let v = serde_json::json!({"event": "note", "message": msg});
             self.emit(&v.to_string());
         } else {
-            let _ = writeln!(std::io::stderr().lock(), "sockbox {}: {msg}", self.name);
+            tracing::warn!("{msg}");
         }
     }
 
@@ -362,14 +342,8 @@ impl Logger {
         if self.json {
             let v = serde_json::json!({"event": "listening", "addr": addr.to_string()});
             self.emit(&v.to_string());
-        } else {
-            // Always shown: scripts and tests read the port from it.
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "sockbox {}: listening on {addr}",
-                self.name
-            );
         }
+        tracing::info!("listening on {addr}");
     }
 
     fn event(&self, e: &ChatEvent) {
@@ -382,24 +356,23 @@ impl Logger {
         if self.quiet {
             return;
         }
-        let text = match e {
+        match e {
             ChatEvent::Join {
                 nick, peer, online, ..
-            } => format!("join {nick} from {peer} ({online} online)"),
+            } => tracing::info!("join {nick} from {peer} ({online} online)"),
             ChatEvent::Leave {
                 nick,
                 peer,
                 reason,
                 online,
                 ..
-            } => format!("leave {nick} from {peer}: {reason} ({online} online)"),
-            ChatEvent::Nick { old, new, .. } => format!("nick {old} -> {new}"),
-            ChatEvent::Refused { peer, reason } => format!("refused {peer}: {reason}"),
+            } => tracing::info!("leave {nick} from {peer}: {reason} ({online} online)"),
+            ChatEvent::Nick { old, new, .. } => tracing::info!("nick {old} -> {new}"),
+            ChatEvent::Refused { peer, reason } => tracing::info!("refused {peer}: {reason}"),
             ChatEvent::AcceptError { error, backoff_ms } => {
-                format!("accept failed ({error}); pausing {backoff_ms} ms")
+                tracing::warn!("accept failed ({error}); pausing {backoff_ms} ms");
             }
-        };
-        let _ = writeln!(std::io::stderr().lock(), "sockbox {}: {text}", self.name);
+        }
     }
 }
 

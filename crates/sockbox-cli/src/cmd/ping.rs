@@ -1,6 +1,7 @@
 //! `sockbox ping`: ICMP echo to one target (output like iputils `ping`) or
 //! many targets and ranges (output like `fping`), or JSON lines.
 
+mod format;
 mod output;
 
 use std::io::BufRead;
@@ -29,6 +30,13 @@ net.ipv4.ping_group_range), then a raw socket (root or CAP_NET_RAW); capabilitie
 dropped once the sockets are open. Replies are matched by a random per-run token and a
 32-bit sequence in the payload; foreign, duplicate, late and bad-checksum replies are
 counted apart (see --json totals).
+
+--json prints one object per line with a \"type\": \"reply\" (target, addr, from, seq, bytes,
+ttl, rtt_ms, duplicate), \"timeout\" (target, addr, seq), \"error\" (ICMP error quoting a probe:
+from, error), \"send_error\", \"unresolved\" (target, error), then one \"summary\" per target
+(sent, received, duplicates, errors, loss_pct, min/avg/max/mdev_ms, alive) and \"totals\"
+(targets, alive, unreachable, unresolved, sent, received, counters {foreign, duplicates,
+bad_checksum, corrupt, late, errors, malformed}, elapsed_ms, ending, socket_v4/socket_v6).
 
 Examples:
   sockbox ping -c 3 127.0.0.1              # like ping -c 3
@@ -284,6 +292,8 @@ fn plan(a: &Args) -> anyhow::Result<Plan> {
         // Big buffers so a fast sweep loses no replies.
         recv_buffer: 8 << 20,
         send_buffer: 1 << 20,
+        // DF on probes that fit any path: saves the kernel an IP ID each.
+        dont_fragment: a.size + 28 <= 576,
         ..SocketOptions::default()
     };
     if let Some(i) = &a.interface {
@@ -338,7 +348,14 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
     if let Err(e) = sockbox::ping::drop_capabilities() {
         tracing::debug!("could not drop capabilities: {e}");
     }
-    runtime::block_on(async move {
+    // One thread: the loop is a single task, and a multi-thread runtime
+    // would wake a second thread for every readiness edge of the socket
+    // (sends are spread over threads by the transport itself).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
+    rt.block_on(async move {
         let shutdown = Shutdown::new();
         runtime::shutdown_on_signals(&shutdown)?;
         // Resolve names concurrently; failures are reported, the rest go on.
@@ -382,7 +399,7 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
         } else {
             PARTIAL
         })
-    })?
+    })
 }
 
 /// Resolve the plan's names in place; returns the names that failed (and

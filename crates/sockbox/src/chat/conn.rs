@@ -12,7 +12,7 @@ use tokio::net::tcp::OwnedReadHalf;
 use tokio::time::Duration;
 
 use super::command::{self, Command, HELP};
-use super::hub::{Hub, JoinError, Member};
+use super::hub::{AnnounceKind, Hub, JoinError, Member};
 use super::line::{LineBuffer, escape, escape_into};
 use super::outbox::{Close, Push, Take};
 use super::rate::Bucket;
@@ -39,7 +39,12 @@ impl ChunkRead for OwnedReadHalf {
             self.readable().await?;
             buf.reserve(CHUNK);
             match self.try_read_buf(buf) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Spurious readiness: do not keep a buffer while idle.
+                    if buf.is_empty() {
+                        *buf = BytesMut::new();
+                    }
+                }
                 other => return other,
             }
         }
@@ -77,7 +82,13 @@ pub(crate) async fn serve<R, W>(
         &shared.soft,
         &shared.hard,
     ));
-    let (nick, online) = match shared.hub.join(member.clone(), nick.as_deref()) {
+    let welcome = |nick: &str, online: usize| {
+        let s = if online == 1 { "" } else { "s" };
+        (cfg.mode == Mode::Chat).then(|| {
+            format!("*** welcome, you are {nick}; {online} user{s} online; /help lists commands")
+        })
+    };
+    let (nick, online) = match shared.hub.join(member.clone(), nick.as_deref(), welcome) {
         Ok(joined) => joined,
         Err(e) => {
             if let JoinError::Full(max) = e {
@@ -94,9 +105,12 @@ pub(crate) async fn serve<R, W>(
             return;
         }
     };
-    let writer_task = shared
-        .tracker
-        .spawn(write_loop(member.clone(), writer, cfg.stats.clone()));
+    let writer_task = shared.tracker.spawn(write_loop(
+        member.clone(),
+        writer,
+        cfg.stats.clone(),
+        cfg.mode == Mode::Chat,
+    ));
     shared.event(&ChatEvent::Join {
         id,
         nick: nick.clone(),
@@ -112,15 +126,10 @@ pub(crate) async fn serve<R, W>(
     };
     let reason = match cfg.mode {
         Mode::Chat => {
-            let s = if online == 1 { "" } else { "s" };
-            Hub::notice(
-                &member,
-                &format!(
-                    "*** welcome, you are {}; {online} user{s} online; /help lists commands",
-                    session.nick
-                ),
+            session.announce(
+                AnnounceKind::Join,
+                &format!("*** {} joined ({online} online)", session.nick),
             );
-            session.announce(&format!("*** {} joined ({online} online)", session.nick));
             session.chat(&mut reader).await
         }
         Mode::Broker => session.broker(&mut reader).await,
@@ -128,7 +137,10 @@ pub(crate) async fn serve<R, W>(
     drop(reader);
     let online = shared.hub.leave(id, &session.nick).unwrap_or(0);
     if cfg.mode == Mode::Chat && !shared.hub.is_closing() {
-        session.announce(&format!("*** {} left ({reason})", session.nick));
+        session.announce(
+            AnnounceKind::Leave,
+            &format!("*** {} left ({reason})", session.nick),
+        );
     }
     shared.event(&ChatEvent::Leave {
         id,
@@ -141,11 +153,13 @@ pub(crate) async fn serve<R, W>(
     let _ = writer_task.await;
 }
 
-/// Drain the member's queue to `w` until the queue is closed.
+/// Drain the member's queue to `w` until the queue is closed. `goodbye`:
+/// tell a kicked client why (chat; the broker adds nothing to the stream).
 async fn write_loop<W: AsyncWrite + Unpin>(
     member: Arc<Member>,
     mut w: W,
     stats: crate::daemon::ServerStats,
+    goodbye: bool,
 ) {
     let short = Duration::from_millis(200);
     loop {
@@ -155,7 +169,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 tokio::select! {
                     biased;
                     () = member.abort_writes.cancelled() => {
-                        if let Some(Close::Kick(reason)) = member.outbox.closed() {
+                        if let Some(Close::Kick(reason)) = member.outbox.closed()
+                            && goodbye
+                        {
                             say_goodbye(&mut w, &reason, short).await;
                         }
                         return;
@@ -183,7 +199,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 return;
             }
             Take::Closed(Close::Kick(reason)) => {
-                say_goodbye(&mut w, &reason, short).await;
+                if goodbye {
+                    say_goodbye(&mut w, &reason, short).await;
+                }
                 return;
             }
         }
@@ -220,9 +238,9 @@ impl Session {
     }
 
     /// An announcement to everyone else (after this client's pending lines).
-    fn announce(&mut self, text: &str) {
+    fn announce(&mut self, kind: AnnounceKind, text: &str) {
         self.flush();
-        self.shared.hub.announce(Some(self.member.id), text);
+        self.shared.hub.announce(kind, Some(self.member.id), text);
     }
 
     /// Fan out the pending batch.
@@ -378,7 +396,10 @@ impl Session {
             Ok(n) => {
                 let old = std::mem::replace(&mut self.nick, n.clone());
                 self.notice(&format!("*** you are now known as {n}"));
-                self.announce(&format!("*** {old} is now known as {n}"));
+                self.announce(
+                    AnnounceKind::Nick,
+                    &format!("*** {old} is now known as {n}"),
+                );
                 self.shared.event(&ChatEvent::Nick {
                     id: self.member.id,
                     old,

@@ -14,7 +14,8 @@
 //!   sender costs one queue push per receiver, not one per line; the order
 //!   of each sender's lines is kept for every receiver.
 //! * Limits: clients ([`ChatConfig::max_clients`]), idle timeout, per-client
-//!   rate ([`rate::Rate`]), allow/deny ranges ([`acl::AccessControl`]).
+//!   rate ([`rate::Rate`]), allow/deny ranges ([`crate::relay::acl::SharedAcl`],
+//!   shared with `listen`).
 //!   `accept` errors such as `EMFILE` back off instead of spinning.
 //!
 //! ```no_run
@@ -26,7 +27,6 @@
 //! # }
 //! ```
 
-pub mod acl;
 pub mod command;
 mod conn;
 pub mod hub;
@@ -43,9 +43,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::daemon::ServerStats;
+use crate::relay::acl::SharedAcl;
 use crate::tls::TlsAcceptor;
 
-pub use acl::{AccessControl, AccessList};
 pub use rate::Rate;
 pub use server::ChatServer;
 
@@ -78,7 +78,7 @@ pub struct ChatConfig {
     /// Read each client at most this fast (lines/s for chat, bytes/s for the broker).
     pub rate: Option<Rate>,
     /// Who may connect.
-    pub access: AccessControl,
+    pub access: SharedAcl,
     /// Serve TLS with this acceptor.
     pub tls: Option<TlsAcceptor>,
     /// Longest a TLS handshake may take.
@@ -100,7 +100,7 @@ impl Default for ChatConfig {
             queue_limit: 1024 * 1024,
             idle_timeout: None,
             rate: None,
-            access: AccessControl::default(),
+            access: SharedAcl::default(),
             tls: None,
             handshake_timeout: Duration::from_secs(10),
             grace: Duration::from_secs(10),
@@ -134,7 +134,7 @@ pub enum ChatEvent {
     Join {
         /// Connection id.
         id: u64,
-        /// Its nickname (chat) or `clientN` (broker).
+        /// Its nickname (`userN` in the broker).
         nick: String,
         /// Its address, or `stdin`.
         peer: String,
@@ -190,7 +190,7 @@ pub enum ChatError {
     LocalAddr(#[source] std::io::Error),
 }
 
-/// Line the server sends to everyone on shutdown.
+/// Line the chat server sends to everyone on shutdown (the broker sends nothing).
 pub const SHUTDOWN_NOTICE: &str = "*** server is shutting down";
 
 #[cfg(test)]

@@ -5,6 +5,8 @@
 //! buffer instead, so thousands of short announcements cost their bytes and
 //! not a queue slot each. The bound is in bytes (plus a per-slot overhead):
 //! a push that would pass it fails, and the caller disconnects the client.
+//! The writer takes the whole queue at once, so at most twice the limit is
+//! held for one client: one batch being written and a full queue behind it.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -14,7 +16,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use tokio::sync::Notify;
 
 /// Messages shorter than this are copied into the tail buffer.
-const COALESCE: usize = 512;
+const COALESCE: usize = 128;
 /// What one queue slot is charged on top of its bytes.
 const SLOT_COST: usize = 64;
 
@@ -118,20 +120,6 @@ impl Outbox {
         if was_idle {
             self.notify.notify_one();
         }
-        Push::Queued
-    }
-
-    /// Queue `msg` even past the limit (notices to the client itself, which
-    /// are few and small). Fails only when closed.
-    pub fn push_always(&self, msg: &[u8]) -> Push {
-        let mut st = self.lock();
-        if st.close.is_some() {
-            return Push::Closed;
-        }
-        st.charged += msg.len();
-        st.tail.extend_from_slice(msg);
-        drop(st);
-        self.notify.notify_one();
         Push::Queued
     }
 

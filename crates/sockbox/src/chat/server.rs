@@ -15,7 +15,7 @@ use tokio_util::task::TaskTracker;
 
 use super::conn;
 use super::hub::{ANNOUNCE_EVERY, Hub};
-use super::{ChatConfig, ChatError, ChatEvent, SHUTDOWN_NOTICE};
+use super::{ChatConfig, ChatError, ChatEvent, Mode, SHUTDOWN_NOTICE};
 use crate::Shutdown;
 
 /// Listen backlog: room for bursts of thousands of connects.
@@ -155,7 +155,9 @@ impl ChatServer {
         }
         drop(listener);
         shared.hub.flush_announcements();
-        shared.hub.close_all(SHUTDOWN_NOTICE);
+        // The broker adds nothing to the byte stream: closing says it.
+        let notice = (shared.config.mode == Mode::Chat).then_some(SHUTDOWN_NOTICE);
+        shared.hub.close_all(notice);
         shared.soft.cancel();
         let _ = ticker.await;
         shared.tracker.close();
@@ -219,7 +221,8 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let shared2 = shared.clone();
     shared.tracker.spawn(async move {
         let shared = shared2;
-        let label = peer.to_string();
+        // IPv4 clients of a dual-stack listener show as IPv4.
+        let label = SocketAddr::new(peer.ip().to_canonical(), peer.port()).to_string();
         match shared.config.tls.clone() {
             None => {
                 let (r, w) = stream.into_split();

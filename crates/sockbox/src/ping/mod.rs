@@ -21,8 +21,10 @@
 //! * [`wait_until_up`]: probe one address until it answers or time runs out
 //!   (used by `sockbox wake --wait`).
 
+pub mod config;
 pub mod driver;
 pub mod engine;
+pub mod event;
 #[cfg(test)]
 mod mock;
 pub mod probe;
@@ -206,7 +208,11 @@ pub async fn wait_until_up(
     wait_on(addr, cfg, &mut transport, shutdown).await
 }
 
-async fn wait_on<T: Transport>(
+/// [`wait_until_up`] over sockets opened beforehand (for callers that open
+/// sockets, then drop privileges, then start the runtime): open with
+/// [`socket::open`], wrap with [`IcmpTransport::new`], then call this.
+/// `cfg.socket` and `cfg.options` are not used here.
+pub async fn wait_on<T: Transport>(
     addr: IpAddr,
     cfg: &WaitConfig,
     transport: &mut T,

@@ -17,10 +17,8 @@ use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
 
 use super::engine::{Incoming, QueuedIcmpError};
-use crate::sys::ping::{
-    IcmpKind, IcmpSocket, RecvBuffers, SocketOptions, dest, open_icmp, recv_batch, recv_errqueue,
-    send_all_parallel,
-};
+use crate::sys::ping::{IcmpKind, IcmpSocket, SocketOptions, open_icmp};
+use crate::sys::ping_io::{RecvBuffers, dest, recv_batch, recv_errqueue, send_all_parallel};
 use sockbox_wire::icmp::Message;
 
 /// The error kinds worth reporting, from an error-queue type number.
@@ -208,7 +206,12 @@ impl IcmpTransport {
             let rcvbuf = s.socket.recv_buffer_size().unwrap_or(200 << 10);
             let window = (rcvbuf / 2048).clamp(BATCH, 64 * BATCH);
             #[allow(unsafe_code)]
-            let fd = unsafe { AsyncFd::register(s.socket) }.map_err(io::Error::from)?;
+            // Read interest only: with WRITABLE too every send completion
+            // is another edge for the reactor to wake up for.
+            let fd = unsafe {
+                AsyncFd::register_with_interest(s.socket, Interest::READABLE | Interest::ERROR)
+            }
+            .map_err(io::Error::from)?;
             Ok(Some(Side {
                 kind: s.kind,
                 family: s.family,

@@ -446,3 +446,44 @@ fn config_errors() {
     assert!(engine::Engine::new(cfg(alive, 56), vec![], start).is_err());
     assert!(engine::Engine::new(cfg(Mode::Count(1), 12), vec![], start).is_ok());
 }
+
+/// Whatever the network does (loss, duplicates, replies before and after
+/// the timeout), every probe ends exactly once: answered or timed out.
+#[tokio::test(start_paused = true)]
+async fn every_probe_is_answered_or_timed_out_exactly_once() {
+    for seed in 0..12u64 {
+        let hosts: Vec<(IpAddr, Host)> = (0..4u64)
+            .map(|i| {
+                let h = Host {
+                    delay: ms((seed * 7 + i * 13) % 90),
+                    loss: 0.05 * (i as f64 + 1.0),
+                    duplicate: (seed + i) % 3 == 0,
+                    ..Host::default()
+                };
+                (ip(&format!("10.9.{seed}.{i}")), h)
+            })
+            .collect();
+        let addrs: Vec<IpAddr> = hosts.iter().map(|h| h.0).collect();
+        let mut net = MockNet::new(IcmpKind::Raw, hosts);
+        let cfg = PingConfig {
+            period: ms(20),
+            timeout: ms(60),
+            ..count_cfg(40)
+        };
+        let (out, log) = go(&cfg, addrs, &mut net).await;
+        for (i, s) in out.stats.iter().enumerate() {
+            let timeouts = log
+                .0
+                .iter()
+                .filter(|e| matches!(e, Event::Timeout { target, .. } if *target as usize == i))
+                .count() as u32;
+            assert_eq!(s.sent, 40, "seed {seed} target {i}");
+            assert_eq!(
+                s.received + timeouts,
+                s.sent,
+                "seed {seed} target {i}: {s:?}"
+            );
+            assert!(s.rtt.max().is_none_or(|m| m <= ms(60)), "seed {seed}");
+        }
+    }
+}

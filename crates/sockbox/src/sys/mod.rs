@@ -6,6 +6,7 @@ pub mod mcast;
 #[cfg(target_os = "linux")]
 pub mod packet;
 pub mod ping;
+pub mod ping_io;
 pub mod process;
 pub mod rlimit;
 pub mod splice;

@@ -1,20 +1,15 @@
 //! Linux ICMP sockets for the ping engine: opening datagram ("ping") and raw
-//! sockets with the options ping needs, batched send and receive
-//! (`sendmmsg`/`recvmmsg`) with kernel receive timestamps
-//! (`SO_TIMESTAMPNS`) and TTL / hop-limit control messages, a socket filter
-//! that keeps raw IPv4 sockets from waking up for traffic that is not a
-//! reply or an error, and dropping capabilities once the sockets are open.
+//! sockets with the options ping needs (kernel receive timestamps
+//! `SO_TIMESTAMPNS`, TTL / hop-limit control messages, `IP_RECVERR` on
+//! datagram sockets, type filters on raw sockets so the kernel does not copy
+//! traffic that is neither a reply nor an error), and dropping capabilities
+//! once the sockets are open. Batched I/O is in [`super::ping_io`].
 
-use std::io::{self, IoSlice, IoSliceMut};
+use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsRawFd, RawFd};
-use std::time::Duration;
+use std::os::fd::AsRawFd;
 
-use nix::sys::socket::{
-    ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg, setsockopt,
-    sockopt,
-};
-use nix::sys::time::TimeSpec;
+use nix::sys::socket::{setsockopt, sockopt};
 use sockbox_wire::icmp::Family;
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -54,6 +49,10 @@ pub struct SocketOptions {
     pub recv_buffer: usize,
     /// Send buffer to ask for, bytes.
     pub send_buffer: usize,
+    /// Set the IPv4 don't-fragment bit (`IP_PMTUDISC_DO`). Probes that fit
+    /// any path (up to 576 bytes) lose nothing by it, and the kernel then
+    /// skips picking an IP ID for each of them.
+    pub dont_fragment: bool,
 }
 
 /// An open, non-blocking ICMP socket.
@@ -73,6 +72,32 @@ const RAW_V4_TYPES: [u32; 4] = [0, 3, 11, 12];
 
 /// `ICMP_FILTER` from `<linux/icmp.h>` (option level `SOL_RAW`).
 const ICMP_FILTER: libc::c_int = 1;
+
+/// Set an integer socket option that neither socket2 nor nix wraps.
+fn set_int_option(
+    socket: &Socket,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: setsockopt reads exactly size_of::<c_int>() bytes from
+    // `value`, which lives across the call; the descriptor is open.
+    #[allow(unsafe_code)]
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&raw const value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
 
 /// Set `ICMP_FILTER` on a raw IPv4 socket so the kernel does not even copy
 /// the rest to us (our own looped-back requests, other traffic): the mask
@@ -158,6 +183,14 @@ pub fn open_icmp(family: Family, kind: IcmpKind, opts: &SocketOptions) -> io::Re
             if let Some(ttl) = opts.ttl {
                 socket.set_ttl_v4(ttl)?;
             }
+            if opts.dont_fragment {
+                set_int_option(
+                    &socket,
+                    libc::IPPROTO_IP,
+                    libc::IP_MTU_DISCOVER,
+                    libc::IP_PMTUDISC_DO,
+                )?;
+            }
         }
         Family::V6 => {
             setsockopt(&socket, sockopt::Ipv6RecvHopLimit, &true).map_err(io::Error::from)?;
@@ -198,308 +231,6 @@ pub fn open_icmp(family: Family, kind: IcmpKind, opts: &SocketOptions) -> io::Re
         family,
         kind,
     })
-}
-
-/// One message read by [`recv_batch`].
-#[derive(Debug, Clone, Copy)]
-pub struct Received<'a> {
-    /// The bytes (cut to the buffer size when `truncated`).
-    pub data: &'a [u8],
-    /// The sender.
-    pub from: Option<IpAddr>,
-    /// TTL / hop limit from the control message, if any.
-    pub ttl: Option<u8>,
-    /// Kernel receive time, since the Unix epoch (CLOCK_REALTIME).
-    pub stamp: Option<Duration>,
-    /// True when the message was longer than the buffer.
-    pub truncated: bool,
-}
-
-/// An ICMP error about one of our probes, read from a datagram socket's
-/// error queue (`IP_RECVERR` / `IPV6_RECVERR`).
-#[derive(Debug, Clone, Copy)]
-pub struct QueuedError<'a> {
-    /// The start of the probe as we sent it (ICMP echo request header and
-    /// data; the kernel has put its own ident in).
-    pub data: &'a [u8],
-    /// Where the probe was going.
-    pub dst: Option<IpAddr>,
-    /// Who sent the error (router or host), if the kernel says.
-    pub offender: Option<IpAddr>,
-    /// ICMP type and code of the error (of the socket's family).
-    pub icmp_type: u8,
-    /// ICMP code.
-    pub icmp_code: u8,
-}
-
-/// `SO_EE_ORIGIN_ICMP` / `SO_EE_ORIGIN_ICMP6`: the error came from an ICMP
-/// message (not a local error).
-const EE_ORIGIN_ICMP: u8 = 2;
-const EE_ORIGIN_ICMP6: u8 = 3;
-
-/// Drain a datagram socket's error queue (at most 64 entries per call),
-/// handing each ICMP error to `f`. Returns how many were read.
-pub fn recv_errqueue(fd: RawFd, buf: &mut [u8], mut f: impl FnMut(QueuedError<'_>)) -> usize {
-    let mut count = 0;
-    for _ in 0..64 {
-        // Room for the error with its offender address, and the timestamp
-        // and TTL messages the socket's options add to queued errors too.
-        let mut cmsg = nix::cmsg_space!(
-            libc::sock_extended_err,
-            libc::sockaddr_in6,
-            TimeSpec,
-            libc::c_int,
-            libc::c_int,
-            libc::in6_pktinfo
-        );
-        let mut iov = [IoSliceMut::new(&mut buf[..])];
-        let Ok(msg) = nix::sys::socket::recvmsg::<SockaddrStorage>(
-            fd,
-            &mut iov,
-            Some(&mut cmsg),
-            MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT,
-        ) else {
-            break;
-        };
-        count += 1;
-        let dst = msg.address.as_ref().and_then(sockaddr_ip);
-        let len = msg.bytes;
-        let mut found = None;
-        if let Ok(cmsgs) = msg.cmsgs() {
-            for c in cmsgs {
-                match c {
-                    ControlMessageOwned::Ipv4RecvErr(e, off) if e.ee_origin == EE_ORIGIN_ICMP => {
-                        let ip = off.map(|a| {
-                            IpAddr::V4(std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)))
-                        });
-                        found = Some((e.ee_type, e.ee_code, ip));
-                    }
-                    ControlMessageOwned::Ipv6RecvErr(e, off) if e.ee_origin == EE_ORIGIN_ICMP6 => {
-                        let ip =
-                            off.map(|a| IpAddr::V6(std::net::Ipv6Addr::from(a.sin6_addr.s6_addr)));
-                        found = Some((e.ee_type, e.ee_code, ip));
-                    }
-                    _ => {}
-                }
-            }
-        }
-        if let Some((icmp_type, icmp_code, offender)) = found {
-            f(QueuedError {
-                data: &buf[..len.min(buf.len())],
-                dst,
-                offender,
-                icmp_type,
-                icmp_code,
-            });
-        }
-    }
-    count
-}
-
-/// Reusable receive buffers for [`recv_batch`].
-#[derive(Debug)]
-pub struct RecvBuffers {
-    bufs: Vec<Vec<u8>>,
-}
-
-impl RecvBuffers {
-    /// `count` buffers of `size` bytes each.
-    pub fn new(count: usize, size: usize) -> Self {
-        Self {
-            bufs: (0..count.max(1)).map(|_| vec![0u8; size.max(64)]).collect(),
-        }
-    }
-
-    /// How many messages one call can return.
-    pub fn count(&self) -> usize {
-        self.bufs.len()
-    }
-}
-
-fn sockaddr_ip(a: &SockaddrStorage) -> Option<IpAddr> {
-    if let Some(v4) = a.as_sockaddr_in() {
-        return Some(IpAddr::V4(v4.ip()));
-    }
-    a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip()))
-}
-
-/// Read up to `bufs.count()` messages without blocking and hand each to
-/// `f`. Returns how many were read; `WouldBlock` when there were none.
-pub fn recv_batch(
-    fd: RawFd,
-    bufs: &mut RecvBuffers,
-    mut f: impl FnMut(Received<'_>),
-) -> io::Result<usize> {
-    let n = bufs.bufs.len();
-    // Fresh headers each call: recvmmsg shrinks msg_controllen/msg_namelen
-    // in place and nix does not reset them.
-    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(
-        n,
-        Some(nix::cmsg_space!(TimeSpec, libc::c_int)),
-    );
-    let mut iovs: Vec<[IoSliceMut<'_>; 1]> = bufs
-        .bufs
-        .iter_mut()
-        .map(|b| [IoSliceMut::new(&mut b[..])])
-        .collect();
-    let results = recvmmsg(
-        fd,
-        &mut headers,
-        iovs.iter_mut(),
-        MsgFlags::MSG_DONTWAIT,
-        None,
-    )
-    .map_err(io::Error::from)?;
-    let mut count = 0;
-    for msg in results {
-        count += 1;
-        let mut ttl = None;
-        let mut stamp = None;
-        if let Ok(cmsgs) = msg.cmsgs() {
-            for c in cmsgs {
-                match c {
-                    ControlMessageOwned::ScmTimestampns(ts) => {
-                        if let (Ok(s), Ok(ns)) =
-                            (u64::try_from(ts.tv_sec()), u32::try_from(ts.tv_nsec()))
-                        {
-                            stamp = Some(Duration::new(s, ns));
-                        }
-                    }
-                    ControlMessageOwned::Ipv4Ttl(t) | ControlMessageOwned::Ipv6HopLimit(t) => {
-                        ttl = u8::try_from(t).ok();
-                    }
-                    _ => {}
-                }
-            }
-        }
-        let data = msg.iovs().next().unwrap_or(&[]);
-        f(Received {
-            data,
-            from: msg.address.as_ref().and_then(sockaddr_ip),
-            ttl,
-            stamp,
-            truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
-        });
-    }
-    Ok(count)
-}
-
-/// The socket address for an ICMP destination (port 0).
-pub fn dest(addr: IpAddr) -> SockaddrStorage {
-    SockaddrStorage::from(SocketAddr::new(addr, 0))
-}
-
-/// How long [`send_all`] waits for send-buffer space before giving up on
-/// the rest of its packets.
-const SEND_WAIT_MS: u16 = 1000;
-
-/// Send every `packets[i]` to `dests[i]` on `fd` with `sendmmsg`, up to
-/// [`BATCH_MAX`] per call. A packet the kernel refuses (no route,
-/// permission…) is recorded in `failed` with its index (plus `base`) and
-/// skipped; when the send buffer is full it waits for room (bounded).
-pub fn send_all(
-    fd: RawFd,
-    packets: &[&[u8]],
-    dests: &[Option<SockaddrStorage>],
-    base: usize,
-    failed: &mut Vec<(usize, io::ErrorKind)>,
-) {
-    let n = packets.len().min(dests.len());
-    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH_MAX.min(n.max(1)), None);
-    let mut at = 0;
-    while at < n {
-        let end = n.min(at + BATCH_MAX);
-        let iovs: Vec<[IoSlice<'_>; 1]> =
-            packets[at..end].iter().map(|p| [IoSlice::new(p)]).collect();
-        let r = sendmmsg(
-            fd,
-            &mut headers,
-            iovs.iter(),
-            &dests[at..end],
-            [],
-            MsgFlags::MSG_DONTWAIT,
-        )
-        .map(Iterator::count);
-        match r {
-            Ok(0) | Err(nix::errno::Errno::EAGAIN) => {
-                if !wait_writable(fd) {
-                    failed.extend((at..n).map(|i| (base + i, io::ErrorKind::WouldBlock)));
-                    return;
-                }
-            }
-            Ok(k) => at += k,
-            Err(nix::errno::Errno::EINTR) => {}
-            Err(e) => {
-                failed.push((base + at, io::Error::from(e).kind()));
-                at += 1;
-            }
-        }
-    }
-}
-
-fn wait_writable(fd: RawFd) -> bool {
-    use nix::poll::{PollFd, PollFlags, poll};
-    // SAFETY: `fd` is open for the duration of this call (the caller holds
-    // the socket).
-    #[allow(unsafe_code)]
-    let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    let mut fds = [PollFd::new(bfd, PollFlags::POLLOUT)];
-    matches!(poll(&mut fds, SEND_WAIT_MS), Ok(n) if n > 0)
-}
-
-/// Messages per `sendmmsg` call.
-pub const BATCH_MAX: usize = 64;
-
-/// Like [`send_all`], split over `threads` threads that share the socket
-/// (Linux processes a looped-back probe and its reply on the sending CPU,
-/// so parallel senders scale a local sweep). Small sends stay on the
-/// calling thread.
-pub fn send_all_parallel(
-    fd: RawFd,
-    packets: &[&[u8]],
-    dests: &[Option<SockaddrStorage>],
-    threads: usize,
-    failed: &mut Vec<(usize, io::ErrorKind)>,
-) {
-    let n = packets.len().min(dests.len());
-    let threads = threads.clamp(1, 8).min(n.div_ceil(BATCH_MAX)).max(1);
-    if threads == 1 {
-        send_all(fd, &packets[..n], &dests[..n], 0, failed);
-        return;
-    }
-    let chunk = n.div_ceil(threads);
-    std::thread::scope(|scope| {
-        let mut handles = Vec::new();
-        for t in 1..threads {
-            let lo = (t * chunk).min(n);
-            let hi = ((t + 1) * chunk).min(n);
-            let (p, d) = (&packets[lo..hi], &dests[lo..hi]);
-            handles.push(scope.spawn(move || {
-                let mut f = Vec::new();
-                send_all(fd, p, d, lo, &mut f);
-                f
-            }));
-        }
-        send_all(
-            fd,
-            &packets[..chunk.min(n)],
-            &dests[..chunk.min(n)],
-            0,
-            failed,
-        );
-        for h in handles {
-            match h.join() {
-                Ok(f) => failed.extend(f),
-                Err(_) => failed.push((0, io::ErrorKind::Other)),
-            }
-        }
-    });
-    failed.sort_unstable_by_key(|f| f.0);
-}
-
-/// The raw file descriptor of a socket (for the batch calls).
-pub fn raw_fd(s: &Socket) -> RawFd {
-    s.as_raw_fd()
 }
 
 /// The Linux capability ABI (`_LINUX_CAPABILITY_VERSION_3`).

@@ -1,7 +1,6 @@
 //! Printing ping events: iputils style for one target, fping style for
 //! many, or JSON lines.
 
-use std::fmt::Write as _;
 use std::io::{self, BufWriter, IsTerminal, Stdout, Write};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -11,6 +10,9 @@ use sockbox::ping::targets::Target;
 use sockbox::ping::{Event, IcmpKind, Mode, Observer, Outcome, PingConfig, Rtt};
 
 use super::Args;
+use super::format::{ms_f, ms3, ping_ms};
+
+mod summary;
 
 /// How to print.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,42 +53,6 @@ impl Style {
             Self::Ping
         }
     }
-}
-
-/// iputils' time format: 3 decimals below 1 ms, 2 below 10, 1 below 100.
-pub fn ping_ms(d: Duration) -> String {
-    let ms = d.as_secs_f64() * 1000.0;
-    if ms >= 99.95 {
-        format!("{ms:.0}")
-    } else if ms >= 9.995 {
-        format!("{ms:.1}")
-    } else if ms >= 1.0 {
-        format!("{ms:.2}")
-    } else {
-        format!("{ms:.3}")
-    }
-}
-
-fn ms3(d: Option<Duration>) -> String {
-    d.map_or_else(
-        || "NaN".into(),
-        |d| format!("{:.3}", d.as_secs_f64() * 1000.0),
-    )
-}
-
-fn ms_f(d: Option<Duration>) -> Option<f64> {
-    d.map(|d| (d.as_secs_f64() * 1e6).round() / 1000.0)
-}
-
-/// C's `%g` for a loss percentage (up to 6 significant digits, no
-/// trailing zeros), as iputils prints it.
-pub fn pct(v: f64) -> String {
-    if v.fract().abs() < 1e-9 {
-        return format!("{v:.0}");
-    }
-    let digits = 6 - (v.abs().log10().floor() as i32 + 1);
-    let s = format!("{v:.*}", digits.clamp(0, 6) as usize);
-    s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 #[derive(Debug, Clone, Default)]
@@ -301,114 +267,6 @@ impl Printer {
         Ok(alive == o.stats.len())
     }
 
-    fn ping_summary(&mut self, o: &Outcome) {
-        let s = o.stats[0];
-        let mut line = format!("{} packets transmitted, {} received", s.sent, s.received);
-        if s.duplicates > 0 {
-            let _ = write!(line, ", +{} duplicates", s.duplicates);
-        }
-        if s.errors > 0 {
-            let _ = write!(line, ", +{} errors", s.errors);
-        }
-        let _ = write!(
-            line,
-            ", {}% packet loss, time {}ms",
-            pct(s.loss_percent()),
-            o.elapsed.as_millis()
-        );
-        self.line("");
-        let head = format!("--- {} ping statistics ---", self.name(0));
-        self.line(&head);
-        self.line(&line);
-        if s.received > 0 {
-            let rtt = format!(
-                "rtt min/avg/max/mdev = {}/{}/{}/{} ms",
-                ms3(s.rtt.min()),
-                ms3(s.rtt.avg()),
-                ms3(s.rtt.max()),
-                ms3(s.rtt.mdev())
-            );
-            self.line(&rtt);
-        }
-    }
-
-    fn fping_summary(&mut self, o: &Outcome, columns: bool) {
-        if self.count.is_none() {
-            return;
-        }
-        let _ = self.out.flush();
-        // fping prints the per-target summary on stderr.
-        let mut err = io::stderr().lock();
-        for (i, s) in o.stats.iter().enumerate() {
-            let name = self.fping_name(i);
-            let _ = if columns {
-                let cols: Vec<String> = self.columns[i]
-                    .iter()
-                    .map(|c| c.map_or_else(|| "-".into(), |d| ms3(Some(d))))
-                    .collect();
-                writeln!(err, "{name} : {}", cols.join(" "))
-            } else if s.received > 0 {
-                writeln!(
-                    err,
-                    "{name} : xmt/rcv/%loss = {}/{}/{}%, min/avg/max = {}/{}/{}",
-                    s.sent,
-                    s.received,
-                    s.loss_percent().round(),
-                    ms3(s.rtt.min()),
-                    ms3(s.rtt.avg()),
-                    ms3(s.rtt.max())
-                )
-            } else {
-                writeln!(
-                    err,
-                    "{name} : xmt/rcv/%loss = {}/{}/{}%",
-                    s.sent,
-                    s.received,
-                    s.loss_percent().round()
-                )
-            };
-        }
-    }
-
-    fn json_summary(&mut self, o: &Outcome, alive: usize, unresolved: usize) {
-        for (i, s) in o.stats.iter().enumerate() {
-            let v = json!({
-                "type": "summary",
-                "target": self.name(i),
-                "addr": self.targets[i].addr.to_string(),
-                "sent": s.sent,
-                "received": s.received,
-                "duplicates": s.duplicates,
-                "errors": s.errors,
-                "loss_pct": s.loss_percent(),
-                "min_ms": ms_f(s.rtt.min()),
-                "avg_ms": ms_f(s.rtt.avg()),
-                "max_ms": ms_f(s.rtt.max()),
-                "mdev_ms": ms_f(s.rtt.mdev()),
-                "alive": s.received > 0,
-            });
-            self.json(&v);
-        }
-        let sent: u64 = o.stats.iter().map(|s| u64::from(s.sent)).sum();
-        let received: u64 = o.stats.iter().map(|s| u64::from(s.received)).sum();
-        let k = |x: Option<IcmpKind>| x.map(IcmpKind::as_str);
-        let v = json!({
-            "type": "totals",
-            "targets": o.stats.len(),
-            "alive": alive,
-            "unreachable": o.stats.len() - alive,
-            "unresolved": unresolved,
-            "sent": sent,
-            "received": received,
-            "counters": o.counters,
-            "elapsed_ms": o.elapsed.as_secs_f64() * 1000.0,
-            "ending": format!("{:?}", o.ending).to_lowercase(),
-            "socket_v4": k(self.kinds.0),
-            "socket_v6": k(self.kinds.1),
-        });
-        self.json(&v);
-    }
-
     fn on_reply(&mut self, r: &sockbox::ping::Reply) {
         let i = r.target as usize;
         if !r.duplicate
@@ -611,26 +469,5 @@ impl Observer for Printer {
         {
             self.failed(e);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn iputils_time_format() {
-        assert_eq!(ping_ms(Duration::from_micros(45)), "0.045");
-        assert_eq!(ping_ms(Duration::from_micros(1_234)), "1.23");
-        assert_eq!(ping_ms(Duration::from_micros(20_340)), "20.3");
-        assert_eq!(ping_ms(Duration::from_micros(123_400)), "123");
-    }
-
-    #[test]
-    fn percent_like_printf_g() {
-        assert_eq!(pct(0.0), "0");
-        assert_eq!(pct(100.0), "100");
-        assert_eq!(pct(100.0 / 3.0), "33.3333");
-        assert_eq!(pct(12.5), "12.5");
     }
 }

@@ -11,10 +11,14 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tokio_util::sync::CancellationToken;
+
+mod announce;
+
+use announce::Pending;
+pub use announce::{ANNOUNCE_EVERY, ANNOUNCE_MAX, AnnounceKind};
 
 use super::command::{NickError, nick_key, validate_nick};
 use super::outbox::{Close, Outbox, Push};
@@ -56,25 +60,6 @@ struct State {
     nicks: HashMap<String, (u64, String)>,
     serial: u64,
 }
-
-/// One announcement line waiting to be sent.
-#[derive(Debug)]
-struct Pending {
-    /// The member it is about, who does not get it.
-    except: Option<u64>,
-    /// Joins so far when it was made: later joiners do not get it.
-    joins: u64,
-    line: Bytes,
-}
-
-impl Pending {
-    fn for_member(&self, m: &Member) -> bool {
-        self.except != Some(m.id) && m.joined.load(Ordering::Relaxed) <= self.joins
-    }
-}
-
-/// How often collected announcements are sent at the latest.
-pub const ANNOUNCE_EVERY: Duration = Duration::from_millis(50);
 
 /// Room-wide state shared by every connection.
 #[derive(Debug)]
@@ -143,77 +128,6 @@ impl Hub {
         }
     }
 
-    /// Queue an announcement line (without its newline) for everyone but
-    /// `except`; it goes out with [`Hub::flush_announcements`].
-    pub fn announce(&self, except: Option<u64>, text: &str) {
-        let mut line = BytesMut::with_capacity(text.len() + 1);
-        line.extend_from_slice(text.as_bytes());
-        line.extend_from_slice(b"\n");
-        let mut p = self
-            .pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        p.push(Pending {
-            except,
-            joins: self.joins.load(Ordering::Acquire),
-            line: line.freeze(),
-        });
-        self.has_pending.store(true, Ordering::Release);
-    }
-
-    /// Send the collected announcements: one shared batch for almost
-    /// everyone, a copy without its own lines for each member they skip.
-    /// Holds the pending lock while sending, so a message fanned out after
-    /// this returns is queued after them everywhere.
-    pub fn flush_announcements(&self) {
-        if !self.has_pending.load(Ordering::Acquire) {
-            return;
-        }
-        let mut p = self
-            .pending
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if p.is_empty() {
-            self.has_pending.store(false, Ordering::Release);
-            return;
-        }
-        let lines = std::mem::take(&mut *p);
-        let mut all = BytesMut::new();
-        for l in &lines {
-            all.extend_from_slice(&l.line);
-        }
-        let all = all.freeze();
-        let skipped: std::collections::HashSet<u64> =
-            lines.iter().filter_map(|l| l.except).collect();
-        let oldest = lines.iter().map(|l| l.joins).min().unwrap_or(0);
-        let mut flavours = Flavours {
-            lf: &all,
-            crlf: None,
-        };
-        let st = self.read();
-        for m in st.members.values() {
-            if skipped.contains(&m.id) || m.joined.load(Ordering::Relaxed) > oldest {
-                // Not every line is for this member: its own copy.
-                let mut own = BytesMut::new();
-                for l in lines.iter().filter(|l| l.for_member(m)) {
-                    own.extend_from_slice(&l.line);
-                }
-                let own = own.freeze();
-                let own = if m.crlf.load(Ordering::Relaxed) {
-                    to_crlf(&own)
-                } else {
-                    own
-                };
-                Self::push_or_kick(m, &own);
-            } else {
-                Self::push_or_kick(m, flavours.for_member(m));
-            }
-        }
-        drop(st);
-        self.has_pending.store(false, Ordering::Release);
-        drop(p);
-    }
-
     fn push_or_kick(m: &Member, msg: &Bytes) -> bool {
         match m.outbox.push(msg) {
             Push::Queued => true,
@@ -257,10 +171,13 @@ impl Hub {
 
     /// Add `member` under the first free `userN` nickname (or `nick` when
     /// given and free). Returns the nickname and the number now online.
+    /// `welcome(nick, online)` may give a first line for the member, queued
+    /// before anything else can reach it.
     pub fn join(
         &self,
         member: Arc<Member>,
         nick: Option<&str>,
+        welcome: impl FnOnce(&str, usize) -> Option<String>,
     ) -> Result<(String, usize), JoinError> {
         let mut st = self.write();
         if self.is_closing() {
@@ -285,8 +202,12 @@ impl Hub {
         let seq = self.joins.load(Ordering::Relaxed) + 1;
         member.joined.store(seq, Ordering::Relaxed);
         self.joins.store(seq, Ordering::Release);
+        let online = st.members.len() + 1;
+        if let Some(text) = welcome(&name, online) {
+            Self::notice(&member, &text);
+        }
         st.members.insert(member.id, member);
-        Ok((name, st.members.len()))
+        Ok((name, online))
     }
 
     /// Remove member `id` (known as `nick`). Returns how many remain, or
@@ -371,24 +292,29 @@ impl Hub {
         delivered
     }
 
-    /// Queue `text` (one notice line) for one member, whatever its queue holds.
+    /// Queue `text` (one notice line) for one member. Replies count against
+    /// its queue limit like everything else, so a client that asks for
+    /// `/who` a million times without reading is disconnected, not buffered.
     pub fn notice(member: &Member, text: &str) {
-        let mut line = Vec::with_capacity(text.len() + 2);
+        let mut line = BytesMut::with_capacity(text.len() + 2);
         line.extend_from_slice(text.as_bytes());
         if member.crlf.load(Ordering::Relaxed) {
-            line.push(b'\r');
+            line.extend_from_slice(b"\r");
         }
-        line.push(b'\n');
-        member.outbox.push_always(&line);
+        line.extend_from_slice(b"\n");
+        Self::push_or_kick(member, &line.freeze());
     }
 
-    /// Server shutdown: stop admitting, tell everyone `text`, and close every
-    /// queue so writers flush and hang up; readers are told to stop.
-    pub fn close_all(&self, text: &str) {
+    /// Server shutdown: stop admitting, tell everyone `text` (when given),
+    /// and close every queue so writers flush and hang up; readers are told
+    /// to stop.
+    pub fn close_all(&self, text: Option<&str>) {
         self.closing.store(true, Ordering::Release);
         let st = self.read();
         for m in st.members.values() {
-            Self::notice(m, text);
+            if let Some(text) = text {
+                Self::notice(m, text);
+            }
             m.outbox.close(Close::Flush);
             m.stop_reading.cancel();
         }
@@ -417,105 +343,4 @@ impl Member {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-    use crate::chat::outbox::Take;
-
-    fn member(id: u64, limit: usize) -> Arc<Member> {
-        let t = CancellationToken::new();
-        Arc::new(Member::new(id, format!("peer{id}"), limit, &t, &t))
-    }
-
-    fn text(m: &Member) -> String {
-        use bytes::Buf;
-        match m.outbox.take() {
-            Take::Data(mut b) => {
-                let mut v = vec![0; b.remaining()];
-                b.copy_to_slice(&mut v);
-                String::from_utf8(v).unwrap()
-            }
-            _ => String::new(),
-        }
-    }
-
-    #[test]
-    fn names_and_collisions() {
-        let hub = Hub::new(10);
-        let (a, b) = (member(1, 4096), member(2, 4096));
-        assert_eq!(hub.join(a, None).unwrap(), ("user1".into(), 1));
-        assert_eq!(hub.join(b, None).unwrap(), ("user2".into(), 2));
-        assert_eq!(hub.rename(1, "user1", b"Alice").unwrap(), "Alice");
-        assert_eq!(
-            hub.rename(2, "user2", b"alice"),
-            Err(NickError::Taken("Alice".into()))
-        );
-        assert_eq!(hub.rename(2, "user2", b"bad nick"), Err(NickError::Chars));
-        // Changing the case of one's own nick is fine.
-        assert_eq!(hub.rename(1, "Alice", b"ALICE").unwrap(), "ALICE");
-        assert_eq!(hub.who(), vec!["ALICE", "user2"]);
-        assert_eq!(hub.find(b"alice").unwrap().0.id, 1);
-        // A new client does not get a userN someone took as a nick.
-        hub.rename(2, "user2", b"user3").unwrap();
-        assert_eq!(hub.join(member(3, 4096), None).unwrap().0, "user4");
-        assert_eq!(hub.leave(1, "ALICE"), Some(2));
-        assert!(hub.find(b"alice").is_none());
-        assert_eq!(hub.leave(1, "ALICE"), None);
-    }
-
-    #[test]
-    fn full_room_refuses() {
-        let hub = Hub::new(1);
-        hub.join(member(1, 4096), None).unwrap();
-        assert_eq!(hub.join(member(2, 4096), None), Err(JoinError::Full(1)));
-    }
-
-    #[test]
-    fn broadcast_skips_sender_translates_crlf_and_kicks_slow() {
-        let hub = Hub::new(10);
-        let (a, b, slow) = (member(1, 4096), member(2, 4096), member(3, 600));
-        b.crlf.store(true, Ordering::Relaxed);
-        hub.join(a.clone(), None).unwrap();
-        hub.join(b.clone(), None).unwrap();
-        hub.join(slow.clone(), None).unwrap();
-        let msg = Bytes::from_static(b"<user1> hi\n<user1> there\n");
-        assert_eq!(hub.broadcast(Some(1), &msg), 2);
-        assert_eq!(text(&a), "");
-        assert_eq!(text(&b), "<user1> hi\r\n<user1> there\r\n");
-        let big = Bytes::from(vec![b'z'; 700]);
-        hub.broadcast(Some(1), &big);
-        assert!(slow.stop_reading.is_cancelled());
-        assert!(matches!(slow.outbox.closed(), Some(Close::Kick(r)) if r.contains("too slow")));
-        assert_eq!(text(&b).len(), 700);
-    }
-
-    #[test]
-    fn announcements_are_batched_skip_their_subject_and_precede_messages() {
-        let hub = Hub::new(10);
-        let (a, b) = (member(1, 4096), member(2, 4096));
-        hub.join(a.clone(), None).unwrap();
-        hub.join(b.clone(), None).unwrap();
-        hub.announce(Some(2), "*** user2 joined");
-        hub.announce(Some(1), "*** user1 is now known as x");
-        assert_eq!(text(&a), "", "nothing sent before the flush");
-        hub.broadcast(Some(2), &Bytes::from_static(b"<user2> hi\n"));
-        assert_eq!(text(&a), "*** user2 joined\n<user2> hi\n");
-        assert_eq!(text(&b), "*** user1 is now known as x\n");
-        hub.flush_announcements();
-        assert_eq!(text(&a), "");
-        // A later joiner does not get what was announced before it came.
-        hub.announce(None, "*** before c");
-        let c = member(3, 4096);
-        hub.join(c.clone(), None).unwrap();
-        hub.announce(Some(3), "*** c joined");
-        hub.flush_announcements();
-        assert_eq!(text(&c), "");
-        assert_eq!(text(&a), "*** before c\n*** c joined\n");
-    }
-
-    #[test]
-    fn crlf_translation() {
-        assert_eq!(&to_crlf(b"a\nb\n")[..], b"a\r\nb\r\n");
-        assert_eq!(&to_crlf(b"no newline")[..], b"no newline");
-    }
-}
+mod tests;

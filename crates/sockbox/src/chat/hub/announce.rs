@@ -1,0 +1,144 @@
+//! Announcements (joins, leaves, nick changes): collected, then fanned out
+//! together by a ticker or before the next message; storms are summed up.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+
+use super::{Flavours, Hub, Member, to_crlf};
+
+/// What an announcement is about (for summaries).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnnounceKind {
+    /// Someone joined.
+    Join,
+    /// Someone left.
+    Leave,
+    /// Someone changed nickname.
+    Nick,
+}
+
+/// One announcement line waiting to be sent.
+#[derive(Debug)]
+pub(super) struct Pending {
+    kind: AnnounceKind,
+    /// The member it is about, who does not get it.
+    except: Option<u64>,
+    /// Joins so far when it was made: later joiners do not get it.
+    joins: u64,
+    line: Bytes,
+}
+
+impl Pending {
+    fn for_member(&self, m: &Member) -> bool {
+        self.except != Some(m.id) && m.joined.load(Ordering::Relaxed) <= self.joins
+    }
+}
+
+/// How often collected announcements are sent at the latest.
+pub const ANNOUNCE_EVERY: Duration = Duration::from_millis(100);
+
+/// At most this many announcements are sent one by one per batch; the rest
+/// are summed up in one line (`*** 5000 more joined, 3 more left`).
+pub const ANNOUNCE_MAX: usize = 10;
+
+impl Hub {
+    /// Queue an announcement line (without its newline) for everyone but
+    /// `except`; it goes out with [`Hub::flush_announcements`].
+    pub fn announce(&self, kind: AnnounceKind, except: Option<u64>, text: &str) {
+        let mut line = BytesMut::with_capacity(text.len() + 1);
+        line.extend_from_slice(text.as_bytes());
+        line.extend_from_slice(b"\n");
+        let mut p = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        p.push(Pending {
+            kind,
+            except,
+            joins: self.joins.load(Ordering::Acquire),
+            line: line.freeze(),
+        });
+        self.has_pending.store(true, Ordering::Release);
+    }
+
+    /// Send the collected announcements: one shared batch for almost
+    /// everyone, a copy without its own lines for each member they skip.
+    /// Holds the pending lock while sending, so a message fanned out after
+    /// this returns is queued after them everywhere.
+    pub fn flush_announcements(&self) {
+        if !self.has_pending.load(Ordering::Acquire) {
+            return;
+        }
+        let mut p = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if p.is_empty() {
+            self.has_pending.store(false, Ordering::Release);
+            return;
+        }
+        let mut lines = std::mem::take(&mut *p);
+        if lines.len() > ANNOUNCE_MAX {
+            let summary = self.summary(&lines[ANNOUNCE_MAX..]);
+            lines.truncate(ANNOUNCE_MAX);
+            lines.push(summary);
+        }
+        let mut all = BytesMut::new();
+        for l in &lines {
+            all.extend_from_slice(&l.line);
+        }
+        let all = all.freeze();
+        let skipped: HashSet<u64> = lines.iter().filter_map(|l| l.except).collect();
+        let oldest = lines.iter().map(|l| l.joins).min().unwrap_or(0);
+        let mut flavours = Flavours {
+            lf: &all,
+            crlf: None,
+        };
+        let st = self.read();
+        for m in st.members.values() {
+            if skipped.contains(&m.id) || m.joined.load(Ordering::Relaxed) > oldest {
+                // Not every line is for this member: its own copy.
+                let mut own = BytesMut::new();
+                for l in lines.iter().filter(|l| l.for_member(m)) {
+                    own.extend_from_slice(&l.line);
+                }
+                let own = own.freeze();
+                let own = if m.crlf.load(Ordering::Relaxed) {
+                    to_crlf(&own)
+                } else {
+                    own
+                };
+                Self::push_or_kick(m, &own);
+            } else {
+                Self::push_or_kick(m, flavours.for_member(m));
+            }
+        }
+        drop(st);
+        self.has_pending.store(false, Ordering::Release);
+        drop(p);
+    }
+
+    /// One line that counts `rest`, for everyone.
+    fn summary(&self, rest: &[Pending]) -> Pending {
+        let count = |k| rest.iter().filter(|p| p.kind == k).count();
+        let parts: Vec<String> = [
+            (count(AnnounceKind::Join), "joined"),
+            (count(AnnounceKind::Leave), "left"),
+            (count(AnnounceKind::Nick), "changed nickname"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} more {what}"))
+        .collect();
+        let text = format!("*** {} ({} online)\n", parts.join(", "), self.len());
+        Pending {
+            kind: AnnounceKind::Join,
+            except: None,
+            joins: rest.iter().map(|p| p.joins).max().unwrap_or(0),
+            line: Bytes::from(text),
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Unit tests of the room.
+#![allow(clippy::unwrap_used)]
+
+use super::*;
+use crate::chat::outbox::Take;
+
+fn member(id: u64, limit: usize) -> Arc<Member> {
+    let t = CancellationToken::new();
+    Arc::new(Member::new(id, format!("peer{id}"), limit, &t, &t))
+}
+
+fn text(m: &Member) -> String {
+    use bytes::Buf;
+    match m.outbox.take() {
+        Take::Data(mut b) => {
+            let mut v = vec![0; b.remaining()];
+            b.copy_to_slice(&mut v);
+            String::from_utf8(v).unwrap()
+        }
+        _ => String::new(),
+    }
+}
+
+#[test]
+fn names_and_collisions() {
+    let hub = Hub::new(10);
+    let (a, b) = (member(1, 4096), member(2, 4096));
+    assert_eq!(hub.join(a, None, |_, _| None).unwrap(), ("user1".into(), 1));
+    assert_eq!(hub.join(b, None, |_, _| None).unwrap(), ("user2".into(), 2));
+    assert_eq!(hub.rename(1, "user1", b"Alice").unwrap(), "Alice");
+    assert_eq!(
+        hub.rename(2, "user2", b"alice"),
+        Err(NickError::Taken("Alice".into()))
+    );
+    assert_eq!(hub.rename(2, "user2", b"bad nick"), Err(NickError::Chars));
+    // Changing the case of one's own nick is fine.
+    assert_eq!(hub.rename(1, "Alice", b"ALICE").unwrap(), "ALICE");
+    assert_eq!(hub.who(), vec!["ALICE", "user2"]);
+    assert_eq!(hub.find(b"alice").unwrap().0.id, 1);
+    // A new client does not get a userN someone took as a nick.
+    hub.rename(2, "user2", b"user3").unwrap();
+    assert_eq!(
+        hub.join(member(3, 4096), None, |_, _| None).unwrap().0,
+        "user4"
+    );
+    assert_eq!(hub.leave(1, "ALICE"), Some(2));
+    assert!(hub.find(b"alice").is_none());
+    assert_eq!(hub.leave(1, "ALICE"), None);
+}
+
+#[test]
+fn full_room_refuses() {
+    let hub = Hub::new(1);
+    hub.join(member(1, 4096), None, |_, _| None).unwrap();
+    assert_eq!(
+        hub.join(member(2, 4096), None, |_, _| None),
+        Err(JoinError::Full(1))
+    );
+}
+
+#[test]
+fn broadcast_skips_sender_translates_crlf_and_kicks_slow() {
+    let hub = Hub::new(10);
+    let (a, b, slow) = (member(1, 4096), member(2, 4096), member(3, 600));
+    b.crlf.store(true, Ordering::Relaxed);
+    hub.join(a.clone(), None, |_, _| None).unwrap();
+    hub.join(b.clone(), None, |_, _| None).unwrap();
+    hub.join(slow.clone(), None, |_, _| None).unwrap();
+    let msg = Bytes::from_static(b"<user1> hi\n<user1> there\n");
+    assert_eq!(hub.broadcast(Some(1), &msg), 2);
+    assert_eq!(text(&a), "");
+    assert_eq!(text(&b), "<user1> hi\r\n<user1> there\r\n");
+    let big = Bytes::from(vec![b'z'; 700]);
+    hub.broadcast(Some(1), &big);
+    assert!(slow.stop_reading.is_cancelled());
+    assert!(matches!(slow.outbox.closed(), Some(Close::Kick(r)) if r.contains("too slow")));
+    assert_eq!(text(&b).len(), 700);
+}
+
+#[test]
+fn announcements_are_batched_skip_their_subject_and_precede_messages() {
+    let hub = Hub::new(10);
+    let (a, b) = (member(1, 4096), member(2, 4096));
+    hub.join(a.clone(), None, |_, _| None).unwrap();
+    hub.join(b.clone(), None, |_, _| None).unwrap();
+    hub.announce(AnnounceKind::Join, Some(2), "*** user2 joined");
+    hub.announce(AnnounceKind::Nick, Some(1), "*** user1 is now known as x");
+    assert_eq!(text(&a), "", "nothing sent before the flush");
+    hub.broadcast(Some(2), &Bytes::from_static(b"<user2> hi\n"));
+    assert_eq!(text(&a), "*** user2 joined\n<user2> hi\n");
+    assert_eq!(text(&b), "*** user1 is now known as x\n");
+    hub.flush_announcements();
+    assert_eq!(text(&a), "");
+    // A later joiner does not get what was announced before it came.
+    hub.announce(AnnounceKind::Leave, None, "*** before c");
+    let c = member(3, 4096);
+    hub.join(c.clone(), None, |_, _| None).unwrap();
+    hub.announce(AnnounceKind::Join, Some(3), "*** c joined");
+    hub.flush_announcements();
+    assert_eq!(text(&c), "");
+    assert_eq!(text(&a), "*** before c\n*** c joined\n");
+}
+
+#[test]
+fn announcement_storms_are_summed_up() {
+    let hub = Hub::new(100);
+    let a = member(1, 1 << 20);
+    hub.join(a.clone(), None, |_, _| None).unwrap();
+    for i in 0..50 {
+        hub.announce(AnnounceKind::Join, None, &format!("*** u{i} joined"));
+    }
+    for i in 0..3 {
+        hub.announce(AnnounceKind::Leave, None, &format!("*** v{i} left"));
+    }
+    hub.flush_announcements();
+    let got = text(&a);
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(lines.len(), ANNOUNCE_MAX + 1);
+    assert_eq!(lines[0], "*** u0 joined");
+    assert_eq!(
+        lines[ANNOUNCE_MAX],
+        "*** 40 more joined, 3 more left (1 online)"
+    );
+}
+
+#[test]
+fn crlf_translation() {
+    assert_eq!(&to_crlf(b"a\nb\n")[..], b"a\r\nb\r\n");
+    assert_eq!(&to_crlf(b"no newline")[..], b"no newline");
+}
