@@ -145,6 +145,19 @@ impl Interface {
         })
     }
 
+    /// Its first IPv4 address, if any.
+    pub fn first_ipv4(&self) -> Option<Ipv4Addr> {
+        self.ipv4().next().map(|(n, _)| n.addr())
+    }
+
+    /// `(local address, directed broadcast address)` of each IPv4 address,
+    /// when the interface has `IFF_BROADCAST`.
+    pub fn broadcasts(&self) -> impl Iterator<Item = (Ipv4Addr, Ipv4Addr)> + '_ {
+        self.ipv4()
+            .filter(|_| self.flags.broadcast)
+            .filter_map(|(net, b)| b.map(|b| (net.addr(), b)))
+    }
+
     /// True when the interface is up and is not loopback.
     pub fn is_usable_non_loopback(&self) -> bool {
         self.flags.up && !self.flags.loopback
@@ -230,14 +243,18 @@ pub fn list() -> Result<Vec<Interface>, Error> {
     Ok(v)
 }
 
-/// The interface called `name`.
-pub fn by_name(name: &str) -> Result<Interface, Error> {
-    list()?
-        .into_iter()
+/// The interface called `name` in `all` (a [`list`] already taken).
+pub fn find<'a>(all: &'a [Interface], name: &str) -> Result<&'a Interface, Error> {
+    all.iter()
         .find(|i| i.name == name)
         .ok_or_else(|| Error::NotFound {
             name: name.to_owned(),
         })
+}
+
+/// The interface called `name`.
+pub fn by_name(name: &str) -> Result<Interface, Error> {
+    find(&list()?, name).cloned()
 }
 
 /// The first interface that carries address `ip`, if any.
@@ -331,6 +348,31 @@ mod tests {
     fn unknown_name_is_a_clear_error() {
         let e = by_name("sockbox-nope0").unwrap_err();
         assert!(e.to_string().contains("sockbox-nope0"));
+    }
+
+    #[test]
+    fn queries_on_an_interface() {
+        let eth = fixture::iface(
+            "eth0",
+            2,
+            true,
+            &[
+                ("fe80::1/64", None),
+                ("10.0.0.5/24", Some("10.0.0.255")),
+                ("10.0.1.5/31", None),
+            ],
+        );
+        assert_eq!(eth.first_ipv4(), Some(Ipv4Addr::new(10, 0, 0, 5)));
+        let b: Vec<_> = eth.broadcasts().collect();
+        assert_eq!(
+            b,
+            [(Ipv4Addr::new(10, 0, 0, 5), Ipv4Addr::new(10, 0, 0, 255))]
+        );
+        let tun = fixture::iface("tun0", 3, true, &[("10.8.0.2/24", Some("10.8.0.255"))]);
+        assert_eq!(tun.broadcasts().count(), 0, "no IFF_BROADCAST");
+        let all = [eth, tun];
+        assert_eq!(find(&all, "tun0").unwrap().index, 3);
+        assert!(matches!(find(&all, "eth9"), Err(Error::NotFound { .. })));
     }
 
     #[test]

@@ -65,7 +65,7 @@ pub fn resolve_iface(spec: &IfaceSpec) -> Result<ResolvedIface, Error> {
     match spec {
         IfaceSpec::Name(n) => {
             let i = iface::by_name(n)?;
-            let ipv4 = i.ipv4().next().map(|(n, _)| n.addr());
+            let ipv4 = i.first_ipv4();
             Ok(ResolvedIface {
                 ipv4,
                 name: i.name,
@@ -77,7 +77,7 @@ pub fn resolve_iface(spec: &IfaceSpec) -> Result<ResolvedIface, Error> {
             let i = iface::by_address(ip)?.ok_or(Error::NoIfaceWithAddress(ip))?;
             let ipv4 = match ip {
                 IpAddr::V4(v4) => Some(v4),
-                IpAddr::V6(_) => i.ipv4().next().map(|(n, _)| n.addr()),
+                IpAddr::V6(_) => i.first_ipv4(),
             };
             Ok(ResolvedIface {
                 name: i.name,

@@ -25,12 +25,8 @@ pub struct IfaceBroadcast {
 /// is not loopback and has `IFF_BROADCAST`, without duplicates.
 pub fn broadcasts_of(ifaces: &[Interface]) -> Vec<IfaceBroadcast> {
     let mut out: Vec<IfaceBroadcast> = Vec::new();
-    for i in ifaces {
-        if !i.is_usable_non_loopback() || !i.flags.broadcast {
-            continue;
-        }
-        for (_, brd) in i.ipv4() {
-            let Some(b) = brd else { continue };
+    for i in ifaces.iter().filter(|i| i.is_usable_non_loopback()) {
+        for (_, b) in i.broadcasts() {
             if out.iter().all(|o| o.broadcast != b) {
                 out.push(IfaceBroadcast {
                     iface: i.name.clone(),

@@ -127,10 +127,7 @@ pub(crate) fn named<'a>(
     names
         .iter()
         .map(|n| {
-            let i = all
-                .iter()
-                .find(|i| &i.name == n)
-                .ok_or_else(|| iface::Error::NotFound { name: n.clone() })?;
+            let i = iface::find(all, n)?;
             if !i.flags.up {
                 return Err(Error::InterfaceDown { name: n.clone() });
             }
@@ -139,26 +136,21 @@ pub(crate) fn named<'a>(
         .collect()
 }
 
-fn v4_broadcasts(i: &Interface) -> Vec<(Ipv4Addr, Ipv4Addr)> {
-    if !i.flags.broadcast {
-        return Vec::new();
-    }
-    i.ipv4()
-        .filter_map(|(net, b)| b.map(|b| (net.addr(), b)))
-        .collect()
-}
-
 fn first_addr(i: &Interface, v6: bool) -> Option<IpAddr> {
-    let mut it = i.addresses.iter().map(iface::Address::ip);
     if v6 {
-        let all: Vec<IpAddr> = it.filter(IpAddr::is_ipv6).collect();
+        let all: Vec<IpAddr> = i
+            .addresses
+            .iter()
+            .map(iface::Address::ip)
+            .filter(IpAddr::is_ipv6)
+            .collect();
         // Link-local first: it is the one ff02::1 is sent from.
         all.iter()
             .copied()
             .find(|a| matches!(a, IpAddr::V6(v) if iface::is_ipv6_link_local(*v)))
             .or_else(|| all.first().copied())
     } else {
-        it.find(IpAddr::is_ipv4)
+        i.first_ipv4().map(IpAddr::V4)
     }
 }
 
@@ -175,7 +167,7 @@ pub fn plan(cfg: &SendConfig, target: MacAddr, all: &[Interface]) -> Result<Plan
     if cfg.broadcast {
         let before = plan.routes.len();
         for i in &candidates {
-            let b = v4_broadcasts(i);
+            let b: Vec<(Ipv4Addr, Ipv4Addr)> = i.broadcasts().collect();
             if b.is_empty() {
                 if restricted {
                     return Err(Error::NoBroadcastOn {
@@ -212,7 +204,10 @@ pub fn plan(cfg: &SendConfig, target: MacAddr, all: &[Interface]) -> Result<Plan
             // The limited broadcast follows the default route unless bound:
             // send it on every broadcast-capable interface instead.
             let mut any = false;
-            for i in candidates.iter().filter(|i| !v4_broadcasts(i).is_empty()) {
+            for i in candidates
+                .iter()
+                .filter(|i| i.broadcasts().next().is_some())
+            {
                 any = true;
                 plan.routes.push(Route::Udp {
                     dest: *dest,
