@@ -21,7 +21,7 @@ pub enum Mode {
     Forever,
 }
 
-/// Engine settings (already validated by [`Engine::new`]).
+/// Engine settings (already validated by [`Engine::new`](super::engine::Engine::new)).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineConfig {
     /// How many probes per target.

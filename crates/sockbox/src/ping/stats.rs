@@ -46,7 +46,7 @@ impl Rtt {
         (self.count > 0).then(|| Duration::from_nanos(self.sum_ns / u64::from(self.count)))
     }
 
-    /// Mean deviation as iputils reports it: sqrt(E[x²] − E[x]²).
+    /// Mean deviation as iputils reports it: `sqrt(E[x²] − E[x]²)`.
     pub fn mdev(&self) -> Option<Duration> {
         if self.count == 0 {
             return None;
