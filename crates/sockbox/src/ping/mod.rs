@@ -152,7 +152,8 @@ async fn run_with_token<T: Transport>(
         token,
     };
     let mut engine = engine::Engine::new(ecfg, addrs, start)?;
-    let deadline = cfg.deadline.map(|d| start + d);
+    // A deadline too far to represent is no deadline at all.
+    let deadline = cfg.deadline.and_then(|d| start.checked_add(d));
     let ending = driver::drive(&mut engine, transport, shutdown, deadline, obs)
         .await
         .map_err(PingError::Io)?;
@@ -219,7 +220,9 @@ pub async fn wait_on<T: Transport>(
     shutdown: &Shutdown,
 ) -> Result<Option<Duration>, PingError> {
     let interval = cfg.interval.max(Duration::from_millis(1));
-    let count = (cfg.timeout.as_secs_f64() / interval.as_secs_f64()).ceil() as u32 + 1;
+    // Float-to-int casts saturate; the +1 must too.
+    let count =
+        ((cfg.timeout.as_secs_f64() / interval.as_secs_f64()).ceil() as u32).saturating_add(1);
     let run_cfg = PingConfig {
         mode: Mode::Count(count.max(1)),
         interval: Duration::ZERO,

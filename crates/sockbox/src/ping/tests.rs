@@ -420,6 +420,22 @@ async fn wait_until_up_returns_the_first_rtt_or_none() {
     assert_eq!(t0.elapsed(), ms(10_000));
 }
 
+/// Regression: `wake --wait=500000000y` overflowed `Instant + timeout` and
+/// the probe count inside `wait_on`.
+#[tokio::test(start_paused = true)]
+async fn wait_with_an_enormous_timeout_does_not_panic() {
+    let mut net = MockNet::new(IcmpKind::Dgram, [(ip("10.0.0.2"), Host::default())]);
+    let cfg = WaitConfig {
+        interval: ms(1),
+        timeout: Duration::from_secs(u64::MAX / 4),
+        ..WaitConfig::default()
+    };
+    let rtt = wait_on(ip("10.0.0.2"), &cfg, &mut net, &Shutdown::new())
+        .await
+        .unwrap();
+    assert!(rtt.is_some());
+}
+
 #[test]
 fn config_errors() {
     let start = Instant::now();
