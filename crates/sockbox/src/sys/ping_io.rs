@@ -1,6 +1,6 @@
 //! Batched I/O on the ping engine's ICMP sockets: `recvmmsg` with kernel
 //! timestamps and TTL control messages, the `IP_RECVERR` error queue of
-//! datagram sockets, and `sendmmsg` (optionally from several threads).
+//! datagram sockets, and `sendmmsg`.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
@@ -209,12 +209,15 @@ const SEND_WAIT_MS: u16 = 1000;
 /// [`BATCH_MAX`] per call. A packet the kernel refuses (no route,
 /// permission…) is recorded in `failed` with its index (plus `base`) and
 /// skipped; when the send buffer is full it waits for room (bounded).
+/// `after_call` runs after each `sendmmsg` that sent something (a sender
+/// thread reads its socket's replies there while they are cache-hot).
 pub fn send_all(
     fd: RawFd,
     packets: &[&[u8]],
     dests: &[Option<SockaddrStorage>],
     base: usize,
     failed: &mut Vec<(usize, io::ErrorKind)>,
+    mut after_call: impl FnMut(),
 ) {
     let n = packets.len().min(dests.len());
     let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH_MAX.min(n.max(1)), None);
@@ -239,7 +242,10 @@ pub fn send_all(
                     return;
                 }
             }
-            Ok(k) => at += k,
+            Ok(k) => {
+                at += k;
+                after_call();
+            }
             Err(nix::errno::Errno::EINTR) => {}
             Err(e) => {
                 failed.push((base + at, io::Error::from(e).kind()));
@@ -262,49 +268,38 @@ fn wait_writable(fd: RawFd) -> bool {
 /// Messages per `sendmmsg` call.
 pub const BATCH_MAX: usize = 64;
 
-/// Like [`send_all`], split over `threads` threads that share the socket
-/// (Linux processes a looped-back probe and its reply on the sending CPU,
-/// so parallel senders scale a local sweep). Small sends stay on the
-/// calling thread.
-pub fn send_all_parallel(
-    fd: RawFd,
-    packets: &[&[u8]],
-    dests: &[Option<SockaddrStorage>],
-    threads: usize,
-    failed: &mut Vec<(usize, io::ErrorKind)>,
-) {
-    let n = packets.len().min(dests.len());
-    let threads = threads.clamp(1, 8).min(n.div_ceil(BATCH_MAX)).max(1);
-    if threads == 1 {
-        send_all(fd, &packets[..n], &dests[..n], 0, failed);
-        return;
-    }
-    let chunk = n.div_ceil(threads);
-    std::thread::scope(|scope| {
-        let mut handles = Vec::new();
-        for t in 1..threads {
-            let lo = (t * chunk).min(n);
-            let hi = ((t + 1) * chunk).min(n);
-            let (p, d) = (&packets[lo..hi], &dests[lo..hi]);
-            handles.push(scope.spawn(move || {
-                let mut f = Vec::new();
-                send_all(fd, p, d, lo, &mut f);
-                f
-            }));
-        }
-        send_all(
-            fd,
-            &packets[..chunk.min(n)],
-            &dests[..chunk.min(n)],
-            0,
-            failed,
-        );
-        for h in handles {
-            match h.join() {
-                Ok(f) => failed.extend(f),
-                Err(_) => failed.push((0, io::ErrorKind::Other)),
+/// Split `0..n` into `parts` contiguous ranges whose lengths differ by at
+/// most one (the longer ones first). `parts` of 0 counts as 1.
+pub fn split_even(n: usize, parts: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let parts = parts.max(1);
+    let (size, extra) = (n / parts, n % parts);
+    (0..parts).map(move |i| {
+        let lo = i * size + i.min(extra);
+        lo..lo + size + usize::from(i < extra)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_even_covers_everything_once_and_evenly() {
+        for n in [0, 1, 5, 63, 64, 65, 100, 4096, 8191] {
+            for parts in 0..=9 {
+                let ranges: Vec<_> = split_even(n, parts).collect();
+                assert_eq!(ranges.len(), parts.max(1), "n={n} parts={parts}");
+                let mut next = 0;
+                for r in &ranges {
+                    assert_eq!(r.start, next, "contiguous: n={n} parts={parts}");
+                    next = r.end;
+                }
+                assert_eq!(next, n);
+                let min = ranges.iter().map(ExactSizeIterator::len).min().unwrap_or(0);
+                let max = ranges.iter().map(ExactSizeIterator::len).max().unwrap_or(0);
+                assert!(max - min <= 1, "n={n} parts={parts}: {ranges:?}");
             }
         }
-    });
-    failed.sort_unstable_by_key(|f| f.0);
+        assert_eq!(split_even(5, 2).collect::<Vec<_>>(), vec![0..3, 3..5]);
+    }
 }
