@@ -8,21 +8,24 @@
 //! Threads that share one socket therefore take turns. Each ICMP datagram
 //! socket gets its own ident from the kernel, which routes a reply to the
 //! socket whose ident it carries, so a sweep opens one datagram socket per
-//! core: a send turn is split over the lanes, one thread each, and each
-//! thread reads its own socket's replies into its [`Stash`] between its
-//! `sendmmsg` calls, so the receive work is spread over the cores too. The
-//! probe id in the payload matches a reply whatever socket it came in on.
+//! core: in a send turn one thread per lane takes batches of probes from a
+//! shared counter ([`Chunks`]) and sends them on its own socket, and after
+//! each batch reads that socket's replies into its [`Stash`], so the
+//! receive work is spread over the cores too. The probe id in the payload
+//! matches a reply whatever socket it came in on.
 
 use std::io;
 use std::net::IpAddr;
+use std::ops::Range;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::sys::socket::SockaddrStorage;
 use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
 
-use crate::sys::ping_io::{BATCH_MAX, Received, RecvBuffers, recv_batch, send_all, split_even};
+use crate::sys::ping_io::{BATCH_MAX, Received, RecvBuffers, recv_batch, send_all};
 
 /// Most bytes of reply data one stash holds; past that, replies stay in
 /// the socket until the main loop reads them.
@@ -186,21 +189,47 @@ impl Lane {
         self.fd.get_ref().as_raw_fd()
     }
 
-    /// Send, reading the replies that came back after each `sendmmsg`
-    /// (and once more at the end) into the stash.
+    /// Send the batches `chunks` hands out until none is left, reading
+    /// the replies that came back after each into the stash.
     fn send_and_read(
         &mut self,
         packets: &[&[u8]],
         dests: &[Option<SockaddrStorage>],
-        base: usize,
+        chunks: &Chunks,
         failed: &mut Vec<(usize, io::ErrorKind)>,
     ) {
         let fd = self.raw_fd();
-        let (recv, stash) = (&mut self.recv, &mut self.stash);
-        send_all(fd, packets, dests, base, failed, || {
-            read_into(fd, recv, stash);
-        });
-        read_into(fd, recv, stash);
+        while let Some(r) = chunks.next() {
+            send_all(fd, &packets[r.clone()], &dests[r.clone()], r.start, failed);
+            read_into(fd, &mut self.recv, &mut self.stash);
+        }
+    }
+}
+
+/// Hands out `0..len` in consecutive chunks of `size` to whichever thread
+/// asks next: a thread slowed down by other work on its core sends less,
+/// and none waits long for another at the end of a turn.
+#[derive(Debug)]
+pub struct Chunks {
+    next: AtomicUsize,
+    len: usize,
+    size: usize,
+}
+
+impl Chunks {
+    /// Chunks of `size` (at least 1) over `0..len`.
+    pub fn new(len: usize, size: usize) -> Self {
+        Self {
+            next: AtomicUsize::new(0),
+            len,
+            size: size.max(1),
+        }
+    }
+
+    /// The next chunk, or `None` when all were handed out.
+    pub fn next(&self) -> Option<Range<usize>> {
+        let lo = self.next.fetch_add(self.size, Ordering::Relaxed);
+        (lo < self.len).then(|| lo..self.len.min(lo + self.size))
     }
 }
 
@@ -211,12 +240,12 @@ pub fn lanes_for(n: usize, lanes: usize) -> usize {
 }
 
 /// Send `packets[i]` to `dests[i]` over `lanes`. A send big enough for
-/// several lanes is split evenly over them, each part sent by its own
-/// thread on its own socket (the calling thread takes the first), and each
-/// thread reads its socket's replies into its lane's stash. A small send
-/// goes out on the first lane from the calling thread, and its replies are
-/// left in the socket. Refused packets are listed in `failed` by index, in
-/// order.
+/// several lanes is shared out batch by batch ([`Chunks`]) to one thread
+/// per lane (the calling thread is one of them), each sending on its own
+/// socket and reading that socket's replies into its lane's stash. A small
+/// send goes out on the first lane from the calling thread, and its replies
+/// are left in the socket. Refused packets are listed in `failed` by index,
+/// in order.
 pub fn send_turn(
     lanes: &mut [Lane],
     packets: &[&[u8]],
@@ -230,32 +259,38 @@ pub fn send_turn(
         return;
     };
     if used == 1 {
-        let (packets, dests) = (&packets[..count], &dests[..count]);
-        send_all(first.raw_fd(), packets, dests, 0, failed, || {});
+        send_all(
+            first.raw_fd(),
+            &packets[..count],
+            &dests[..count],
+            0,
+            failed,
+        );
         return;
     }
+    let chunks = Chunks::new(count, BATCH_MAX);
+    let (packets, dests) = (&packets[..count], &dests[..count]);
+    let (first, others) = lanes[..used].split_at_mut(1);
     std::thread::scope(|scope| {
-        let mut parts = lanes.iter_mut().zip(split_even(count, used));
-        let Some((first, mine)) = parts.next() else {
-            return;
-        };
-        let handles: Vec<_> = parts
-            .map(|(lane, range)| {
-                let part = (&packets[range.clone()], &dests[range.clone()]);
-                let base = range.start;
-                let handle = scope.spawn(move || {
+        let chunks = &chunks;
+        let handles: Vec<_> = others
+            .iter_mut()
+            .map(|lane| {
+                scope.spawn(move || {
                     let mut refused = Vec::new();
-                    lane.send_and_read(part.0, part.1, base, &mut refused);
+                    lane.send_and_read(packets, dests, chunks, &mut refused);
                     refused
-                });
-                (range, handle)
+                })
             })
             .collect();
-        first.send_and_read(&packets[mine.clone()], &dests[mine], 0, failed);
-        for (range, handle) in handles {
-            match handle.join() {
-                Ok(refused) => failed.extend(refused),
-                Err(_) => failed.extend(range.map(|i| (i, io::ErrorKind::Other))),
+        first[0].send_and_read(packets, dests, chunks, failed);
+        for handle in handles {
+            if let Ok(refused) = handle.join() {
+                failed.extend(refused);
+            } else {
+                // A sender thread panicked (a bug): which of its packets
+                // went out is unknown; their timeouts will tell.
+                tracing::error!("an ICMP sender thread panicked");
             }
         }
     });
@@ -315,6 +350,42 @@ mod tests {
             s.push(&chunk, [127, 0, 0, 1].into(), None, Instant::now());
         }
         assert_eq!(s.len(), STASH_MAX_BYTES >> 20);
+    }
+
+    #[test]
+    fn chunks_hand_out_everything_once() {
+        let c = Chunks::new(10, 4);
+        assert_eq!(c.next(), Some(0..4));
+        assert_eq!(c.next(), Some(4..8));
+        assert_eq!(c.next(), Some(8..10));
+        assert_eq!(c.next(), None);
+        assert_eq!(c.next(), None);
+        assert_eq!(Chunks::new(0, 64).next(), None);
+        assert_eq!(Chunks::new(3, 0).next(), Some(0..1));
+        // Four threads taking chunks: each index exactly once.
+        let c = Chunks::new(100_000, 7);
+        let taken: Vec<Vec<Range<usize>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut mine = Vec::new();
+                        while let Some(r) = c.next() {
+                            mine.push(r);
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut seen = vec![0u8; 100_000];
+        for r in taken.into_iter().flatten() {
+            assert!(r.len() <= 7 && !r.is_empty());
+            for i in r {
+                seen[i] += 1;
+            }
+        }
+        assert!(seen.iter().all(|&n| n == 1));
     }
 
     #[test]

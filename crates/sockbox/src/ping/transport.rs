@@ -76,7 +76,7 @@ impl IcmpTransport {
             let mut lanes = Vec::with_capacity(s.sockets.len());
             for socket in s.sockets {
                 let rcvbuf = socket.recv_buffer_size().unwrap_or(200 << 10);
-                let window = (rcvbuf / BYTES_PER_REPLY).clamp(BATCH, 64 * BATCH);
+                let window = (rcvbuf / BYTES_PER_REPLY).clamp(BATCH, 32 * BATCH);
                 #[allow(unsafe_code)]
                 // SAFETY: socket2::Socket owns its descriptor, keeps it open
                 // until dropped and always returns the same one from

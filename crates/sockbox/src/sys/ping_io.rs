@@ -209,15 +209,12 @@ const SEND_WAIT_MS: u16 = 1000;
 /// [`BATCH_MAX`] per call. A packet the kernel refuses (no route,
 /// permission…) is recorded in `failed` with its index (plus `base`) and
 /// skipped; when the send buffer is full it waits for room (bounded).
-/// `after_call` runs after each `sendmmsg` that sent something (a sender
-/// thread reads its socket's replies there while they are cache-hot).
 pub fn send_all(
     fd: RawFd,
     packets: &[&[u8]],
     dests: &[Option<SockaddrStorage>],
     base: usize,
     failed: &mut Vec<(usize, io::ErrorKind)>,
-    mut after_call: impl FnMut(),
 ) {
     let n = packets.len().min(dests.len());
     let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH_MAX.min(n.max(1)), None);
@@ -242,10 +239,7 @@ pub fn send_all(
                     return;
                 }
             }
-            Ok(k) => {
-                at += k;
-                after_call();
-            }
+            Ok(k) => at += k,
             Err(nix::errno::Errno::EINTR) => {}
             Err(e) => {
                 failed.push((base + at, io::Error::from(e).kind()));
@@ -267,39 +261,3 @@ fn wait_writable(fd: RawFd) -> bool {
 
 /// Messages per `sendmmsg` call.
 pub const BATCH_MAX: usize = 64;
-
-/// Split `0..n` into `parts` contiguous ranges whose lengths differ by at
-/// most one (the longer ones first). `parts` of 0 counts as 1.
-pub fn split_even(n: usize, parts: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
-    let parts = parts.max(1);
-    let (size, extra) = (n / parts, n % parts);
-    (0..parts).map(move |i| {
-        let lo = i * size + i.min(extra);
-        lo..lo + size + usize::from(i < extra)
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn split_even_covers_everything_once_and_evenly() {
-        for n in [0, 1, 5, 63, 64, 65, 100, 4096, 8191] {
-            for parts in 0..=9 {
-                let ranges: Vec<_> = split_even(n, parts).collect();
-                assert_eq!(ranges.len(), parts.max(1), "n={n} parts={parts}");
-                let mut next = 0;
-                for r in &ranges {
-                    assert_eq!(r.start, next, "contiguous: n={n} parts={parts}");
-                    next = r.end;
-                }
-                assert_eq!(next, n);
-                let min = ranges.iter().map(ExactSizeIterator::len).min().unwrap_or(0);
-                let max = ranges.iter().map(ExactSizeIterator::len).max().unwrap_or(0);
-                assert!(max - min <= 1, "n={n} parts={parts}: {ranges:?}");
-            }
-        }
-        assert_eq!(split_even(5, 2).collect::<Vec<_>>(), vec![0..3, 3..5]);
-    }
-}
