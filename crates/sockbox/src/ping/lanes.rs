@@ -12,7 +12,9 @@
 //! shared counter ([`Chunks`]) and sends them on its own socket, and after
 //! each batch reads that socket's replies into its [`Stash`], so the
 //! receive work is spread over the cores too. The probe id in the payload
-//! matches a reply whatever socket it came in on.
+//! matches a reply whatever socket it came in on. Raw sockets share out
+//! the sending the same way, but only the first one receives (every raw
+//! socket would get a copy of every reply; the others block all input).
 
 use std::io;
 use std::net::IpAddr;
@@ -181,6 +183,9 @@ pub struct Lane {
     pub stash: Stash,
     /// How many replies its receive buffer holds.
     pub window: usize,
+    /// False for a send-only socket (the extra raw sockets): nothing to
+    /// read or wait for.
+    pub receives: bool,
 }
 
 impl Lane {
@@ -201,7 +206,9 @@ impl Lane {
         let fd = self.raw_fd();
         while let Some(r) = chunks.next() {
             send_all(fd, &packets[r.clone()], &dests[r.clone()], r.start, failed);
-            read_into(fd, &mut self.recv, &mut self.stash);
+            if self.receives {
+                read_into(fd, &mut self.recv, &mut self.stash);
+            }
         }
     }
 }

@@ -13,7 +13,7 @@ use sockbox_wire::icmp::Family;
 
 use super::engine::Incoming;
 pub use super::transport::IcmpTransport;
-use crate::sys::ping::{IcmpKind, SocketOptions, open_icmp};
+use crate::sys::ping::{IcmpKind, SocketOptions, make_send_only, open_icmp};
 
 /// Messages per `sendmmsg` / `recvmmsg` call.
 pub const BATCH: usize = 64;
@@ -70,10 +70,11 @@ pub struct FamilySockets {
     pub family: Family,
     /// Datagram or raw.
     pub kind: IcmpKind,
-    /// At least one. Datagram sockets may be several (one per sender
-    /// thread): each gets its own ident from the kernel and so receives the
-    /// replies to what was sent on it. Raw sockets are one per family (each
-    /// would receive a copy of every reply).
+    /// At least one; several when a sweep sends from several threads.
+    /// Each datagram socket gets its own ident from the kernel and so
+    /// receives the replies to what was sent on it. Every raw socket would
+    /// get a copy of every reply, so only the first raw socket receives: the
+    /// others are send-only (their ICMP filter blocks every type).
     pub sockets: Vec<socket2::Socket>,
 }
 
@@ -132,15 +133,19 @@ fn open_family(
         match open_icmp(family, kind, opts) {
             Ok(s) => {
                 let mut sockets = vec![s.socket];
-                if kind == IcmpKind::Dgram {
-                    // More lanes if they open; one is enough to run.
-                    while sockets.len() < lanes.min(MAX_LANES) {
-                        match open_icmp(family, kind, opts) {
-                            Ok(more) => sockets.push(more.socket),
-                            Err(e) => {
-                                tracing::debug!("extra ICMP datagram socket: {e}");
-                                break;
-                            }
+                // More lanes if they open; one is enough to run.
+                while sockets.len() < lanes.min(MAX_LANES) {
+                    let more = open_icmp(family, kind, opts).and_then(|more| {
+                        if kind == IcmpKind::Raw {
+                            make_send_only(&more)?;
+                        }
+                        Ok(more)
+                    });
+                    match more {
+                        Ok(more) => sockets.push(more.socket),
+                        Err(e) => {
+                            tracing::debug!("extra ICMP {} socket: {e}", kind.as_str());
+                            break;
                         }
                     }
                 }
@@ -169,10 +174,10 @@ fn open_family(
 }
 
 /// Open the ICMP sockets of each wanted family: a datagram socket first,
-/// then a raw one (as `choice` allows). With datagram sockets, up to
-/// `lanes` of them (at most [`MAX_LANES`]) so that many probes can be sent
-/// from as many threads ([`IcmpTransport`] splits big sends over them);
-/// pass 1 for a few targets. Synchronous: call it before starting threads.
+/// then a raw one (as `choice` allows), up to `lanes` of that kind (at most
+/// [`MAX_LANES`]) so that many probes can be sent from as many threads
+/// ([`IcmpTransport`] splits big sends over them); pass 1 for a few
+/// targets. Synchronous: call it before starting threads.
 pub fn open(
     choice: SocketChoice,
     want_v4: bool,

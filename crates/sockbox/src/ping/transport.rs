@@ -46,11 +46,13 @@ struct Side {
 }
 
 impl Side {
-    /// Probes one turn may send: each lane gets an even share, and no
-    /// lane's receive buffer may overflow before the replies are read.
+    /// Probes one turn may send: no receiving socket's buffer may
+    /// overflow before its replies are read, whichever sockets the turn's
+    /// batches go out on (each reply comes back to a receiving socket).
     fn window(&self) -> usize {
-        let per_lane = self.lanes.iter().map(|l| l.window).min().unwrap_or(BATCH);
-        per_lane * self.lanes.len().max(1)
+        let receiving = self.lanes.iter().filter(|l| l.receives);
+        let per_lane = receiving.clone().map(|l| l.window).min().unwrap_or(BATCH);
+        per_lane * receiving.count().max(1)
     }
 }
 
@@ -74,7 +76,9 @@ impl IcmpTransport {
         let side = |s: Option<FamilySockets>| -> io::Result<Option<Side>> {
             let Some(s) = s else { return Ok(None) };
             let mut lanes = Vec::with_capacity(s.sockets.len());
-            for socket in s.sockets {
+            for (i, socket) in s.sockets.into_iter().enumerate() {
+                // Extra raw sockets are send-only.
+                let receives = i == 0 || s.kind == IcmpKind::Dgram;
                 let rcvbuf = socket.recv_buffer_size().unwrap_or(200 << 10);
                 let window = (rcvbuf / BYTES_PER_REPLY).clamp(BATCH, 32 * BATCH);
                 #[allow(unsafe_code)]
@@ -91,6 +95,7 @@ impl IcmpTransport {
                     recv: RecvBuffers::new(BATCH, buf_len),
                     stash: Stash::default(),
                     window,
+                    receives,
                 });
             }
             if lanes.is_empty() {
@@ -165,7 +170,7 @@ impl Transport for IcmpTransport {
         let (fam, dgram) = (side.family, side.kind == IcmpKind::Dgram);
         let mut total = 0;
         let mut error = None;
-        for lane in &mut side.lanes {
+        for lane in side.lanes.iter_mut().filter(|l| l.receives) {
             // What the sender thread read first (it arrived earlier).
             total += lane.stash.drain(|r| {
                 f(&Incoming {
@@ -242,7 +247,7 @@ impl Transport for IcmpTransport {
         // and are not Sync.
         let fds: Vec<&AsyncFd<socket2::Socket>> = self
             .sides()
-            .flat_map(|s| s.lanes.iter().map(|l| &l.fd))
+            .flat_map(|s| s.lanes.iter().filter(|l| l.receives).map(|l| &l.fd))
             .collect();
         async move {
             if stashed {

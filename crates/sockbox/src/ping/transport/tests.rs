@@ -16,16 +16,20 @@ use crate::sys::ping::SocketOptions;
 
 const TOKEN: u64 = 0x1a2e_5000_0000_0001;
 
-/// A transport with `lanes` IPv4 datagram sockets, or `None` when the
+/// A transport with `lanes` IPv4 sockets of `choice`, or `None` when the
 /// system does not allow them.
-fn dgram_v4(lanes: usize) -> Option<IcmpTransport> {
+fn v4(choice: SocketChoice, lanes: usize) -> Option<IcmpTransport> {
     let opts = SocketOptions {
         recv_buffer: 4 << 20,
         ..SocketOptions::default()
     };
-    let opened = open(SocketChoice::Dgram, true, false, &opts, lanes);
+    let opened = open(choice, true, false, &opts, lanes);
     let v4 = opened.v4.ok()?;
     Some(IcmpTransport::new(Some(v4), None, 128).unwrap())
+}
+
+fn dgram_v4(lanes: usize) -> Option<IcmpTransport> {
+    v4(SocketChoice::Dgram, lanes)
 }
 
 /// Echo requests to 127.0.x.y, one per sequence number in `seqs`.
@@ -53,9 +57,17 @@ async fn collect(t: &mut IcmpTransport, want: usize) -> (HashSet<u32>, usize) {
     while seen.len() < want && Instant::now() < deadline {
         loop {
             let mut on = |inc: &Incoming<'_>| {
-                let p = Packet::new_checked(inc.bytes).unwrap();
+                let icmp = if inc.ip_header {
+                    &inc.bytes[usize::from(inc.bytes[0] & 0x0f) * 4..]
+                } else {
+                    inc.bytes
+                };
+                let p = Packet::new_checked(icmp).unwrap();
                 assert_eq!(p.message(Family::V4), Message::EchoReply);
-                let seq = probe::read(p.payload(), TOKEN).unwrap();
+                // A raw socket also sees other programs' replies.
+                let Some(seq) = probe::read(p.payload(), TOKEN) else {
+                    return;
+                };
                 let [_, _, hi, lo] = (seq + 1).to_be_bytes();
                 assert_eq!(inc.from, IpAddr::V4(Ipv4Addr::new(127, 0, hi, lo)));
                 if !seen.insert(seq) {
@@ -181,4 +193,40 @@ async fn the_whole_engine_sweeps_loopback_over_two_sockets() {
     assert_eq!(out.counters.duplicates, 0);
     assert_eq!(out.counters.foreign, 0);
     assert!(out.stats.iter().all(|s| s.received == 1 && s.sent == 1));
+}
+
+#[tokio::test]
+async fn extra_raw_sockets_send_but_only_the_first_receives() {
+    // Root only (raw sockets).
+    let Some(mut t) = v4(SocketChoice::Raw, 2) else {
+        return;
+    };
+    assert_eq!(t.kind(Family::V4), Some(IcmpKind::Raw));
+    assert_eq!(t.lanes(Family::V4), 2);
+    {
+        let side = t.v4.as_ref().unwrap();
+        assert!(side.lanes[0].receives && !side.lanes[1].receives);
+        // One receiving socket: its window alone.
+        assert_eq!(t.send_window(), side.lanes[0].window);
+    }
+    let n = 1000;
+    let (packets, dests) = requests(0..n);
+    let refs: Vec<&[u8]> = packets.iter().map(Vec::as_slice).collect();
+    let mut failed = Vec::new();
+    t.send(Family::V4, &refs, &dests, &mut failed).unwrap();
+    assert!(failed.is_empty(), "{failed:?}");
+    // Each reply exactly once: the send-only socket got no copies.
+    let (seen, dups) = collect(&mut t, n as usize).await;
+    assert_eq!(seen.len(), n as usize, "replies lost");
+    assert_eq!(dups, 0);
+    let side = t.v4.as_mut().unwrap();
+    assert!(side.lanes[1].stash.is_empty());
+    let fd = side.lanes[1].raw_fd();
+    let r = crate::sys::ping_io::recv_batch(fd, &mut side.lanes[1].recv, |_| {
+        panic!("the send-only socket received something")
+    });
+    assert_eq!(
+        r.err().map(|e| e.kind()),
+        Some(std::io::ErrorKind::WouldBlock)
+    );
 }
