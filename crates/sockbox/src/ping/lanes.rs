@@ -194,21 +194,38 @@ impl Lane {
         self.fd.get_ref().as_raw_fd()
     }
 
-    /// Send the batches `chunks` hands out until none is left, reading
-    /// the replies that came back after each into the stash.
-    fn send_and_read(
+    /// Send the batches `chunks` hands out until none is left or `cap`
+    /// packets were sent, reading the replies that came back after each
+    /// into the stash.
+    pub fn send_and_read(
         &mut self,
         packets: &[&[u8]],
         dests: &[Option<SockaddrStorage>],
         chunks: &Chunks,
+        cap: usize,
         failed: &mut Vec<(usize, io::ErrorKind)>,
     ) {
         let fd = self.raw_fd();
-        while let Some(r) = chunks.next() {
+        let mut sent = 0;
+        while sent < cap {
+            let Some(r) = chunks.next() else { break };
+            sent += r.len();
             send_all(fd, &packets[r.clone()], &dests[r.clone()], r.start, failed);
             if self.receives {
                 read_into(fd, &mut self.recv, &mut self.stash);
             }
+        }
+    }
+
+    /// Most packets this lane may send in one turn: a receiving socket
+    /// gets the replies to what it sent, and its buffer must hold them
+    /// (for raw sockets the window of the one receiving socket is the
+    /// whole turn's); a send-only socket has no such limit.
+    pub fn cap(&self) -> usize {
+        if self.receives {
+            self.window
+        } else {
+            usize::MAX
         }
     }
 }
@@ -249,7 +266,8 @@ pub fn lanes_for(n: usize, lanes: usize) -> usize {
 /// Send `packets[i]` to `dests[i]` over `lanes`. A send big enough for
 /// several lanes is shared out batch by batch ([`Chunks`]) to one thread
 /// per lane (the calling thread is one of them), each sending on its own
-/// socket and reading that socket's replies into its lane's stash. A small
+/// socket, at most its receive window, and reading that socket's replies
+/// into its lane's stash. A small
 /// send goes out on the first lane from the calling thread, and its replies
 /// are left in the socket. Refused packets are listed in `failed` by index,
 /// in order.
@@ -285,12 +303,14 @@ pub fn send_turn(
             .map(|lane| {
                 scope.spawn(move || {
                     let mut refused = Vec::new();
-                    lane.send_and_read(packets, dests, chunks, &mut refused);
+                    let cap = lane.cap();
+                    lane.send_and_read(packets, dests, chunks, cap, &mut refused);
                     refused
                 })
             })
             .collect();
-        first[0].send_and_read(packets, dests, chunks, failed);
+        let cap = first[0].cap();
+        first[0].send_and_read(packets, dests, chunks, cap, failed);
         for handle in handles {
             if let Ok(refused) = handle.join() {
                 failed.extend(refused);
@@ -300,6 +320,9 @@ pub fn send_turn(
                 tracing::error!("an ICMP sender thread panicked");
             }
         }
+        // More than every lane's cap (a caller past the send window): the
+        // rest goes out here rather than not at all.
+        first[0].send_and_read(packets, dests, chunks, usize::MAX, failed);
     });
     failed.sort_unstable_by_key(|f| f.0);
 }

@@ -230,3 +230,57 @@ async fn extra_raw_sockets_send_but_only_the_first_receives() {
         Some(std::io::ErrorKind::WouldBlock)
     );
 }
+
+#[tokio::test]
+async fn no_datagram_socket_sends_more_than_its_window() {
+    let Some(mut t) = dgram_v4(2) else { return };
+    if t.lanes(Family::V4) < 2 {
+        return;
+    }
+    // Small windows: 64 replies per socket. A 300-probe send is past both
+    // (a caller ignoring send_window): each thread stops at 64, and the
+    // calling thread sends the rest at the end.
+    for lane in &mut t.v4.as_mut().unwrap().lanes {
+        lane.window = 64;
+    }
+    assert_eq!(t.send_window(), 128);
+    let n = 300;
+    let (packets, dests) = requests(0..n);
+    let refs: Vec<&[u8]> = packets.iter().map(Vec::as_slice).collect();
+    let mut failed = Vec::new();
+    t.send(Family::V4, &refs, &dests, &mut failed).unwrap();
+    assert!(failed.is_empty(), "{failed:?}");
+    // The second socket receives only the replies to what it sent.
+    let side = t.v4.as_mut().unwrap();
+    let lane = &mut side.lanes[1];
+    let mut on_second = lane.stash.drain(|_| {});
+    let fd = lane.raw_fd();
+    std::thread::sleep(Duration::from_millis(50));
+    while let Ok(got) = crate::sys::ping_io::recv_batch(fd, &mut lane.recv, |_| {}) {
+        on_second += got;
+    }
+    assert!(on_second <= 64, "{on_second} replies on the second socket");
+    let (seen, _) = collect(&mut t, n as usize - on_second).await;
+    assert_eq!(seen.len() + on_second, n as usize, "replies lost");
+}
+
+#[tokio::test]
+async fn a_lane_stops_taking_batches_at_its_cap() {
+    let Some(mut t) = dgram_v4(1) else { return };
+    let (packets, dests) = requests(0..200);
+    let refs: Vec<&[u8]> = packets.iter().map(Vec::as_slice).collect();
+    let dests: Vec<_> = dests.iter().map(|&a| Some(dest(a))).collect();
+    let chunks = crate::ping::lanes::Chunks::new(200, 64);
+    let lane = &mut t.v4.as_mut().unwrap().lanes[0];
+    assert!(lane.receives);
+    lane.window = 100;
+    assert_eq!(lane.cap(), 100);
+    let mut failed = Vec::new();
+    // 64 sent, under the cap: one more batch; then 128 ≥ 100: stop.
+    lane.send_and_read(&refs, &dests, &chunks, lane.cap(), &mut failed);
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!(chunks.next(), Some(128..192));
+    let (seen, dups) = collect(&mut t, 128).await;
+    assert_eq!(seen, (0..128).collect());
+    assert_eq!(dups, 0);
+}
