@@ -267,10 +267,9 @@ pub fn lanes_for(n: usize, lanes: usize) -> usize {
 /// several lanes is shared out batch by batch ([`Chunks`]) to one thread
 /// per lane (the calling thread is one of them), each sending on its own
 /// socket, at most its receive window, and reading that socket's replies
-/// into its lane's stash. A small
-/// send goes out on the first lane from the calling thread, and its replies
-/// are left in the socket. Refused packets are listed in `failed` by index,
-/// in order.
+/// into its lane's stash. A small send goes out on the first lane from the
+/// calling thread, and its replies are left in the socket. Refused packets
+/// are listed in `failed` by index, in order.
 pub fn send_turn(
     lanes: &mut [Lane],
     packets: &[&[u8]],

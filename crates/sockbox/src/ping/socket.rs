@@ -53,9 +53,10 @@ pub trait Transport {
         8 * BATCH
     }
 
-    /// Read one batch without blocking, handing each message to `f`;
-    /// `Ok(0)` or `WouldBlock` when nothing is waiting. Returns how many
-    /// were read; fewer than [`BATCH`] means the queue is empty.
+    /// Read without blocking (up to one batch per socket of `family`, plus
+    /// anything read meanwhile by sender threads), handing each message to
+    /// `f`; `Ok(0)` or `WouldBlock` when nothing is waiting. Returns how many
+    /// were read; fewer than [`BATCH`] means every queue is empty.
     fn recv(&mut self, family: Family, f: &mut dyn FnMut(&Incoming<'_>)) -> io::Result<usize>;
 
     /// Resolves when a socket may have something to read. After it
