@@ -4,6 +4,7 @@
 
 mod checksum;
 mod lossy;
+mod sweep;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};

@@ -12,7 +12,8 @@ use std::time::Duration;
 use sockbox::Shutdown;
 use sockbox::ping::targets::{self, FamilyPref, Spec, Target};
 use sockbox::ping::{
-    IcmpTransport, Mode, OpenError, PingConfig, PingError, SocketChoice, SocketOptions,
+    FamilySockets, IcmpTransport, Mode, OpenError, PingConfig, PingError, SocketChoice,
+    SocketOptions,
 };
 
 use crate::cmd::runtime;
@@ -344,13 +345,20 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
         || p.targets
             .iter()
             .any(|t| t.name.is_none() && t.addr.is_ipv6());
-    let opened = sockbox::ping::socket::open(p.choice, want_v4, want_v6, &p.opts);
+    // A sweep sends from one thread per core, each on its own datagram
+    // socket (the kernel serializes senders on one socket).
+    let lanes = if p.targets.len() > sockbox::ping::socket::BATCH {
+        std::thread::available_parallelism().map_or(1, usize::from)
+    } else {
+        1
+    };
+    let opened = sockbox::ping::socket::open(p.choice, want_v4, want_v6, &p.opts, lanes);
     if let Err(e) = sockbox::ping::drop_capabilities() {
         tracing::debug!("could not drop capabilities: {e}");
     }
     // One thread: the loop is a single task, and a multi-thread runtime
     // would wake a second thread for every readiness edge of the socket
-    // (sends are spread over threads by the transport itself).
+    // (big sends are spread over threads by the transport itself).
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -432,9 +440,9 @@ async fn resolve(p: &mut Plan) -> Vec<(String, String)> {
 }
 
 fn take_socket(
-    r: Result<sockbox::sys::ping::IcmpSocket, OpenError>,
+    r: Result<FamilySockets, OpenError>,
     needed: bool,
-) -> anyhow::Result<Option<sockbox::sys::ping::IcmpSocket>> {
+) -> anyhow::Result<Option<FamilySockets>> {
     match r {
         Ok(s) => Ok(Some(s)),
         Err(e) if needed && !matches!(e, OpenError::NotWanted) => Err(anyhow::Error::new(e)),

@@ -1,14 +1,16 @@
 //! ICMP echo to many targets (the engine behind `sockbox ping`).
 //!
-//! * one ICMP socket per address family for all targets, the unprivileged
-//!   datagram socket first and a raw socket as fallback ([`socket::open`]);
+//! * the unprivileged datagram socket first and a raw socket as fallback
+//!   ([`socket::open`]); one socket per address family for all targets, or
+//!   for big sweeps on datagram sockets one per core, each sent on by its
+//!   own thread (the kernel serializes senders on one socket);
 //! * every probe carries a per-process random token and a 32-bit sequence
 //!   in its data ([`probe`]), so replies are matched exactly, for any number
 //!   of targets and runs of any length; foreign replies, duplicates, bad
 //!   checksums, late and corrupt replies are counted apart ([`Counters`]);
 //! * round-trip times from kernel receive timestamps (`SO_TIMESTAMPNS`);
-//! * batched `sendmmsg`/`recvmmsg` so a /16 sweep takes a fraction of a
-//!   second.
+//! * batched `sendmmsg`/`recvmmsg`, split over the cores, so a /16 sweep
+//!   takes a fraction of a second.
 //!
 //! The logic is in [`engine`] (no I/O, tested with made-up packets) and
 //! [`driver`] (the async loop, tested against an in-memory network through
@@ -25,6 +27,7 @@ pub mod config;
 pub mod driver;
 pub mod engine;
 pub mod event;
+mod lanes;
 #[cfg(test)]
 mod mock;
 pub mod probe;
@@ -33,6 +36,7 @@ pub mod stats;
 pub mod targets;
 #[cfg(test)]
 mod tests;
+mod transport;
 
 use std::io;
 use std::net::IpAddr;
@@ -46,7 +50,9 @@ pub use engine::{
     ConfigError, Counters, EngineConfig, Event, IcmpError, Incoming, Mode, Observer,
     QueuedIcmpError, Reply,
 };
-pub use socket::{IcmpTransport, OpenError, OpenSockets, SocketChoice, Transport};
+pub use socket::{
+    FamilySockets, IcmpTransport, MAX_LANES, OpenError, OpenSockets, SocketChoice, Transport,
+};
 pub use stats::{Rtt, TargetStats};
 pub use targets::{FamilyPref, Spec, Target};
 
@@ -199,7 +205,7 @@ pub async fn wait_until_up(
     cfg: &WaitConfig,
     shutdown: &Shutdown,
 ) -> Result<Option<Duration>, PingError> {
-    let opened = socket::open(cfg.socket, addr.is_ipv4(), addr.is_ipv6(), &cfg.options);
+    let opened = socket::open(cfg.socket, addr.is_ipv4(), addr.is_ipv6(), &cfg.options, 1);
     let (v4, v6) = if addr.is_ipv4() {
         (Some(opened.v4?), None)
     } else {

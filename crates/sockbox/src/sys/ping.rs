@@ -102,8 +102,8 @@ fn set_int_option(
 /// Set `ICMP_FILTER` on a raw IPv4 socket so the kernel does not even copy
 /// the rest to us (our own looped-back requests, other traffic): the mask
 /// has a bit set for each type to drop.
-fn set_icmp_filter(socket: &Socket) -> io::Result<()> {
-    let keep = RAW_V4_TYPES.iter().fold(0u32, |m, t| m | (1 << t));
+fn set_icmp_filter(socket: &Socket, keep_types: &[u32]) -> io::Result<()> {
+    let keep = keep_types.iter().fold(0u32, |m, t| m | (1 << t));
     let mask: u32 = !keep;
     // SAFETY: setsockopt reads exactly size_of::<u32>() bytes from `mask`,
     // which lives across the call; the descriptor is open.
@@ -134,9 +134,9 @@ const ICMP6_FILTER: libc::c_int = 1;
 
 /// Set `ICMP6_FILTER` on a raw IPv6 socket: 256 bits, a set bit blocks
 /// that type (Linux semantics).
-fn set_icmp6_filter(socket: &Socket) -> io::Result<()> {
+fn set_icmp6_filter(socket: &Socket, keep_types: &[u32]) -> io::Result<()> {
     let mut filter = [u32::MAX; 8];
-    for t in RAW_V6_TYPES {
+    for &t in keep_types {
         filter[(t >> 5) as usize] &= !(1 << (t & 31));
     }
     // SAFETY: setsockopt reads the 32-byte filter, which lives across the
@@ -178,7 +178,7 @@ pub fn open_icmp(family: Family, kind: IcmpKind, opts: &SocketOptions) -> io::Re
                 // ICMP errors about our probes arrive on the error queue.
                 setsockopt(&socket, sockopt::Ipv4RecvErr, &true).map_err(io::Error::from)?;
             } else {
-                set_icmp_filter(&socket)?;
+                set_icmp_filter(&socket, &RAW_V4_TYPES)?;
             }
             if let Some(ttl) = opts.ttl {
                 socket.set_ttl_v4(ttl)?;
@@ -197,7 +197,7 @@ pub fn open_icmp(family: Family, kind: IcmpKind, opts: &SocketOptions) -> io::Re
             if kind == IcmpKind::Dgram {
                 setsockopt(&socket, sockopt::Ipv6RecvErr, &true).map_err(io::Error::from)?;
             } else {
-                set_icmp6_filter(&socket)?;
+                set_icmp6_filter(&socket, &RAW_V6_TYPES)?;
             }
             if let Some(ttl) = opts.ttl {
                 socket.set_unicast_hops_v6(ttl)?;
@@ -231,6 +231,25 @@ pub fn open_icmp(family: Family, kind: IcmpKind, opts: &SocketOptions) -> io::Re
         family,
         kind,
     })
+}
+
+/// Make an open raw socket send-only: its ICMP filter blocks every type,
+/// so the kernel never copies a message to it (every raw ICMP socket would
+/// otherwise get its own copy of every reply), and its receive buffer is
+/// shrunk to the minimum. More raw sockets can then share the sending.
+pub fn make_send_only(s: &IcmpSocket) -> io::Result<()> {
+    if s.kind != IcmpKind::Raw {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "only raw ICMP sockets can be made send-only",
+        ));
+    }
+    match s.family {
+        Family::V4 => set_icmp_filter(&s.socket, &[])?,
+        Family::V6 => set_icmp6_filter(&s.socket, &[])?,
+    }
+    // The kernel rounds this up to its minimum.
+    s.socket.set_recv_buffer_size(0)
 }
 
 /// The Linux capability ABI (`_LINUX_CAPABILITY_VERSION_3`).
@@ -301,6 +320,8 @@ pub fn capabilities() -> io::Result<(u64, u64)> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::io::Read;
+
     use super::*;
 
     #[test]
@@ -323,5 +344,55 @@ mod tests {
         assert_eq!(s.socket.ttl_v4().unwrap(), 7);
         assert!(s.socket.recv_buffer_size().unwrap() >= 1 << 16);
         assert!(nix::sys::socket::getsockopt(&s.socket, sockopt::ReceiveTimestampns).unwrap());
+    }
+
+    #[test]
+    fn a_send_only_raw_socket_receives_nothing() {
+        // Root only (raw sockets); elsewhere there is nothing to test.
+        let opts = SocketOptions::default();
+        let Ok(listener) = open_icmp(Family::V4, IcmpKind::Raw, &opts) else {
+            return;
+        };
+        let sender = open_icmp(Family::V4, IcmpKind::Raw, &opts).unwrap();
+        make_send_only(&sender).unwrap();
+        assert!(sender.socket.recv_buffer_size().unwrap() < 64 << 10);
+        // An echo request to 127.0.0.1 from the send-only socket: its
+        // reply reaches the ordinary raw socket, never the send-only one.
+        let mut req = [8u8, 0, 0, 0, 0x12, 0x34, 0, 1, b'p', b'i', b'n', b'g'];
+        let sum = sockbox_wire::checksum::checksum(&req);
+        req[2..4].copy_from_slice(&sum.to_be_bytes());
+        let to: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        sender.socket.send_to(&req, &to.into()).unwrap();
+        listener.socket.set_nonblocking(false).unwrap();
+        listener
+            .socket
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .unwrap();
+        let mut got_reply = false;
+        let mut buf = [0u8; 256];
+        for _ in 0..16 {
+            let Ok(n) = (&listener.socket).read(&mut buf) else {
+                break;
+            };
+            let bytes = &buf[..n];
+            let ihl = usize::from(bytes[0] & 0x0f) * 4;
+            if bytes[ihl] == 0 && bytes[ihl + 4..ihl + 6] == [0x12, 0x34] {
+                got_reply = true;
+                break;
+            }
+        }
+        assert!(got_reply, "the reply did not reach the ordinary raw socket");
+        let r = (&sender.socket).read(&mut buf);
+        assert_eq!(
+            r.map_err(|e| e.kind()).err(),
+            Some(io::ErrorKind::WouldBlock),
+            "the send-only socket received something"
+        );
+        let dgram = IcmpSocket {
+            socket: Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap(),
+            family: Family::V4,
+            kind: IcmpKind::Dgram,
+        };
+        assert!(make_send_only(&dgram).is_err());
     }
 }

@@ -1,6 +1,6 @@
 //! Batched I/O on the ping engine's ICMP sockets: `recvmmsg` with kernel
 //! timestamps and TTL control messages, the `IP_RECVERR` error queue of
-//! datagram sockets, and `sendmmsg` (optionally from several threads).
+//! datagram sockets, and `sendmmsg`.
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
@@ -261,50 +261,3 @@ fn wait_writable(fd: RawFd) -> bool {
 
 /// Messages per `sendmmsg` call.
 pub const BATCH_MAX: usize = 64;
-
-/// Like [`send_all`], split over `threads` threads that share the socket
-/// (Linux processes a looped-back probe and its reply on the sending CPU,
-/// so parallel senders scale a local sweep). Small sends stay on the
-/// calling thread.
-pub fn send_all_parallel(
-    fd: RawFd,
-    packets: &[&[u8]],
-    dests: &[Option<SockaddrStorage>],
-    threads: usize,
-    failed: &mut Vec<(usize, io::ErrorKind)>,
-) {
-    let n = packets.len().min(dests.len());
-    let threads = threads.clamp(1, 8).min(n.div_ceil(BATCH_MAX)).max(1);
-    if threads == 1 {
-        send_all(fd, &packets[..n], &dests[..n], 0, failed);
-        return;
-    }
-    let chunk = n.div_ceil(threads);
-    std::thread::scope(|scope| {
-        let mut handles = Vec::new();
-        for t in 1..threads {
-            let lo = (t * chunk).min(n);
-            let hi = ((t + 1) * chunk).min(n);
-            let (p, d) = (&packets[lo..hi], &dests[lo..hi]);
-            handles.push(scope.spawn(move || {
-                let mut f = Vec::new();
-                send_all(fd, p, d, lo, &mut f);
-                f
-            }));
-        }
-        send_all(
-            fd,
-            &packets[..chunk.min(n)],
-            &dests[..chunk.min(n)],
-            0,
-            failed,
-        );
-        for h in handles {
-            match h.join() {
-                Ok(f) => failed.extend(f),
-                Err(_) => failed.push((0, io::ErrorKind::Other)),
-            }
-        }
-    });
-    failed.sort_unstable_by_key(|f| f.0);
-}

@@ -67,7 +67,9 @@ pub struct Printer {
     style: Style,
     out: BufWriter<Stdout>,
     targets: Vec<Target>,
-    width: usize,
+    /// Width of the longest name (fping pads names to it), computed when
+    /// first needed: a plain sweep never needs it.
+    width: std::cell::OnceCell<usize>,
     live: Vec<Live>,
     columns: Vec<Vec<Option<Duration>>>,
     count: Option<u32>,
@@ -87,15 +89,6 @@ impl Printer {
         cfg: &PingConfig,
         kinds: (Option<IcmpKind>, Option<IcmpKind>),
     ) -> Self {
-        let width = targets
-            .iter()
-            .map(|t| {
-                t.name
-                    .as_ref()
-                    .map_or_else(|| t.addr.to_string().len(), |n| n.len())
-            })
-            .max()
-            .unwrap_or(0);
         let count = match cfg.mode {
             Mode::Count(n) => Some(n),
             _ => None,
@@ -131,7 +124,7 @@ impl Printer {
             out: BufWriter::with_capacity(64 * 1024, io::stdout()),
             live,
             targets,
-            width,
+            width: std::cell::OnceCell::new(),
             columns,
             count,
             payload: cfg.payload_len,
@@ -220,7 +213,18 @@ impl Printer {
     }
 
     fn fping_name(&self, i: usize) -> String {
-        format!("{:<w$}", self.name(i), w = self.width)
+        let width = *self.width.get_or_init(|| {
+            self.targets
+                .iter()
+                .map(|t| {
+                    t.name
+                        .as_ref()
+                        .map_or_else(|| t.addr.to_string().len(), |n| n.len())
+                })
+                .max()
+                .unwrap_or(0)
+        });
+        format!("{:<width$}", self.name(i))
     }
 
     /// Nothing could be pinged (every name failed).
@@ -377,13 +381,23 @@ impl Printer {
             return;
         };
         let i = target as usize;
-        let name = self.name(i);
         if only_alive || only_unreach {
             if (alive && only_alive) || (!alive && only_unreach) {
-                self.line(&name);
+                // Written straight into the buffer: a sweep prints 10^5 of these.
+                if self.write_error.is_none() {
+                    let t = &self.targets[i];
+                    let r = match &t.name {
+                        Some(n) => writeln!(self.out, "{n}"),
+                        None => writeln!(self.out, "{}", t.addr),
+                    };
+                    if let Err(e) = r {
+                        self.failed(e);
+                    }
+                }
             }
             return;
         }
+        let name = self.name(i);
         if quiet || self.count.is_some() {
             return;
         }
