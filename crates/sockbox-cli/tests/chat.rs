@@ -477,3 +477,38 @@ fn stdin_operator_takes_part() {
     drop(stdin);
     assert_eq!(srv.sigterm(), 0);
 }
+
+/// Regression: `--stdin --nick 'bad nick'` was accepted and shown raw as
+/// `<bad nick> …`; now it is a usage error naming the flag.
+#[test]
+fn invalid_operator_nick_exits_2() {
+    for nick in ["bad nick", "1st", "\x1b[2J"] {
+        let out = sockbox_std()
+            .args(["chat", "127.0.0.1", "0", "--stdin", "--nick", nick])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{nick:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("--nick"), "{err}");
+    }
+}
+
+/// Regression: `--idle-timeout 2` (plain seconds, as every other duration
+/// flag takes) was refused with "time unit needed", and a huge value such
+/// as 1000000000y was accepted.
+#[test]
+fn idle_timeout_takes_plain_seconds_and_refuses_huge_values() {
+    let out = sockbox_std()
+        .args(["chat", "127.0.0.1", "0", "--idle-timeout", "1000000000y"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let srv = Server::start("chat", &["--idle-timeout", "1"]);
+    let mut a = Client::connect(srv.addr);
+    assert!(a.line().starts_with("*** welcome"));
+    let started = Instant::now();
+    assert_eq!(a.line(), "*** idle for 1s, disconnecting");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

@@ -461,3 +461,15 @@ fn pack_and_unpack_bad_inputs_exit_2_with_one_line() {
         &["/nonexistent/x.bin"],
     );
 }
+
+/// Regression: a non-breaking space (a copy-paste accident) in a format made
+/// `pack`/`unpack` panic inside the whitespace skipper instead of exiting 2.
+#[test]
+fn pack_format_with_non_ascii_space_exits_2_not_a_panic() {
+    fails_with(&["pack", "C\u{a0}C", "1", "2"], &["unknown", "position 1"]);
+    fails_with(
+        &["pack", "<h\u{3000}h", "1", "2"],
+        &["unknown", "position 2"],
+    );
+    fails_with(&["unpack", "n\u{a0}", "--hex", "0102"], &["unknown"]);
+}

@@ -91,8 +91,8 @@ pub struct ServerArgs {
     /// Bytes that may wait for one client before it is disconnected as too slow.
     #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = parse_size)]
     pub queue_limit: usize,
-    /// Disconnect a client that sends nothing for this long (e.g. 30s, 10m).
-    #[arg(short = 'i', long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    /// Disconnect a client that sends nothing for this long (seconds, or e.g. 30s, 10m; at most a year).
+    #[arg(short = 'i', long, value_name = "DURATION", value_parser = crate::input::duration)]
     pub idle_timeout: Option<Duration>,
     /// Read each client at most this fast: lines per second (chat) or bytes per second (broker).
     /// Faster clients are slowed down, not dropped.
@@ -129,6 +129,10 @@ pub struct ServerArgs {
 
 /// Run `sockbox chat`.
 pub fn run(a: &Args) -> anyhow::Result<u8> {
+    if a.stdin {
+        sockbox::chat::command::validate_nick(a.nick.as_bytes())
+            .map_err(|e| usage(format!("--nick {:?}: {e}", a.nick)))?;
+    }
     let setup = Setup::new(&a.listen, &a.server, Mode::Chat, a.max_line)?;
     let stdin = a.stdin.then(|| a.nick.clone());
     serve_with(&a.daemon, tracing::Level::INFO, move |ctx| {

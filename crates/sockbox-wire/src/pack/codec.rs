@@ -213,7 +213,7 @@ fn encode_one(item: &Item, v: &Value, out: &mut Vec<u8>) -> Result<(), Error> {
             match size {
                 2 => {
                     let h = f64_to_f16(x).ok_or_else(|| {
-                        out_of_range(item, x.to_string(), "half float: ±65504".into())
+                        out_of_range(item, format!("{x:?}"), "half float: ±65504".into())
                     })?;
                     put(out, &h.to_be_bytes(), endian);
                 }
@@ -222,8 +222,8 @@ fn encode_one(item: &Item, v: &Value, out: &mut Vec<u8>) -> Result<(), Error> {
                     if f.is_infinite() && x.is_finite() {
                         return Err(out_of_range(
                             item,
-                            x.to_string(),
-                            format!("32-bit float: ±{}", f32::MAX),
+                            format!("{x:?}"),
+                            format!("32-bit float: ±{:?}", f32::MAX),
                         ));
                     }
                     put(out, &f.to_be_bytes(), endian);

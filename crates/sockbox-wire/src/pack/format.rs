@@ -191,8 +191,14 @@ impl Cursor<'_> {
         Some((pos, c))
     }
 
+    /// Skip ASCII whitespace (as Python's struct does). Other Unicode
+    /// spaces (U+00A0, U+3000…) are not skipped: they are reported as
+    /// unknown codes, like any other stray character.
     fn skip_ws(&mut self) {
-        while self.peek().is_some_and(char::is_whitespace) {
+        while self
+            .peek()
+            .is_some_and(|c| matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c'))
+        {
             self.at += 1;
         }
     }

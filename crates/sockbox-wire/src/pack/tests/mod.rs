@@ -270,6 +270,26 @@ fn parse_errors_name_code_and_position() {
     ));
 }
 
+/// Regression: a non-ASCII space (U+00A0, U+3000, U+0085) in a format made
+/// the whitespace skipper step into the middle of the character and panic.
+#[test]
+fn non_ascii_space_in_format_is_an_unknown_code_not_a_panic() {
+    for (fmt, code, pos) in [
+        ("C\u{a0}C", '\u{a0}', 1),
+        ("<h\u{3000}h", '\u{3000}', 2),
+        ("n\u{85}", '\u{85}', 1),
+    ] {
+        let e = Format::parse(fmt).unwrap_err();
+        assert!(
+            matches!(e, Error::UnknownCode { code: c, pos: p, .. } if c == code && p == pos),
+            "{fmt:?}: {e}"
+        );
+    }
+    // ASCII whitespace, \v and \f included, is still skipped.
+    assert_eq!(pack("C \t\n\r\x0b\x0cC", &[i(1), i(2)]).unwrap(), [1, 2]);
+    assert_eq!(pack("< h h", &[i(1), i(2)]).unwrap(), [1, 0, 2, 0]);
+}
+
 #[test]
 fn out_of_range_is_an_error_naming_value_and_code() {
     let e = pack("C", &[i(256)]).unwrap_err();
@@ -294,6 +314,17 @@ fn out_of_range_is_an_error_naming_value_and_code() {
         pack("<f", &[Value::Float(1e39)]),
         Err(Error::OutOfRange { code: 'f', .. })
     ));
+    // Regression: the message spelled 1e300 out in 301 digits.
+    assert_eq!(
+        pack("<f", &[Value::Float(3.5e38)]).unwrap_err().to_string(),
+        "value 3.5e38 does not fit code 'f' at position 1 (32-bit float: ±3.4028235e38)"
+    );
+    assert!(
+        pack("<e", &[Value::Float(1e300)])
+            .unwrap_err()
+            .to_string()
+            .starts_with("value 1e300 does not fit")
+    );
     // Infinity itself is representable.
     assert_eq!(
         p("<f", &[Value::Float(f64::INFINITY)]),
