@@ -27,11 +27,16 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use rustls::server::ParsedCertificate;
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, OtherError, RootCertStore, ServerConfig,
+    SignatureScheme,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub use tokio_rustls::client::TlsStream as ClientTlsStream;
@@ -85,7 +90,7 @@ pub enum TlsError {
     #[error("{0:?} is not a valid TLS server name (give a DNS name or IP address)")]
     ServerName(String),
     /// The TLS handshake failed.
-    #[error("TLS handshake with {peer} failed: {source}")]
+    #[error("TLS handshake with {peer} failed: {source}{hint}", hint = handshake_hint(.source))]
     Handshake {
         /// Host name or address of the other side.
         peer: String,
@@ -167,29 +172,128 @@ impl ClientTls {
                     algorithms: provider.signature_verification_algorithms,
                 }))
                 .with_no_client_auth()
-        } else {
+        } else if let Some(ca) = &self.ca {
+            let pinned = load_certs(ca, "CA certificate")?;
+            let roots = Self::roots(pinned.clone(), ca.display().to_string())?;
+            let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| TlsError::ClientConfig(rustls::Error::General(e.to_string())))?;
             builder
-                .with_root_certificates(self.roots()?)
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(TrustFile { inner, pinned }))
                 .with_no_client_auth()
+        } else {
+            let found = rustls_native_certs::load_native_certs();
+            let roots = Self::roots(found.certs, "the system certificate store".to_owned())?;
+            builder.with_root_certificates(roots).with_no_client_auth()
         };
         Ok(TlsConnector::from(Arc::new(config)))
     }
 
-    fn roots(&self) -> Result<RootCertStore, TlsError> {
+    /// The usable roots among `certs` (from `source`, for the error).
+    fn roots(
+        certs: Vec<CertificateDer<'static>>,
+        source: String,
+    ) -> Result<RootCertStore, TlsError> {
         let mut roots = RootCertStore::empty();
-        let source = if let Some(ca) = &self.ca {
-            let certs = load_certs(ca, "CA certificate")?;
-            roots.add_parsable_certificates(certs);
-            ca.display().to_string()
-        } else {
-            let found = rustls_native_certs::load_native_certs();
-            roots.add_parsable_certificates(found.certs);
-            "the system certificate store".to_owned()
-        };
+        roots.add_parsable_certificates(certs);
         if roots.is_empty() {
             return Err(TlsError::NoRoots(source));
         }
         Ok(roots)
+    }
+}
+
+/// What to suggest after a failed handshake: when the server's certificate
+/// was refused, how to trust it.
+fn handshake_hint(source: &io::Error) -> &'static str {
+    match source
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+        )) => {
+            " (connect by a name the certificate lists; --tls-insecure skips the check, for testing only)"
+        }
+        Some(rustls::Error::InvalidCertificate(_)) => {
+            " (trust the server's certificate or its CA with --tls-ca FILE; --tls-insecure skips the check, for testing only)"
+        }
+        _ => "",
+    }
+}
+
+/// `--tls-ca FILE`: the usual chain check against the file's certificates,
+/// plus the one case OpenSSL accepts and webpki refuses: the server presents
+/// exactly a certificate from FILE that is marked as a CA, which is what
+/// `openssl req -x509 -newkey …` makes by default. webpki checked its
+/// validity dates before refusing it; the host name is checked here.
+struct TrustFile {
+    inner: Arc<WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl fmt::Debug for TrustFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrustFile")
+            .field("pinned", &self.pinned.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// True when webpki refused a certificate only for being a CA.
+fn is_ca_used_as_end_entity(e: &OtherError) -> bool {
+    e.0.downcast_ref::<webpki::Error>() == Some(&webpki::Error::CaUsedAsEndEntity)
+}
+
+impl ServerCertVerifier for TrustFile {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(CertificateError::Other(e)))
+                if is_ca_used_as_end_entity(&e)
+                    && self
+                        .pinned
+                        .iter()
+                        .any(|c| c.as_ref() == end_entity.as_ref()) =>
+            {
+                let cert = ParsedCertificate::try_from(end_entity)?;
+                rustls::client::verify_server_name(&cert, server_name)?;
+                Ok(ServerCertVerified::assertion())
+            }
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
     }
 }
 
@@ -305,11 +409,26 @@ pub(crate) mod testcert {
     pub fn write() -> Files {
         let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
         let ck = rcgen::generate_simple_self_signed(names).expect("rcgen");
+        save(&ck.cert.pem(), &ck.signing_key.serialize_pem())
+    }
+
+    /// A self-signed certificate marked as a CA (basicConstraints CA:TRUE),
+    /// as `openssl req -x509 -newkey rsa:2048 -nodes …` makes by default.
+    pub fn write_ca() -> Files {
+        let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+        let mut params = rcgen::CertificateParams::new(names).expect("params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = params.self_signed(&key).expect("self-signed");
+        save(&cert.pem(), &key.serialize_pem())
+    }
+
+    fn save(cert_pem: &str, key_pem: &str) -> Files {
         let dir = tempfile::tempdir().expect("tempdir");
         let cert = dir.path().join("cert.pem");
         let key = dir.path().join("key.pem");
-        std::fs::write(&cert, ck.cert.pem()).expect("write cert");
-        std::fs::write(&key, ck.signing_key.serialize_pem()).expect("write key");
+        std::fs::write(&cert, cert_pem).expect("write cert");
+        std::fs::write(&key, key_pem).expect("write key");
         Files { dir, cert, key }
     }
 }
@@ -399,6 +518,58 @@ mod tests {
         let mut back = [0u8; 5];
         tls.read_exact(&mut back).await.unwrap();
         assert_eq!(&back, b"12345");
+        task.await.unwrap();
+    }
+
+    /// Regression: a self-signed certificate made the usual OpenSSL way is
+    /// marked as a CA, and `--tls-ca` with that very file was refused with
+    /// "Other(OtherError(CaUsedAsEndEntity))". Now the exact certificate
+    /// from the file is trusted (name still checked); other CA-marked
+    /// certificates are still refused, with a hint how to trust them.
+    #[tokio::test]
+    async fn ca_marked_self_signed_cert_is_trusted_when_given_with_tls_ca() {
+        let files = testcert::write_ca();
+        let server = ServerTls {
+            cert: files.cert.clone(),
+            key: files.key.clone(),
+        };
+        let trusting = ClientTls {
+            ca: Some(files.cert.clone()),
+            insecure: false,
+        }
+        .connector()
+        .unwrap();
+        let (addr, task) = echo_once(server.acceptor().unwrap()).await;
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let mut tls = connect(&trusting, "localhost", tcp).await.unwrap();
+        tls.write_all(b"hello").await.unwrap();
+        let mut back = [0u8; 5];
+        tls.read_exact(&mut back).await.unwrap();
+        assert_eq!(&back, b"hello");
+        task.await.unwrap();
+
+        // The name must still match.
+        let (addr, task) = echo_once(server.acceptor().unwrap()).await;
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let err = connect(&trusting, "other.example", tcp).await.unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("not valid for name"), "{msg}");
+        assert!(msg.contains("a name the certificate lists"), "{msg}");
+        task.await.unwrap();
+
+        // A different CA-marked certificate in the file is no licence.
+        let other = testcert::write_ca();
+        let stranger = ClientTls {
+            ca: Some(other.cert.clone()),
+            insecure: false,
+        }
+        .connector()
+        .unwrap();
+        let (addr, task) = echo_once(server.acceptor().unwrap()).await;
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let err = connect(&stranger, "localhost", tcp).await.unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("--tls-ca FILE"), "{msg}");
         task.await.unwrap();
     }
 
