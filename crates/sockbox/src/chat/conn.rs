@@ -16,7 +16,7 @@ use super::hub::{AnnounceKind, Hub, JoinError, Member};
 use super::line::{LineBuffer, escape, escape_into};
 use super::outbox::{Close, Push, Take};
 use super::rate::Bucket;
-use super::server::Shared;
+use super::server::{self, Shared};
 use super::{ChatEvent, Mode};
 
 /// Bytes asked for per read.
@@ -91,16 +91,8 @@ pub(crate) async fn serve<R, W>(
     let (nick, online) = match shared.hub.join(member.clone(), nick.as_deref(), welcome) {
         Ok(joined) => joined,
         Err(e) => {
-            if let JoinError::Full(max) = e {
-                cfg.stats.refused();
-                shared.event(&ChatEvent::Refused {
-                    peer,
-                    reason: "full".into(),
-                });
-                let mut w = writer;
-                let msg = format!("*** server full ({max} clients), try again later\n");
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(1), w.write_all(msg.as_bytes())).await;
+            if matches!(e, JoinError::Full(_)) {
+                server::refuse_full(&shared, peer, writer).await;
             }
             return;
         }
@@ -275,7 +267,10 @@ impl Session {
                     .await
                     .map_err(|_| {
                         let idle = humanize(d);
-                        self.notice(&format!("*** idle for {idle}, disconnecting"));
+                        // The broker adds nothing to the byte stream.
+                        if self.shared.config.mode == Mode::Chat {
+                            self.notice(&format!("*** idle for {idle}, disconnecting"));
+                        }
                         format!("idle for {idle}")
                     }),
                 None => Ok(reader.read_chunk(buf).await),

@@ -454,6 +454,43 @@ async fn broker_fans_out_raw_bytes() {
     assert_eq!(c.rest().await, "x");
 }
 
+/// Regression: a client refused by a full broker, or timed out as idle, got
+/// the chat's text notices ("*** server full …", "*** idle for …") as if
+/// they were data from another client.
+#[tokio::test]
+async fn broker_refuses_and_times_out_without_adding_bytes() {
+    let srv = Server::start(ChatConfig {
+        mode: Mode::Broker,
+        max_clients: 1,
+        idle_timeout: Some(Duration::from_millis(300)),
+        ..ChatConfig::default()
+    })
+    .await;
+    let mut a = Client::connect(srv.addr).await;
+    for _ in 0..100 {
+        if srv.events.lock().unwrap().len() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut b = Client::connect(srv.addr).await;
+    assert_eq!(b.rest().await, "");
+    // a stays silent and is timed out: the connection just closes.
+    assert_eq!(a.rest().await, "");
+    let ev = srv.events.lock().unwrap().clone();
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, ChatEvent::Refused { reason, .. } if reason == "full")),
+        "{ev:?}"
+    );
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, ChatEvent::Leave { reason, .. } if reason.starts_with("idle"))),
+        "{ev:?}"
+    );
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn operator_participates_through_any_stream() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
