@@ -284,18 +284,19 @@ fn hexdump_bad_inputs_exit_2_naming_the_input() {
 
 // ---- pack / unpack ----
 
+/// Run sockbox with `args`; expect success and exactly `want` on stdout.
+fn prints(args: &[&str], want: &[u8]) {
+    sockbox()
+        .args(args)
+        .assert()
+        .success()
+        .stdout(want.to_vec());
+}
+
 #[test]
 fn pack_seed_int2string_is_aa() {
-    sockbox()
-        .args(["pack", "v", "16705"])
-        .assert()
-        .success()
-        .stdout("AA");
-    sockbox()
-        .args(["pack", "<H", "16705"])
-        .assert()
-        .success()
-        .stdout("AA");
+    prints(&["pack", "v", "16705"], b"AA");
+    prints(&["pack", "<H", "16705"], b"AA");
 }
 
 #[test]
@@ -315,72 +316,55 @@ fn pack_hex_output_both_dialects_and_negative_values() {
     for (args, want) in cases {
         let mut full = vec!["pack", "--hex"];
         full.extend_from_slice(args);
-        sockbox().args(&full).assert().success().stdout(*want);
+        prints(&full, want.as_bytes());
     }
 }
 
 #[test]
 fn pack_escapes_and_raw_bytes() {
-    sockbox()
-        .args(["pack", "-e", "a*", "A\\x00\\t\\\\"])
-        .assert()
-        .success()
-        .stdout(&b"A\x00\t\\"[..]);
-    sockbox()
-        .args(["pack", "a*", "A\\x00"])
-        .assert()
-        .success()
-        .stdout("A\\x00");
+    prints(&["pack", "-e", "a*", "A\\x00\\t\\\\"], b"A\x00\t\\");
+    prints(&["pack", "a*", "A\\x00"], b"A\\x00");
 }
 
 #[test]
 fn unpack_text_json_named_and_records() {
-    sockbox()
-        .args(["unpack", "v", "--hex", "4141"])
-        .assert()
-        .success()
-        .stdout("16705\n");
-    sockbox()
-        .args(["unpack", "nport/Cttl", "--hex", "1f9040"])
-        .assert()
-        .success()
-        .stdout("port=8080\tttl=64\n");
-    sockbox()
-        .args([
-            "unpack",
-            "nport/Cttl/a*msg",
-            "--hex",
-            "1f904068690a",
-            "--json",
-        ])
-        .assert()
-        .success()
-        .stdout("{\"port\":8080,\"ttl\":64,\"msg\":\"hi\\n\"}\n");
-    sockbox()
-        .args(["unpack", "<hf?", "--hex", "feff0000c03f01", "--json"])
-        .assert()
-        .success()
-        .stdout("[-2,1.5,true]\n");
-    sockbox()
-        .args(["unpack", "a*", "--hex", "41ff", "--json"])
-        .assert()
-        .success()
-        .stdout("[{\"hex\":\"41ff\"}]\n");
-    sockbox()
-        .args(["unpack", "a*", "--hex", "41ff0a"])
-        .assert()
-        .success()
-        .stdout("A\\xff\\n\n");
-    sockbox()
-        .args(["unpack", "--records", "<HB", "--hex", "010009020008"])
-        .assert()
-        .success()
-        .stdout("1\t9\n2\t8\n");
-    sockbox()
-        .args(["unpack", "<d", "--json", "--hex", "000000000000f07f"])
-        .assert()
-        .success()
-        .stdout("[\"inf\"]\n");
+    let cases: &[(&[&str], &str)] = &[
+        (&["unpack", "v", "--hex", "4141"], "16705\n"),
+        (
+            &["unpack", "nport/Cttl", "--hex", "1f9040"],
+            "port=8080\tttl=64\n",
+        ),
+        (
+            &[
+                "unpack",
+                "nport/Cttl/a*msg",
+                "--hex",
+                "1f904068690a",
+                "--json",
+            ],
+            "{\"port\":8080,\"ttl\":64,\"msg\":\"hi\\n\"}\n",
+        ),
+        (
+            &["unpack", "<hf?", "--hex", "feff0000c03f01", "--json"],
+            "[-2,1.5,true]\n",
+        ),
+        (
+            &["unpack", "a*", "--hex", "41ff", "--json"],
+            "[{\"hex\":\"41ff\"}]\n",
+        ),
+        (&["unpack", "a*", "--hex", "41ff0a"], "A\\xff\\n\n"),
+        (
+            &["unpack", "--records", "<HB", "--hex", "010009020008"],
+            "1\t9\n2\t8\n",
+        ),
+        (
+            &["unpack", "<d", "--json", "--hex", "000000000000f07f"],
+            "[\"inf\"]\n",
+        ),
+    ];
+    for (args, want) in cases {
+        prints(args, want.as_bytes());
+    }
 }
 
 #[test]
