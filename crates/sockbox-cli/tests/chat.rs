@@ -35,9 +35,15 @@ impl Server {
         Self::spawn(cmd, args.contains(&"--json"))
     }
 
-    fn spawn(mut cmd: std::process::Command, json: bool) -> Self {
+    fn spawn(cmd: std::process::Command, json: bool) -> Self {
+        Self::spawn_with_stdin(cmd, json, Stdio::null())
+    }
+
+    /// Start the server with `stdin` (piped for `--stdin`), and wait until it
+    /// reports its address (a JSON event with `json`, else a log line).
+    fn spawn_with_stdin(mut cmd: std::process::Command, json: bool, stdin: Stdio) -> Self {
         let mut child = cmd
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -425,41 +431,11 @@ fn accept_backs_off_on_emfile() {
 /// `--stdin`: the operator's terminal is a participant.
 #[test]
 fn stdin_operator_takes_part() {
-    let mut child = sockbox_std()
-        .args(["chat", "127.0.0.1", "0", "--stdin", "--nick", "op"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = Arc::new(Mutex::new(Vec::new()));
-    let stdout = Arc::new(Mutex::new(Vec::new()));
-    collect(child.stderr.take().unwrap(), stderr.clone());
-    collect(child.stdout.take().unwrap(), stdout.clone());
-    let mut stdin = child.stdin.take().unwrap();
-    let mut srv = Server {
-        child,
-        addr: "127.0.0.1:1".parse().unwrap(),
-        stderr: stderr.clone(),
-        stdout: stdout.clone(),
-    };
-    assert!(wait_until(10.0, || {
-        stderr
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains("listening on "))
-    }));
-    let addr: SocketAddr = stderr
-        .lock()
-        .unwrap()
-        .iter()
-        .find_map(|l| l.split("listening on ").nth(1).map(str::to_owned))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    srv.addr = addr;
+    let mut cmd = sockbox_std();
+    cmd.args(["chat", "127.0.0.1", "0", "--stdin", "--nick", "op"]);
+    let mut srv = Server::spawn_with_stdin(cmd, false, Stdio::piped());
+    let mut stdin = srv.child.stdin.take().unwrap();
+    let (addr, stdout) = (srv.addr, srv.stdout.clone());
     let mut a = Client::connect(addr);
     assert!(a.line().starts_with("*** welcome, you are user"));
     stdin.write_all(b"hello from the console\n").unwrap();

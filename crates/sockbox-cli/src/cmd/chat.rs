@@ -294,23 +294,11 @@ fn parse_listen(v: &[String]) -> anyhow::Result<(SocketAddr, Option<SocketAddr>)
     Ok((addr, None))
 }
 
-/// `8192`, `8k`, `8KiB`, `1M`, `1MiB`, `2G`.
+/// A byte count or rate for the chat and broker flags (`8192`, `8k`,
+/// `8KiB`, `1MiB`): [`crate::input::size`], the parser `hexdump -s/-n` uses.
 pub fn parse_size(s: &str) -> Result<usize, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: usize = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (e.g. 8192, 8KiB, 1MiB)"))?;
-    let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("{s:?}: unknown unit (use k, KiB, M, MiB, G, GiB)")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))
+    let n = crate::input::size(s)?;
+    usize::try_from(n).map_err(|_| format!("{s:?} is too large"))
 }
 
 /// Reports server events: JSON lines (`--json`), or log lines through the

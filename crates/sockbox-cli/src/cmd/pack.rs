@@ -93,16 +93,6 @@ impl DialectArgs {
     }
 }
 
-/// Lowercase hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
 /// Run `sockbox pack`.
 pub fn run(a: &Args) -> anyhow::Result<u8> {
     let format = a.dialect.parse(&a.format)?;
@@ -124,7 +114,7 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
         .map_err(|e| usage(format!("format {:?}: {e}", a.format)))?;
     let mut out = std::io::stdout().lock();
     if a.hex {
-        writeln!(out, "{}", hex(&bytes))?;
+        writeln!(out, "{}", crate::output::hex(&bytes))?;
     } else {
         out.write_all(&bytes)?;
     }

@@ -161,7 +161,7 @@ fn value_json(v: &Value) -> serde_json::Value {
         Value::Hex(h) => J::String(h.clone()),
         Value::Bytes(b) => match std::str::from_utf8(b) {
             Ok(s) => J::String(s.to_owned()),
-            Err(_) => serde_json::json!({ "hex": crate::cmd::pack::hex(b) }),
+            Err(_) => serde_json::json!({ "hex": crate::output::hex(b) }),
         },
     }
 }
