@@ -348,20 +348,8 @@ impl Session {
 
     fn line(&mut self, line: &[u8]) -> Flow {
         match command::parse(line) {
-            Command::Say(text) => {
-                self.batch.extend_from_slice(b"<");
-                self.batch.extend_from_slice(self.nick.as_bytes());
-                self.batch.extend_from_slice(b"> ");
-                escape_into(&mut self.batch, text);
-                self.batch.extend_from_slice(b"\n");
-            }
-            Command::Me(text) => {
-                self.batch.extend_from_slice(b"* ");
-                self.batch.extend_from_slice(self.nick.as_bytes());
-                self.batch.extend_from_slice(b" ");
-                escape_into(&mut self.batch, text);
-                self.batch.extend_from_slice(b"\n");
-            }
+            Command::Say(text) => self.say(b"<", b"> ", text),
+            Command::Me(text) => self.say(b"* ", b" ", text),
             Command::Nick(new) => self.rename(new),
             Command::Who => {
                 let who = self.shared.hub.who();
@@ -382,6 +370,15 @@ impl Session {
             )),
         }
         Flow::Go
+    }
+
+    /// Add `{before}{nick}{after}{text}` to the batch for everyone else.
+    fn say(&mut self, before: &[u8], after: &[u8], text: &[u8]) {
+        self.batch.extend_from_slice(before);
+        self.batch.extend_from_slice(self.nick.as_bytes());
+        self.batch.extend_from_slice(after);
+        escape_into(&mut self.batch, text);
+        self.batch.extend_from_slice(b"\n");
     }
 
     fn rename(&mut self, new: &[u8]) {
