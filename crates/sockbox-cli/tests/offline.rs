@@ -457,3 +457,25 @@ fn pack_format_with_non_ascii_space_exits_2_not_a_panic() {
     );
     fails_with(&["unpack", "n\u{a0}", "--hex", "0102"], &["unknown"]);
 }
+
+/// Regression: PHP's `unpack("Nlen", …)` names the value `len`; sockbox reads
+/// a format without '/' as codes only (`N l e n`) and said only "data too
+/// short: code 'l'". Now the error says how to name it, and `Nlen/` works.
+#[test]
+fn unpack_php_name_without_slash_says_how_to_name_it() {
+    fails_with(
+        &["unpack", "Nlen", "--hex", "00000004"],
+        &["code 'l'", "\"Nlen/\""],
+    );
+    fails_with(&["unpack", "C*b", "--hex", "0102"], &["'b'", "\"C*b/\""]);
+    prints(&["unpack", "Nlen/", "--hex", "00000004"], b"len=4\n");
+    // No such hint for struct formats or pack.
+    let out = sockbox()
+        .args(["unpack", "--struct", "hk", "--hex", "0102"])
+        .assert()
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    assert!(!String::from_utf8_lossy(&out).contains("PHP"));
+}

@@ -82,14 +82,19 @@ pub struct DialectArgs {
 impl DialectArgs {
     /// Parse `format` in the chosen (or guessed) dialect; errors name it.
     pub fn parse(&self, format: &str) -> anyhow::Result<Format> {
-        let parsed = if self.php {
-            Format::parse_as(format, Dialect::Php)
+        Format::parse_as(format, self.dialect(format))
+            .map_err(|e| usage(format!("format {format:?}: {e}")))
+    }
+
+    /// The dialect `format` is read in: the forced one, or the guess.
+    pub fn dialect(&self, format: &str) -> Dialect {
+        if self.php {
+            Dialect::Php
         } else if self.struct_ {
-            Format::parse_as(format, Dialect::Struct)
+            Dialect::Struct
         } else {
-            Format::parse(format)
-        };
-        parsed.map_err(|e| usage(format!("format {format:?}: {e}")))
+            Dialect::guess(format)
+        }
     }
 }
 

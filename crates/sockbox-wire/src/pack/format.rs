@@ -144,12 +144,7 @@ impl Format {
     /// Parse `fmt`: a leading `<`, `>`, `!`, `=` or `@` selects the Python
     /// struct dialect, anything else is PHP `pack()`.
     pub fn parse(fmt: &str) -> Result<Self, Error> {
-        let dialect = if fmt.starts_with(STRUCT_PREFIXES) {
-            Dialect::Struct
-        } else {
-            Dialect::Php
-        };
-        Self::parse_as(fmt, dialect)
+        Self::parse_as(fmt, Dialect::guess(fmt))
     }
 
     /// Parse `fmt` in the given dialect. A struct format without a prefix
@@ -170,6 +165,18 @@ impl Format {
     /// The codes, in order.
     pub fn items(&self) -> &[Item] {
         &self.items
+    }
+}
+
+impl Dialect {
+    /// The dialect [`Format::parse`] reads `fmt` in: Python struct when it
+    /// starts with `<`, `>`, `!`, `=` or `@`, PHP otherwise.
+    pub fn guess(fmt: &str) -> Self {
+        if fmt.starts_with(STRUCT_PREFIXES) {
+            Self::Struct
+        } else {
+            Self::Php
+        }
     }
 }
 
