@@ -488,3 +488,18 @@ fn idle_timeout_takes_plain_seconds_and_refuses_huge_values() {
     assert_eq!(a.line(), "*** idle for 1s, disconnecting");
     assert!(started.elapsed() < Duration::from_secs(10));
 }
+
+/// Regression: with the port taken, `sockbox chat PORT` fell back from
+/// `[::]` to `0.0.0.0` and blamed that address, not the one it tried first.
+#[test]
+fn port_in_use_names_the_dual_stack_address() {
+    let Ok(taken) = std::net::TcpListener::bind("[::]:0") else {
+        eprintln!("skipping: no IPv6 on this host");
+        return;
+    };
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = sockbox_std().args(["chat", &port]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains(&format!("[::]:{port}")), "{err}");
+}

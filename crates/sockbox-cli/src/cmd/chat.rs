@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use sockbox::chat::{ChatConfig, ChatEvent, ChatServer, EventSink, Mode, Rate};
+use sockbox::chat::{ChatConfig, ChatError, ChatEvent, ChatServer, EventSink, Mode, Rate};
 use sockbox::relay::acl::{Acl, SharedAcl};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::mpsc;
@@ -237,13 +237,12 @@ impl Setup {
         let sink_log = log.clone();
         config.events = Some(Arc::new(move |e: &ChatEvent| sink_log.event(e)) as EventSink);
         let access = config.access.clone();
-        let server_obj = match ChatServer::bind(addr, config.clone()) {
-            Ok(s) => s,
-            Err(e) => match fallback {
-                // No IPv6 here: listen on IPv4 only.
-                Some(v4) => ChatServer::bind(v4, config)?,
-                None => return Err(e.into()),
-            },
+        let server_obj = match (ChatServer::bind(addr, config.clone()), fallback) {
+            (Ok(s), _) => s,
+            // No IPv6 here: listen on IPv4 only. Other errors (the port is
+            // taken…) are reported for the address the user asked for.
+            (Err(ChatError::Bind(e, _)), Some(v4)) if no_ipv6(&e) => ChatServer::bind(v4, config)?,
+            (Err(e), _) => return Err(e.into()),
         };
         log.listening(server_obj.local_addr());
         ctx.ready()?;
@@ -263,6 +262,14 @@ impl Setup {
         }
         Ok(crate::exit::SUCCESS)
     }
+}
+
+/// True when binding `[::]` failed because this host has no IPv6.
+fn no_ipv6(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL | libc::EPROTONOSUPPORT)
+    )
 }
 
 /// `[ADDR] PORT` → the address to bind, plus an IPv4 fallback when no
