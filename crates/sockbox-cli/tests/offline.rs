@@ -185,18 +185,24 @@ fn hexdump_stdin_redirected_from_a_file_seeks_and_matches() {
     assert!(out.stdout == want, "stdin < file differs from hexdump -C");
 }
 
-#[test]
-fn hexdump_fixture_without_the_system_tool() {
+/// `sockbox hexdump ARGS` with `input` on stdin; its output as text.
+fn hexdump_stdin(args: &[&str], input: &[u8]) -> String {
     let out = sockbox()
         .arg("hexdump")
-        .write_stdin(&b"hello, world\n\x00\x01\x02\x7f\x80"[..])
+        .args(args)
+        .write_stdin(input.to_vec())
         .assert()
         .success()
         .get_output()
         .stdout
         .clone();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn hexdump_fixture_without_the_system_tool() {
     assert_eq!(
-        String::from_utf8(out).unwrap(),
+        hexdump_stdin(&[], b"hello, world\n\x00\x01\x02\x7f\x80"),
         "00000000  68 65 6c 6c 6f 2c 20 77  6f 72 6c 64 0a 00 01 02  |hello, world....|\n\
          00000010  7f 80                                             |..|\n\
          00000012\n"
@@ -205,16 +211,8 @@ fn hexdump_fixture_without_the_system_tool() {
 
 #[test]
 fn hexdump_skips_on_stdin_where_hexdump_cannot_seek() {
-    let out = sockbox()
-        .args(["hexdump", "-s", "16", "-n", "4", "-"])
-        .write_stdin(&b"0123456789abcdefWXYZtail"[..])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
     assert_eq!(
-        String::from_utf8(out).unwrap(),
+        hexdump_stdin(&["-s", "16", "-n", "4", "-"], b"0123456789abcdefWXYZtail"),
         "00000010  57 58 59 5a                                       |WXYZ|\n00000014\n"
     );
 }

@@ -33,7 +33,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use verify::{NoVerify, TrustFile, handshake_hint};
+use verify::{Verifier, handshake_hint};
 
 pub use tokio_rustls::client::TlsStream as ClientTlsStream;
 pub use tokio_rustls::server::TlsStream as ServerTlsStream;
@@ -161,22 +161,23 @@ impl ClientTls {
         let builder = ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(TlsError::ClientConfig)?;
-        let config = if self.insecure {
-            builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(NoVerify {
-                    algorithms: provider.signature_verification_algorithms,
-                }))
-                .with_no_client_auth()
+        let algorithms = provider.signature_verification_algorithms;
+        let verifier = if self.insecure {
+            Some(Verifier::insecure(algorithms))
         } else if let Some(ca) = &self.ca {
             let pinned = load_certs(ca, "CA certificate")?;
             let roots = Self::roots(pinned.clone(), ca.display().to_string())?;
             let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
                 .map_err(|e| TlsError::ClientConfig(rustls::Error::General(e.to_string())))?;
+            Some(Verifier::trust_file(inner, pinned, algorithms))
+        } else {
+            None
+        };
+        let config = if let Some(v) = verifier {
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(TrustFile { inner, pinned }))
+                .with_custom_certificate_verifier(Arc::new(v))
                 .with_no_client_auth()
         } else {
             let found = rustls_native_certs::load_native_certs();

@@ -1,6 +1,5 @@
-//! Certificate verifiers beyond rustls' stock one: `--tls-insecure`
-//! ([`NoVerify`]) and `--tls-ca FILE` ([`TrustFile`]), and the hint a
-//! refused certificate's error ends with.
+//! The server-certificate check of `--tls-ca FILE` and `--tls-insecure`
+//! ([`Verifier`]), and the hint a refused certificate's error ends with.
 
 use std::fmt;
 use std::io;
@@ -32,20 +31,49 @@ pub(super) fn handshake_hint(source: &io::Error) -> &'static str {
     }
 }
 
-/// `--tls-ca FILE`: the usual chain check against the file's certificates,
-/// plus the one case OpenSSL accepts and webpki refuses: the server presents
-/// exactly a certificate from FILE that is marked as a CA, which is what
-/// `openssl req -x509 -newkey …` makes by default. webpki checked its
-/// validity dates before refusing it; the host name is checked here.
-pub(super) struct TrustFile {
-    pub(super) inner: Arc<WebPkiServerVerifier>,
-    pub(super) pinned: Vec<CertificateDer<'static>>,
+/// The server-certificate check of `--tls-ca FILE` and `--tls-insecure`;
+/// the handshake signatures are checked the same way for both.
+///
+/// * `--tls-ca FILE` ([`Verifier::trust_file`]): the usual chain check
+///   against the file's certificates, plus the one case OpenSSL accepts and
+///   webpki refuses: the server presents exactly a certificate from FILE
+///   that is marked as a CA, which is what `openssl req -x509 -newkey …`
+///   makes by default. webpki checked its validity dates before refusing
+///   it; the host name is checked here.
+/// * `--tls-insecure` ([`Verifier::insecure`]): any certificate, any name.
+pub(super) struct Verifier {
+    /// The chain verifier and the file's certificates; `None` accepts any.
+    chain: Option<(Arc<WebPkiServerVerifier>, Vec<CertificateDer<'static>>)>,
+    algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl fmt::Debug for TrustFile {
+impl Verifier {
+    /// Check chains with `inner`, and trust exactly the `pinned` certificates
+    /// (those of the `--tls-ca` file) when they are marked as CAs.
+    pub(super) fn trust_file(
+        inner: Arc<WebPkiServerVerifier>,
+        pinned: Vec<CertificateDer<'static>>,
+        algorithms: WebPkiSupportedAlgorithms,
+    ) -> Self {
+        Self {
+            chain: Some((inner, pinned)),
+            algorithms,
+        }
+    }
+
+    /// Accept any certificate and name (still check handshake signatures).
+    pub(super) fn insecure(algorithms: WebPkiSupportedAlgorithms) -> Self {
+        Self {
+            chain: None,
+            algorithms,
+        }
+    }
+}
+
+impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TrustFile")
-            .field("pinned", &self.pinned.len())
+        f.debug_struct("Verifier")
+            .field("pinned", &self.chain.as_ref().map(|(_, p)| p.len()))
             .finish_non_exhaustive()
     }
 }
@@ -55,7 +83,7 @@ fn is_ca_used_as_end_entity(e: &OtherError) -> bool {
     e.0.downcast_ref::<webpki::Error>() == Some(&webpki::Error::CaUsedAsEndEntity)
 }
 
-impl ServerCertVerifier for TrustFile {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -64,16 +92,13 @@ impl ServerCertVerifier for TrustFile {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
+        let Some((inner, pinned)) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match inner.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             Err(rustls::Error::InvalidCertificate(CertificateError::Other(e)))
                 if is_ca_used_as_end_entity(&e)
-                    && self
-                        .pinned
-                        .iter()
-                        .any(|c| c.as_ref() == end_entity.as_ref()) =>
+                    && pinned.iter().any(|c| c.as_ref() == end_entity.as_ref()) =>
             {
                 let cert = ParsedCertificate::try_from(end_entity)?;
                 rustls::client::verify_server_name(&cert, server_name)?;
@@ -81,52 +106,6 @@ impl ServerCertVerifier for TrustFile {
             }
             other => other,
         }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
-}
-
-/// `--tls-insecure`: accept any certificate, still check handshake signatures.
-pub(super) struct NoVerify {
-    pub(super) algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl fmt::Debug for NoVerify {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("NoVerify")
-    }
-}
-
-impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
     }
 
     fn verify_tls12_signature(
