@@ -34,6 +34,10 @@ Examples:
   sockbox chat 127.0.0.1 7000 --stdin        # take part from this terminal
   sockbox chat 7000 --allow 10.0.0.0/8 --max-clients 500 --idle-timeout 30m
   sockbox chat 7000 --tls-cert cert.pem --tls-key key.pem
+      # a self-signed pair: openssl req -x509 -newkey rsa:2048 -nodes -days 365 \\
+      #   -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \\
+      #   -keyout key.pem -out cert.pem
+      # clients: sockbox connect --tls --tls-ca cert.pem localhost 7000
   sockbox chat 7000 --json > events.jsonl    # joins, leaves, nick changes as JSON lines
 
 Exit codes: 0 stopped by a signal; 2 usage or input error; 3 cannot listen.";
@@ -45,13 +49,13 @@ pub struct Args {
     /// Address and port, or just the port (listens on every address).
     #[command(flatten)]
     pub listen: ListenArgs,
-    /// Longest line in bytes (suffixes k, KiB, M, MiB); longer lines are cut and the sender told.
+    /// Longest line in bytes (k or KiB = 1024, KB = 1000, M, MiB…); longer lines are cut and the sender told.
     #[arg(long, value_name = "BYTES", default_value = "8KiB", value_parser = parse_size)]
     pub max_line: usize,
     /// Take part from this terminal: lines typed are sent, messages are printed.
     #[arg(long, conflicts_with = "daemon")]
     pub stdin: bool,
-    /// Nickname of the --stdin participant.
+    /// Nickname of the --stdin participant (letters, digits, _ and -; up to 24).
     #[arg(
         long,
         value_name = "NAME",

@@ -18,8 +18,9 @@ pub fn write() -> Files {
 
 /// A self-signed certificate marked as a CA (basicConstraints CA:TRUE),
 /// as `openssl req -x509 -newkey rsa:2048 -nodes …` makes by default.
-pub fn write_ca() -> Files {
-    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+/// `names` become its subjectAltName entries (none: a CN-only certificate).
+pub fn write_ca(names: &[&str]) -> Files {
+    let names = names.iter().map(|&n| n.to_owned()).collect::<Vec<_>>();
     let mut params = rcgen::CertificateParams::new(names).expect("params");
     params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     let key = rcgen::KeyPair::generate().expect("key");

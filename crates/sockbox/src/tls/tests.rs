@@ -93,13 +93,13 @@ async fn wrong_name_is_rejected_unless_insecure() {
 /// certificates are still refused, with a hint how to trust them.
 #[tokio::test]
 async fn ca_marked_self_signed_cert_is_trusted_when_given_with_tls_ca() {
-    let files = testcert::write_ca();
-    let server = server(&files);
+    let files = testcert::write_ca(&["localhost", "127.0.0.1"]);
+    let srv = server(&files);
     let trusting = client(Some(&files.cert), false);
-    echo_via(&server, &trusting, "localhost").await.unwrap();
+    echo_via(&srv, &trusting, "localhost").await.unwrap();
 
     // The name must still match.
-    let msg = echo_via(&server, &trusting, "other.example")
+    let msg = echo_via(&srv, &trusting, "other.example")
         .await
         .unwrap_err()
         .to_string();
@@ -107,13 +107,24 @@ async fn ca_marked_self_signed_cert_is_trusted_when_given_with_tls_ca() {
     assert!(msg.contains("a name the certificate lists"), "{msg}");
 
     // A different CA-marked certificate in the file is no licence.
-    let other = testcert::write_ca();
+    let other = testcert::write_ca(&["localhost", "127.0.0.1"]);
     let stranger = client(Some(&other.cert), false);
-    let msg = echo_via(&server, &stranger, "localhost")
+    let msg = echo_via(&srv, &stranger, "localhost")
         .await
         .unwrap_err()
         .to_string();
     assert!(msg.contains("--tls-ca FILE"), "{msg}");
+
+    // A certificate without subjectAltName (openssl req without -addext)
+    // matches no name; the hint says how to make one that does.
+    let bare = testcert::write_ca(&[]);
+    let trusting = client(Some(&bare.cert), false);
+    let msg = echo_via(&server(&bare), &trusting, "localhost")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("names no host"), "{msg}");
+    assert!(msg.contains("subjectAltName=DNS:"), "{msg}");
 }
 
 #[test]

@@ -19,6 +19,14 @@ pub(super) fn handshake_hint(source: &io::Error) -> &'static str {
         .get_ref()
         .and_then(|e| e.downcast_ref::<rustls::Error>())
     {
+        Some(rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+            presented,
+            ..
+        })) if presented.is_empty() => {
+            " (the certificate names no host: make it with a subjectAltName, e.g. openssl req … \
+             -addext subjectAltName=DNS:localhost,IP:127.0.0.1; --tls-insecure skips the check, \
+             for testing only)"
+        }
         Some(rustls::Error::InvalidCertificate(
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
         )) => {
