@@ -73,6 +73,48 @@ pub fn duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(d)
 }
 
+/// Parse a size (offsets, lengths, limits) as `hexdump -s` does: decimal, `0x` hex or `0` octal,
+/// then an optional K/M/G/T/P/E suffix (`KiB` = 1024, `KB` = 1000).
+pub fn size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let bad = || format!("{s:?} is not a size (examples: 4096, 0x1000, 4K, 1MiB, 1MB)");
+    let (radix, body) = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        (16, h)
+    } else if t.len() > 1 && t.starts_with('0') {
+        (8, t)
+    } else {
+        (10, t)
+    };
+    let end = body
+        .find(|c: char| !c.is_digit(radix))
+        .unwrap_or(body.len());
+    let (num, suffix) = body.split_at(end);
+    let value = u64::from_str_radix(num, radix).map_err(|_| bad())?;
+    let mult: u64 = if suffix.is_empty() {
+        1
+    } else {
+        let mut chars = suffix.chars();
+        let exp = match chars.next().map(|c| c.to_ascii_uppercase()) {
+            Some('K') => 1,
+            Some('M') => 2,
+            Some('G') => 3,
+            Some('T') => 4,
+            Some('P') => 5,
+            Some('E') => 6,
+            _ => return Err(bad()),
+        };
+        let base: u64 = match chars.as_str() {
+            "" | "iB" | "ib" => 1024,
+            "B" | "b" => 1000,
+            _ => return Err(bad()),
+        };
+        base.pow(exp)
+    };
+    value
+        .checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))
+}
+
 /// Decode a hex string. Spaces, colons and a leading `0x` are allowed
 /// (`"de ad be ef"`, `"de:ad:be:ef"`, `"0xdeadbeef"`).
 pub fn parse_hex(s: &str) -> anyhow::Result<Vec<u8>> {
@@ -81,15 +123,16 @@ pub fn parse_hex(s: &str) -> anyhow::Result<Vec<u8>> {
         .strip_prefix("0x")
         .or_else(|| trimmed.strip_prefix("0X"))
         .unwrap_or(trimmed);
-    let digits: Vec<u8> = body
-        .bytes()
-        .filter(|b| !matches!(b, b' ' | b':' | b'\t' | b'\n' | b'\r' | b'-'))
-        .collect();
-    if let Some(pos) = digits.iter().position(|b| !b.is_ascii_hexdigit()) {
-        return Err(usage(format!(
-            "hex string {s:?}: {:?} is not a hex digit",
-            digits[pos] as char
-        )));
+    let mut digits = Vec::with_capacity(body.len());
+    for c in body.chars() {
+        if matches!(c, ' ' | ':' | '\t' | '\n' | '\r' | '-') {
+            continue;
+        }
+        let d = u8::try_from(c).ok().and_then(sockbox_wire::hex::digit);
+        let Some(d) = d else {
+            return Err(usage(format!("hex string {s:?}: {c:?} is not a hex digit")));
+        };
+        digits.push(d);
     }
     if !digits.len().is_multiple_of(2) {
         return Err(usage(format!(
@@ -97,18 +140,7 @@ pub fn parse_hex(s: &str) -> anyhow::Result<Vec<u8>> {
             digits.len()
         )));
     }
-    Ok(digits
-        .chunks_exact(2)
-        .map(|p| (hex_val(p[0]) << 4) | hex_val(p[1]))
-        .collect())
-}
-
-fn hex_val(b: u8) -> u8 {
-    match b {
-        b'0'..=b'9' => b - b'0',
-        b'a'..=b'f' => b - b'a' + 10,
-        _ => b - b'A' + 10,
-    }
+    Ok(digits.chunks_exact(2).map(|p| (p[0] << 4) | p[1]).collect())
 }
 
 #[cfg(test)]
@@ -139,5 +171,24 @@ mod tests {
         assert_eq!(parse_hex("0x00 01:02").unwrap(), vec![0, 1, 2]);
         assert!(parse_hex("abc").unwrap_err().to_string().contains("odd"));
         assert!(parse_hex("zz").unwrap_err().to_string().contains("'z'"));
+        // Regression: a non-ASCII character was shown as its first byte ('Ã' for 'é').
+        assert!(parse_hex("0é").unwrap_err().to_string().contains("'é'"));
+    }
+
+    #[test]
+    fn sizes_like_hexdump() {
+        assert_eq!(size("16"), Ok(16));
+        assert_eq!(size("010"), Ok(8));
+        assert_eq!(size("0x10"), Ok(16));
+        assert_eq!(size("0"), Ok(0));
+        assert_eq!(size("1k"), Ok(1024));
+        assert_eq!(size("1KiB"), Ok(1024));
+        assert_eq!(size("1KB"), Ok(1000));
+        assert_eq!(size("2M"), Ok(2 << 20));
+        assert!(size("1b").is_err());
+        assert!(size("").is_err());
+        assert!(size("x").is_err());
+        assert!(size("-5").is_err());
+        assert!(size("99999999999E").unwrap_err().contains("too large"));
     }
 }

@@ -35,9 +35,15 @@ impl Server {
         Self::spawn(cmd, args.contains(&"--json"))
     }
 
-    fn spawn(mut cmd: std::process::Command, json: bool) -> Self {
+    fn spawn(cmd: std::process::Command, json: bool) -> Self {
+        Self::spawn_with_stdin(cmd, json, Stdio::null())
+    }
+
+    /// Start the server with `stdin` (piped for `--stdin`), and wait until it
+    /// reports its address (a JSON event with `json`, else a log line).
+    fn spawn_with_stdin(mut cmd: std::process::Command, json: bool, stdin: Stdio) -> Self {
         let mut child = cmd
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -277,189 +283,14 @@ fn chat_over_tls() {
     assert_eq!(srv.sigterm(), 0);
 }
 
-#[test]
-fn usage_errors_exit_2() {
-    let cases: &[&[&str]] = &[
-        &["chat", "70000"],
-        &["chat", "7000", "--allow", "not-a-net"],
-        &[
-            "chat",
-            "7000",
-            "--tls-cert",
-            "/nonexistent.pem",
-            "--tls-key",
-            "/nonexistent.pem",
-        ],
-        &["chat", "7000", "--max-line", "0"],
-        &["broker", "7000", "--queue-limit", "lots"],
-    ];
-    for args in cases {
-        let out = sockbox_std().args(*args).output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
-        assert!(!out.stderr.is_empty());
-    }
-}
-
-/// Far beyond select()'s 1024 descriptors: 2000 clients at once, and a line
-/// from one reaches all the others.
-#[test]
-fn chat_2000_concurrent_clients() {
-    const N: usize = 2000;
-    let limit = sockbox::sys::rlimit::raise_nofile_limit();
-    if limit < (N as u64) * 2 + 100 {
-        assert!(!crate::util::in_ci(), "open-file limit {limit} too low");
-        eprintln!("skipping: open-file limit {limit}");
-        return;
-    }
-    let srv = Server::start("chat", &["--quiet"]);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let addr = srv.addr;
-    let received = rt.block_on(async move {
-        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-        let mut readers = Vec::new();
-        let mut writers = Vec::new();
-        for i in 0..N {
-            let s = tokio::net::TcpStream::connect(addr).await.unwrap();
-            let (r, w) = s.into_split();
-            let mut r = tokio::io::BufReader::new(r);
-            // Joined once the welcome arrives.
-            let mut l = String::new();
-            tokio::time::timeout(T, r.read_line(&mut l))
-                .await
-                .unwrap()
-                .unwrap();
-            assert!(
-                l.starts_with(&format!("*** welcome, you are user{};", i + 1)),
-                "{l}"
-            );
-            readers.push(r);
-            writers.push(w);
-        }
-        // Everyone waits for the marker line, skipping join announcements.
-        let tasks: Vec<_> = readers
-            .into_iter()
-            .enumerate()
-            .skip(1)
-            .map(|(i, mut r)| {
-                tokio::spawn(async move {
-                    let mut l = String::new();
-                    loop {
-                        l.clear();
-                        let n = tokio::time::timeout(T * 3, r.read_line(&mut l))
-                            .await
-                            .map_err(|_| format!("client {i}: timeout"))?
-                            .map_err(|e| format!("client {i}: {e}"))?;
-                        if n == 0 {
-                            return Err(format!("client {i}: EOF"));
-                        }
-                        if l == "<user1> marker\n" {
-                            return Ok::<_, String>(());
-                        }
-                    }
-                })
-            })
-            .collect();
-        writers[0].write_all(b"marker\n").await.unwrap();
-        let mut ok = 0;
-        for t in tasks {
-            t.await.unwrap().unwrap();
-            ok += 1;
-        }
-        drop(writers);
-        ok
-    });
-    assert_eq!(received, N - 1);
-}
-
-/// Out of descriptors, accept fails with EMFILE: the server logs it, backs
-/// off instead of spinning, and serves again once descriptors free up.
-#[test]
-fn accept_backs_off_on_emfile() {
-    let bin = assert_cmd::cargo::cargo_bin("sockbox");
-    let mut cmd = std::process::Command::new("bash");
-    cmd.arg("-c").arg(format!(
-        "ulimit -n 40 && exec '{}' chat 127.0.0.1 0",
-        bin.display()
-    ));
-    let srv = Server::spawn(cmd, false);
-    let pid = srv.child.id();
-    let cpu = || -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let f: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap()
-            .split_whitespace()
-            .collect();
-        // utime and stime are fields 14 and 15; f[0] is field 3.
-        (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
-    };
-    let mut clients: Vec<TcpStream> = (0..60)
-        .map(|_| TcpStream::connect(srv.addr).unwrap())
-        .collect();
-    assert!(wait_until(10.0, || {
-        srv.stderr
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains("accept failed") && l.contains("pausing"))
-    }));
-    let before = cpu();
-    std::thread::sleep(Duration::from_millis(1500));
-    let used = cpu() - before;
-    assert!(
-        used < 0.5,
-        "server spun on EMFILE: {used} s of CPU in 1.5 s"
-    );
-    clients.clear();
-    // Descriptors are free again: a new client is served.
-    let mut c = Client::connect(srv.addr);
-    let welcome = c.line();
-    assert!(welcome.starts_with("*** welcome"), "{welcome}");
-}
-
 /// `--stdin`: the operator's terminal is a participant.
 #[test]
 fn stdin_operator_takes_part() {
-    let mut child = sockbox_std()
-        .args(["chat", "127.0.0.1", "0", "--stdin", "--nick", "op"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = Arc::new(Mutex::new(Vec::new()));
-    let stdout = Arc::new(Mutex::new(Vec::new()));
-    collect(child.stderr.take().unwrap(), stderr.clone());
-    collect(child.stdout.take().unwrap(), stdout.clone());
-    let mut stdin = child.stdin.take().unwrap();
-    let mut srv = Server {
-        child,
-        addr: "127.0.0.1:1".parse().unwrap(),
-        stderr: stderr.clone(),
-        stdout: stdout.clone(),
-    };
-    assert!(wait_until(10.0, || {
-        stderr
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|l| l.contains("listening on "))
-    }));
-    let addr: SocketAddr = stderr
-        .lock()
-        .unwrap()
-        .iter()
-        .find_map(|l| l.split("listening on ").nth(1).map(str::to_owned))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    srv.addr = addr;
+    let mut cmd = sockbox_std();
+    cmd.args(["chat", "127.0.0.1", "0", "--stdin", "--nick", "op"]);
+    let mut srv = Server::spawn_with_stdin(cmd, false, Stdio::piped());
+    let mut stdin = srv.child.stdin.take().unwrap();
+    let (addr, stdout) = (srv.addr, srv.stdout.clone());
     let mut a = Client::connect(addr);
     assert!(a.line().starts_with("*** welcome, you are user"));
     stdin.write_all(b"hello from the console\n").unwrap();
@@ -477,3 +308,6 @@ fn stdin_operator_takes_part() {
     drop(stdin);
     assert_eq!(srv.sigterm(), 0);
 }
+
+mod flags;
+mod load;

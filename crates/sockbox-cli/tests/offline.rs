@@ -185,18 +185,24 @@ fn hexdump_stdin_redirected_from_a_file_seeks_and_matches() {
     assert!(out.stdout == want, "stdin < file differs from hexdump -C");
 }
 
-#[test]
-fn hexdump_fixture_without_the_system_tool() {
+/// `sockbox hexdump ARGS` with `input` on stdin; its output as text.
+fn hexdump_stdin(args: &[&str], input: &[u8]) -> String {
     let out = sockbox()
         .arg("hexdump")
-        .write_stdin(&b"hello, world\n\x00\x01\x02\x7f\x80"[..])
+        .args(args)
+        .write_stdin(input.to_vec())
         .assert()
         .success()
         .get_output()
         .stdout
         .clone();
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn hexdump_fixture_without_the_system_tool() {
     assert_eq!(
-        String::from_utf8(out).unwrap(),
+        hexdump_stdin(&[], b"hello, world\n\x00\x01\x02\x7f\x80"),
         "00000000  68 65 6c 6c 6f 2c 20 77  6f 72 6c 64 0a 00 01 02  |hello, world....|\n\
          00000010  7f 80                                             |..|\n\
          00000012\n"
@@ -205,16 +211,8 @@ fn hexdump_fixture_without_the_system_tool() {
 
 #[test]
 fn hexdump_skips_on_stdin_where_hexdump_cannot_seek() {
-    let out = sockbox()
-        .args(["hexdump", "-s", "16", "-n", "4", "-"])
-        .write_stdin(&b"0123456789abcdefWXYZtail"[..])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
     assert_eq!(
-        String::from_utf8(out).unwrap(),
+        hexdump_stdin(&["-s", "16", "-n", "4", "-"], b"0123456789abcdefWXYZtail"),
         "00000010  57 58 59 5a                                       |WXYZ|\n00000014\n"
     );
 }
@@ -284,18 +282,19 @@ fn hexdump_bad_inputs_exit_2_naming_the_input() {
 
 // ---- pack / unpack ----
 
+/// Run sockbox with `args`; expect success and exactly `want` on stdout.
+fn prints(args: &[&str], want: &[u8]) {
+    sockbox()
+        .args(args)
+        .assert()
+        .success()
+        .stdout(want.to_vec());
+}
+
 #[test]
 fn pack_seed_int2string_is_aa() {
-    sockbox()
-        .args(["pack", "v", "16705"])
-        .assert()
-        .success()
-        .stdout("AA");
-    sockbox()
-        .args(["pack", "<H", "16705"])
-        .assert()
-        .success()
-        .stdout("AA");
+    prints(&["pack", "v", "16705"], b"AA");
+    prints(&["pack", "<H", "16705"], b"AA");
 }
 
 #[test]
@@ -315,72 +314,55 @@ fn pack_hex_output_both_dialects_and_negative_values() {
     for (args, want) in cases {
         let mut full = vec!["pack", "--hex"];
         full.extend_from_slice(args);
-        sockbox().args(&full).assert().success().stdout(*want);
+        prints(&full, want.as_bytes());
     }
 }
 
 #[test]
 fn pack_escapes_and_raw_bytes() {
-    sockbox()
-        .args(["pack", "-e", "a*", "A\\x00\\t\\\\"])
-        .assert()
-        .success()
-        .stdout(&b"A\x00\t\\"[..]);
-    sockbox()
-        .args(["pack", "a*", "A\\x00"])
-        .assert()
-        .success()
-        .stdout("A\\x00");
+    prints(&["pack", "-e", "a*", "A\\x00\\t\\\\"], b"A\x00\t\\");
+    prints(&["pack", "a*", "A\\x00"], b"A\\x00");
 }
 
 #[test]
 fn unpack_text_json_named_and_records() {
-    sockbox()
-        .args(["unpack", "v", "--hex", "4141"])
-        .assert()
-        .success()
-        .stdout("16705\n");
-    sockbox()
-        .args(["unpack", "nport/Cttl", "--hex", "1f9040"])
-        .assert()
-        .success()
-        .stdout("port=8080\tttl=64\n");
-    sockbox()
-        .args([
-            "unpack",
-            "nport/Cttl/a*msg",
-            "--hex",
-            "1f904068690a",
-            "--json",
-        ])
-        .assert()
-        .success()
-        .stdout("{\"port\":8080,\"ttl\":64,\"msg\":\"hi\\n\"}\n");
-    sockbox()
-        .args(["unpack", "<hf?", "--hex", "feff0000c03f01", "--json"])
-        .assert()
-        .success()
-        .stdout("[-2,1.5,true]\n");
-    sockbox()
-        .args(["unpack", "a*", "--hex", "41ff", "--json"])
-        .assert()
-        .success()
-        .stdout("[{\"hex\":\"41ff\"}]\n");
-    sockbox()
-        .args(["unpack", "a*", "--hex", "41ff0a"])
-        .assert()
-        .success()
-        .stdout("A\\xff\\n\n");
-    sockbox()
-        .args(["unpack", "--records", "<HB", "--hex", "010009020008"])
-        .assert()
-        .success()
-        .stdout("1\t9\n2\t8\n");
-    sockbox()
-        .args(["unpack", "<d", "--json", "--hex", "000000000000f07f"])
-        .assert()
-        .success()
-        .stdout("[\"inf\"]\n");
+    let cases: &[(&[&str], &str)] = &[
+        (&["unpack", "v", "--hex", "4141"], "16705\n"),
+        (
+            &["unpack", "nport/Cttl", "--hex", "1f9040"],
+            "port=8080\tttl=64\n",
+        ),
+        (
+            &[
+                "unpack",
+                "nport/Cttl/a*msg",
+                "--hex",
+                "1f904068690a",
+                "--json",
+            ],
+            "{\"port\":8080,\"ttl\":64,\"msg\":\"hi\\n\"}\n",
+        ),
+        (
+            &["unpack", "<hf?", "--hex", "feff0000c03f01", "--json"],
+            "[-2,1.5,true]\n",
+        ),
+        (
+            &["unpack", "a*", "--hex", "41ff", "--json"],
+            "[{\"hex\":\"41ff\"}]\n",
+        ),
+        (&["unpack", "a*", "--hex", "41ff0a"], "A\\xff\\n\n"),
+        (
+            &["unpack", "--records", "<HB", "--hex", "010009020008"],
+            "1\t9\n2\t8\n",
+        ),
+        (
+            &["unpack", "<d", "--json", "--hex", "000000000000f07f"],
+            "[\"inf\"]\n",
+        ),
+    ];
+    for (args, want) in cases {
+        prints(args, want.as_bytes());
+    }
 }
 
 #[test]
@@ -460,4 +442,38 @@ fn pack_and_unpack_bad_inputs_exit_2_with_one_line() {
         &["unpack", "N", "/nonexistent/x.bin"],
         &["/nonexistent/x.bin"],
     );
+}
+
+/// Regression: a non-breaking space (a copy-paste accident) in a format made
+/// `pack`/`unpack` panic inside the whitespace skipper instead of exiting 2.
+#[test]
+fn pack_format_with_non_ascii_space_exits_2_not_a_panic() {
+    fails_with(&["pack", "C\u{a0}C", "1", "2"], &["unknown", "position 1"]);
+    fails_with(
+        &["pack", "<h\u{3000}h", "1", "2"],
+        &["unknown", "position 2"],
+    );
+    fails_with(&["unpack", "n\u{a0}", "--hex", "0102"], &["unknown"]);
+}
+
+/// Regression: PHP's `unpack("Nlen", …)` names the value `len`; sockbox reads
+/// a format without '/' as codes only (`N l e n`) and said only "data too
+/// short: code 'l'". Now the error says how to name it, and `Nlen/` works.
+#[test]
+fn unpack_php_name_without_slash_says_how_to_name_it() {
+    fails_with(
+        &["unpack", "Nlen", "--hex", "00000004"],
+        &["code 'l'", "\"Nlen/\""],
+    );
+    fails_with(&["unpack", "C*b", "--hex", "0102"], &["'b'", "\"C*b/\""]);
+    prints(&["unpack", "Nlen/", "--hex", "00000004"], b"len=4\n");
+    // No such hint for struct formats or pack.
+    let out = sockbox()
+        .args(["unpack", "--struct", "hk", "--hex", "0102"])
+        .assert()
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    assert!(!String::from_utf8_lossy(&out).contains("PHP"));
 }

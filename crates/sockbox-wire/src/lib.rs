@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 pub mod checksum;
+pub mod hex;
 pub mod hexdump;
 pub mod icmp;
 pub mod mac;

@@ -170,20 +170,11 @@ impl ParseError {
     }
 }
 
-fn hex_digit(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 /// Parse a string of 1..=N hex digits (already checked) into an integer.
 fn hex_value(digits: &str) -> u64 {
     digits
         .bytes()
-        .filter_map(hex_digit)
+        .filter_map(crate::hex::digit)
         .fold(0, |acc, d| (acc << 4) | u64::from(d))
 }
 

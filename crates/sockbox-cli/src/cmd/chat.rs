@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use sockbox::chat::{ChatConfig, ChatEvent, ChatServer, EventSink, Mode, Rate};
+use sockbox::chat::{ChatConfig, ChatError, ChatEvent, ChatServer, EventSink, Mode, Rate};
 use sockbox::relay::acl::{Acl, SharedAcl};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::mpsc;
@@ -34,6 +34,10 @@ Examples:
   sockbox chat 127.0.0.1 7000 --stdin        # take part from this terminal
   sockbox chat 7000 --allow 10.0.0.0/8 --max-clients 500 --idle-timeout 30m
   sockbox chat 7000 --tls-cert cert.pem --tls-key key.pem
+      # a self-signed pair: openssl req -x509 -newkey rsa:2048 -nodes -days 365 \\
+      #   -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \\
+      #   -keyout key.pem -out cert.pem
+      # clients: sockbox connect --tls --tls-ca cert.pem localhost 7000
   sockbox chat 7000 --json > events.jsonl    # joins, leaves, nick changes as JSON lines
 
 Exit codes: 0 stopped by a signal; 2 usage or input error; 3 cannot listen.";
@@ -45,13 +49,13 @@ pub struct Args {
     /// Address and port, or just the port (listens on every address).
     #[command(flatten)]
     pub listen: ListenArgs,
-    /// Longest line in bytes (suffixes k, KiB, M, MiB); longer lines are cut and the sender told.
+    /// Longest line in bytes (k or KiB = 1024, KB = 1000, M, MiB…); longer lines are cut and the sender told.
     #[arg(long, value_name = "BYTES", default_value = "8KiB", value_parser = parse_size)]
     pub max_line: usize,
     /// Take part from this terminal: lines typed are sent, messages are printed.
     #[arg(long, conflicts_with = "daemon")]
     pub stdin: bool,
-    /// Nickname of the --stdin participant.
+    /// Nickname of the --stdin participant (letters, digits, _ and -; up to 24).
     #[arg(
         long,
         value_name = "NAME",
@@ -91,8 +95,8 @@ pub struct ServerArgs {
     /// Bytes that may wait for one client before it is disconnected as too slow.
     #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = parse_size)]
     pub queue_limit: usize,
-    /// Disconnect a client that sends nothing for this long (e.g. 30s, 10m).
-    #[arg(short = 'i', long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    /// Disconnect a client that sends nothing for this long (seconds, or e.g. 30s, 10m; at most a year).
+    #[arg(short = 'i', long, value_name = "DURATION", value_parser = crate::input::duration)]
     pub idle_timeout: Option<Duration>,
     /// Read each client at most this fast: lines per second (chat) or bytes per second (broker).
     /// Faster clients are slowed down, not dropped.
@@ -129,6 +133,10 @@ pub struct ServerArgs {
 
 /// Run `sockbox chat`.
 pub fn run(a: &Args) -> anyhow::Result<u8> {
+    if a.stdin {
+        sockbox::chat::command::validate_nick(a.nick.as_bytes())
+            .map_err(|e| usage(format!("--nick {:?}: {e}", a.nick)))?;
+    }
     let setup = Setup::new(&a.listen, &a.server, Mode::Chat, a.max_line)?;
     let stdin = a.stdin.then(|| a.nick.clone());
     serve_with(&a.daemon, tracing::Level::INFO, move |ctx| {
@@ -233,13 +241,12 @@ impl Setup {
         let sink_log = log.clone();
         config.events = Some(Arc::new(move |e: &ChatEvent| sink_log.event(e)) as EventSink);
         let access = config.access.clone();
-        let server_obj = match ChatServer::bind(addr, config.clone()) {
-            Ok(s) => s,
-            Err(e) => match fallback {
-                // No IPv6 here: listen on IPv4 only.
-                Some(v4) => ChatServer::bind(v4, config)?,
-                None => return Err(e.into()),
-            },
+        let server_obj = match (ChatServer::bind(addr, config.clone()), fallback) {
+            (Ok(s), _) => s,
+            // No IPv6 here: listen on IPv4 only. Other errors (the port is
+            // taken…) are reported for the address the user asked for.
+            (Err(ChatError::Bind(e, _)), Some(v4)) if no_ipv6(&e) => ChatServer::bind(v4, config)?,
+            (Err(e), _) => return Err(e.into()),
         };
         log.listening(server_obj.local_addr());
         ctx.ready()?;
@@ -259,6 +266,14 @@ impl Setup {
         }
         Ok(crate::exit::SUCCESS)
     }
+}
+
+/// True when binding `[::]` failed because this host has no IPv6.
+fn no_ipv6(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL | libc::EPROTONOSUPPORT)
+    )
 }
 
 /// `[ADDR] PORT` → the address to bind, plus an IPv4 fallback when no
@@ -290,23 +305,11 @@ fn parse_listen(v: &[String]) -> anyhow::Result<(SocketAddr, Option<SocketAddr>)
     Ok((addr, None))
 }
 
-/// `8192`, `8k`, `8KiB`, `1M`, `1MiB`, `2G`.
+/// A byte count or rate for the chat and broker flags (`8192`, `8k`,
+/// `8KiB`, `1MiB`): [`crate::input::size`], the parser `hexdump -s/-n` uses.
 pub fn parse_size(s: &str) -> Result<usize, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: usize = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (e.g. 8192, 8KiB, 1MiB)"))?;
-    let mult: usize = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("{s:?}: unknown unit (use k, KiB, M, MiB, G, GiB)")),
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))
+    let n = crate::input::size(s)?;
+    usize::try_from(n).map_err(|_| format!("{s:?} is too large"))
 }
 
 /// Reports server events: JSON lines (`--json`), or log lines through the

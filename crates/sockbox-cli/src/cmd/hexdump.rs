@@ -40,10 +40,10 @@ pub struct Args {
     #[arg(short = 'v', long = "no-squeeze")]
     pub no_squeeze: bool,
     /// Skip OFFSET bytes of input first; offsets shown count from the start.
-    #[arg(short = 's', long, value_name = "OFFSET", value_parser = parse_size)]
+    #[arg(short = 's', long, value_name = "OFFSET", value_parser = crate::input::size)]
     pub skip: Option<u64>,
     /// Dump at most LENGTH bytes.
-    #[arg(short = 'n', long, value_name = "LENGTH", value_parser = parse_size)]
+    #[arg(short = 'n', long, value_name = "LENGTH", value_parser = crate::input::size)]
     pub length: Option<u64>,
     /// Canonical format; accepted for `hexdump -C` habits (it is the only format).
     #[arg(short = 'C', hide = true)]
@@ -366,72 +366,4 @@ fn skip(inputs: &mut [Input], mut n: u64) -> anyhow::Result<u64> {
         }
     }
     Ok(skipped)
-}
-
-/// Parse a size like `hexdump -s` does: decimal, `0x` hex or `0` octal,
-/// then an optional K/M/G/T/P/E suffix (`KiB` = 1024, `KB` = 1000).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let bad = || format!("{s:?} is not a size (examples: 4096, 0x1000, 4K, 1MiB, 1MB)");
-    let (radix, body) = if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        (16, h)
-    } else if t.len() > 1 && t.starts_with('0') {
-        (8, t)
-    } else {
-        (10, t)
-    };
-    let end = body
-        .find(|c: char| !c.is_digit(radix))
-        .unwrap_or(body.len());
-    let (num, suffix) = body.split_at(end);
-    let value = u64::from_str_radix(num, radix).map_err(|_| bad())?;
-    let mult: u64 = if suffix.is_empty() {
-        1
-    } else {
-        let mut chars = suffix.chars();
-        let exp = match chars.next().map(|c| c.to_ascii_uppercase()) {
-            Some('K') => 1,
-            Some('M') => 2,
-            Some('G') => 3,
-            Some('T') => 4,
-            Some('P') => 5,
-            Some('E') => 6,
-            _ => return Err(bad()),
-        };
-        let base: u64 = match chars.as_str() {
-            "" | "iB" | "ib" => 1024,
-            "B" | "b" => 1000,
-            _ => return Err(bad()),
-        };
-        base.pow(exp)
-    };
-    value
-        .checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_size;
-
-    #[test]
-    fn sizes_like_hexdump() {
-        assert_eq!(parse_size("16"), Ok(16));
-        assert_eq!(parse_size("010"), Ok(8));
-        assert_eq!(parse_size("0x10"), Ok(16));
-        assert_eq!(parse_size("0"), Ok(0));
-        assert_eq!(parse_size("1k"), Ok(1024));
-        assert_eq!(parse_size("1KiB"), Ok(1024));
-        assert_eq!(parse_size("1KB"), Ok(1000));
-        assert_eq!(parse_size("2M"), Ok(2 << 20));
-        assert!(parse_size("1b").is_err());
-        assert!(parse_size("").is_err());
-        assert!(parse_size("x").is_err());
-        assert!(parse_size("-5").is_err());
-        assert!(
-            parse_size("99999999999E")
-                .unwrap_err()
-                .contains("too large")
-        );
-    }
 }

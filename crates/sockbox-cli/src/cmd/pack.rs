@@ -82,25 +82,20 @@ pub struct DialectArgs {
 impl DialectArgs {
     /// Parse `format` in the chosen (or guessed) dialect; errors name it.
     pub fn parse(&self, format: &str) -> anyhow::Result<Format> {
-        let parsed = if self.php {
-            Format::parse_as(format, Dialect::Php)
-        } else if self.struct_ {
-            Format::parse_as(format, Dialect::Struct)
-        } else {
-            Format::parse(format)
-        };
-        parsed.map_err(|e| usage(format!("format {format:?}: {e}")))
+        Format::parse_as(format, self.dialect(format))
+            .map_err(|e| usage(format!("format {format:?}: {e}")))
     }
-}
 
-/// Lowercase hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
+    /// The dialect `format` is read in: the forced one, or the guess.
+    pub fn dialect(&self, format: &str) -> Dialect {
+        if self.php {
+            Dialect::Php
+        } else if self.struct_ {
+            Dialect::Struct
+        } else {
+            Dialect::guess(format)
+        }
     }
-    s
 }
 
 /// Run `sockbox pack`.
@@ -124,7 +119,7 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
         .map_err(|e| usage(format!("format {:?}: {e}", a.format)))?;
     let mut out = std::io::stdout().lock();
     if a.hex {
-        writeln!(out, "{}", hex(&bytes))?;
+        writeln!(out, "{}", crate::output::hex(&bytes))?;
     } else {
         out.write_all(&bytes)?;
     }

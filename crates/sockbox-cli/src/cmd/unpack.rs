@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use sockbox_wire::pack::{Entry, Value};
+use sockbox_wire::pack::{Dialect, Entry, Format, Value};
 
 use crate::cmd::pack::{DialectArgs, codes_help};
 use crate::exit::usage;
@@ -52,15 +52,26 @@ pub struct Args {
 
 /// Run `sockbox unpack`.
 pub fn run(a: &Args) -> anyhow::Result<u8> {
-    let format = a.dialect.parse(&a.format)?;
+    let php = a.dialect.dialect(&a.format) == Dialect::Php;
+    let hint = |data: Option<&[u8]>| {
+        php.then(|| php_name_hint(&a.format, data))
+            .flatten()
+            .unwrap_or_default()
+    };
+    let format = a
+        .dialect
+        .parse(&a.format)
+        .map_err(|e| usage(format!("{e}{}", hint(None))))?;
     let (data, name) = if let Some(h) = &a.hex {
         (parse_hex(h)?, "--hex".to_owned())
     } else {
         let src = Source::from_arg(a.file.as_deref());
         (src.read_all()?, src.name())
     };
-    let err =
-        |e: sockbox_wire::pack::Error| usage(format!("{name} with format {:?}: {e}", a.format));
+    let err = |e: sockbox_wire::pack::Error| {
+        let hint = hint(Some(&data));
+        usage(format!("{name} with format {:?}: {e}{hint}", a.format))
+    };
     let records = if a.records {
         format.unpack_records(&data).map_err(err)?
     } else if a.exact {
@@ -79,6 +90,24 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
     }
     out.flush()?;
     Ok(0)
+}
+
+/// PHP's `unpack()` reads everything after a code up to `/` as the value's
+/// name (`Nlen` is `N` named `len`); sockbox reads a format without `/` as
+/// codes only, so `Nlen` means `N l e n`. When `format` failed but would
+/// work read PHP's way (and unpack `data`, when given), say how to write it.
+fn php_name_hint(format: &str, data: Option<&[u8]>) -> Option<String> {
+    if format.contains('/') {
+        return None;
+    }
+    let named = format!("{format}/");
+    let f = Format::parse_as(&named, Dialect::Php).ok()?;
+    if let Some(data) = data {
+        f.unpack(data).ok()?;
+    }
+    Some(format!(
+        " (to name a value as PHP's unpack does, end the name with '/': {named:?})"
+    ))
 }
 
 fn write_text<W: Write>(out: &mut W, record: &[Entry]) -> std::io::Result<()> {
@@ -161,7 +190,7 @@ fn value_json(v: &Value) -> serde_json::Value {
         Value::Hex(h) => J::String(h.clone()),
         Value::Bytes(b) => match std::str::from_utf8(b) {
             Ok(s) => J::String(s.to_owned()),
-            Err(_) => serde_json::json!({ "hex": crate::cmd::pack::hex(b) }),
+            Err(_) => serde_json::json!({ "hex": crate::output::hex(b) }),
         },
     }
 }

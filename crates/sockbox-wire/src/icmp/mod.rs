@@ -250,15 +250,21 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if cfg!(fuzzing) {
             return true;
         }
-        let bytes = self.buffer.as_ref();
-        match mode {
-            ChecksumMode::V4 => checksum::verify(bytes),
-            ChecksumMode::V6 { src, dst } => {
-                let ph = checksum::pseudo_header_v6(src, dst, PROTO_ICMPV6, bytes.len() as u32);
-                checksum::combine(&[ph, checksum::data(bytes)]) == 0xffff
-            }
-            ChecksumMode::Kernel => true,
+        sum_under(mode, self.buffer.as_ref()).is_none_or(|sum| sum == 0xffff)
+    }
+}
+
+/// The one's-complement sum of `bytes` as `mode` computes it (with the IPv6
+/// pseudo-header for ICMPv6); `None` for [`ChecksumMode::Kernel`].
+fn sum_under(mode: &ChecksumMode, bytes: &[u8]) -> Option<u16> {
+    match mode {
+        ChecksumMode::V4 => Some(checksum::data(bytes)),
+        ChecksumMode::V6 { src, dst } => {
+            let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+            let ph = checksum::pseudo_header_v6(src, dst, PROTO_ICMPV6, len);
+            Some(checksum::combine(&[ph, checksum::data(bytes)]))
         }
+        ChecksumMode::Kernel => None,
     }
 }
 
@@ -306,17 +312,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// [`ChecksumMode::Kernel`]: the kernel fills it in).
     pub fn fill_checksum(&mut self, mode: &ChecksumMode) {
         self.set_checksum(0);
-        let value = {
-            let bytes = self.buffer.as_ref();
-            match mode {
-                ChecksumMode::V4 => checksum::checksum(bytes),
-                ChecksumMode::V6 { src, dst } => {
-                    let ph = checksum::pseudo_header_v6(src, dst, PROTO_ICMPV6, bytes.len() as u32);
-                    !checksum::combine(&[ph, checksum::data(bytes)])
-                }
-                ChecksumMode::Kernel => 0,
-            }
-        };
+        let value = sum_under(mode, self.buffer.as_ref()).map_or(0, |sum| !sum);
         self.set_checksum(value);
     }
 }

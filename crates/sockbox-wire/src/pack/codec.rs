@@ -213,7 +213,7 @@ fn encode_one(item: &Item, v: &Value, out: &mut Vec<u8>) -> Result<(), Error> {
             match size {
                 2 => {
                     let h = f64_to_f16(x).ok_or_else(|| {
-                        out_of_range(item, x.to_string(), "half float: ±65504".into())
+                        out_of_range(item, format!("{x:?}"), "half float: ±65504".into())
                     })?;
                     put(out, &h.to_be_bytes(), endian);
                 }
@@ -222,8 +222,8 @@ fn encode_one(item: &Item, v: &Value, out: &mut Vec<u8>) -> Result<(), Error> {
                     if f.is_infinite() && x.is_finite() {
                         return Err(out_of_range(
                             item,
-                            x.to_string(),
-                            format!("32-bit float: ±{}", f32::MAX),
+                            format!("{x:?}"),
+                            format!("32-bit float: ±{:?}", f32::MAX),
                         ));
                     }
                     put(out, &f.to_be_bytes(), endian);
@@ -298,15 +298,6 @@ fn pack_str(item: &Item, kind: StrKind, bytes: &[u8], out: &mut Vec<u8>) -> Resu
     Ok(())
 }
 
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
 fn pack_hex(item: &Item, high_first: bool, digits: &str, out: &mut Vec<u8>) -> Result<(), Error> {
     let d = digits.as_bytes();
     if let Some(want) = item.count.fixed()
@@ -336,7 +327,7 @@ fn pack_hex(item: &Item, high_first: bool, digits: &str, out: &mut Vec<u8>) -> R
     for (i, pair) in d.chunks_exact(2).enumerate() {
         let mut nib = [0u8; 2];
         for (k, &c) in pair.iter().enumerate() {
-            nib[k] = hex_val(c).ok_or(Error::BadHex {
+            nib[k] = crate::hex::digit(c).ok_or(Error::BadHex {
                 code: item.code,
                 pos: item.pos,
                 ch: char::from(c),

@@ -144,12 +144,7 @@ impl Format {
     /// Parse `fmt`: a leading `<`, `>`, `!`, `=` or `@` selects the Python
     /// struct dialect, anything else is PHP `pack()`.
     pub fn parse(fmt: &str) -> Result<Self, Error> {
-        let dialect = if fmt.starts_with(STRUCT_PREFIXES) {
-            Dialect::Struct
-        } else {
-            Dialect::Php
-        };
-        Self::parse_as(fmt, dialect)
+        Self::parse_as(fmt, Dialect::guess(fmt))
     }
 
     /// Parse `fmt` in the given dialect. A struct format without a prefix
@@ -173,6 +168,18 @@ impl Format {
     }
 }
 
+impl Dialect {
+    /// The dialect [`Format::parse`] reads `fmt` in: Python struct when it
+    /// starts with `<`, `>`, `!`, `=` or `@`, PHP otherwise.
+    pub fn guess(fmt: &str) -> Self {
+        if fmt.starts_with(STRUCT_PREFIXES) {
+            Self::Struct
+        } else {
+            Self::Php
+        }
+    }
+}
+
 /// A cursor over a format string that knows byte positions.
 struct Cursor<'a> {
     s: &'a str,
@@ -191,8 +198,14 @@ impl Cursor<'_> {
         Some((pos, c))
     }
 
+    /// Skip ASCII whitespace (as Python's struct does). Other Unicode
+    /// spaces (U+00A0, U+3000…) are not skipped: they are reported as
+    /// unknown codes, like any other stray character.
     fn skip_ws(&mut self) {
-        while self.peek().is_some_and(char::is_whitespace) {
+        while self
+            .peek()
+            .is_some_and(|c| matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c'))
+        {
             self.at += 1;
         }
     }

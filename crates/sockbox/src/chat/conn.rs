@@ -16,7 +16,7 @@ use super::hub::{AnnounceKind, Hub, JoinError, Member};
 use super::line::{LineBuffer, escape, escape_into};
 use super::outbox::{Close, Push, Take};
 use super::rate::Bucket;
-use super::server::Shared;
+use super::server::{self, Shared};
 use super::{ChatEvent, Mode};
 
 /// Bytes asked for per read.
@@ -91,16 +91,8 @@ pub(crate) async fn serve<R, W>(
     let (nick, online) = match shared.hub.join(member.clone(), nick.as_deref(), welcome) {
         Ok(joined) => joined,
         Err(e) => {
-            if let JoinError::Full(max) = e {
-                cfg.stats.refused();
-                shared.event(&ChatEvent::Refused {
-                    peer,
-                    reason: "full".into(),
-                });
-                let mut w = writer;
-                let msg = format!("*** server full ({max} clients), try again later\n");
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(1), w.write_all(msg.as_bytes())).await;
+            if matches!(e, JoinError::Full(_)) {
+                server::refuse_full(&shared, peer, writer).await;
             }
             return;
         }
@@ -275,7 +267,10 @@ impl Session {
                     .await
                     .map_err(|_| {
                         let idle = humanize(d);
-                        self.notice(&format!("*** idle for {idle}, disconnecting"));
+                        // The broker adds nothing to the byte stream.
+                        if self.shared.config.mode == Mode::Chat {
+                            self.notice(&format!("*** idle for {idle}, disconnecting"));
+                        }
                         format!("idle for {idle}")
                     }),
                 None => Ok(reader.read_chunk(buf).await),
@@ -353,20 +348,8 @@ impl Session {
 
     fn line(&mut self, line: &[u8]) -> Flow {
         match command::parse(line) {
-            Command::Say(text) => {
-                self.batch.extend_from_slice(b"<");
-                self.batch.extend_from_slice(self.nick.as_bytes());
-                self.batch.extend_from_slice(b"> ");
-                escape_into(&mut self.batch, text);
-                self.batch.extend_from_slice(b"\n");
-            }
-            Command::Me(text) => {
-                self.batch.extend_from_slice(b"* ");
-                self.batch.extend_from_slice(self.nick.as_bytes());
-                self.batch.extend_from_slice(b" ");
-                escape_into(&mut self.batch, text);
-                self.batch.extend_from_slice(b"\n");
-            }
+            Command::Say(text) => self.say(b"<", b"> ", text),
+            Command::Me(text) => self.say(b"* ", b" ", text),
             Command::Nick(new) => self.rename(new),
             Command::Who => {
                 let who = self.shared.hub.who();
@@ -387,6 +370,15 @@ impl Session {
             )),
         }
         Flow::Go
+    }
+
+    /// Add `{before}{nick}{after}{text}` to the batch for everyone else.
+    fn say(&mut self, before: &[u8], after: &[u8], text: &[u8]) {
+        self.batch.extend_from_slice(before);
+        self.batch.extend_from_slice(self.nick.as_bytes());
+        self.batch.extend_from_slice(after);
+        escape_into(&mut self.batch, text);
+        self.batch.extend_from_slice(b"\n");
     }
 
     fn rename(&mut self, new: &[u8]) {

@@ -203,17 +203,9 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         return;
     }
     if shared.hub.len() >= cfg.max_clients {
-        cfg.stats.refused();
-        shared.event(&ChatEvent::Refused {
-            peer: peer.to_string(),
-            reason: "full".into(),
-        });
-        let max = cfg.max_clients;
-        shared.tracker.spawn(async move {
-            let mut stream = stream;
-            let msg = format!("*** server full ({max} clients), try again later\n");
-            let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(msg.as_bytes()))
-                .await;
+        let shared = shared.clone();
+        shared.tracker.clone().spawn(async move {
+            refuse_full(&shared, peer.to_string(), stream).await;
         });
         return;
     }
@@ -246,6 +238,23 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             }
         }
     });
+}
+
+/// Refuse a client because the room is full: count and log it, and tell a
+/// chat client (the broker adds nothing to the byte stream: closing says it).
+pub(crate) async fn refuse_full<W: AsyncWrite + Unpin>(shared: &Shared, peer: String, mut w: W) {
+    let cfg = &shared.config;
+    cfg.stats.refused();
+    shared.event(&ChatEvent::Refused {
+        peer,
+        reason: "full".into(),
+    });
+    if cfg.mode == Mode::Chat {
+        let max = cfg.max_clients;
+        let s = if max == 1 { "" } else { "s" };
+        let msg = format!("*** server full ({max} client{s}), try again later\n");
+        let _ = tokio::time::timeout(Duration::from_secs(1), w.write_all(msg.as_bytes())).await;
+    }
 }
 
 fn refuse_tls(shared: &Shared, peer: &str, why: &str) {

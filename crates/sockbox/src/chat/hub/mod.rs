@@ -170,7 +170,7 @@ impl Hub {
     }
 
     /// Add `member` under the first free `userN` nickname (or `nick` when
-    /// given and free). Returns the nickname and the number now online.
+    /// given, valid and free). Returns the nickname and the number now online.
     /// `welcome(nick, online)` may give a first line for the member, queued
     /// before anything else can reach it.
     pub fn join(
@@ -186,7 +186,11 @@ impl Hub {
         if st.members.len() >= self.max_members {
             return Err(JoinError::Full(self.max_members));
         }
-        let wanted = nick.filter(|n| !st.nicks.contains_key(&nick_key(n)));
+        // A nickname that breaks the rules (callers should have checked) is
+        // replaced like a taken one: it could not be /msg'd or could spoof.
+        let wanted = nick.filter(|n| {
+            validate_nick(n.as_bytes()).is_ok() && !st.nicks.contains_key(&nick_key(n))
+        });
         let name = if let Some(n) = wanted {
             n.to_owned()
         } else {

@@ -48,6 +48,20 @@ fn names_and_collisions() {
     assert_eq!(hub.leave(1, "ALICE"), None);
 }
 
+/// Regression: the operator's `--nick` was taken as given, so `bad nick`
+/// or an escape sequence showed up raw in everyone's `<nick> text`.
+#[test]
+fn invalid_wanted_nick_is_replaced_by_user_n() {
+    let hub = Hub::new(10);
+    let (nick, _) = hub
+        .join(member(1, 4096), Some("bad nick\x1b[2J"), |_, _| None)
+        .unwrap();
+    assert_eq!(nick, "user1");
+    let (nick, _) = hub.join(member(2, 4096), Some("op"), |_, _| None).unwrap();
+    assert_eq!(nick, "op");
+    assert_eq!(hub.who(), vec!["op", "user1"]);
+}
+
 #[test]
 fn full_room_refuses() {
     let hub = Hub::new(1);

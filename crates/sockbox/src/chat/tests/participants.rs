@@ -1,0 +1,87 @@
+//! Other ways in: the operator's own stream (`--stdin`) and TLS clients.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use super::*;
+
+#[tokio::test]
+async fn operator_participates_through_any_stream() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = ChatServer::from_listener(listener, ChatConfig::default()).unwrap();
+    let addr = server.local_addr();
+    let (op_side, server_side) = tokio::io::duplex(4096);
+    let (sr, sw) = tokio::io::split(server_side);
+    server.add_participant(sr, sw, Some("operator".into()));
+    let shutdown = Shutdown::new();
+    let task = tokio::spawn(server.run(shutdown.clone()));
+    let (mut op_r, mut op_w) = tokio::io::split(op_side);
+    let mut op_r = BufReader::new(&mut op_r);
+    let mut l = String::new();
+    op_r.read_line(&mut l).await.unwrap();
+    assert!(l.starts_with("*** welcome, you are operator"), "{l}");
+    let (mut a, na) = Client::join(addr).await;
+    l.clear();
+    op_r.read_line(&mut l).await.unwrap();
+    assert_eq!(l, format!("*** {na} joined (2 online)\n"));
+    op_w.write_all(b"hi from the console\n").await.unwrap();
+    assert_eq!(a.line().await, "<operator> hi from the console");
+    a.send("hi back\n").await;
+    l.clear();
+    op_r.read_line(&mut l).await.unwrap();
+    assert_eq!(l, format!("<{na}> hi back\n"));
+    shutdown.trigger();
+    tokio::time::timeout(T, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn tls_chat() {
+    let files = crate::tls::testcert::write();
+    let acceptor = crate::tls::ServerTls {
+        cert: files.cert.clone(),
+        key: files.key.clone(),
+    }
+    .acceptor()
+    .unwrap();
+    let srv = Server::start(ChatConfig {
+        tls: Some(acceptor),
+        ..ChatConfig::default()
+    })
+    .await;
+    let connector = crate::tls::ClientTls {
+        ca: Some(files.cert.clone()),
+        insecure: false,
+    }
+    .connector()
+    .unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        let tcp = TcpStream::connect(srv.addr).await.unwrap();
+        let tls = crate::tls::connect(&connector, "localhost", tcp)
+            .await
+            .unwrap();
+        let (r, w) = tokio::io::split(tls);
+        let mut r = BufReader::new(r);
+        let mut l = String::new();
+        r.read_line(&mut l).await.unwrap();
+        assert!(l.starts_with("*** welcome"), "{l}");
+        clients.push((r, w));
+    }
+    clients[1].1.write_all(b"secret\n").await.unwrap();
+    let mut l = String::new();
+    loop {
+        l.clear();
+        clients[0].0.read_line(&mut l).await.unwrap();
+        if l.starts_with('<') {
+            break;
+        }
+    }
+    assert_eq!(l, "<user2> secret\n");
+    // A plain-text client is refused without disturbing anyone.
+    let mut plain = Client::connect(srv.addr).await;
+    plain.send("hello\n").await;
+    let _ = plain.rest().await;
+    srv.stop().await;
+}
