@@ -29,7 +29,8 @@ use socket2::SockRef;
 
 use super::dump::{Dir, Dump};
 use super::life::{Activity, Life, Step};
-use super::worker::{End, Method, Side, Worker, choose, pipe_chunk};
+use super::pace::Pacer;
+use super::worker::{End, Side, Worker, choose, pipe_chunk, room};
 use super::{Flow, Outcome, RelayError, RelayOptions, Report, is_reset};
 use crate::daemon::ServerStats;
 use crate::sys::splice::{self, Ready, wait_ready};
@@ -121,6 +122,14 @@ pub fn pump(
         datagram,
     } = ends;
     splice::set_nonblocking(socket.as_fd(), true).map_err(RelayError::Setup)?;
+    // TEMP experiment knobs
+    let envn = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
+    let mut opts2 = opts.clone();
+    if let Some(b) = envn("SOCKBOX_BUF") { opts2.buffer_size = b; }
+    let opts = &opts2;
+    if let Some(b) = envn("SOCKBOX_SNDBUF") { let _ = SockRef::from(&socket).set_send_buffer_size(b); }
+    if let Some(b) = envn("SOCKBOX_RCVBUF") { let _ = SockRef::from(&socket).set_recv_buffer_size(b); }
+    let copy_tx = std::env::var_os("SOCKBOX_COPY_TX").is_some();
     let plain = datagram || extras.dump.is_some() || !opts.zero_copy;
     let socket = Arc::new(socket);
     let activity = Arc::new(Activity::new());
@@ -172,15 +181,12 @@ pub fn pump(
     };
 
     if opts.flow != Flow::RecvOnly {
-        let method = if plain {
-            Method::Copy
-        } else {
-            choose(input.as_fd(), true, opts.buffer_size)?
-        };
+        let method = choose(input.as_fd(), !plain && !copy_tx, true, opts.buffer_size)?;
         let mut chunk = pipe_chunk(&method, input.as_fd(), opts.buffer_size);
         if datagram {
             chunk = chunk.min(MAX_DATAGRAM);
         }
+        let pacer = (!datagram).then(|| Pacer::new(room(input.as_fd(), chunk)));
         spawn(
             Worker {
                 side: Side::Tx,
@@ -194,6 +200,7 @@ pub fn pump(
                 dump: extras.dump.as_ref().map(|d| d.direction(peer, Dir::Sent)),
                 stats: extras.stats.clone(),
                 discard: false,
+                pacer,
             },
             "relay-tx",
         )?;
@@ -201,15 +208,12 @@ pub fn pump(
     }
     {
         let discard = opts.flow == Flow::SendOnly;
-        let method = if plain || discard {
-            Method::Copy
-        } else {
-            choose(output.as_fd(), true, opts.buffer_size)?
-        };
+        let method = choose(output.as_fd(), !(plain || discard), false, opts.buffer_size)?;
         let mut chunk = pipe_chunk(&method, output.as_fd(), opts.buffer_size);
         if datagram {
             chunk = chunk.max(65_536);
         }
+        let pacer = (!datagram).then(|| Pacer::new(room(output.as_fd(), chunk)));
         spawn(
             Worker {
                 side: Side::Rx,
@@ -223,6 +227,7 @@ pub fn pump(
                 dump: rx_dump,
                 stats: extras.stats.clone(),
                 discard,
+                pacer,
             },
             "relay-rx",
         )?;
