@@ -48,8 +48,7 @@ impl Pacer {
     /// writing 7 GB/s does not fill the remaining three quarters meanwhile.
     pub(crate) fn new(capacity: usize) -> Self {
         let room = capacity.min(Self::FULL_ROOM);
-        let base: u128 = std::env::var("SOCKBOX_PAUSE_US").ok().and_then(|v| v.parse().ok()).unwrap_or(Self::PAUSE.as_micros());
-        let micros = base * room as u128 / Self::FULL_ROOM as u128;
+        let micros = Self::PAUSE.as_micros() * room as u128 / Self::FULL_ROOM as u128;
         let pause = Duration::from_micros(u64::try_from(micros).unwrap_or(u64::MAX));
         Self {
             large: (capacity / 4).max(1),
@@ -65,7 +64,11 @@ impl Pacer {
         let quick = self
             .last
             .is_some_and(|t| now.saturating_duration_since(t) <= Self::GAP);
-        self.streak = if quick { self.streak.saturating_add(1) } else { 0 };
+        self.streak = if quick {
+            self.streak.saturating_add(1)
+        } else {
+            0
+        };
         self.last = Some(now);
         if self.streak >= Self::STREAK && moved < self.large {
             self.pause
@@ -92,7 +95,10 @@ mod tests {
         assert_eq!(p.after(t0, 10), None);
         // Keystrokes: far apart, each one goes at once.
         for i in 1..20u32 {
-            assert_eq!(p.after(t0 + Duration::from_millis(u64::from(i) * 80), 1), None);
+            assert_eq!(
+                p.after(t0 + Duration::from_millis(u64::from(i) * 80), 1),
+                None
+            );
         }
     }
 

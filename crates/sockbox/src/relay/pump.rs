@@ -122,14 +122,6 @@ pub fn pump(
         datagram,
     } = ends;
     splice::set_nonblocking(socket.as_fd(), true).map_err(RelayError::Setup)?;
-    // TEMP experiment knobs
-    let envn = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
-    let mut opts2 = opts.clone();
-    if let Some(b) = envn("SOCKBOX_BUF") { opts2.buffer_size = b; }
-    let opts = &opts2;
-    if let Some(b) = envn("SOCKBOX_SNDBUF") { let _ = SockRef::from(&socket).set_send_buffer_size(b); }
-    if let Some(b) = envn("SOCKBOX_RCVBUF") { let _ = SockRef::from(&socket).set_recv_buffer_size(b); }
-    let copy_tx = std::env::var_os("SOCKBOX_COPY_TX").is_some();
     let plain = datagram || extras.dump.is_some() || !opts.zero_copy;
     let socket = Arc::new(socket);
     let activity = Arc::new(Activity::new());
@@ -181,7 +173,7 @@ pub fn pump(
     };
 
     if opts.flow != Flow::RecvOnly {
-        let method = choose(input.as_fd(), !plain && !copy_tx, true, opts.buffer_size)?;
+        let method = choose(input.as_fd(), !plain, true, opts.buffer_size)?;
         let mut chunk = pipe_chunk(&method, input.as_fd(), opts.buffer_size);
         if datagram {
             chunk = chunk.min(MAX_DATAGRAM);

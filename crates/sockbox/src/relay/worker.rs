@@ -13,9 +13,9 @@ use nix::errno::Errno;
 use super::RelayError;
 use super::dump::DumpDir;
 use super::life::Activity;
+use super::pace::Pacer;
 use super::pump::Stopper;
 use crate::daemon::ServerStats;
-use super::pace::Pacer;
 use crate::sys::splice::{
     self, FdKind, Ready, fd_kind, is_nonblocking, readable_now, wait_ready, writable_now,
 };
@@ -110,9 +110,6 @@ impl Worker {
     }
 
     pub(crate) fn run(mut self) -> End {
-        if let Some(ns) = std::env::var("SOCKBOX_SLACK").ok().and_then(|v| v.parse().ok()) {
-            let _ = nix::sys::prctl::set_timerslack(ns);
-        }
         loop {
             let r = match self.method {
                 Method::Copy => return self.copy(),
