@@ -8,12 +8,16 @@
 //! few tens of microseconds lets the pipe (or socket) fill, and the next call
 //! moves hundreds of KiB in large segments.
 //!
-//! The pause only happens while the input is *streaming*: several transfers
-//! in quick succession, each of them small. The first transfer after a quiet
-//! spell is never delayed, so a keystroke or a request line goes out at
-//! once; a transfer that already moved a large batch is not followed by a
-//! pause either (the input is ahead of the relay). The added delay is
-//! bounded by [`Pacer::PAUSE`] plus the kernel's timer slack.
+//! The pause only happens while the input is *streaming*: several small
+//! transfers each following the previous one (or the end of our own pause)
+//! within [`Pacer::GAP`], i.e. data was already arriving while the relay
+//! worked. Request/response traffic never qualifies: between two requests
+//! lies at least a round trip through the peer (over 100 µs through a relay
+//! on loopback, measured), so a keystroke or a request line goes out at once
+//! and an interactive exchange is not slowed. A transfer that already moved
+//! a large batch is not followed by a pause either (the input is ahead of
+//! the relay). The added delay is bounded by [`Pacer::PAUSE`] plus the
+//! kernel's timer slack.
 
 use std::time::{Duration, Instant};
 
@@ -24,15 +28,16 @@ pub(crate) struct Pacer {
     large: usize,
     /// How long to pause; `None` when the buffer is too small to gain.
     pause: Option<Duration>,
-    /// When the previous transfer finished.
+    /// When the previous transfer, or the pause after it, finished.
     last: Option<Instant>,
-    /// Consecutive transfers closer than [`Pacer::GAP`] to the previous one.
+    /// Consecutive transfers within [`Pacer::GAP`] of the previous one.
     streak: u32,
 }
 
 impl Pacer {
-    /// Transfers closer together than this belong to one stream.
-    pub(crate) const GAP: Duration = Duration::from_millis(1);
+    /// A transfer finishing this soon after the previous one (or after the
+    /// pause) found its data already waiting: the input is streaming.
+    pub(crate) const GAP: Duration = Duration::from_micros(20);
     /// This many quick transfers in a row make a stream.
     pub(crate) const STREAK: u32 = 3;
     /// How long to let the input accumulate when it has 1 MiB of room.
@@ -75,6 +80,11 @@ impl Pacer {
         } else {
             None
         }
+    }
+
+    /// The pause that [`Pacer::after`] asked for ended at `now`.
+    pub(crate) fn resumed(&mut self, now: Instant) {
+        self.last = Some(now);
     }
 }
 
@@ -142,21 +152,34 @@ mod tests {
     }
 
     #[test]
-    fn pauses_count_as_part_of_the_stream() {
-        // The gap between transfers includes the pause itself (plus timer
-        // slack), which must not break the streak.
+    fn the_pause_itself_does_not_end_the_stream() {
+        // The next transfer is timed from the end of the pause (which can
+        // overrun by the timer slack), not from the previous transfer.
         let mut p = Pacer::new(CHUNK);
-        let t0 = Instant::now();
-        let mut t = t0;
+        let mut t = Instant::now();
         let mut paused = 0;
         for _ in 0..100 {
-            let d = p.after(t, 4096).unwrap_or(Duration::ZERO);
-            if d > Duration::ZERO {
+            if let Some(d) = p.after(t, 4096) {
                 paused += 1;
+                t += d + us(60);
+                p.resumed(t);
             }
-            t += d + us(60);
+            t += us(8);
         }
         assert_eq!(paused, 100 - Pacer::STREAK as usize);
+    }
+
+    #[test]
+    fn request_and_response_is_never_paused() {
+        // Small messages one round trip apart (50 µs to 10 ms): each one
+        // waited for the peer, none may be delayed.
+        for rtt in [50, 100, 1000, 10_000] {
+            let mut p = Pacer::new(CHUNK);
+            let t0 = Instant::now();
+            for i in 0..1000u64 {
+                assert_eq!(p.after(t0 + us(i * rtt), 40), None, "rtt {rtt} µs");
+            }
+        }
     }
 
     #[test]

@@ -181,6 +181,7 @@ impl Worker {
             && let Some(d) = p.after(Instant::now(), n)
         {
             std::thread::sleep(d);
+            p.resumed(Instant::now());
         }
     }
 
