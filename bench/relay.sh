@@ -3,11 +3,12 @@
 # through `X connect` to `X listen > /dev/null`, for sockbox (splice and
 # --no-splice), nc.openbsd, ncat and socat in the same run, with iperf3 as the
 # ceiling; then SHA-256 of 1 GiB of random data end to end (pipe in, pipe out
-# and file in, file out) to prove nothing is lost or reordered.
+# and file in, file out) to prove nothing is lost or reordered; then the
+# latency of small request/response round trips through each client.
 #
 # Usage: bench/relay.sh            (RUNS=3 SIZE=4G INTEGRITY=1G by default)
 #        RUNS=1 SIZE=1G bench/relay.sh
-# Needs: nc.openbsd ncat socat iperf3 jq ss (iproute2) /usr/bin/time awk numfmt;
+# Needs: nc.openbsd ncat socat iperf3 jq python3 ss (iproute2) /usr/bin/time awk numfmt;
 # builds the release binary first (BUILD=0 skips that).
 set -euo pipefail
 
@@ -65,7 +66,7 @@ run_one() {
         awk -v a="$t0" -v b="$t1" '{ cpu += $1 + $2 } END { printf "%.3f %.2f\n", (b - a) / 1e9, cpu }'
 }
 
-declare -A SERVER CLIENT
+declare -A SERVER CLIENT BEST MEDIAN
 ORDER=(sockbox sockbox-no-splice nc.openbsd ncat socat)
 SERVER[sockbox]="$SOCKBOX listen 127.0.0.1 @PORT@"
 CLIENT[sockbox]="$SOCKBOX connect 127.0.0.1 @PORT@"
@@ -90,10 +91,15 @@ for name in "${ORDER[@]}"; do
     best=$(head -1 <<<"$sorted" | cut -d' ' -f1)
     median=$(sed -n "$(((RUNS + 1) / 2))p" <<<"$sorted" | cut -d' ' -f1)
     cpu=$(printf '%s\n' "${runs[@]}" | cut -d' ' -f2 | sort -n | head -1)
+    BEST[$name]=$best
+    MEDIAN[$name]=$median
     printf '%-18s %9s %9s %10s %11s\n' "$name" "$best" "$median" \
         "$(awk -v n="$bytes" -v t="$best" 'BEGIN { printf "%.2f", n / t / 1e9 }')" \
         "$(awk -v n="$bytes" -v c="$cpu" 'BEGIN { printf "%.2f", c / (n / 1073741824) }')"
 done
+
+awk -v s="${BEST[sockbox]}" -v n="${BEST[nc.openbsd]}" -v sm="${MEDIAN[sockbox]}" -v nm="${MEDIAN[nc.openbsd]}" \
+    'BEGIN { printf "sockbox throughput / nc.openbsd: %.2fx (best), %.2fx (median)\n", n / s, nm / sm }'
 
 # The producer alone (head into a pipe read by cat): the floor for every tool.
 t0=$(now); head -c "$SIZE" /dev/zero | cat >/dev/null; t1=$(now)
@@ -135,3 +141,18 @@ else
     echo "integrity: MISMATCH" >&2
     exit 1
 fi
+
+# Latency: small request/response round trips through each client (the
+# batching of streaming input must not slow interactive traffic).
+echo
+echo "# latency: 3000 line round trips through the client to an echo server, microseconds"
+printf '%-18s %9s %9s\n' tool median_us p99_us
+declare -A LAT
+LAT[sockbox]="$SOCKBOX connect 127.0.0.1 @PORT@"
+LAT[nc.openbsd]="nc.openbsd -N 127.0.0.1 @PORT@"
+LAT[ncat]="ncat 127.0.0.1 @PORT@"
+LAT[socat]="socat - TCP:127.0.0.1:@PORT@"
+for name in sockbox nc.openbsd ncat socat; do
+    read -r med p99 < <(python3 bench/relay_latency.py "${LAT[$name]}" "$((PORT++))")
+    printf '%-18s %9s %9s\n' "$name" "$med" "$p99"
+done

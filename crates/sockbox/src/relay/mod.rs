@@ -26,6 +26,7 @@ pub mod exec;
 mod hub;
 mod life;
 pub mod net;
+mod pace;
 pub mod pump;
 pub mod server;
 mod session;

@@ -29,7 +29,8 @@ use socket2::SockRef;
 
 use super::dump::{Dir, Dump};
 use super::life::{Activity, Life, Step};
-use super::worker::{End, Method, Side, Worker, choose, pipe_chunk};
+use super::pace::Pacer;
+use super::worker::{End, Side, Worker, choose, pipe_chunk, room};
 use super::{Flow, Outcome, RelayError, RelayOptions, Report, is_reset};
 use crate::daemon::ServerStats;
 use crate::sys::splice::{self, Ready, wait_ready};
@@ -172,15 +173,12 @@ pub fn pump(
     };
 
     if opts.flow != Flow::RecvOnly {
-        let method = if plain {
-            Method::Copy
-        } else {
-            choose(input.as_fd(), true, opts.buffer_size)?
-        };
+        let method = choose(input.as_fd(), !plain, true, opts.buffer_size)?;
         let mut chunk = pipe_chunk(&method, input.as_fd(), opts.buffer_size);
         if datagram {
             chunk = chunk.min(MAX_DATAGRAM);
         }
+        let pacer = (!datagram).then(|| Pacer::new(room(input.as_fd(), chunk)));
         spawn(
             Worker {
                 side: Side::Tx,
@@ -194,6 +192,7 @@ pub fn pump(
                 dump: extras.dump.as_ref().map(|d| d.direction(peer, Dir::Sent)),
                 stats: extras.stats.clone(),
                 discard: false,
+                pacer,
             },
             "relay-tx",
         )?;
@@ -201,15 +200,12 @@ pub fn pump(
     }
     {
         let discard = opts.flow == Flow::SendOnly;
-        let method = if plain || discard {
-            Method::Copy
-        } else {
-            choose(output.as_fd(), true, opts.buffer_size)?
-        };
+        let method = choose(output.as_fd(), !(plain || discard), false, opts.buffer_size)?;
         let mut chunk = pipe_chunk(&method, output.as_fd(), opts.buffer_size);
         if datagram {
             chunk = chunk.max(65_536);
         }
+        let pacer = (!datagram).then(|| Pacer::new(room(output.as_fd(), chunk)));
         spawn(
             Worker {
                 side: Side::Rx,
@@ -223,6 +219,7 @@ pub fn pump(
                 dump: rx_dump,
                 stats: extras.stats.clone(),
                 discard,
+                pacer,
             },
             "relay-rx",
         )?;

@@ -6,16 +6,19 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 
 use super::RelayError;
 use super::dump::DumpDir;
 use super::life::Activity;
+use super::pace::Pacer;
 use super::pump::Stopper;
 use crate::daemon::ServerStats;
-use crate::sys::splice::{self, FdKind, Ready, fd_kind, wait_ready, writable_now};
+use crate::sys::splice::{
+    self, FdKind, Ready, fd_kind, is_nonblocking, readable_now, wait_ready, writable_now,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 /// Which direction a worker moves.
@@ -53,6 +56,8 @@ pub(crate) struct Worker {
     pub(crate) stats: Option<ServerStats>,
     /// Read and drop (receive side of `--send-only`).
     pub(crate) discard: bool,
+    /// Batch a streaming input (`None` for datagrams: one per read).
+    pub(crate) pacer: Option<Pacer>,
 }
 
 impl Worker {
@@ -123,29 +128,60 @@ impl Worker {
     }
 
     /// splice(src -> dst) where one of them is a pipe.
+    ///
+    /// The splice is tried first; only when it would block does the worker
+    /// poll, so a busy stream costs one system call per batch.
     fn direct(&mut self) -> Result<(), End> {
         let (src, dst) = (Arc::clone(&self.src), Arc::clone(&self.dst));
         let mut stalls = 0u32;
         loop {
-            self.wait(src.as_fd(), false)?;
             match splice::splice(src.as_fd(), dst.as_fd(), self.chunk) {
                 Ok(0) => return Ok(()),
                 Ok(n) => {
                     stalls = 0;
                     self.account(n);
+                    self.pace(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if writable_now(dst.as_fd()) {
-                        stalls += 1;
-                        if stalls > 100 {
-                            std::thread::sleep(Duration::from_millis(1));
-                        }
-                    } else {
-                        self.wait(dst.as_fd(), true)?;
-                    }
+                    self.blocked(src.as_fd(), dst.as_fd(), &mut stalls)?;
                 }
                 Err(e) => return Err(self.splice_err(e)),
             }
+        }
+    }
+
+    /// A splice would block: wait until the source has data and the
+    /// destination has room. When both look ready and the kernel still
+    /// refuses (a pipe with free bytes but no free slot), back off a little.
+    fn blocked(
+        &self,
+        src: BorrowedFd<'_>,
+        dst: BorrowedFd<'_>,
+        stalls: &mut u32,
+    ) -> Result<(), End> {
+        if !readable_now(src) {
+            *stalls = 0;
+            return self.wait(src, false);
+        }
+        if !writable_now(dst) {
+            *stalls = 0;
+            return self.wait(dst, true);
+        }
+        *stalls += 1;
+        if *stalls > 100 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+
+    /// After moving `n` bytes: pause if the input is streaming in small
+    /// pieces, so the next call moves a larger batch.
+    fn pace(&mut self, n: usize) {
+        if let Some(p) = &mut self.pacer
+            && let Some(d) = p.after(Instant::now(), n)
+        {
+            std::thread::sleep(d);
+            p.resumed(Instant::now());
         }
     }
 
@@ -164,12 +200,22 @@ impl Worker {
                 "cannot duplicate the internal pipe",
             )));
         };
+        // A source in blocking mode (a socket on stdin) would block inside
+        // splice, out of reach of the stop fd: poll it first.
+        let poll_first = !is_nonblocking(src.as_fd());
         loop {
-            self.wait(src.as_fd(), false)?;
+            if poll_first {
+                self.wait(src.as_fd(), false)?;
+            }
+            // The internal pipe is empty here, so a splice that would block
+            // is waiting for the source.
             let n = match splice::splice(src.as_fd(), w.as_fd(), self.chunk) {
                 Ok(0) => return Ok(()),
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.wait(src.as_fd(), false)?;
+                    continue;
+                }
                 Err(e) => return Err(self.splice_err(e)),
             };
             let mut left = n;
@@ -193,6 +239,7 @@ impl Worker {
                     Err(e) => return Err(self.splice_err(e)),
                 }
             }
+            self.pace(n);
         }
     }
 
@@ -231,14 +278,21 @@ impl Worker {
     fn copy(&mut self) -> End {
         let (src, dst) = (Arc::clone(&self.src), Arc::clone(&self.dst));
         let mut buf = vec![0u8; self.chunk];
+        let poll_first = !is_nonblocking(src.as_fd());
         loop {
-            if let Err(end) = self.wait(src.as_fd(), false) {
+            if poll_first && let Err(end) = self.wait(src.as_fd(), false) {
                 return end;
             }
             let n = match nix::unistd::read(src.as_fd(), &mut buf) {
                 Ok(0) => return End::Eof,
                 Ok(n) => n,
-                Err(Errno::EAGAIN | Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => {
+                    if let Err(end) = self.wait(src.as_fd(), false) {
+                        return end;
+                    }
+                    continue;
+                }
+                Err(Errno::EINTR) => continue,
                 Err(e) => return End::Read(e.into()),
             };
             if self.side == Side::Rx
@@ -269,32 +323,58 @@ impl Worker {
                 d.record(&buf[..n]);
             }
             self.account(n);
+            self.pace(n);
         }
     }
 }
 
+/// How one direction moves bytes, given its local end (`input`: standard
+/// input, read by the worker; otherwise standard output, written by it).
+/// A local pipe is grown to `size` whatever the method.
+///
+/// A pipe on the input side goes through an internal pipe rather than
+/// straight into the socket: splicing into a socket holds the source pipe's
+/// lock for the whole TCP send (on loopback that includes the receiver's
+/// processing), and the producer writing into that pipe would spin on the
+/// lock meanwhile. Moving pages pipe to pipe holds it only briefly.
 pub(crate) fn choose(
     local: BorrowedFd<'_>,
     zero_copy: bool,
+    input: bool,
     size: usize,
 ) -> Result<Method, RelayError> {
+    let kind = fd_kind(local);
+    if kind == FdKind::Pipe {
+        splice::grow_pipe(local, size);
+    }
     if !zero_copy {
         return Ok(Method::Copy);
     }
-    Ok(match fd_kind(local) {
-        FdKind::Pipe => {
-            splice::grow_pipe(local, size);
-            Method::Direct
-        }
+    let via = || -> Result<Method, RelayError> {
+        let (r, w) = splice::pipe().map_err(RelayError::Setup)?;
+        splice::grow_pipe(r.as_fd(), size);
+        Ok(Method::Via { r, w })
+    };
+    match kind {
+        FdKind::Pipe if input => via(),
+        FdKind::Pipe => Ok(Method::Direct),
         // splice(2) refuses files opened for appending (`>> file`).
-        FdKind::File if appending(local) => Method::Copy,
-        FdKind::File | FdKind::Socket | FdKind::CharDevice => {
-            let (r, w) = splice::pipe().map_err(RelayError::Setup)?;
-            splice::grow_pipe(r.as_fd(), size);
-            Method::Via { r, w }
-        }
-        FdKind::Tty | FdKind::Other => Method::Copy,
-    })
+        FdKind::File if appending(local) => Ok(Method::Copy),
+        FdKind::File | FdKind::Socket | FdKind::CharDevice => via(),
+        FdKind::Tty | FdKind::Other => Ok(Method::Copy),
+    }
+}
+
+/// How much a direction can buffer between two transfers: its chunk,
+/// or less when the local end is a smaller pipe (for the [`Pacer`]).
+pub(crate) fn room(local: BorrowedFd<'_>, chunk: usize) -> usize {
+    pipe_size(local).map_or(chunk, |p| p.min(chunk))
+}
+
+fn pipe_size(fd: BorrowedFd<'_>) -> Option<usize> {
+    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETPIPE_SZ)
+        .ok()
+        .and_then(|n| usize::try_from(n).ok())
 }
 
 pub(crate) fn pipe_chunk(method: &Method, local: BorrowedFd<'_>, size: usize) -> usize {
@@ -303,10 +383,7 @@ pub(crate) fn pipe_chunk(method: &Method, local: BorrowedFd<'_>, size: usize) ->
         Method::Direct => local,
         Method::Via { r, .. } => r.as_fd(),
     };
-    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETPIPE_SZ)
-        .ok()
-        .and_then(|n| usize::try_from(n).ok())
-        .unwrap_or(64 * 1024)
+    pipe_size(fd).unwrap_or(64 * 1024)
 }
 
 fn appending(fd: BorrowedFd<'_>) -> bool {
@@ -334,6 +411,7 @@ mod tests {
             dump: None,
             stats: None,
             discard: false,
+            pacer: Some(Pacer::new(1 << 16)),
         };
         (w, bytes)
     }
