@@ -4,6 +4,7 @@
 
 mod checksum;
 mod lossy;
+mod progress;
 mod sweep;
 
 use std::io::{BufRead, BufReader};

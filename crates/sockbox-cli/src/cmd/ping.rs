@@ -3,6 +3,7 @@
 
 mod format;
 mod output;
+mod progress;
 
 use std::io::BufRead;
 use std::net::IpAddr;

@@ -11,6 +11,7 @@ use sockbox::ping::{Event, IcmpKind, Mode, Observer, Outcome, PingConfig, Rtt};
 
 use super::Args;
 use super::format::{ms_f, ms3, ping_ms};
+use super::progress::Bar;
 
 mod summary;
 
@@ -75,7 +76,10 @@ pub struct Printer {
     count: Option<u32>,
     payload: usize,
     kinds: (Option<IcmpKind>, Option<IcmpKind>),
-    progress: Option<indicatif::ProgressBar>,
+    /// The sweep progress bar on stderr, when stderr is a terminal.
+    progress: Option<Bar>,
+    /// Stdout is a terminal too: erase the bar before printing a result.
+    stdout_tty: bool,
     verbose: bool,
     write_error: Option<io::Error>,
     stop: Option<sockbox::Shutdown>,
@@ -99,16 +103,15 @@ impl Printer {
             }
             _ => Vec::new(),
         };
-        let sweep = matches!(style, Style::Fping { .. }) && targets.len() > 1;
+        // A bar for sweeps only; never with --json (machine output, and the
+        // style is not Fping) nor -q (asks for silence).
+        let sweep = matches!(style, Style::Fping { quiet: false, .. }) && targets.len() > 1;
         let count_for_live = count;
-        let progress = (sweep && io::stderr().is_terminal()).then(|| {
-            let pb = indicatif::ProgressBar::new(targets.len() as u64);
-            pb.set_style(
-                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} targets done")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            pb
-        });
+        let progress = if sweep {
+            Bar::for_stderr(targets.len() as u64)
+        } else {
+            None
+        };
         // Running per-target numbers are only printed in count mode, by -e
         // and for a single target: a plain sweep does without them.
         let needs_live = count_for_live.is_some()
@@ -130,6 +133,7 @@ impl Printer {
             payload: cfg.payload_len,
             kinds,
             progress,
+            stdout_tty: io::stdout().is_terminal(),
             verbose: false,
             write_error: None,
             stop: None,
@@ -153,10 +157,21 @@ impl Printer {
         self.verbose = v;
     }
 
+    /// Erase the bar before a line goes to stdout, when stdout shares the
+    /// terminal (it is redrawn after the next flush).
+    fn clear_for_stdout(&mut self) {
+        if self.stdout_tty
+            && let Some(bar) = &mut self.progress
+        {
+            bar.erase();
+        }
+    }
+
     fn line(&mut self, s: &str) {
         if self.write_error.is_some() {
             return;
         }
+        self.clear_for_stdout();
         if let Err(e) = writeln!(self.out, "{s}") {
             self.failed(e);
         }
@@ -167,12 +182,11 @@ impl Printer {
         self.line(&s);
     }
 
-    fn err_line(&self, s: &str) {
-        if let Some(pb) = &self.progress {
-            pb.suspend(|| eprintln!("{s}"));
-        } else {
-            eprintln!("{s}");
+    fn err_line(&mut self, s: &str) {
+        if let Some(bar) = &mut self.progress {
+            bar.erase();
         }
+        eprintln!("{s}");
     }
 
     /// A name that did not resolve.
@@ -237,8 +251,9 @@ impl Printer {
 
     /// Print the summaries; true when every target answered at least once.
     pub fn finish(&mut self, o: &Outcome, unresolved: usize) -> anyhow::Result<bool> {
-        if let Some(pb) = self.progress.take() {
-            pb.finish_and_clear();
+        // Off the screen before any summary line.
+        if let Some(mut bar) = self.progress.take() {
+            bar.erase();
         }
         let alive = o.stats.iter().filter(|s| s.received > 0).count();
         match self.style.clone() {
@@ -367,8 +382,8 @@ impl Printer {
     }
 
     fn on_done(&mut self, target: u32, alive: bool) {
-        if let Some(pb) = &self.progress {
-            pb.inc(1);
+        if let Some(bar) = &mut self.progress {
+            bar.inc();
         }
         let Style::Fping {
             alive: only_alive,
@@ -385,6 +400,7 @@ impl Printer {
             if (alive && only_alive) || (!alive && only_unreach) {
                 // Written straight into the buffer: a sweep prints 10^5 of these.
                 if self.write_error.is_none() {
+                    self.clear_for_stdout();
                     let t = &self.targets[i];
                     let r = match &t.name {
                         Some(n) => writeln!(self.out, "{n}"),
@@ -482,6 +498,10 @@ impl Observer for Printer {
             && let Err(e) = self.out.flush()
         {
             self.failed(e);
+        }
+        // Results first, then the bar under them (rate-limited).
+        if let Some(bar) = &mut self.progress {
+            bar.tick();
         }
     }
 }
