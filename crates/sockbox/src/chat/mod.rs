@@ -30,7 +30,6 @@
 pub mod command;
 mod conn;
 pub mod hub;
-pub mod line;
 pub mod outbox;
 pub mod rate;
 mod server;
@@ -48,6 +47,9 @@ use crate::tls::TlsAcceptor;
 
 pub use rate::Rate;
 pub use server::ChatServer;
+/// Line framing and escaping: the pure codec, kept in `sockbox-wire` so it
+/// can be fuzzed without I/O ([`sockbox_wire::line`]).
+pub use sockbox_wire::line;
 
 /// Chat (lines, nicknames) or broker (raw bytes).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
