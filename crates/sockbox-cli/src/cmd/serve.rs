@@ -20,24 +20,29 @@
 //! 6. it serves until `shutdown` fires and drains for up to `grace`; if it
 //!    has not returned `grace` + 0.5 s after the shutdown, the harness stops
 //!    waiting for it;
-//! 7. the pid file is removed (emptied when a `--user` may not unlink it).
+//! 7. log lines and server output still queued are written (at most until
+//!    `grace` + 0.5 s after the shutdown; see [`lines`]: output never
+//!    blocks a server), and the pid file is removed (emptied when a `--user`
+//!    may not unlink it).
 //!
 //! Zombies: see the `sockbox::daemon` module documentation (nothing here
 //! starts a process that is not reaped).
 
 mod args;
+pub mod lines;
 mod logging;
 mod signals;
 
 pub use args::{DaemonArgs, LogFormat, SIGNALS_HELP, path_arg};
+pub use lines::{LineQueue, Notice, Stream};
 
 use std::fs::File;
 use std::future::Future;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 use sockbox::Shutdown;
 use sockbox::daemon::{
@@ -74,6 +79,8 @@ struct Shared {
     /// Our pid when detached (systemd started another process).
     main_pid: Option<u32>,
     stopping_sent: AtomicBool,
+    /// Queues made by [`Ctx::output`], flushed when the server stops.
+    outputs: Mutex<Vec<LineQueue>>,
 }
 
 impl Shared {
@@ -126,6 +133,21 @@ impl Ctx {
         tracing::info!(pid = std::process::id(), "ready");
         Ok(())
     }
+
+    /// Lines to `stream` that never block the server (events, JSON lines):
+    /// a queue of [`lines::CAPACITY`] lines drained by its own thread; when
+    /// it is full, lines are dropped and `notice` makes the line that says
+    /// how many. The harness writes what is still queued when the server
+    /// stops, within the grace period.
+    pub fn output(&self, stream: Stream, notice: Notice) -> LineQueue {
+        let q = LineQueue::spawn("sockbox-output", lines::CAPACITY, stream.output(), notice);
+        self.shared
+            .outputs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(q.clone());
+        q
+    }
 }
 
 /// Run a server body inside the harness and return its exit code.
@@ -175,6 +197,7 @@ where
         notifier: prepared.notifier.take(),
         main_pid: args.daemon.then(std::process::id),
         stopping_sent: AtomicBool::new(false),
+        outputs: Mutex::new(Vec::new()),
     });
     let result = run_server(args, prepared, &shared, level, body);
     report_unready(&mut shared.readiness(), &result);
@@ -322,6 +345,8 @@ where
     }
     forget_notify_socket();
     let rt = runtime::build()?;
+    let log_sink = sink.clone();
+    let stopped_at = Arc::new(OnceLock::new());
     let result = rt.block_on(async {
         let shutdown = Shutdown::new();
         let (reload_tx, reload) = reload_channel();
@@ -346,6 +371,12 @@ where
         };
         let grace = args.grace;
         let stop = shutdown.clone();
+        let when = stopped_at.clone();
+        tokio::spawn(async move {
+            stop.wait().await;
+            let _ = when.set(Instant::now());
+        });
+        let stop = shutdown.clone();
         let result = tokio::select! {
             biased;
             r = body(ctx) => r,
@@ -364,6 +395,20 @@ where
     // Tasks still running (a blocked stdin reader, a hung session) must not
     // keep the process alive.
     rt.shutdown_timeout(Duration::from_millis(500));
+    let deadline = lines::flush_deadline(
+        stopped_at.get().copied(),
+        args.grace + GRACE_SLACK,
+        Instant::now(),
+    );
+    for q in shared
+        .outputs
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .drain(..)
+    {
+        q.flush(deadline);
+    }
+    log_sink.flush(deadline);
     remove_pid_file(&pid_file);
     result
 }

@@ -62,6 +62,10 @@ pub enum Mode {
 }
 
 /// Receives server events (joins, leaves, nick changes, refusals).
+///
+/// It is called from the server's tasks and must not block: queue the event
+/// (the `sockbox` command uses a bounded queue with its own writer thread)
+/// rather than write it to a pipe that may be full.
 pub type EventSink = Arc<dyn Fn(&ChatEvent) + Send + Sync>;
 
 /// Everything a chat or broker server needs to know.
