@@ -10,7 +10,9 @@
 //!    the daemon's outcome: 0 once ready, the daemon's error otherwise;
 //! 3. logging (text or JSON; standard error or `--log-file`), the pid file
 //!    (locked), and for `--user` the per-thread hardening (empty capability
-//!    bounding set, `no_new_privs`) before any thread exists;
+//!    bounding set, `no_new_privs`) before any thread exists; only then
+//!    does the log's writer thread start (lines are written synchronously
+//!    until then);
 //! 4. build the tokio runtime; SIGINT/SIGTERM fire `shutdown` (and send
 //!    systemd `STOPPING=1`), SIGHUP fires `reload` and reopens the log,
 //!    SIGUSR1 logs the statistics; a second SIGINT exits 130 at once;
@@ -81,6 +83,8 @@ struct Shared {
     stopping_sent: AtomicBool,
     /// Queues made by [`Ctx::output`], flushed when the server stops.
     outputs: Mutex<Vec<LineQueue>>,
+    /// When `shutdown` fired: queued output is written until `grace` after.
+    stopped_at: OnceLock<Instant>,
 }
 
 impl Shared {
@@ -198,10 +202,11 @@ where
         main_pid: args.daemon.then(std::process::id),
         stopping_sent: AtomicBool::new(false),
         outputs: Mutex::new(Vec::new()),
+        stopped_at: OnceLock::new(),
     });
     let result = run_server(args, prepared, &shared, level, body);
     report_unready(&mut shared.readiness(), &result);
-    match result {
+    let outcome = match result {
         // A detached server's standard error is the log file (or nothing):
         // log the error once, in the chosen format, and exit with its code.
         Err(e) if args.daemon => {
@@ -213,7 +218,19 @@ where
             Err(e)
         }
         other => other,
-    }
+    };
+    // The last log line is written above: now write what is queued.
+    logging::flush(flush_deadline(&shared, args));
+    outcome
+}
+
+/// Until when queued output is written once the server stopped.
+fn flush_deadline(shared: &Shared, args: &DaemonArgs) -> Instant {
+    lines::flush_deadline(
+        shared.stopped_at.get().copied(),
+        args.grace + GRACE_SLACK,
+        Instant::now(),
+    )
 }
 
 /// A server that ends before `ready` must not leave the parent guessing.
@@ -343,10 +360,11 @@ where
     if let Some(plan) = &shared.plan {
         plan.harden().map_err(daemon_err)?;
     }
+    // The first thread of the process: after the hardening, which threads
+    // inherit only when created later.
+    sink.start();
     forget_notify_socket();
     let rt = runtime::build()?;
-    let log_sink = sink.clone();
-    let stopped_at = Arc::new(OnceLock::new());
     let result = rt.block_on(async {
         let shutdown = Shutdown::new();
         let (reload_tx, reload) = reload_channel();
@@ -371,10 +389,10 @@ where
         };
         let grace = args.grace;
         let stop = shutdown.clone();
-        let when = stopped_at.clone();
+        let when = shared.clone();
         tokio::spawn(async move {
             stop.wait().await;
-            let _ = when.set(Instant::now());
+            let _ = when.stopped_at.set(Instant::now());
         });
         let stop = shutdown.clone();
         let result = tokio::select! {
@@ -395,11 +413,7 @@ where
     // Tasks still running (a blocked stdin reader, a hung session) must not
     // keep the process alive.
     rt.shutdown_timeout(Duration::from_millis(500));
-    let deadline = lines::flush_deadline(
-        stopped_at.get().copied(),
-        args.grace + GRACE_SLACK,
-        Instant::now(),
-    );
+    let deadline = flush_deadline(shared, args);
     for q in shared
         .outputs
         .lock()
@@ -408,7 +422,6 @@ where
     {
         q.flush(deadline);
     }
-    log_sink.flush(deadline);
     remove_pid_file(&pid_file);
     result
 }

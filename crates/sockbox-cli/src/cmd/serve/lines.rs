@@ -123,8 +123,11 @@ struct Shared {
     idle: Condvar,
     out: Mutex<Output>,
     notice: Notice,
-    /// No writer thread could be started: `push` writes directly.
+    /// No writer thread runs (not started, or it could not be): `push`
+    /// writes directly.
     inline: AtomicBool,
+    /// [`LineQueue::start`] was called.
+    started: AtomicBool,
 }
 
 impl Shared {
@@ -183,10 +186,11 @@ pub struct LineQueue {
 }
 
 impl LineQueue {
-    /// Start a writer thread named `name` that writes to `out`, reporting
-    /// drops with `notice`. Should no thread be available, lines are written
-    /// synchronously instead (the old behaviour) rather than lost.
-    pub fn spawn(name: &str, capacity: usize, out: Output, notice: Notice) -> Self {
+    /// A queue that writes to `out`, reporting drops with `notice`. Until
+    /// [`LineQueue::start`] it has no thread and writes each line
+    /// synchronously: the harness starts the log's writer only after the
+    /// `--user` hardening, so that every thread inherits it.
+    pub fn new(capacity: usize, out: Output, notice: Notice) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 backlog: Backlog::new(capacity),
@@ -197,19 +201,38 @@ impl LineQueue {
             idle: Condvar::new(),
             out: Mutex::new(out),
             notice,
-            inline: AtomicBool::new(false),
+            inline: AtomicBool::new(true),
+            started: AtomicBool::new(false),
         });
-        let writer = shared.clone();
-        if std::thread::Builder::new()
-            .name(name.to_owned())
-            .spawn(move || writer.run())
-            .is_err()
-        {
-            shared.inline.store(true, Ordering::Relaxed);
-        }
         Self {
             handle: Arc::new(Closer(shared)),
         }
+    }
+
+    /// Start the writer thread, named `name` (once; later calls do
+    /// nothing). Should no thread be available, lines go on being written
+    /// synchronously (the old behaviour) rather than lost; false then.
+    pub fn start(&self, name: &str) -> bool {
+        let shared = &self.handle.0;
+        if shared.started.swap(true, Ordering::AcqRel) {
+            return !shared.inline.load(Ordering::Acquire);
+        }
+        let writer = shared.clone();
+        let ok = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || writer.run())
+            .is_ok();
+        if ok {
+            shared.inline.store(false, Ordering::Release);
+        }
+        ok
+    }
+
+    /// [`LineQueue::new`] and [`LineQueue::start`] in one.
+    pub fn spawn(name: &str, capacity: usize, out: Output, notice: Notice) -> Self {
+        let q = Self::new(capacity, out, notice);
+        q.start(name);
+        q
     }
 
     fn shared(&self) -> &Shared {
@@ -224,7 +247,7 @@ impl LineQueue {
             line.push(b'\n');
         }
         let shared = self.shared();
-        if shared.inline.load(Ordering::Relaxed) {
+        if shared.inline.load(Ordering::Acquire) {
             shared.write(VecDeque::from([line]), 0);
             return true;
         }
@@ -330,6 +353,29 @@ mod tests {
         assert!(q.push(b"after\n".to_vec()));
         assert!(q.flush(Instant::now() + Duration::from_secs(10)));
         assert!(written.lock().unwrap().ends_with(b"dropped 7\nafter\n"));
+    }
+
+    #[test]
+    fn before_start_lines_are_written_synchronously() {
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let w = written.clone();
+        let q = LineQueue::new(
+            2,
+            Box::new(move |b: &[u8]| w.lock().unwrap().extend_from_slice(b)),
+            notice(),
+        );
+        for i in 0..5 {
+            assert!(
+                q.push(format!("{i}").into_bytes()),
+                "nothing dropped inline"
+            );
+        }
+        assert_eq!(&*written.lock().unwrap(), b"0\n1\n2\n3\n4\n");
+        assert!(q.start("test-lines"));
+        assert!(q.start("test-lines"), "a second start changes nothing");
+        q.push(b"5".to_vec());
+        assert!(q.flush(Instant::now() + Duration::from_secs(10)));
+        assert!(written.lock().unwrap().ends_with(b"4\n5\n"));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Instant, SystemTime};
 
 use sockbox::daemon::{DaemonError, LogFile};
@@ -108,6 +108,13 @@ fn dropped_notice(format: LogFormat) -> Notice {
 }
 
 impl LogSink {
+    /// Start the thread that writes the log; until then each line is
+    /// written synchronously. Call it after the `--user` hardening, which
+    /// only threads created later inherit.
+    pub fn start(&self) {
+        self.queue.start("sockbox-log");
+    }
+
     /// Wait until every queued log line is written, or until `deadline`.
     pub fn flush(&self, deadline: Instant) -> bool {
         self.queue.flush(deadline)
@@ -127,7 +134,8 @@ impl LogSink {
 }
 
 /// Install the global subscriber writing to `file` (or standard error) at
-/// `default_level` unless the environment says otherwise. A second call
+/// `default_level` unless the environment says otherwise; the sink writes
+/// synchronously until [`LogSink::start`]. A second call
 /// keeps the first subscriber.
 pub fn init(format: LogFormat, file: Option<File>, default_level: tracing::Level) -> LogSink {
     let ansi = file.is_none() && io::stderr().is_terminal();
@@ -135,8 +143,7 @@ pub fn init(format: LogFormat, file: Option<File>, default_level: tracing::Level
     let out = target.clone();
     let sink = LogSink {
         file: target,
-        queue: LineQueue::spawn(
-            "sockbox-log",
+        queue: LineQueue::new(
             lines::CAPACITY,
             Box::new(move |batch: &[u8]| write_to(&out, batch)),
             dropped_notice(format),
@@ -150,9 +157,21 @@ pub fn init(format: LogFormat, file: Option<File>, default_level: tracing::Level
         .with_env_filter(filter)
         .with_target(false)
         .log_internal_errors(false);
-    let _ = match format {
+    let installed = match format {
         LogFormat::Text => builder.with_ansi(ansi).try_init(),
         LogFormat::Json => builder.json().with_ansi(false).try_init(),
     };
+    if installed.is_ok() {
+        let _ = INSTALLED.set(sink.clone());
+    }
     sink
+}
+
+/// The sink of the global subscriber, once [`init`] installed one.
+static INSTALLED: OnceLock<LogSink> = OnceLock::new();
+
+/// Wait until the global log's queued lines are written, or until
+/// `deadline` (true at once when no log was installed).
+pub fn flush(deadline: Instant) -> bool {
+    INSTALLED.get().is_none_or(|s| s.flush(deadline))
 }
