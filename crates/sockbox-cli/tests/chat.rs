@@ -309,5 +309,6 @@ fn stdin_operator_takes_part() {
     assert_eq!(srv.sigterm(), 0);
 }
 
+mod events;
 mod flags;
 mod load;

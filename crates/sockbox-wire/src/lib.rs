@@ -1,4 +1,5 @@
-//! Pure codecs for sockbox: no I/O, no async, no allocation on the parse path.
+//! Pure codecs for sockbox: no I/O, no async, no allocation on the parse path
+//! (except [`line`], a stream framer that owns its reassembly buffer).
 //!
 //! Every protocol follows the same shape (after smoltcp's `wire` module):
 //!
@@ -20,6 +21,7 @@ pub mod checksum;
 pub mod hex;
 pub mod hexdump;
 pub mod icmp;
+pub mod line;
 pub mod mac;
 pub mod magic;
 pub mod pack;

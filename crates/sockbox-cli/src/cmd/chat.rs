@@ -2,7 +2,6 @@
 //! `ncat --chat`, without split lines or a slow client stalling the room).
 //! Also the flags and the server body `sockbox broker` shares.
 
-use std::io::Write;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -15,7 +14,7 @@ use sockbox::relay::acl::{Acl, SharedAcl};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::mpsc;
 
-use crate::cmd::serve::{Ctx, DaemonArgs, serve_with};
+use crate::cmd::serve::{Ctx, DaemonArgs, LineQueue, Stream, serve_with};
 use crate::exit::{UsageContext, usage};
 
 const AFTER_HELP: &str = "\
@@ -124,6 +123,8 @@ pub struct ServerArgs {
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// Log joins, leaves, nick changes and refusals as JSON lines (stdout; stderr with --stdin).
+    /// Never slows the server: when the output is not read, up to 10000 events wait, later ones
+    /// are dropped and a {"event":"dropped","count":N} line says how many.
     #[arg(long)]
     pub json: bool,
     /// Do not log events (text mode).
@@ -223,11 +224,16 @@ impl Setup {
             server,
         } = self;
         let limit = sockbox::sys::rlimit::raise_nofile_limit();
-        let to_stderr = stdin_nick.is_some() || !server.json;
+        let stream = if stdin_nick.is_some() {
+            Stream::Stderr
+        } else {
+            Stream::Stdout
+        };
         let log = Logger {
-            json: server.json,
+            json: server
+                .json
+                .then(|| ctx.output(stream, Box::new(dropped_event))),
             quiet: server.quiet,
-            to_stderr,
         };
         let fd_room = usize::try_from(limit.saturating_sub(64)).unwrap_or(usize::MAX);
         if config.max_clients > fd_room {
@@ -312,47 +318,53 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
     usize::try_from(n).map_err(|_| format!("{s:?} is too large"))
 }
 
-/// Reports server events: JSON lines (`--json`), or log lines through the
-/// daemon harness (standard error or `--log-file`).
+/// The `--json` line that says `n` events were dropped because the output
+/// was not read fast enough.
+fn dropped_event(n: u64) -> Vec<u8> {
+    let v = serde_json::json!({
+        "event": "dropped",
+        "count": n,
+        "message": "events dropped: the output was not read fast enough",
+    });
+    format!("{v}\n").into_bytes()
+}
+
+/// Reports server events: JSON lines (`--json`, through a queue that never
+/// blocks the server), or log lines through the daemon harness (standard
+/// error or `--log-file`, queued the same way).
 #[derive(Clone)]
 struct Logger {
-    json: bool,
+    /// `--json`: where the lines go.
+    json: Option<LineQueue>,
     quiet: bool,
-    to_stderr: bool,
 }
 
 impl Logger {
-    fn emit(&self, text: &str) {
-        if self.to_stderr {
-            let _ = writeln!(std::io::stderr().lock(), "{text}");
-        } else {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{text}");
-            let _ = out.flush();
-        }
+    fn emit(out: &LineQueue, text: String) {
+        out.push(text.into_bytes());
     }
 
     fn note(&self, msg: &str) {
-        if self.json {
+        if let Some(out) = &self.json {
             let v = serde_json::json!({"event": "note", "message": msg});
-            self.emit(&v.to_string());
+            Self::emit(out, v.to_string());
         } else {
             tracing::warn!("{msg}");
         }
     }
 
     fn listening(&self, addr: SocketAddr) {
-        if self.json {
+        if let Some(out) = &self.json {
             let v = serde_json::json!({"event": "listening", "addr": addr.to_string()});
-            self.emit(&v.to_string());
+            Self::emit(out, v.to_string());
         }
         tracing::info!("listening on {addr}");
     }
 
     fn event(&self, e: &ChatEvent) {
-        if self.json {
+        if let Some(out) = &self.json {
             if let Ok(s) = serde_json::to_string(e) {
-                self.emit(&s);
+                Self::emit(out, s);
             }
             return;
         }

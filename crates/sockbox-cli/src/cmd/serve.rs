@@ -10,7 +10,9 @@
 //!    the daemon's outcome: 0 once ready, the daemon's error otherwise;
 //! 3. logging (text or JSON; standard error or `--log-file`), the pid file
 //!    (locked), and for `--user` the per-thread hardening (empty capability
-//!    bounding set, `no_new_privs`) before any thread exists;
+//!    bounding set, `no_new_privs`) before any thread exists; only then
+//!    does the log's writer thread start (lines are written synchronously
+//!    until then);
 //! 4. build the tokio runtime; SIGINT/SIGTERM fire `shutdown` (and send
 //!    systemd `STOPPING=1`), SIGHUP fires `reload` and reopens the log,
 //!    SIGUSR1 logs the statistics; a second SIGINT exits 130 at once;
@@ -20,24 +22,29 @@
 //! 6. it serves until `shutdown` fires and drains for up to `grace`; if it
 //!    has not returned `grace` + 0.5 s after the shutdown, the harness stops
 //!    waiting for it;
-//! 7. the pid file is removed (emptied when a `--user` may not unlink it).
+//! 7. log lines and server output still queued are written (at most until
+//!    `grace` + 0.5 s after the shutdown; see [`lines`]: output never
+//!    blocks a server), and the pid file is removed (emptied when a `--user`
+//!    may not unlink it).
 //!
 //! Zombies: see the `sockbox::daemon` module documentation (nothing here
 //! starts a process that is not reaped).
 
 mod args;
+pub mod lines;
 mod logging;
 mod signals;
 
 pub use args::{DaemonArgs, LogFormat, SIGNALS_HELP, path_arg};
+pub use lines::{LineQueue, Notice, Stream};
 
 use std::fs::File;
 use std::future::Future;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 use sockbox::Shutdown;
 use sockbox::daemon::{
@@ -74,6 +81,10 @@ struct Shared {
     /// Our pid when detached (systemd started another process).
     main_pid: Option<u32>,
     stopping_sent: AtomicBool,
+    /// Queues made by [`Ctx::output`], flushed when the server stops.
+    outputs: Mutex<Vec<LineQueue>>,
+    /// When `shutdown` fired: queued output is written until `grace` after.
+    stopped_at: OnceLock<Instant>,
 }
 
 impl Shared {
@@ -126,6 +137,21 @@ impl Ctx {
         tracing::info!(pid = std::process::id(), "ready");
         Ok(())
     }
+
+    /// Lines to `stream` that never block the server (events, JSON lines):
+    /// a queue of [`lines::CAPACITY`] lines drained by its own thread; when
+    /// it is full, lines are dropped and `notice` makes the line that says
+    /// how many. The harness writes what is still queued when the server
+    /// stops, within the grace period.
+    pub fn output(&self, stream: Stream, notice: Notice) -> LineQueue {
+        let q = LineQueue::spawn("sockbox-output", lines::CAPACITY, stream.output(), notice);
+        self.shared
+            .outputs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(q.clone());
+        q
+    }
 }
 
 /// Run a server body inside the harness and return its exit code.
@@ -175,10 +201,12 @@ where
         notifier: prepared.notifier.take(),
         main_pid: args.daemon.then(std::process::id),
         stopping_sent: AtomicBool::new(false),
+        outputs: Mutex::new(Vec::new()),
+        stopped_at: OnceLock::new(),
     });
     let result = run_server(args, prepared, &shared, level, body);
     report_unready(&mut shared.readiness(), &result);
-    match result {
+    let outcome = match result {
         // A detached server's standard error is the log file (or nothing):
         // log the error once, in the chosen format, and exit with its code.
         Err(e) if args.daemon => {
@@ -190,7 +218,19 @@ where
             Err(e)
         }
         other => other,
-    }
+    };
+    // The last log line is written above: now write what is queued.
+    logging::flush(flush_deadline(&shared, args));
+    outcome
+}
+
+/// Until when queued output is written once the server stopped.
+fn flush_deadline(shared: &Shared, args: &DaemonArgs) -> Instant {
+    lines::flush_deadline(
+        shared.stopped_at.get().copied(),
+        args.grace + GRACE_SLACK,
+        Instant::now(),
+    )
 }
 
 /// A server that ends before `ready` must not leave the parent guessing.
@@ -320,6 +360,9 @@ where
     if let Some(plan) = &shared.plan {
         plan.harden().map_err(daemon_err)?;
     }
+    // The first thread of the process: after the hardening, which threads
+    // inherit only when created later.
+    sink.start();
     forget_notify_socket();
     let rt = runtime::build()?;
     let result = rt.block_on(async {
@@ -346,6 +389,12 @@ where
         };
         let grace = args.grace;
         let stop = shutdown.clone();
+        let when = shared.clone();
+        tokio::spawn(async move {
+            stop.wait().await;
+            let _ = when.stopped_at.set(Instant::now());
+        });
+        let stop = shutdown.clone();
         let result = tokio::select! {
             biased;
             r = body(ctx) => r,
@@ -364,6 +413,15 @@ where
     // Tasks still running (a blocked stdin reader, a hung session) must not
     // keep the process alive.
     rt.shutdown_timeout(Duration::from_millis(500));
+    let deadline = flush_deadline(shared, args);
+    for q in shared
+        .outputs
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .drain(..)
+    {
+        q.flush(deadline);
+    }
     remove_pid_file(&pid_file);
     result
 }

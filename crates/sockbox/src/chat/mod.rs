@@ -30,7 +30,6 @@
 pub mod command;
 mod conn;
 pub mod hub;
-pub mod line;
 pub mod outbox;
 pub mod rate;
 mod server;
@@ -48,6 +47,9 @@ use crate::tls::TlsAcceptor;
 
 pub use rate::Rate;
 pub use server::ChatServer;
+/// Line framing and escaping: the pure codec, kept in `sockbox-wire` so it
+/// can be fuzzed without I/O ([`sockbox_wire::line`]).
+pub use sockbox_wire::line;
 
 /// Chat (lines, nicknames) or broker (raw bytes).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -60,6 +62,10 @@ pub enum Mode {
 }
 
 /// Receives server events (joins, leaves, nick changes, refusals).
+///
+/// It is called from the server's tasks and must not block: queue the event
+/// (the `sockbox` command uses a bounded queue with its own writer thread)
+/// rather than write it to a pipe that may be full.
 pub type EventSink = Arc<dyn Fn(&ChatEvent) + Send + Sync>;
 
 /// Everything a chat or broker server needs to know.

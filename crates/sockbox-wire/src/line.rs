@@ -1,6 +1,10 @@
 //! Line framing: lines are reassembled across reads (check-then-parse over
 //! one buffer), never split or merged, and never buffered without bound.
 //! Also the escaping that makes any line safe to print on a terminal.
+//!
+//! Sans-I/O: the caller reads into [`LineBuffer::buf_mut`] however it likes
+//! (the chat server in `sockbox::chat` does, over TCP or TLS); this module
+//! only frames. Nothing here panics on any input (fuzzed by `fuzz/chat_line`).
 
 use std::fmt::Write as _;
 
@@ -13,7 +17,10 @@ pub struct Line {
     pub bytes: BytesMut,
     /// True when the line was longer than the maximum and was cut.
     pub cut: bool,
-    /// True when the line ended in `\r\n`.
+    /// True when the line ended in `\r\n`. For a cut line this depends on
+    /// how the input was read: it is true only when the whole line, up to
+    /// its `\r\n`, was in the buffer at once (a line cut earlier has its
+    /// tail discarded unseen). Bytes and `cut` never depend on the reads.
     pub crlf: bool,
 }
 
@@ -170,6 +177,13 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    impl LineBuffer {
+        fn next_line_of(mut self, data: &[u8]) -> Line {
+            self.buf_mut().extend_from_slice(data);
+            self.next_line().unwrap()
+        }
+    }
+
     fn feed(lb: &mut LineBuffer, data: &[u8]) -> Vec<(Vec<u8>, bool)> {
         lb.buf_mut().extend_from_slice(data);
         let mut out = Vec::new();
@@ -227,6 +241,20 @@ mod tests {
         assert!(got.is_empty());
         let got = feed(&mut lb, b"\n");
         assert_eq!(got, vec![(b"abcd".to_vec(), false)]);
+    }
+
+    /// Found by the `chat_line` fuzz target: only the `crlf` flag of a cut
+    /// line may depend on how the input was read; its bytes and `cut` do not.
+    #[test]
+    fn cut_line_is_the_same_however_it_is_read() {
+        let whole = LineBuffer::new(4).next_line_of(b"abcdefgh\r\n");
+        assert_eq!(
+            (whole.bytes.as_ref(), whole.cut, whole.crlf),
+            (&b"abcd"[..], true, true)
+        );
+        let mut lb = LineBuffer::new(4);
+        assert_eq!(feed(&mut lb, b"abcdefg"), vec![(b"abcd".to_vec(), true)]);
+        assert!(feed(&mut lb, b"h\r\nok\n") == vec![(b"ok".to_vec(), false)]);
     }
 
     #[test]
