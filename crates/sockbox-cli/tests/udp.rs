@@ -1,7 +1,8 @@
-//! `sockbox udp` and `sockbox mcast`: on loopback ([`loopback`]), broadcast
-//! across namespaces on a bridge ([`broadcast`]), and multicast across veth
-//! pairs ([`multicast`]). This file holds the server harness they share.
+//! `sockbox udp` and `sockbox mcast`: on loopback ([`loopback`]), who may
+//! send ([`access`]), broadcast across namespaces on a bridge
+//! ([`broadcast`]), and multicast across veth pairs ([`multicast`]). This file holds the server harness they share.
 
+mod access;
 mod broadcast;
 mod loopback;
 mod multicast;

@@ -9,9 +9,10 @@ use sockbox::udp::{ListenConfig, SendConfig, Sender};
 use crate::cmd::runtime;
 use crate::cmd::serve::{DaemonArgs, SIGNALS_HELP};
 use crate::cmd::udp::common::{
-    CollectArgs, ListenOutputArgs, MessageArgs, OutputArgs, ResponderArgs, lib_err,
-    parse_ip_scoped, parse_listen_port, parse_port, send_and_collect, serve_listener,
+    CollectArgs, MessageArgs, OutputArgs, lib_err, parse_ip_scoped, parse_listen_port, parse_port,
+    send_and_collect,
 };
+use crate::cmd::udp::serve::{ListenOutputArgs, ResponderArgs, serve_listener};
 use crate::exit::usage;
 
 /// Arguments of `sockbox mcast`.
@@ -222,6 +223,7 @@ fn listen(a: &ListenArgs) -> anyhow::Result<u8> {
         membership: Some(membership),
         reply: a.responder.mode(sockbox::udp::max_payload(group.ip()))?,
         max_children: a.responder.max_children as usize,
+        acl: sockbox::relay::acl::SharedAcl::default(),
     };
     serve_listener(cfg, &a.daemon, &a.out, &a.lout, Some(group.ip()))
 }

@@ -3,6 +3,7 @@
 
 pub mod common;
 pub mod print;
+pub mod serve;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -10,9 +11,10 @@ use sockbox::iface;
 use sockbox::udp::{ListenConfig, SendConfig, Sender, target};
 
 use common::{
-    CollectArgs, ListenOutputArgs, MessageArgs, OutputArgs, ResponderArgs, lib_err,
-    parse_ip_scoped, parse_listen_port, parse_port, resolve, send_and_collect, serve_listener,
+    CollectArgs, MessageArgs, OutputArgs, lib_err, parse_ip_scoped, parse_listen_port, parse_port,
+    resolve, send_and_collect,
 };
+use serve::{AclArgs, ListenOutputArgs, ResponderArgs, serve_listener};
 
 use crate::cmd::runtime;
 use crate::cmd::serve::{DaemonArgs, SIGNALS_HELP};
@@ -34,7 +36,7 @@ enum Cmd {
     /// Send a datagram (or one per line) and collect the replies.
     Send(SendArgs),
     /// Print datagrams with their source; answer them with --reply, --reply-exec or --echo.
-    Listen(ListenArgs),
+    Listen(Box<ListenArgs>),
 }
 
 const SEND_HELP: &str = "\
@@ -90,11 +92,14 @@ Examples:
   sockbox udp listen 127.0.0.1 7 --echo          echo service on loopback
   sockbox udp listen 9999 --reply-exec 'tr a-z A-Z' --exec-timeout 2s
   sockbox udp listen 9999 --json -c 1            wait for one datagram, print it as JSON
+  sockbox udp listen 9999 --echo --allow 10.0.0.0/8 --denyfile bad.txt
 
 Datagrams print as `SOURCE:PORT  PAYLOAD` (or -x, --json, --raw). Without ADDR the
 listener binds every address, so broadcasts arrive too; one unicast address does not
 see them. On start it logs where it listens, on stderr (not with -q); with --daemon or
---log-file each datagram's source and length is logged too.
+--log-file each datagram's source and length is logged too. Datagrams from sources
+refused by --allow/--deny (and their files, one address or CIDR per line, re-read on
+SIGHUP) are dropped unprinted and unanswered, and counted as refused (SIGUSR1 stats).
 
 Exit codes: 0 success; 2 usage or input error; 3 system failure (e.g. port in use).";
 
@@ -112,6 +117,8 @@ pub struct ListenArgs {
     pub second: Option<String>,
     #[command(flatten)]
     pub responder: ResponderArgs,
+    #[command(flatten)]
+    pub access: AclArgs,
     #[command(flatten)]
     pub out: OutputArgs,
     #[command(flatten)]
@@ -236,6 +243,7 @@ fn listen(a: &ListenArgs) -> anyhow::Result<u8> {
         membership: None,
         reply: a.responder.mode(limit)?,
         max_children: a.responder.max_children as usize,
+        acl: a.access.acl()?,
     };
     serve_listener(cfg, &a.daemon, &a.out, &a.lout, None)
 }
