@@ -100,6 +100,9 @@ see them. On start it logs where it listens, on stderr (not with -q); with --dae
 --log-file each datagram's source and length is logged too. Datagrams from sources
 refused by --allow/--deny (and their files, one address or CIDR per line, re-read on
 SIGHUP) are dropped unprinted and unanswered, and counted as refused (SIGUSR1 stats).
+Answers leave from the address the datagram was sent to (for a broadcast or multicast,
+from the receiving interface), so a client that wrote to a host's second address gets
+its answer from there.
 
 Exit codes: 0 success; 2 usage or input error; 3 system failure (e.g. port in use).";
 

@@ -7,6 +7,7 @@ pub mod mcast;
 pub mod packet;
 pub mod ping;
 pub mod ping_io;
+pub mod pktinfo;
 pub mod process;
 pub mod rlimit;
 pub mod splice;

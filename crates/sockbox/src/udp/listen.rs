@@ -20,6 +20,7 @@ use super::{Error, canonical};
 use crate::Shutdown;
 use crate::daemon::ServerStats;
 use crate::relay::acl::SharedAcl;
+use crate::sys::pktinfo::{self, Arrival};
 
 /// How a listener answers each datagram.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -201,6 +202,18 @@ impl Listener {
         // Answers may go to broadcast senders on the same subnet; harmless
         // otherwise. Best effort.
         let _ = sock.set_broadcast(true);
+        // Answers leave from the address each datagram was sent to. Without
+        // the option (not Linux?) the kernel picks the source as before.
+        let ipv6 = sock
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .is_some_and(|a| a.is_ipv6());
+        if let Err(e) = pktinfo::enable(&sock, ipv6) {
+            tracing::debug!(
+                "no packet info on the listening socket ({e}): answers leave from the kernel's choice of address"
+            );
+        }
         sock.set_nonblocking(true).map_err(Error::Socket)?;
         let socket = UdpSocket::from_std(sock.into()).map_err(Error::Socket)?;
         let local = socket.local_addr().map_err(Error::Socket)?;
@@ -236,6 +249,7 @@ impl Listener {
         let local = self.local;
         let mut buf = vec![0u8; 65_536];
         let (tx, mut rx) = mpsc::channel::<(SocketAddr, Result<usize, String>)>(64);
+        let mut arrival: Option<Arrival>;
         let mut tasks = JoinSet::new();
         let slots = Arc::new(Semaphore::new(
             self.cfg.max_children.clamp(1, Semaphore::MAX_PERMITS),
@@ -249,9 +263,12 @@ impl Listener {
                 () = shutdown.wait() => break,
                 Some((to, r)) = rx.recv() => report(&mut on_event, to, r),
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-                r = socket.recv_from(&mut buf) => {
+                r = pktinfo::recv_from(&socket, &mut buf) => {
                     let (n, from) = match r {
-                        Ok(v) => v,
+                        Ok((n, from, arr)) => {
+                            arrival = arr;
+                            (n, from)
+                        }
                         // ICMP errors queued from earlier answers: not ours to stop for.
                         Err(e) if is_transient(&e) => continue,
                         Err(e) => return Err(Error::Recv(e, local)),
@@ -277,12 +294,14 @@ impl Listener {
                             };
                             let (cfg, payload, socket, tx, stats) =
                                 (cfg.clone(), buf[..n].to_vec(), socket.clone(), tx.clone(), stats.clone());
+                            // The program sees the address it was asked on.
+                            let here = arrival.map_or(local, |a| SocketAddr::new(a.dst(), local.port()));
                             tasks.spawn(async move {
                                 let _permit = permit;
                                 let _guard = guard;
-                                let r = match exec::run(&cfg, &payload, shown, local).await {
+                                let r = match exec::run(&cfg, &payload, shown, here).await {
                                     Ok(out) if out.is_empty() => return,
-                                    Ok(out) => match socket.send_to(&out, from).await {
+                                    Ok(out) => match pktinfo::send_to(&socket, &out, from, arrival.as_ref()).await {
                                         Ok(len) => {
                                             stats.add_out(len as u64);
                                             Ok(len)
@@ -297,7 +316,7 @@ impl Listener {
                         }
                     };
                     if let Some(a) = answer {
-                        let r = match socket.send_to(a, from).await {
+                        let r = match pktinfo::send_to(&socket, a, from, arrival.as_ref()).await {
                             Ok(len) => {
                                 stats.add_out(len as u64);
                                 Ok(len)

@@ -178,3 +178,26 @@ async fn denied_sources_are_dropped_unanswered_and_counted() {
     assert_eq!(r.stats.snapshot().refused, 1);
     assert_eq!(r.stats.snapshot().accepted, 0);
 }
+
+#[tokio::test]
+async fn answers_leave_from_the_address_written_to() {
+    // Every address (dual-stack where IPv6 exists), asked on 127.0.0.2: a
+    // connected client only takes an answer from there, and the kernel
+    // would pick 127.0.0.1 by itself.
+    let r = start(ListenConfig {
+        reply: ReplyMode::Text(b"here".to_vec()),
+        ..ListenConfig::default()
+    });
+    let to = SocketAddr::new("127.0.0.2".parse().unwrap(), r.addr.port());
+    let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    c.connect(to).await.unwrap();
+    c.send(b"who?").await.unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), c.recv(&mut buf))
+        .await
+        .expect("no answer from 127.0.0.2")
+        .unwrap();
+    assert_eq!(&buf[..n], b"here");
+    r.shutdown.trigger();
+    r.task.await.unwrap().unwrap();
+}
