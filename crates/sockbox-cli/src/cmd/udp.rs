@@ -51,8 +51,12 @@ Replies print as `SOURCE:PORT  TIME ms  PAYLOAD`, one per line (newlines and con
 characters escaped), or with --json as {\"from\",\"time_ms\",\"len\",\"text\",\"hex\"}.
 Sending to 255.255.255.255 or an interface's broadcast address sets SO_BROADCAST on its own.
 
+When --wait/--replies ask for replies from a unicast ADDR and an ICMP error comes
+back instead (port unreachable: nothing listens there; host unreachable), the wait
+ends at once with exit 1 and a message saying so.
+
 Exit codes: 0 sent (and, when --wait/--replies ask for replies, at least one came);
-1 no reply came; 2 usage or input error; 3 system failure.";
+1 no reply came, or ADDR is unreachable; 2 usage or input error; 3 system failure.";
 
 /// Arguments of `sockbox udp send`.
 #[derive(Debug, clap::Args)]

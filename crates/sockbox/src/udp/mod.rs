@@ -66,6 +66,15 @@ pub enum Error {
     /// Receiving failed.
     #[error("cannot receive on UDP {1}: {0}")]
     Recv(#[source] io::Error, SocketAddr),
+    /// An ICMP error came back from a unicast destination (port, host or
+    /// network unreachable, or prohibited): no reply will come from there.
+    #[error("{to}: {}", unreachable_text(.cause))]
+    Unreachable {
+        /// The destination the error is about.
+        to: SocketAddr,
+        /// The error the kernel turned the ICMP message into.
+        cause: io::Error,
+    },
     /// A socket option could not be set.
     #[error("cannot set {what}: {source}")]
     SockOpt {
@@ -201,6 +210,33 @@ fn send_hint(e: &io::Error, addr: &SocketAddr) -> String {
     }
 }
 
+/// The errors an ICMP message about a sent datagram turns into (with
+/// `IP_RECVERR` set, on an unconnected socket too).
+pub(crate) fn is_icmp_error(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ECONNREFUSED | libc::EHOSTUNREACH | libc::ENETUNREACH | libc::EACCES)
+    )
+}
+
+fn unreachable_text(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::ECONNREFUSED) => "port unreachable (nothing listens there)".to_owned(),
+        Some(libc::EHOSTUNREACH) => {
+            "host unreachable (an ICMP error came back: check the address and that the host is up)"
+                .to_owned()
+        }
+        Some(libc::ENETUNREACH) => {
+            "network unreachable (a router on the way has no route: check the address)".to_owned()
+        }
+        Some(libc::EACCES) => {
+            "communication administratively prohibited (a firewall on the way rejects it)"
+                .to_owned()
+        }
+        _ => format!("unreachable ({e})"),
+    }
+}
+
 fn join_hint(e: &io::Error) -> &'static str {
     match e.raw_os_error() {
         Some(libc::ENODEV) => {
@@ -275,6 +311,14 @@ mod tests {
         let e = Error::Bind(io::Error::from_raw_os_error(libc::EADDRINUSE), at);
         assert!(e.to_string().contains("ss -ulpn"), "{e}");
         assert!(Error::NotMulticast("10.0.0.1".parse().unwrap()).is_input());
+        let e = Error::Unreachable {
+            to: "127.0.0.1:9".parse().unwrap(),
+            cause: io::Error::from_raw_os_error(libc::ECONNREFUSED),
+        };
+        assert_eq!(
+            e.to_string(),
+            "127.0.0.1:9: port unreachable (nothing listens there)"
+        );
         assert!(!Error::Bind(io::Error::from_raw_os_error(libc::EACCES), at).is_input());
     }
 }

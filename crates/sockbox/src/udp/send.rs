@@ -2,13 +2,14 @@
 //! collection from any source for a time or a count.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 
-use super::{Error, canonical, max_payload, mcast, target};
+use super::{Error, canonical, is_icmp_error, max_payload, mcast, target};
 use crate::Shutdown;
 
 /// How to set up a [`Sender`].
@@ -64,6 +65,9 @@ pub struct Sender {
     local: SocketAddr,
     targets: Vec<SocketAddr>,
     broadcast: bool,
+    /// Every destination is unicast and ICMP errors about them are
+    /// reported (`IP_RECVERR`): an error means that destination is out.
+    icmp_errors: bool,
     last_send: Mutex<Option<Instant>>,
 }
 
@@ -86,6 +90,18 @@ fn needs_broadcast(ip: Ipv4Addr) -> bool {
         return false;
     }
     crate::iface::list().is_ok_and(|ifs| target::classify(ip, &ifs).is_broadcast())
+}
+
+/// Report ICMP errors about sent datagrams on this unconnected socket
+/// (`IP_RECVERR` / `IPV6_RECVERR`): the next receive fails with the error.
+fn recv_icmp_errors(sock: &Socket, v4: bool) -> std::io::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    if v4 {
+        setsockopt(sock, sockopt::Ipv4RecvErr, &true)?;
+    } else {
+        setsockopt(sock, sockopt::Ipv6RecvErr, &true)?;
+    }
+    Ok(())
 }
 
 impl Sender {
@@ -119,6 +135,11 @@ impl Sender {
         if let Some(m) = &cfg.multicast {
             m.apply(&sock, first.ip())?;
         }
+        // Unicast destinations only: a port or host unreachable then ends the
+        // wait for replies at once. (Broadcast and multicast get no ICMP
+        // errors, and one host's would not speak for the others.)
+        let unicast = !broadcast && targets.iter().all(|t| !t.ip().is_multicast());
+        let icmp_errors = unicast && recv_icmp_errors(&sock, v4).is_ok();
         sock.set_nonblocking(true).map_err(Error::Socket)?;
         sock.bind(&local.into())
             .map_err(|e| Error::Bind(e, local))?;
@@ -129,6 +150,7 @@ impl Sender {
             local,
             targets,
             broadcast,
+            icmp_errors,
             last_send: Mutex::new(None),
         })
     }
@@ -179,20 +201,47 @@ impl Sender {
         for &t in &self.targets {
             match self.socket.send_to(payload, t).await {
                 Ok(_) => report.sent += 1,
+                // An ICMP port unreachable for an earlier datagram, reported now.
+                Err(e) if self.icmp_errors && e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+                    return Err(self.unreachable(e));
+                }
                 Err(e) => report.errors.push(Error::Send(e, t)),
             }
         }
         Ok(report)
     }
 
+    /// The [`Error::Unreachable`] for an ICMP error `e`, naming the
+    /// destination it was about (read from the socket's error queue).
+    fn unreachable(&self, e: std::io::Error) -> Error {
+        let mut about = None;
+        let mut scratch = [0u8; 64];
+        crate::sys::ping_io::recv_errqueue(self.socket.as_raw_fd(), &mut scratch, |q| {
+            about = about.or(q.dst);
+        });
+        let to = about
+            .and_then(|ip| {
+                self.targets
+                    .iter()
+                    .find(|t| canonical(**t).ip() == canonical(SocketAddr::new(ip, 0)).ip())
+            })
+            .or(self.targets.first())
+            .copied()
+            .unwrap_or(self.local);
+        Error::Unreachable { to, cause: e }
+    }
+
     /// Receive one datagram from anyone. `buf` should hold 65536 bytes; a
-    /// longer datagram is cut to `buf`'s size.
+    /// longer datagram is cut to `buf`'s size. For unicast destinations an
+    /// ICMP error (port or host unreachable) is [`Error::Unreachable`].
     pub async fn recv(&self, buf: &mut [u8]) -> Result<Reply, Error> {
-        let (n, from) = self
-            .socket
-            .recv_from(buf)
-            .await
-            .map_err(|e| Error::Recv(e, self.local))?;
+        let (n, from) = self.socket.recv_from(buf).await.map_err(|e| {
+            if self.icmp_errors && is_icmp_error(&e) {
+                self.unreachable(e)
+            } else {
+                Error::Recv(e, self.local)
+            }
+        })?;
         let sent = self.last_send.lock().ok().and_then(|g| *g);
         Ok(Reply {
             from: canonical(from),
@@ -335,6 +384,34 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, 0);
+    }
+
+    #[tokio::test]
+    async fn port_unreachable_ends_the_wait_at_once() {
+        // A port nobody listens on: bind one, note it, close it.
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = closed.local_addr().unwrap();
+        drop(closed);
+        let s = Sender::bind(vec![to], &SendConfig::default()).unwrap();
+        s.send(b"anyone?").await.unwrap();
+        let t = Instant::now();
+        let e = s
+            .collect(
+                Collect {
+                    wait: Some(Duration::from_secs(10)),
+                    max: None,
+                },
+                &Shutdown::new(),
+                |_| {},
+            )
+            .await
+            .unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert!(
+            matches!(e, Error::Unreachable { to: t, .. } if t == to),
+            "{e}"
+        );
+        assert!(e.to_string().contains("port unreachable"), "{e}");
     }
 
     #[tokio::test]

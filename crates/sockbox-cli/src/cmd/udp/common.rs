@@ -204,8 +204,28 @@ fn send_report(r: Result<udp::SendReport, udp::Error>) -> anyhow::Result<()> {
 }
 
 /// Send the message (once, or per stdin line) and collect replies; returns
-/// the exit code (1 when replies were wanted and none came).
+/// the exit code: 1 when replies were wanted and none came, or when a
+/// unicast destination answered with an ICMP error (port unreachable…),
+/// which ends the wait at once.
 pub async fn send_and_collect(
+    sender: Sender,
+    msg: &MessageArgs,
+    collect: &CollectArgs,
+    out: &OutputArgs,
+) -> anyhow::Result<u8> {
+    match exchange(sender, msg, collect, out).await {
+        Err(e) => match e.downcast_ref::<udp::Error>() {
+            Some(u @ udp::Error::Unreachable { .. }) => {
+                eprintln!("sockbox: udp send: {u}");
+                Ok(exit::PARTIAL)
+            }
+            _ => Err(e),
+        },
+        done => done,
+    }
+}
+
+async fn exchange(
     sender: Sender,
     msg: &MessageArgs,
     collect: &CollectArgs,
