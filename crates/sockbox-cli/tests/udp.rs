@@ -1,11 +1,13 @@
 //! `sockbox udp` and `sockbox mcast`: on loopback ([`loopback`]), who may
 //! send ([`access`]), broadcast across namespaces on a bridge
-//! ([`broadcast`]), multicast across veth pairs ([`multicast`]), and the
-//! source address of answers on a two-address host ([`source`]). This file
-//! holds the server harness they share.
+//! ([`broadcast`]), one interface of several ([`iface`]), multicast across
+//! veth pairs ([`multicast`]), and the source address of answers on a
+//! two-address host ([`source`]). This file holds the server harness they
+//! share.
 
 mod access;
 mod broadcast;
+mod iface;
 mod loopback;
 mod multicast;
 mod source;

@@ -202,6 +202,7 @@ async fn send(a: &SendArgs) -> anyhow::Result<u8> {
             loopback,
             iface,
         }),
+        iface: None,
     };
     let sender = Sender::bind(vec![to], &cfg).map_err(lib_err)?;
     send_and_collect(sender, &a.message, &a.collect, &a.out).await

@@ -44,6 +44,7 @@ Examples:
   sockbox udp send 10.0.0.5 9999 hello                 one datagram
   sockbox udp send broadcast 9999 WHO --wait 2s        every interface's broadcast; replies for 2s
   sockbox udp send 10.0.0.255 9999 WHO -b -n 3         stop at 3 replies (or after 3s)
+  sockbox udp send broadcast 9999 WHO -I eth1 -w 2s    only eth1's broadcast, out of eth1
   printf 'a\\nb\\n' | sockbox udp send ::1 9999 --lines  one datagram per line
   sockbox udp send 10.0.0.5 7 'de ad' --hex -w 1s -x   bytes out, replies as hexdump -C
 
@@ -77,6 +78,10 @@ pub struct SendArgs {
     /// Send from this local address: PORT, IP, or IP:PORT (some responders answer a fixed port).
     #[arg(long, value_name = "[IP:]PORT")]
     pub bind: Option<String>,
+    /// Send out of this interface only (SO_BINDTODEVICE and its address as the source);
+    /// with ADDR `broadcast`, to that interface's broadcast address only.
+    #[arg(short = 'I', long, value_name = "NAME")]
+    pub iface: Option<String>,
     /// Use IPv4 only when resolving ADDR.
     #[arg(short = '4', conflicts_with = "ipv6")]
     pub ipv4: bool,
@@ -180,11 +185,14 @@ async fn send(a: &SendArgs) -> anyhow::Result<u8> {
             ));
         }
         broadcast = true;
-        target::interface_broadcasts()
-            .map_err(lib_err)?
-            .into_iter()
-            .map(|b| SocketAddr::new(IpAddr::V4(b.broadcast), a.port))
-            .collect()
+        match &a.iface {
+            Some(name) => target::iface_broadcasts(name),
+            None => target::interface_broadcasts(),
+        }
+        .map_err(lib_err)?
+        .into_iter()
+        .map(|b| SocketAddr::new(IpAddr::V4(b.broadcast), a.port))
+        .collect()
     } else {
         let t = resolve(&a.addr, a.port, a.ipv4, a.ipv6).await?;
         if a.broadcast {
@@ -214,10 +222,19 @@ async fn send(a: &SendArgs) -> anyhow::Result<u8> {
     };
     let v4 = targets.first().is_none_or(SocketAddr::is_ipv4);
     let bind = a.bind.as_deref().map(|b| parse_bind(b, v4)).transpose()?;
+    if let (Some(_), Some(b)) = (&a.iface, bind)
+        && !b.ip().is_unspecified()
+    {
+        return Err(usage(format!(
+            "--iface sends from the interface's own address: give --bind PORT alone, not {}",
+            b.ip()
+        )));
+    }
     let cfg = SendConfig {
         bind,
         broadcast,
         multicast: None,
+        iface: a.iface.clone(),
     };
     let sender = Sender::bind(targets, &cfg).map_err(lib_err)?;
     send_and_collect(sender, &a.message, &a.collect, &a.out).await

@@ -137,6 +137,40 @@ pub enum Error {
     /// Listing or finding interfaces failed.
     #[error(transparent)]
     Iface(#[from] crate::iface::Error),
+    /// The interface given with `--iface` is down.
+    #[error(
+        "interface {name} is down; bring it up (`ip link set {name} up`) or pick another with --iface"
+    )]
+    IfaceDown {
+        /// The interface name.
+        name: String,
+    },
+    /// `broadcast` on an interface that has no IPv4 broadcast address.
+    #[error(
+        "interface {name} has no IPv4 broadcast address (loopback, point-to-point, /31, /32 or \
+         no IPv4 address; `sockbox ifaces` shows them): send to an address instead of \
+         `broadcast`, or pick another --iface"
+    )]
+    NoBroadcastOn {
+        /// The interface name.
+        name: String,
+    },
+    /// Tying the socket to the `--iface` interface failed.
+    #[error(transparent)]
+    Tie(#[from] crate::sys::device::TieError),
+    /// Neither `SO_BINDTODEVICE` nor a source address could tie the socket
+    /// to the interface.
+    #[error(
+        "cannot send out of {name}: SO_BINDTODEVICE was not permitted (it needs CAP_NET_RAW: \
+         run as root or `setcap cap_net_raw+ep sockbox`) and {name} has no {family} address to \
+         send from"
+    )]
+    IfaceUntied {
+        /// The interface name.
+        name: String,
+        /// `IPv4` or `IPv6`.
+        family: &'static str,
+    },
     /// Joining a multicast group failed.
     #[error("cannot join multicast group {group}{on}: {source}{hint}",
         on = .iface.as_deref().map(|i| format!(" on {i}")).unwrap_or_default(),
@@ -264,7 +298,9 @@ impl Error {
             | Self::NotMulticast(_)
             | Self::SourceFamily { .. }
             | Self::IfaceNoIpv4 { .. }
-            | Self::NoIfaceWithAddress(_) => true,
+            | Self::NoIfaceWithAddress(_)
+            | Self::IfaceDown { .. }
+            | Self::NoBroadcastOn { .. } => true,
             Self::Iface(e) => matches!(e, crate::iface::Error::NotFound { .. }),
             _ => false,
         }

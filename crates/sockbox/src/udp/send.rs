@@ -23,6 +23,10 @@ pub struct SendConfig {
     pub broadcast: bool,
     /// Multicast sending options (interface, TTL, loopback).
     pub multicast: Option<mcast::SendOptions>,
+    /// Send out of this interface only: `SO_BINDTODEVICE` plus its address
+    /// as the source (as `wake --iface` does). It must exist and be up.
+    /// `bind`'s port is kept; its address gives way to the interface's.
+    pub iface: Option<String>,
 }
 
 /// A datagram that came back.
@@ -92,6 +96,45 @@ fn needs_broadcast(ip: Ipv4Addr) -> bool {
     crate::iface::list().is_ok_and(|ifs| target::classify(ip, &ifs).is_broadcast())
 }
 
+/// The address to send from on `i` towards `dest`: its first IPv4 address,
+/// or for IPv6 a link-local one towards link-local and multicast
+/// destinations and another one otherwise (either when that is all it has).
+fn source_on(i: &crate::iface::Interface, dest: IpAddr) -> Option<IpAddr> {
+    match dest {
+        IpAddr::V4(_) => i.first_ipv4().map(IpAddr::V4),
+        IpAddr::V6(d) => {
+            let link = crate::iface::is_ipv6_link_local(d) || d.is_multicast();
+            let mut all: Vec<Ipv6Addr> = i.ipv6().map(|n| n.addr()).collect();
+            all.sort_by_key(|a| crate::iface::is_ipv6_link_local(*a) != link);
+            all.first().copied().map(IpAddr::V6)
+        }
+    }
+}
+
+/// Tie `sock` to interface `name` (SO_BINDTODEVICE and its source address,
+/// port `port`) for `dest`; true when the source address was bound.
+fn tie_to(sock: &Socket, name: &str, dest: SocketAddr, port: u16) -> Result<bool, Error> {
+    use crate::sys::device::{self, Binding, Device};
+    let i = crate::iface::by_name(name)?;
+    if !i.flags.up {
+        return Err(Error::IfaceDown {
+            name: name.to_owned(),
+        });
+    }
+    let dev = Device {
+        name,
+        index: i.index,
+    };
+    let tied = device::tie(sock, dest, Some(dev), source_on(&i, dest.ip()), port)?;
+    if tied.binding == Binding::Routed {
+        return Err(Error::IfaceUntied {
+            name: name.to_owned(),
+            family: if dest.is_ipv4() { "IPv4" } else { "IPv6" },
+        });
+    }
+    Ok(tied.bound)
+}
+
 /// Report ICMP errors about sent datagrams on this unconnected socket
 /// (`IP_RECVERR` / `IPV6_RECVERR`): the next receive fails with the error.
 fn recv_icmp_errors(sock: &Socket, v4: bool) -> std::io::Result<()> {
@@ -140,9 +183,15 @@ impl Sender {
         // errors, and one host's would not speak for the others.)
         let unicast = !broadcast && targets.iter().all(|t| !t.ip().is_multicast());
         let icmp_errors = unicast && recv_icmp_errors(&sock, v4).is_ok();
+        let bound = match &cfg.iface {
+            Some(name) => tie_to(&sock, name, first, local.port())?,
+            None => false,
+        };
         sock.set_nonblocking(true).map_err(Error::Socket)?;
-        sock.bind(&local.into())
-            .map_err(|e| Error::Bind(e, local))?;
+        if !bound {
+            sock.bind(&local.into())
+                .map_err(|e| Error::Bind(e, local))?;
+        }
         let socket = UdpSocket::from_std(sock.into()).map_err(Error::Socket)?;
         let local = socket.local_addr().map_err(Error::Socket)?;
         Ok(Self {
@@ -300,150 +349,4 @@ impl Sender {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    async fn echo_once(sock: UdpSocket, prefix: &'static [u8]) {
-        let mut buf = [0u8; 2048];
-        if let Ok((n, from)) = sock.recv_from(&mut buf).await {
-            let mut out = prefix.to_vec();
-            out.extend_from_slice(&buf[..n]);
-            let _ = sock.send_to(&out, from).await;
-        }
-    }
-
-    #[tokio::test]
-    async fn replies_come_back_with_source_and_time() {
-        let srv = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let to = srv.local_addr().unwrap();
-        tokio::spawn(echo_once(srv, b"re:"));
-        let s = Sender::bind(vec![to], &SendConfig::default()).unwrap();
-        assert!(!s.broadcast());
-        let rep = s.send(b"hi").await.unwrap();
-        assert_eq!(rep.sent, 1);
-        let mut got = Vec::new();
-        let n = s
-            .collect(
-                Collect {
-                    wait: Some(Duration::from_secs(5)),
-                    max: Some(1),
-                },
-                &Shutdown::new(),
-                |r| got.push(r),
-            )
-            .await
-            .unwrap();
-        assert_eq!(n, 1);
-        assert_eq!(got[0].from, to);
-        assert_eq!(got[0].payload, b"re:hi");
-        assert!(got[0].elapsed < Duration::from_secs(5));
-    }
-
-    #[tokio::test]
-    async fn wait_bounds_collection_when_nobody_answers() {
-        let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let to = silent.local_addr().unwrap();
-        let s = Sender::bind(vec![to], &SendConfig::default()).unwrap();
-        s.send(b"anyone?").await.unwrap();
-        let t = Instant::now();
-        let n = s
-            .collect(
-                Collect {
-                    wait: Some(Duration::from_millis(150)),
-                    max: None,
-                },
-                &Shutdown::new(),
-                |_| {},
-            )
-            .await
-            .unwrap();
-        assert_eq!(n, 0);
-        assert!(t.elapsed() >= Duration::from_millis(140));
-        assert!(t.elapsed() < Duration::from_secs(3));
-    }
-
-    #[tokio::test]
-    async fn shutdown_ends_an_unbounded_wait() {
-        let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let s = Sender::bind(vec![silent.local_addr().unwrap()], &SendConfig::default()).unwrap();
-        let sd = Shutdown::new();
-        let sd2 = sd.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            sd2.trigger();
-        });
-        let n = s
-            .collect(
-                Collect {
-                    wait: None,
-                    max: Some(3),
-                },
-                &sd,
-                |_| {},
-            )
-            .await
-            .unwrap();
-        assert_eq!(n, 0);
-    }
-
-    #[tokio::test]
-    async fn port_unreachable_ends_the_wait_at_once() {
-        // A port nobody listens on: bind one, note it, close it.
-        let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        let to = closed.local_addr().unwrap();
-        drop(closed);
-        let s = Sender::bind(vec![to], &SendConfig::default()).unwrap();
-        s.send(b"anyone?").await.unwrap();
-        let t = Instant::now();
-        let e = s
-            .collect(
-                Collect {
-                    wait: Some(Duration::from_secs(10)),
-                    max: None,
-                },
-                &Shutdown::new(),
-                |_| {},
-            )
-            .await
-            .unwrap_err();
-        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
-        assert!(
-            matches!(e, Error::Unreachable { to: t, .. } if t == to),
-            "{e}"
-        );
-        assert!(e.to_string().contains("port unreachable"), "{e}");
-    }
-
-    #[tokio::test]
-    async fn oversized_and_mixed_inputs_are_refused() {
-        let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
-        let s = Sender::bind(vec![to], &SendConfig::default()).unwrap();
-        let big = vec![0u8; super::super::MAX_PAYLOAD_V4 + 1];
-        let e = s.send(&big).await.unwrap_err();
-        assert!(matches!(e, Error::TooLarge { len: 65_508, .. }), "{e}");
-        assert!(e.is_input());
-        let e =
-            Sender::bind(vec![to, "[::1]:9".parse().unwrap()], &SendConfig::default()).unwrap_err();
-        assert!(matches!(e, Error::MixedFamilies(..)));
-        assert!(matches!(
-            Sender::bind(vec![], &SendConfig::default()),
-            Err(Error::NoTargets)
-        ));
-    }
-
-    #[tokio::test]
-    async fn limited_broadcast_sets_so_broadcast_by_itself() {
-        let to: SocketAddr = "255.255.255.255:9".parse().unwrap();
-        let s = Sender::bind(
-            vec![to],
-            &SendConfig {
-                bind: Some("127.0.0.1:0".parse().unwrap()),
-                ..SendConfig::default()
-            },
-        )
-        .unwrap();
-        assert!(s.broadcast());
-        let opt = socket2::SockRef::from(&s.socket).broadcast().unwrap();
-        assert!(opt);
-    }
-}
+mod tests;
