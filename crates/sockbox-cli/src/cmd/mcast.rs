@@ -203,6 +203,7 @@ async fn send(a: &SendArgs) -> anyhow::Result<u8> {
             iface,
         }),
         iface: None,
+        report_unreachable: false,
     };
     let sender = Sender::bind(vec![to], &cfg).map_err(lib_err)?;
     send_and_collect(sender, &a.message, &a.collect, &a.out).await

@@ -235,6 +235,7 @@ async fn send(a: &SendArgs) -> anyhow::Result<u8> {
         broadcast,
         multicast: None,
         iface: a.iface.clone(),
+        report_unreachable: a.collect.replies.is_some() || a.collect.wait.is_some(),
     };
     let sender = Sender::bind(targets, &cfg).map_err(lib_err)?;
     send_and_collect(sender, &a.message, &a.collect, &a.out).await

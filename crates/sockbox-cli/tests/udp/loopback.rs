@@ -343,5 +343,14 @@ fn port_unreachable_ends_the_wait_early_with_exit_1() {
             .assert()
             .code(1)
             .stderr(predicates::str::contains("port unreachable"));
+        // Without a wait for replies, UDP stays fire-and-forget: every line
+        // is sent, and the ICMP errors between them change nothing.
+        sockbox()
+            .args(["udp", "send", &to.ip().to_string(), &to.port().to_string()])
+            .arg("--lines")
+            .write_stdin("one\ntwo\nthree\n")
+            .timeout(Duration::from_secs(30))
+            .assert()
+            .success();
     }
 }

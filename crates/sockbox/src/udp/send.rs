@@ -27,6 +27,11 @@ pub struct SendConfig {
     /// as the source (as `wake --iface` does). It must exist and be up.
     /// `bind`'s port is kept; its address gives way to the interface's.
     pub iface: Option<String>,
+    /// For unicast destinations, turn ICMP errors about them (port or host
+    /// unreachable) into [`Error::Unreachable`] from [`Sender::recv`] (and
+    /// from a later [`Sender::send`]), so a wait for replies ends at once.
+    /// Off, such errors are ignored as UDP usually does.
+    pub report_unreachable: bool,
 }
 
 /// A datagram that came back.
@@ -182,7 +187,7 @@ impl Sender {
         // wait for replies at once. (Broadcast and multicast get no ICMP
         // errors, and one host's would not speak for the others.)
         let unicast = !broadcast && targets.iter().all(|t| !t.ip().is_multicast());
-        let icmp_errors = unicast && recv_icmp_errors(&sock, v4).is_ok();
+        let icmp_errors = cfg.report_unreachable && unicast && recv_icmp_errors(&sock, v4).is_ok();
         let bound = match &cfg.iface {
             Some(name) => tie_to(&sock, name, first, local.port())?,
             None => false,

@@ -92,7 +92,11 @@ async fn port_unreachable_ends_the_wait_at_once() {
     let closed = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let to = closed.local_addr().unwrap();
     drop(closed);
-    let s = Sender::bind(vec![to], &SendConfig::default()).unwrap();
+    let cfg = SendConfig {
+        report_unreachable: true,
+        ..SendConfig::default()
+    };
+    let s = Sender::bind(vec![to], &cfg).unwrap();
     s.send(b"anyone?").await.unwrap();
     let t = Instant::now();
     let e = s
