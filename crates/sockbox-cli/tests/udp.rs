@@ -1,10 +1,16 @@
-//! `sockbox udp` and `sockbox mcast`: on loopback ([`loopback`]), broadcast
-//! across namespaces on a bridge ([`broadcast`]), and multicast across veth
-//! pairs ([`multicast`]). This file holds the server harness they share.
+//! `sockbox udp` and `sockbox mcast`: on loopback ([`loopback`]), who may
+//! send ([`access`]), broadcast across namespaces on a bridge
+//! ([`broadcast`]), one interface of several ([`iface`]), multicast across
+//! veth pairs ([`multicast`]), and the source address of answers on a
+//! two-address host ([`source`]). This file holds the server harness they
+//! share.
 
+mod access;
 mod broadcast;
+mod iface;
 mod loopback;
 mod multicast;
+mod source;
 
 use std::process::Command;
 use std::time::Duration;

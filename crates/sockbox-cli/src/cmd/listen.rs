@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use sockbox::daemon::Reload;
 use sockbox::relay::acl::{Acl, SharedAcl};
 use sockbox::relay::net;
 use sockbox::relay::server::{self, ListenConfig, Local, Proto};
@@ -167,22 +168,7 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
             }
         );
         ctx.ready()?;
-        warn_if_nobody_allowed(&acl);
-        if acl.has_files() {
-            let mut reload = ctx.reload;
-            tokio::spawn(async move {
-                loop {
-                    reload.changed().await;
-                    match acl.reload() {
-                        Ok(()) => {
-                            tracing::info!("re-read the allow/deny files");
-                            warn_if_nobody_allowed(&acl);
-                        }
-                        Err(e) => tracing::warn!("{e}; the previous lists stay in force"),
-                    }
-                }
-            });
-        }
+        reload_acl_on_hup(&acl, ctx.reload);
         match listener.run(ctx.shutdown.clone()).await {
             Ok(rep) => match rep.single {
                 Some(single) => finish(Ok(single), Say::Log),
@@ -191,6 +177,29 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
             Err(e) => relay_error(e, Say::Log),
         }
     })
+}
+
+/// Warn now if the allow files list nobody, and re-read the allow/deny files
+/// on every SIGHUP (`reload`) for as long as the server runs. Shared by the
+/// servers that take `--allowfile`/`--denyfile` (`listen`, `udp listen`).
+pub(crate) fn reload_acl_on_hup(acl: &SharedAcl, mut reload: Reload) {
+    warn_if_nobody_allowed(acl);
+    if !acl.has_files() {
+        return;
+    }
+    let acl = acl.clone();
+    tokio::spawn(async move {
+        loop {
+            reload.changed().await;
+            match acl.reload() {
+                Ok(()) => {
+                    tracing::info!("re-read the allow/deny files");
+                    warn_if_nobody_allowed(&acl);
+                }
+                Err(e) => tracing::warn!("{e}; the previous lists stay in force"),
+            }
+        }
+    });
 }
 
 fn warn_if_nobody_allowed(acl: &SharedAcl) {

@@ -9,9 +9,10 @@ use sockbox::udp::{ListenConfig, SendConfig, Sender};
 use crate::cmd::runtime;
 use crate::cmd::serve::{DaemonArgs, SIGNALS_HELP};
 use crate::cmd::udp::common::{
-    CollectArgs, ListenOutputArgs, MessageArgs, OutputArgs, ResponderArgs, lib_err,
-    parse_ip_scoped, parse_listen_port, parse_port, send_and_collect, serve_listener,
+    CollectArgs, MessageArgs, OutputArgs, lib_err, parse_ip_scoped, parse_listen_port, parse_port,
+    send_and_collect,
 };
+use crate::cmd::udp::serve::{ListenOutputArgs, ResponderArgs, serve_listener};
 use crate::exit::usage;
 
 /// Arguments of `sockbox mcast`.
@@ -201,6 +202,8 @@ async fn send(a: &SendArgs) -> anyhow::Result<u8> {
             loopback,
             iface,
         }),
+        iface: None,
+        report_unreachable: false,
     };
     let sender = Sender::bind(vec![to], &cfg).map_err(lib_err)?;
     send_and_collect(sender, &a.message, &a.collect, &a.out).await
@@ -222,6 +225,7 @@ fn listen(a: &ListenArgs) -> anyhow::Result<u8> {
         membership: Some(membership),
         reply: a.responder.mode(sockbox::udp::max_payload(group.ip()))?,
         max_children: a.responder.max_children as usize,
+        acl: sockbox::relay::acl::SharedAcl::default(),
     };
     serve_listener(cfg, &a.daemon, &a.out, &a.lout, Some(group.ip()))
 }

@@ -3,6 +3,7 @@
 
 pub mod common;
 pub mod print;
+pub mod serve;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -10,9 +11,10 @@ use sockbox::iface;
 use sockbox::udp::{ListenConfig, SendConfig, Sender, target};
 
 use common::{
-    CollectArgs, ListenOutputArgs, MessageArgs, OutputArgs, ResponderArgs, lib_err,
-    parse_ip_scoped, parse_listen_port, parse_port, resolve, send_and_collect, serve_listener,
+    CollectArgs, MessageArgs, OutputArgs, lib_err, parse_ip_scoped, parse_listen_port, parse_port,
+    resolve, send_and_collect,
 };
+use serve::{AclArgs, ListenOutputArgs, ResponderArgs, serve_listener};
 
 use crate::cmd::runtime;
 use crate::cmd::serve::{DaemonArgs, SIGNALS_HELP};
@@ -34,7 +36,7 @@ enum Cmd {
     /// Send a datagram (or one per line) and collect the replies.
     Send(SendArgs),
     /// Print datagrams with their source; answer them with --reply, --reply-exec or --echo.
-    Listen(ListenArgs),
+    Listen(Box<ListenArgs>),
 }
 
 const SEND_HELP: &str = "\
@@ -42,6 +44,7 @@ Examples:
   sockbox udp send 10.0.0.5 9999 hello                 one datagram
   sockbox udp send broadcast 9999 WHO --wait 2s        every interface's broadcast; replies for 2s
   sockbox udp send 10.0.0.255 9999 WHO -b -n 3         stop at 3 replies (or after 3s)
+  sockbox udp send broadcast 9999 WHO -I eth1 -w 2s    only eth1's broadcast, out of eth1
   printf 'a\\nb\\n' | sockbox udp send ::1 9999 --lines  one datagram per line
   sockbox udp send 10.0.0.5 7 'de ad' --hex -w 1s -x   bytes out, replies as hexdump -C
 
@@ -49,8 +52,12 @@ Replies print as `SOURCE:PORT  TIME ms  PAYLOAD`, one per line (newlines and con
 characters escaped), or with --json as {\"from\",\"time_ms\",\"len\",\"text\",\"hex\"}.
 Sending to 255.255.255.255 or an interface's broadcast address sets SO_BROADCAST on its own.
 
+When --wait/--replies ask for replies from a unicast ADDR and an ICMP error comes
+back instead (port unreachable: nothing listens there; host unreachable), the wait
+ends at once with exit 1 and a message saying so.
+
 Exit codes: 0 sent (and, when --wait/--replies ask for replies, at least one came);
-1 no reply came; 2 usage or input error; 3 system failure.";
+1 no reply came, or ADDR is unreachable; 2 usage or input error; 3 system failure.";
 
 /// Arguments of `sockbox udp send`.
 #[derive(Debug, clap::Args)]
@@ -71,6 +78,10 @@ pub struct SendArgs {
     /// Send from this local address: PORT, IP, or IP:PORT (some responders answer a fixed port).
     #[arg(long, value_name = "[IP:]PORT")]
     pub bind: Option<String>,
+    /// Send out of this interface only (SO_BINDTODEVICE and its address as the source);
+    /// with ADDR `broadcast`, to that interface's broadcast address only.
+    #[arg(short = 'I', long, value_name = "NAME")]
+    pub iface: Option<String>,
     /// Use IPv4 only when resolving ADDR.
     #[arg(short = '4', conflicts_with = "ipv6")]
     pub ipv4: bool,
@@ -90,11 +101,17 @@ Examples:
   sockbox udp listen 127.0.0.1 7 --echo          echo service on loopback
   sockbox udp listen 9999 --reply-exec 'tr a-z A-Z' --exec-timeout 2s
   sockbox udp listen 9999 --json -c 1            wait for one datagram, print it as JSON
+  sockbox udp listen 9999 --echo --allow 10.0.0.0/8 --denyfile bad.txt
 
 Datagrams print as `SOURCE:PORT  PAYLOAD` (or -x, --json, --raw). Without ADDR the
 listener binds every address, so broadcasts arrive too; one unicast address does not
 see them. On start it logs where it listens, on stderr (not with -q); with --daemon or
---log-file each datagram's source and length is logged too.
+--log-file each datagram's source and length is logged too. Datagrams from sources
+refused by --allow/--deny (and their files, one address or CIDR per line, re-read on
+SIGHUP) are dropped unprinted and unanswered, and counted as refused (SIGUSR1 stats).
+Answers leave from the address the datagram was sent to (for a broadcast or multicast,
+from the receiving interface), so a client that wrote to a host's second address gets
+its answer from there.
 
 Exit codes: 0 success; 2 usage or input error; 3 system failure (e.g. port in use).";
 
@@ -112,6 +129,8 @@ pub struct ListenArgs {
     pub second: Option<String>,
     #[command(flatten)]
     pub responder: ResponderArgs,
+    #[command(flatten)]
+    pub access: AclArgs,
     #[command(flatten)]
     pub out: OutputArgs,
     #[command(flatten)]
@@ -166,11 +185,14 @@ async fn send(a: &SendArgs) -> anyhow::Result<u8> {
             ));
         }
         broadcast = true;
-        target::interface_broadcasts()
-            .map_err(lib_err)?
-            .into_iter()
-            .map(|b| SocketAddr::new(IpAddr::V4(b.broadcast), a.port))
-            .collect()
+        match &a.iface {
+            Some(name) => target::iface_broadcasts(name),
+            None => target::interface_broadcasts(),
+        }
+        .map_err(lib_err)?
+        .into_iter()
+        .map(|b| SocketAddr::new(IpAddr::V4(b.broadcast), a.port))
+        .collect()
     } else {
         let t = resolve(&a.addr, a.port, a.ipv4, a.ipv6).await?;
         if a.broadcast {
@@ -200,10 +222,20 @@ async fn send(a: &SendArgs) -> anyhow::Result<u8> {
     };
     let v4 = targets.first().is_none_or(SocketAddr::is_ipv4);
     let bind = a.bind.as_deref().map(|b| parse_bind(b, v4)).transpose()?;
+    if let (Some(_), Some(b)) = (&a.iface, bind)
+        && !b.ip().is_unspecified()
+    {
+        return Err(usage(format!(
+            "--iface sends from the interface's own address: give --bind PORT alone, not {}",
+            b.ip()
+        )));
+    }
     let cfg = SendConfig {
         bind,
         broadcast,
         multicast: None,
+        iface: a.iface.clone(),
+        report_unreachable: a.collect.replies.is_some() || a.collect.wait.is_some(),
     };
     let sender = Sender::bind(targets, &cfg).map_err(lib_err)?;
     send_and_collect(sender, &a.message, &a.collect, &a.out).await
@@ -236,6 +268,7 @@ fn listen(a: &ListenArgs) -> anyhow::Result<u8> {
         membership: None,
         reply: a.responder.mode(limit)?,
         max_children: a.responder.max_children as usize,
+        acl: a.access.acl()?,
     };
     serve_listener(cfg, &a.daemon, &a.out, &a.lout, None)
 }

@@ -300,3 +300,57 @@ fn port_in_use_is_a_system_error_with_the_fix() {
         .code(3)
         .stderr(predicates::str::contains("ss -ulpn"));
 }
+
+#[test]
+fn port_unreachable_ends_the_wait_early_with_exit_1() {
+    // A port nobody listens on: bind one, note it, close it.
+    for local in ["127.0.0.1:0", "[::1]:0"] {
+        let Ok(closed) = std::net::UdpSocket::bind(local) else {
+            eprintln!("skipping {local}: cannot bind (no IPv6 loopback?)");
+            continue;
+        };
+        let to = closed.local_addr().unwrap();
+        drop(closed);
+        let t = Instant::now();
+        sockbox()
+            .args([
+                "udp",
+                "send",
+                &to.ip().to_string(),
+                &to.port().to_string(),
+                "hi",
+            ])
+            .args(["--wait", "20s"])
+            .timeout(Duration::from_secs(30))
+            .assert()
+            .code(1)
+            .stderr(predicates::str::contains(format!(
+                "udp send: {to}: port unreachable (nothing listens there)"
+            )));
+        // Ended, and well before the window (the bound is loose on purpose).
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+        // --replies alone (its default 3s window) ends early the same way.
+        sockbox()
+            .args([
+                "udp",
+                "send",
+                &to.ip().to_string(),
+                &to.port().to_string(),
+                "hi",
+            ])
+            .args(["-n", "1"])
+            .timeout(Duration::from_secs(30))
+            .assert()
+            .code(1)
+            .stderr(predicates::str::contains("port unreachable"));
+        // Without a wait for replies, UDP stays fire-and-forget: every line
+        // is sent, and the ICMP errors between them change nothing.
+        sockbox()
+            .args(["udp", "send", &to.ip().to_string(), &to.port().to_string()])
+            .arg("--lines")
+            .write_stdin("one\ntwo\nthree\n")
+            .timeout(Duration::from_secs(30))
+            .assert()
+            .success();
+    }
+}

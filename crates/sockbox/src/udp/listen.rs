@@ -19,6 +19,8 @@ use super::mcast::{Membership, ResolvedIface};
 use super::{Error, canonical};
 use crate::Shutdown;
 use crate::daemon::ServerStats;
+use crate::relay::acl::SharedAcl;
+use crate::sys::pktinfo::{self, Arrival};
 
 /// How a listener answers each datagram.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -35,7 +37,7 @@ pub enum ReplyMode {
 }
 
 /// How to set up a [`Listener`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct ListenConfig {
     /// Local address; `None` listens on every address, IPv4 and IPv6
     /// (dual-stack `[::]`, or `0.0.0.0` where IPv6 is missing). Ignored when
@@ -52,6 +54,9 @@ pub struct ListenConfig {
     /// How many `Exec` programs may run at once; datagrams beyond that are
     /// dropped and counted as refused.
     pub max_children: usize,
+    /// Who may send: datagrams from other sources are dropped unanswered
+    /// and counted as refused (`--allow`, `--deny`, their files).
+    pub acl: SharedAcl,
 }
 
 impl Default for ListenConfig {
@@ -63,6 +68,7 @@ impl Default for ListenConfig {
             membership: None,
             reply: ReplyMode::None,
             max_children: 16,
+            acl: SharedAcl::default(),
         }
     }
 }
@@ -95,6 +101,14 @@ pub enum Event<'a> {
     Busy {
         /// Its sender.
         from: SocketAddr,
+    },
+    /// The allow/deny lists refuse the sender: the datagram was dropped
+    /// (not reported as a [`Event::Datagram`], not answered).
+    Denied {
+        /// Its sender.
+        from: SocketAddr,
+        /// Its length.
+        len: usize,
     },
 }
 
@@ -188,6 +202,18 @@ impl Listener {
         // Answers may go to broadcast senders on the same subnet; harmless
         // otherwise. Best effort.
         let _ = sock.set_broadcast(true);
+        // Answers leave from the address each datagram was sent to. Without
+        // the option (not Linux?) the kernel picks the source as before.
+        let ipv6 = sock
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+            .is_some_and(|a| a.is_ipv6());
+        if let Err(e) = pktinfo::enable(&sock, ipv6) {
+            tracing::debug!(
+                "no packet info on the listening socket ({e}): answers leave from the kernel's choice of address"
+            );
+        }
         sock.set_nonblocking(true).map_err(Error::Socket)?;
         let socket = UdpSocket::from_std(sock.into()).map_err(Error::Socket)?;
         let local = socket.local_addr().map_err(Error::Socket)?;
@@ -223,6 +249,7 @@ impl Listener {
         let local = self.local;
         let mut buf = vec![0u8; 65_536];
         let (tx, mut rx) = mpsc::channel::<(SocketAddr, Result<usize, String>)>(64);
+        let mut arrival: Option<Arrival>;
         let mut tasks = JoinSet::new();
         let slots = Arc::new(Semaphore::new(
             self.cfg.max_children.clamp(1, Semaphore::MAX_PERMITS),
@@ -236,14 +263,22 @@ impl Listener {
                 () = shutdown.wait() => break,
                 Some((to, r)) = rx.recv() => report(&mut on_event, to, r),
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-                r = socket.recv_from(&mut buf) => {
+                r = pktinfo::recv_from(&socket, &mut buf) => {
                     let (n, from) = match r {
-                        Ok(v) => v,
+                        Ok((n, from, arr)) => {
+                            arrival = arr;
+                            (n, from)
+                        }
                         // ICMP errors queued from earlier answers: not ours to stop for.
                         Err(e) if is_transient(&e) => continue,
                         Err(e) => return Err(Error::Recv(e, local)),
                     };
                     let shown = canonical(from);
+                    if !self.cfg.acl.permits(from.ip()) {
+                        stats.refused();
+                        on_event(Event::Denied { from: shown, len: n });
+                        continue;
+                    }
                     let guard = stats.connection();
                     stats.add_in(n as u64);
                     on_event(Event::Datagram { from: shown, payload: &buf[..n] });
@@ -259,12 +294,14 @@ impl Listener {
                             };
                             let (cfg, payload, socket, tx, stats) =
                                 (cfg.clone(), buf[..n].to_vec(), socket.clone(), tx.clone(), stats.clone());
+                            // The program sees the address it was asked on.
+                            let here = arrival.map_or(local, |a| SocketAddr::new(a.dst(), local.port()));
                             tasks.spawn(async move {
                                 let _permit = permit;
                                 let _guard = guard;
-                                let r = match exec::run(&cfg, &payload, shown, local).await {
+                                let r = match exec::run(&cfg, &payload, shown, here).await {
                                     Ok(out) if out.is_empty() => return,
-                                    Ok(out) => match socket.send_to(&out, from).await {
+                                    Ok(out) => match pktinfo::send_to(&socket, &out, from, arrival.as_ref()).await {
                                         Ok(len) => {
                                             stats.add_out(len as u64);
                                             Ok(len)
@@ -279,7 +316,7 @@ impl Listener {
                         }
                     };
                     if let Some(a) = answer {
-                        let r = match socket.send_to(a, from).await {
+                        let r = match pktinfo::send_to(&socket, a, from, arrival.as_ref()).await {
                             Ok(len) => {
                                 stats.add_out(len as u64);
                                 Ok(len)
@@ -326,156 +363,4 @@ fn is_transient(e: &std::io::Error) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::Mutex;
-
-    struct Running {
-        shutdown: Shutdown,
-        addr: SocketAddr,
-        events: Arc<Mutex<Vec<String>>>,
-        task: tokio::task::JoinHandle<Result<(), Error>>,
-    }
-
-    fn start(cfg: ListenConfig) -> Running {
-        let l = Listener::bind(cfg).unwrap();
-        let addr = l.local_addr();
-        let shutdown = Shutdown::new();
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let (sd, ev) = (shutdown.clone(), events.clone());
-        let task = tokio::spawn(async move {
-            l.run(&sd, &ServerStats::new(), Duration::from_secs(2), |e| {
-                ev.lock().unwrap().push(format!("{e:?}"));
-            })
-            .await
-        });
-        Running {
-            shutdown,
-            addr,
-            events,
-            task,
-        }
-    }
-
-    async fn ask(to: SocketAddr, msg: &[u8]) -> Option<Vec<u8>> {
-        let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        c.send_to(msg, to).await.unwrap();
-        let mut buf = [0u8; 2048];
-        let r = tokio::time::timeout(Duration::from_secs(5), c.recv_from(&mut buf)).await;
-        r.ok().map(|r| buf[..r.unwrap().0].to_vec())
-    }
-
-    fn local(cfg: ListenConfig) -> ListenConfig {
-        ListenConfig {
-            addr: Some("127.0.0.1".parse().unwrap()),
-            ..cfg
-        }
-    }
-
-    #[tokio::test]
-    async fn text_echo_and_exec_answers() {
-        let text = start(local(ListenConfig {
-            reply: ReplyMode::Text(b"I am here".to_vec()),
-            ..ListenConfig::default()
-        }));
-        assert_eq!(ask(text.addr, b"who?").await.unwrap(), b"I am here");
-        let echo = start(local(ListenConfig {
-            reply: ReplyMode::Echo,
-            ..ListenConfig::default()
-        }));
-        assert_eq!(ask(echo.addr, b"abc").await.unwrap(), b"abc");
-        let prog = start(local(ListenConfig {
-            reply: ReplyMode::Exec(ExecConfig {
-                command: "tr a-z A-Z".into(),
-                timeout: Duration::from_secs(5),
-                max_output: 1000,
-            }),
-            ..ListenConfig::default()
-        }));
-        assert_eq!(ask(prog.addr, b"shout").await.unwrap(), b"SHOUT");
-        for r in [text, echo, prog] {
-            r.shutdown.trigger();
-            r.task.await.unwrap().unwrap();
-            let ev = r.events.lock().unwrap();
-            assert!(ev[0].starts_with("Datagram"), "{ev:?}");
-            assert!(ev.iter().any(|e| e.starts_with("Replied")), "{ev:?}");
-        }
-    }
-
-    #[tokio::test]
-    async fn shutdown_kills_programs_after_grace() {
-        let l = Listener::bind(local(ListenConfig {
-            reply: ReplyMode::Exec(ExecConfig {
-                command: "sleep 30".into(),
-                timeout: Duration::from_secs(60),
-                max_output: 10,
-            }),
-            ..ListenConfig::default()
-        }))
-        .unwrap();
-        let addr = l.local_addr();
-        let sd = Shutdown::new();
-        let sd2 = sd.clone();
-        let task = tokio::spawn(async move {
-            l.run(
-                &sd2,
-                &ServerStats::new(),
-                Duration::from_millis(100),
-                |_| {},
-            )
-            .await
-        });
-        let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        c.send_to(b"x", addr).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let t = std::time::Instant::now();
-        sd.trigger();
-        tokio::time::timeout(Duration::from_secs(5), task)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        assert!(t.elapsed() < Duration::from_secs(3));
-    }
-
-    #[tokio::test]
-    async fn busy_when_all_program_slots_are_taken() {
-        let r = start(local(ListenConfig {
-            reply: ReplyMode::Exec(ExecConfig {
-                command: "sleep 1; echo done".into(),
-                timeout: Duration::from_secs(5),
-                max_output: 100,
-            }),
-            max_children: 1,
-            ..ListenConfig::default()
-        }));
-        let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        c.send_to(b"1", r.addr).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        c.send_to(b"2", r.addr).await.unwrap();
-        let mut buf = [0u8; 100];
-        let got = tokio::time::timeout(Duration::from_secs(5), c.recv_from(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(&buf[..got.0], b"done\n");
-        r.shutdown.trigger();
-        r.task.await.unwrap().unwrap();
-        let ev = r.events.lock().unwrap();
-        assert!(ev.iter().any(|e| e.starts_with("Busy")), "{ev:?}");
-    }
-
-    #[tokio::test]
-    async fn not_multicast_is_refused_before_binding() {
-        let e = Listener::bind(ListenConfig {
-            membership: Some(Membership {
-                group: "10.0.0.1".parse().unwrap(),
-                iface: None,
-                source: None,
-            }),
-            ..ListenConfig::default()
-        })
-        .unwrap_err();
-        assert!(matches!(e, Error::NotMulticast(_)), "{e}");
-    }
-}
+mod tests;

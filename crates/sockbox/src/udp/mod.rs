@@ -66,6 +66,15 @@ pub enum Error {
     /// Receiving failed.
     #[error("cannot receive on UDP {1}: {0}")]
     Recv(#[source] io::Error, SocketAddr),
+    /// An ICMP error came back from a unicast destination (port, host or
+    /// network unreachable, or prohibited): no reply will come from there.
+    #[error("{to}: {}", unreachable_text(.cause))]
+    Unreachable {
+        /// The destination the error is about.
+        to: SocketAddr,
+        /// The error the kernel turned the ICMP message into.
+        cause: io::Error,
+    },
     /// A socket option could not be set.
     #[error("cannot set {what}: {source}")]
     SockOpt {
@@ -128,6 +137,40 @@ pub enum Error {
     /// Listing or finding interfaces failed.
     #[error(transparent)]
     Iface(#[from] crate::iface::Error),
+    /// The interface given with `--iface` is down.
+    #[error(
+        "interface {name} is down; bring it up (`ip link set {name} up`) or pick another with --iface"
+    )]
+    IfaceDown {
+        /// The interface name.
+        name: String,
+    },
+    /// `broadcast` on an interface that has no IPv4 broadcast address.
+    #[error(
+        "interface {name} has no IPv4 broadcast address (loopback, point-to-point, /31, /32 or \
+         no IPv4 address; `sockbox ifaces` shows them): send to an address instead of \
+         `broadcast`, or pick another --iface"
+    )]
+    NoBroadcastOn {
+        /// The interface name.
+        name: String,
+    },
+    /// Tying the socket to the `--iface` interface failed.
+    #[error(transparent)]
+    Tie(#[from] crate::sys::device::TieError),
+    /// Neither `SO_BINDTODEVICE` nor a source address could tie the socket
+    /// to the interface.
+    #[error(
+        "cannot send out of {name}: SO_BINDTODEVICE was not permitted (it needs CAP_NET_RAW: \
+         run as root or `setcap cap_net_raw+ep sockbox`) and {name} has no {family} address to \
+         send from"
+    )]
+    IfaceUntied {
+        /// The interface name.
+        name: String,
+        /// `IPv4` or `IPv6`.
+        family: &'static str,
+    },
     /// Joining a multicast group failed.
     #[error("cannot join multicast group {group}{on}: {source}{hint}",
         on = .iface.as_deref().map(|i| format!(" on {i}")).unwrap_or_default(),
@@ -201,6 +244,33 @@ fn send_hint(e: &io::Error, addr: &SocketAddr) -> String {
     }
 }
 
+/// The errors an ICMP message about a sent datagram turns into (with
+/// `IP_RECVERR` set, on an unconnected socket too).
+pub(crate) fn is_icmp_error(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ECONNREFUSED | libc::EHOSTUNREACH | libc::ENETUNREACH | libc::EACCES)
+    )
+}
+
+fn unreachable_text(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::ECONNREFUSED) => "port unreachable (nothing listens there)".to_owned(),
+        Some(libc::EHOSTUNREACH) => {
+            "host unreachable (an ICMP error came back: check the address and that the host is up)"
+                .to_owned()
+        }
+        Some(libc::ENETUNREACH) => {
+            "network unreachable (a router on the way has no route: check the address)".to_owned()
+        }
+        Some(libc::EACCES) => {
+            "communication administratively prohibited (a firewall on the way rejects it)"
+                .to_owned()
+        }
+        _ => format!("unreachable ({e})"),
+    }
+}
+
 fn join_hint(e: &io::Error) -> &'static str {
     match e.raw_os_error() {
         Some(libc::ENODEV) => {
@@ -228,7 +298,9 @@ impl Error {
             | Self::NotMulticast(_)
             | Self::SourceFamily { .. }
             | Self::IfaceNoIpv4 { .. }
-            | Self::NoIfaceWithAddress(_) => true,
+            | Self::NoIfaceWithAddress(_)
+            | Self::IfaceDown { .. }
+            | Self::NoBroadcastOn { .. } => true,
             Self::Iface(e) => matches!(e, crate::iface::Error::NotFound { .. }),
             _ => false,
         }
@@ -275,6 +347,14 @@ mod tests {
         let e = Error::Bind(io::Error::from_raw_os_error(libc::EADDRINUSE), at);
         assert!(e.to_string().contains("ss -ulpn"), "{e}");
         assert!(Error::NotMulticast("10.0.0.1".parse().unwrap()).is_input());
+        let e = Error::Unreachable {
+            to: "127.0.0.1:9".parse().unwrap(),
+            cause: io::Error::from_raw_os_error(libc::ECONNREFUSED),
+        };
+        assert_eq!(
+            e.to_string(),
+            "127.0.0.1:9: port unreachable (nothing listens there)"
+        );
         assert!(!Error::Bind(io::Error::from_raw_os_error(libc::EACCES), at).is_input());
     }
 }

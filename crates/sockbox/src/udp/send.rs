@@ -2,13 +2,14 @@
 //! collection from any source for a time or a count.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 
-use super::{Error, canonical, max_payload, mcast, target};
+use super::{Error, canonical, is_icmp_error, max_payload, mcast, target};
 use crate::Shutdown;
 
 /// How to set up a [`Sender`].
@@ -22,6 +23,15 @@ pub struct SendConfig {
     pub broadcast: bool,
     /// Multicast sending options (interface, TTL, loopback).
     pub multicast: Option<mcast::SendOptions>,
+    /// Send out of this interface only: `SO_BINDTODEVICE` plus its address
+    /// as the source (as `wake --iface` does). It must exist and be up.
+    /// `bind`'s port is kept; its address gives way to the interface's.
+    pub iface: Option<String>,
+    /// For unicast destinations, turn ICMP errors about them (port or host
+    /// unreachable) into [`Error::Unreachable`] from [`Sender::recv`] (and
+    /// from a later [`Sender::send`]), so a wait for replies ends at once.
+    /// Off, such errors are ignored as UDP usually does.
+    pub report_unreachable: bool,
 }
 
 /// A datagram that came back.
@@ -64,6 +74,9 @@ pub struct Sender {
     local: SocketAddr,
     targets: Vec<SocketAddr>,
     broadcast: bool,
+    /// Every destination is unicast and ICMP errors about them are
+    /// reported (`IP_RECVERR`): an error means that destination is out.
+    icmp_errors: bool,
     last_send: Mutex<Option<Instant>>,
 }
 
@@ -86,6 +99,57 @@ fn needs_broadcast(ip: Ipv4Addr) -> bool {
         return false;
     }
     crate::iface::list().is_ok_and(|ifs| target::classify(ip, &ifs).is_broadcast())
+}
+
+/// The address to send from on `i` towards `dest`: its first IPv4 address,
+/// or for IPv6 a link-local one towards link-local and multicast
+/// destinations and another one otherwise (either when that is all it has).
+fn source_on(i: &crate::iface::Interface, dest: IpAddr) -> Option<IpAddr> {
+    match dest {
+        IpAddr::V4(_) => i.first_ipv4().map(IpAddr::V4),
+        IpAddr::V6(d) => {
+            let link = crate::iface::is_ipv6_link_local(d) || d.is_multicast();
+            let mut all: Vec<Ipv6Addr> = i.ipv6().map(|n| n.addr()).collect();
+            all.sort_by_key(|a| crate::iface::is_ipv6_link_local(*a) != link);
+            all.first().copied().map(IpAddr::V6)
+        }
+    }
+}
+
+/// Tie `sock` to interface `name` (SO_BINDTODEVICE and its source address,
+/// port `port`) for `dest`; true when the source address was bound.
+fn tie_to(sock: &Socket, name: &str, dest: SocketAddr, port: u16) -> Result<bool, Error> {
+    use crate::sys::device::{self, Binding, Device};
+    let i = crate::iface::by_name(name)?;
+    if !i.flags.up {
+        return Err(Error::IfaceDown {
+            name: name.to_owned(),
+        });
+    }
+    let dev = Device {
+        name,
+        index: i.index,
+    };
+    let tied = device::tie(sock, dest, Some(dev), source_on(&i, dest.ip()), port)?;
+    if tied.binding == Binding::Routed {
+        return Err(Error::IfaceUntied {
+            name: name.to_owned(),
+            family: if dest.is_ipv4() { "IPv4" } else { "IPv6" },
+        });
+    }
+    Ok(tied.bound)
+}
+
+/// Report ICMP errors about sent datagrams on this unconnected socket
+/// (`IP_RECVERR` / `IPV6_RECVERR`): the next receive fails with the error.
+fn recv_icmp_errors(sock: &Socket, v4: bool) -> std::io::Result<()> {
+    use nix::sys::socket::{setsockopt, sockopt};
+    if v4 {
+        setsockopt(sock, sockopt::Ipv4RecvErr, &true)?;
+    } else {
+        setsockopt(sock, sockopt::Ipv6RecvErr, &true)?;
+    }
+    Ok(())
 }
 
 impl Sender {
@@ -119,9 +183,20 @@ impl Sender {
         if let Some(m) = &cfg.multicast {
             m.apply(&sock, first.ip())?;
         }
+        // Unicast destinations only: a port or host unreachable then ends the
+        // wait for replies at once. (Broadcast and multicast get no ICMP
+        // errors, and one host's would not speak for the others.)
+        let unicast = !broadcast && targets.iter().all(|t| !t.ip().is_multicast());
+        let icmp_errors = cfg.report_unreachable && unicast && recv_icmp_errors(&sock, v4).is_ok();
+        let bound = match &cfg.iface {
+            Some(name) => tie_to(&sock, name, first, local.port())?,
+            None => false,
+        };
         sock.set_nonblocking(true).map_err(Error::Socket)?;
-        sock.bind(&local.into())
-            .map_err(|e| Error::Bind(e, local))?;
+        if !bound {
+            sock.bind(&local.into())
+                .map_err(|e| Error::Bind(e, local))?;
+        }
         let socket = UdpSocket::from_std(sock.into()).map_err(Error::Socket)?;
         let local = socket.local_addr().map_err(Error::Socket)?;
         Ok(Self {
@@ -129,6 +204,7 @@ impl Sender {
             local,
             targets,
             broadcast,
+            icmp_errors,
             last_send: Mutex::new(None),
         })
     }
@@ -179,20 +255,47 @@ impl Sender {
         for &t in &self.targets {
             match self.socket.send_to(payload, t).await {
                 Ok(_) => report.sent += 1,
+                // An ICMP port unreachable for an earlier datagram, reported now.
+                Err(e) if self.icmp_errors && e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+                    return Err(self.unreachable(e));
+                }
                 Err(e) => report.errors.push(Error::Send(e, t)),
             }
         }
         Ok(report)
     }
 
+    /// The [`Error::Unreachable`] for an ICMP error `e`, naming the
+    /// destination it was about (read from the socket's error queue).
+    fn unreachable(&self, e: std::io::Error) -> Error {
+        let mut about = None;
+        let mut scratch = [0u8; 64];
+        crate::sys::ping_io::recv_errqueue(self.socket.as_raw_fd(), &mut scratch, |q| {
+            about = about.or(q.dst);
+        });
+        let to = about
+            .and_then(|ip| {
+                self.targets
+                    .iter()
+                    .find(|t| canonical(**t).ip() == canonical(SocketAddr::new(ip, 0)).ip())
+            })
+            .or(self.targets.first())
+            .copied()
+            .unwrap_or(self.local);
+        Error::Unreachable { to, cause: e }
+    }
+
     /// Receive one datagram from anyone. `buf` should hold 65536 bytes; a
-    /// longer datagram is cut to `buf`'s size.
+    /// longer datagram is cut to `buf`'s size. For unicast destinations an
+    /// ICMP error (port or host unreachable) is [`Error::Unreachable`].
     pub async fn recv(&self, buf: &mut [u8]) -> Result<Reply, Error> {
-        let (n, from) = self
-            .socket
-            .recv_from(buf)
-            .await
-            .map_err(|e| Error::Recv(e, self.local))?;
+        let (n, from) = self.socket.recv_from(buf).await.map_err(|e| {
+            if self.icmp_errors && is_icmp_error(&e) {
+                self.unreachable(e)
+            } else {
+                Error::Recv(e, self.local)
+            }
+        })?;
         let sent = self.last_send.lock().ok().and_then(|g| *g);
         Ok(Reply {
             from: canonical(from),
@@ -251,122 +354,4 @@ impl Sender {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    async fn echo_once(sock: UdpSocket, prefix: &'static [u8]) {
-        let mut buf = [0u8; 2048];
-        if let Ok((n, from)) = sock.recv_from(&mut buf).await {
-            let mut out = prefix.to_vec();
-            out.extend_from_slice(&buf[..n]);
-            let _ = sock.send_to(&out, from).await;
-        }
-    }
-
-    #[tokio::test]
-    async fn replies_come_back_with_source_and_time() {
-        let srv = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let to = srv.local_addr().unwrap();
-        tokio::spawn(echo_once(srv, b"re:"));
-        let s = Sender::bind(vec![to], &SendConfig::default()).unwrap();
-        assert!(!s.broadcast());
-        let rep = s.send(b"hi").await.unwrap();
-        assert_eq!(rep.sent, 1);
-        let mut got = Vec::new();
-        let n = s
-            .collect(
-                Collect {
-                    wait: Some(Duration::from_secs(5)),
-                    max: Some(1),
-                },
-                &Shutdown::new(),
-                |r| got.push(r),
-            )
-            .await
-            .unwrap();
-        assert_eq!(n, 1);
-        assert_eq!(got[0].from, to);
-        assert_eq!(got[0].payload, b"re:hi");
-        assert!(got[0].elapsed < Duration::from_secs(5));
-    }
-
-    #[tokio::test]
-    async fn wait_bounds_collection_when_nobody_answers() {
-        let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let to = silent.local_addr().unwrap();
-        let s = Sender::bind(vec![to], &SendConfig::default()).unwrap();
-        s.send(b"anyone?").await.unwrap();
-        let t = Instant::now();
-        let n = s
-            .collect(
-                Collect {
-                    wait: Some(Duration::from_millis(150)),
-                    max: None,
-                },
-                &Shutdown::new(),
-                |_| {},
-            )
-            .await
-            .unwrap();
-        assert_eq!(n, 0);
-        assert!(t.elapsed() >= Duration::from_millis(140));
-        assert!(t.elapsed() < Duration::from_secs(3));
-    }
-
-    #[tokio::test]
-    async fn shutdown_ends_an_unbounded_wait() {
-        let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let s = Sender::bind(vec![silent.local_addr().unwrap()], &SendConfig::default()).unwrap();
-        let sd = Shutdown::new();
-        let sd2 = sd.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            sd2.trigger();
-        });
-        let n = s
-            .collect(
-                Collect {
-                    wait: None,
-                    max: Some(3),
-                },
-                &sd,
-                |_| {},
-            )
-            .await
-            .unwrap();
-        assert_eq!(n, 0);
-    }
-
-    #[tokio::test]
-    async fn oversized_and_mixed_inputs_are_refused() {
-        let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
-        let s = Sender::bind(vec![to], &SendConfig::default()).unwrap();
-        let big = vec![0u8; super::super::MAX_PAYLOAD_V4 + 1];
-        let e = s.send(&big).await.unwrap_err();
-        assert!(matches!(e, Error::TooLarge { len: 65_508, .. }), "{e}");
-        assert!(e.is_input());
-        let e =
-            Sender::bind(vec![to, "[::1]:9".parse().unwrap()], &SendConfig::default()).unwrap_err();
-        assert!(matches!(e, Error::MixedFamilies(..)));
-        assert!(matches!(
-            Sender::bind(vec![], &SendConfig::default()),
-            Err(Error::NoTargets)
-        ));
-    }
-
-    #[tokio::test]
-    async fn limited_broadcast_sets_so_broadcast_by_itself() {
-        let to: SocketAddr = "255.255.255.255:9".parse().unwrap();
-        let s = Sender::bind(
-            vec![to],
-            &SendConfig {
-                bind: Some("127.0.0.1:0".parse().unwrap()),
-                ..SendConfig::default()
-            },
-        )
-        .unwrap();
-        assert!(s.broadcast());
-        let opt = socket2::SockRef::from(&s.socket).broadcast().unwrap();
-        assert!(opt);
-    }
-}
+mod tests;

@@ -47,6 +47,24 @@ pub fn interface_broadcasts() -> Result<Vec<IfaceBroadcast>, Error> {
     Ok(v)
 }
 
+/// The directed broadcast addresses of the interface called `name`, which
+/// must exist and be up (`udp send --iface NAME broadcast`).
+pub fn iface_broadcasts(name: &str) -> Result<Vec<IfaceBroadcast>, Error> {
+    let i = iface::by_name(name)?;
+    if !i.flags.up {
+        return Err(Error::IfaceDown {
+            name: name.to_owned(),
+        });
+    }
+    let v = broadcasts_of(std::slice::from_ref(&i));
+    if v.is_empty() {
+        return Err(Error::NoBroadcastOn {
+            name: name.to_owned(),
+        });
+    }
+    Ok(v)
+}
+
 /// What kind of IPv4 destination an address is, for `--broadcast` checks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {

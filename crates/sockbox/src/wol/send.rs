@@ -6,28 +6,18 @@
 //! machine whose default route points elsewhere, or that has none.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr, SocketAddrV6};
+use std::net::{IpAddr, SocketAddr};
 
 use serde::Serialize;
 use sockbox_wire::magic::ETHERTYPE;
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use socket2::{Domain, Protocol, Socket, Type};
 
 use super::Error;
 use super::plan::{IfaceRef, Route};
 use crate::sys::packet::PacketSocket;
 
-/// How a socket was tied to its interface.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Binding {
-    /// `SO_BINDTODEVICE` (or a raw socket bound to the interface).
-    Device,
-    /// Bound to the interface's address only (no permission for
-    /// `SO_BINDTODEVICE`); the kernel picks the interface by route.
-    SourceAddress,
-    /// Not tied to an interface: the routing table decides.
-    Routed,
-}
+pub use crate::sys::device::Binding;
+use crate::sys::device::{self, Device, is_permission};
 
 /// A packet that left.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -42,10 +32,6 @@ pub struct Sent {
 
 fn sock_err(what: String) -> impl FnOnce(io::Error) -> Error {
     move |source| Error::Socket { what, source }
-}
-
-fn is_permission(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES))
 }
 
 /// A raw 0x0842 socket on `iface` (for sending and for listening); a
@@ -100,7 +86,6 @@ fn udp_socket(
     iface: Option<&IfaceRef>,
     source: Option<IpAddr>,
 ) -> Result<(tokio::net::UdpSocket, Binding), Error> {
-    let iface_name = iface.map(|i| i.name.as_str());
     let sock = Socket::new(Domain::for_address(dest), Type::DGRAM, Some(Protocol::UDP))
         .map_err(sock_err(format!("cannot open a UDP socket for {dest}")))?;
     if dest.is_ipv4() {
@@ -108,59 +93,19 @@ fn udp_socket(
             "cannot set SO_BROADCAST on the socket for {dest}"
         )))?;
     }
-    let mut binding = Binding::Routed;
-    if let Some(i) = iface {
-        match sock.bind_device(Some(i.name.as_bytes())) {
-            Ok(()) => binding = Binding::Device,
-            Err(e) if is_permission(&e) => {}
-            Err(source) => {
-                return Err(Error::Socket {
-                    what: format!("cannot bind the socket to interface {}", i.name),
-                    source,
-                });
-            }
-        }
-        if let SocketAddr::V6(d) = dest
-            && d.ip().is_multicast()
-        {
-            sock.set_multicast_if_v6(i.index).map_err(sock_err(format!(
-                "cannot select interface {} for IPv6 multicast",
-                i.name
-            )))?;
-        }
-    }
-    if let Some(src) = source.filter(|s| s.is_ipv4() == dest.is_ipv4()) {
-        let local = match src {
-            IpAddr::V6(a) => {
-                SocketAddr::V6(SocketAddrV6::new(a, 0, 0, iface.map_or(0, |i| i.index)))
-            }
-            IpAddr::V4(_) => SocketAddr::new(src, 0),
-        };
-        match sock.bind(&SockAddr::from(local)) {
-            Ok(()) => {
-                if binding == Binding::Routed {
-                    binding = Binding::SourceAddress;
-                }
-            }
-            // Device binding already picks the interface; an address
-            // that cannot be bound (IPv6 still tentative) is no loss.
-            Err(_) if binding == Binding::Device => {}
-            Err(source) => {
-                return Err(Error::Socket {
-                    what: format!(
-                        "cannot bind source address {src} on {}",
-                        iface_name.unwrap_or("?")
-                    ),
-                    source,
-                });
-            }
-        }
-    }
+    let device = iface.map(|i| Device {
+        name: &i.name,
+        index: i.index,
+    });
+    let tied = device::tie(&sock, dest, device, source, 0).map_err(|e| Error::Socket {
+        what: e.what,
+        source: e.source,
+    })?;
     sock.set_nonblocking(true)
         .map_err(sock_err(format!("cannot set up the socket for {dest}")))?;
     let udp = tokio::net::UdpSocket::from_std(std::net::UdpSocket::from(sock))
         .map_err(sock_err(format!("cannot set up the socket for {dest}")))?;
-    Ok((udp, binding))
+    Ok((udp, tied.binding))
 }
 
 #[cfg(test)]

@@ -5,13 +5,11 @@
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use sockbox::Shutdown;
-use sockbox::udp::{self, Event, ListenConfig, Listener, ReplyMode, Sender};
+use sockbox::udp::{self, Sender};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 
 use super::print::{Printer, ReplyLine};
-use crate::cmd::serve::{DaemonArgs, serve_with};
 use crate::exit::{self, usage};
 
 /// Errors from the library: the user's input exits 2, the system's 3.
@@ -180,7 +178,7 @@ async fn read_message(m: &MessageArgs, max: usize) -> anyhow::Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn check_size(len: usize, max: usize) -> anyhow::Result<()> {
+pub(crate) fn check_size(len: usize, max: usize) -> anyhow::Result<()> {
     if len > max {
         return Err(usage(format!(
             "the message is over the UDP datagram limit: {}{len} bytes, at most {max} fit in one \
@@ -206,8 +204,28 @@ fn send_report(r: Result<udp::SendReport, udp::Error>) -> anyhow::Result<()> {
 }
 
 /// Send the message (once, or per stdin line) and collect replies; returns
-/// the exit code (1 when replies were wanted and none came).
+/// the exit code: 1 when replies were wanted and none came, or when a
+/// unicast destination answered with an ICMP error (port unreachable…),
+/// which ends the wait at once.
 pub async fn send_and_collect(
+    sender: Sender,
+    msg: &MessageArgs,
+    collect: &CollectArgs,
+    out: &OutputArgs,
+) -> anyhow::Result<u8> {
+    match exchange(sender, msg, collect, out).await {
+        Err(e) => match e.downcast_ref::<udp::Error>() {
+            Some(u @ udp::Error::Unreachable { .. }) => {
+                eprintln!("sockbox: udp send: {u}");
+                Ok(exit::PARTIAL)
+            }
+            _ => Err(e),
+        },
+        done => done,
+    }
+}
+
+async fn exchange(
     sender: Sender,
     msg: &MessageArgs,
     collect: &CollectArgs,
@@ -306,148 +324,6 @@ fn exit_for(collecting: bool, got: usize, wait: Option<Duration>) -> u8 {
     } else {
         exit::SUCCESS
     }
-}
-
-/// How a listener answers, from the command line.
-#[derive(Debug, Clone, clap::Args)]
-#[command(next_help_heading = "Answering")]
-pub struct ResponderArgs {
-    /// Answer every datagram with this text (a discovery responder).
-    #[arg(long, value_name = "TEXT", group = "answer")]
-    pub reply: Option<String>,
-    /// Answer every datagram with the output of `sh -c CMD`, run with the
-    /// payload on stdin ($SOCKBOX_PEER_ADDR, $SOCKBOX_PEER_PORT set, and the
-    /// $SOCKBOX_REMOTE_*/$SOCKBOX_LOCAL_* of `listen -e`). Empty
-    /// output or a failing exit status sends nothing.
-    #[arg(long, value_name = "CMD", group = "answer")]
-    pub reply_exec: Option<String>,
-    /// Send every datagram back to its sender.
-    #[arg(long, group = "answer")]
-    pub echo: bool,
-    /// Kill a --reply-exec program (and its children) after this long.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = crate::input::duration)]
-    pub exec_timeout: Duration,
-    /// Run at most this many --reply-exec programs at once; datagrams beyond are dropped.
-    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=4096))]
-    pub max_children: u32,
-}
-
-impl ResponderArgs {
-    /// The library's reply mode.
-    pub fn mode(&self, limit: usize) -> anyhow::Result<ReplyMode> {
-        Ok(if let Some(t) = &self.reply {
-            check_size(t.len(), limit).context("--reply")?;
-            ReplyMode::Text(t.as_bytes().to_vec())
-        } else if let Some(cmd) = &self.reply_exec {
-            ReplyMode::Exec(udp::exec::ExecConfig {
-                command: cmd.clone(),
-                timeout: self.exec_timeout,
-                max_output: limit,
-            })
-        } else if self.echo {
-            ReplyMode::Echo
-        } else {
-            ReplyMode::None
-        })
-    }
-}
-
-/// Listener printing options beyond [`OutputArgs`].
-#[derive(Debug, Clone, clap::Args)]
-#[command(next_help_heading = "Output")]
-pub struct ListenOutputArgs {
-    /// Write payloads only, raw, one after another (like `nc -u -l`).
-    #[arg(long, conflicts_with_all = ["hexdump", "json"])]
-    pub raw: bool,
-    /// Print nothing per datagram (a silent responder).
-    #[arg(short, long, conflicts_with_all = ["hexdump", "json", "raw"])]
-    pub quiet: bool,
-    /// Exit after this many datagrams.
-    #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub count: Option<u64>,
-}
-
-/// Bind, report, and serve a listener inside the daemon harness.
-pub fn serve_listener(
-    cfg: ListenConfig,
-    daemon: &DaemonArgs,
-    out: &OutputArgs,
-    lout: &ListenOutputArgs,
-    joined: Option<std::net::IpAddr>,
-) -> anyhow::Result<u8> {
-    let (hexdump, json, raw, quiet, count) =
-        (out.hexdump, out.json, lout.raw, lout.quiet, lout.count);
-    let log_datagrams = daemon.daemon || daemon.log_file.is_some();
-    // Status and warnings are log lines (standard error in the foreground,
-    // the --log-file of a daemon); -q keeps only the warnings. Datagrams go
-    // to standard output.
-    let level = if quiet {
-        tracing::Level::WARN
-    } else {
-        tracing::Level::INFO
-    };
-    serve_with(daemon, level, |mut ctx| async move {
-        let listener = Listener::bind(cfg).map_err(lib_err)?;
-        let joined = joined.map(|g| {
-            let on = listener
-                .iface()
-                .map(|i| format!(" on {} (index {})", i.name, i.index))
-                .unwrap_or_default();
-            format!("joined {g}{on}, ")
-        });
-        tracing::info!(
-            "{}listening on udp {}",
-            joined.unwrap_or_default(),
-            udp::canonical(listener.local_addr())
-        );
-        ctx.ready()?;
-        let stop = ctx.shutdown.child();
-        let mut printer = Printer::new(hexdump, json);
-        printer.raw = raw;
-        let mut seen = 0u64;
-        let mut failed: Option<anyhow::Error> = None;
-        let mut busy = super::print::Throttle::new(Duration::from_secs(1));
-        listener
-            .run(&stop, &ctx.stats, ctx.grace, |ev| match ev {
-                Event::Datagram { from, payload } => {
-                    seen += 1;
-                    // A daemon's standard output goes nowhere: log them.
-                    if log_datagrams {
-                        tracing::info!(%from, len = payload.len(), "datagram");
-                    } else {
-                        tracing::debug!(%from, len = payload.len(), "datagram");
-                    }
-                    if !quiet
-                        && failed.is_none()
-                        && let Err(e) = printer.datagram(from, payload)
-                    {
-                        failed = Some(e);
-                        stop.trigger();
-                    }
-                    if count.is_some_and(|c| seen >= c) {
-                        stop.trigger();
-                    }
-                }
-                Event::Replied { .. } => {}
-                Event::ReplyFailed { to, reason } => {
-                    tracing::warn!("no answer to {to}: {reason}");
-                }
-                Event::Busy { from } => {
-                    if let Some(n) = busy.hit() {
-                        tracing::warn!(
-                            "{n} datagram(s) unanswered (last from {from}): \
-                             all --max-children programs are running"
-                        );
-                    }
-                }
-            })
-            .await
-            .map_err(lib_err)?;
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(exit::SUCCESS),
-        }
-    })
 }
 
 #[cfg(test)]
