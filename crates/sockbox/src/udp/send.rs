@@ -285,17 +285,36 @@ impl Sender {
         Error::Unreachable { to, cause: e }
     }
 
+    /// Empty the socket's error queue; how many ICMP errors it held.
+    fn drain_icmp_errors(&self) -> usize {
+        let mut icmp = 0;
+        let mut scratch = [0u8; 64];
+        crate::sys::ping_io::recv_errqueue(self.socket.as_raw_fd(), &mut scratch, |_| icmp += 1);
+        icmp
+    }
+
     /// Receive one datagram from anyone. `buf` should hold 65536 bytes; a
     /// longer datagram is cut to `buf`'s size. For unicast destinations an
     /// ICMP error (port or host unreachable) is [`Error::Unreachable`].
     pub async fn recv(&self, buf: &mut [u8]) -> Result<Reply, Error> {
-        let (n, from) = self.socket.recv_from(buf).await.map_err(|e| {
-            if self.icmp_errors && is_icmp_error(&e) {
-                self.unreachable(e)
-            } else {
-                Error::Recv(e, self.local)
+        let (n, from) = loop {
+            match self.socket.recv_from(buf).await {
+                Ok(v) => break v,
+                Err(e) if self.icmp_errors && is_icmp_error(&e) => {
+                    return Err(self.unreachable(e));
+                }
+                // IP_RECVERR reports every ICMP error, not only the
+                // unreachables: fragmentation needed / packet too big
+                // (EMSGSIZE, path MTU discovery, already handled by the
+                // kernel), parameter problem (EPROTO). None of them says the
+                // destination is gone, and without IP_RECVERR they were never
+                // seen: keep waiting.
+                Err(e) if self.icmp_errors && self.drain_icmp_errors() > 0 => {
+                    tracing::debug!("udp send: ICMP error ignored while waiting for replies: {e}");
+                }
+                Err(e) => return Err(Error::Recv(e, self.local)),
             }
-        })?;
+        };
         let sent = self.last_send.lock().ok().and_then(|g| *g);
         Ok(Reply {
             from: canonical(from),

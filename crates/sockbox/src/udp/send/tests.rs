@@ -118,6 +118,82 @@ async fn port_unreachable_ends_the_wait_at_once() {
     assert!(e.to_string().contains("port unreachable"), "{e}");
 }
 
+/// An ICMP "fragmentation needed" (path MTU 65535: loopback's is 65536, so
+/// the cached path MTU barely changes) about the datagram
+/// `from` → `to` sent to ourselves on loopback with a raw socket, as a
+/// router on a path with a smaller MTU sends it. False without
+/// CAP_NET_RAW.
+fn inject_frag_needed(from: std::net::SocketAddrV4, to: std::net::SocketAddrV4) -> bool {
+    use sockbox_wire::checksum::checksum;
+    let Ok(raw) = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4)) else {
+        return false;
+    };
+    let mut ip = [0u8; 20];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&30u16.to_be_bytes());
+    ip[6] = 0x40; // DF
+    ip[8] = 64;
+    ip[9] = 17; // UDP
+    ip[12..16].copy_from_slice(&from.ip().octets());
+    ip[16..20].copy_from_slice(&to.ip().octets());
+    let sum = checksum(&ip);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    let mut icmp = vec![3, 4, 0, 0, 0, 0];
+    icmp.extend_from_slice(&65_535u16.to_be_bytes());
+    icmp.extend_from_slice(&ip);
+    icmp.extend_from_slice(&from.port().to_be_bytes());
+    icmp.extend_from_slice(&to.port().to_be_bytes());
+    icmp.extend_from_slice(&[0, 10, 0, 0]);
+    let sum = checksum(&icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+    let dst: SocketAddr = SocketAddr::new(IpAddr::V4(*from.ip()), 0);
+    raw.send_to(&icmp, &dst.into()).is_ok()
+}
+
+/// Regression: with IP_RECVERR on (for port unreachable), a
+/// fragmentation-needed message (EMSGSIZE, only path MTU news) failed the
+/// wait as "cannot receive" (exit 3), where it used to go unnoticed.
+#[tokio::test]
+async fn fragmentation_needed_does_not_end_the_wait() {
+    let silent = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let to = silent.local_addr().unwrap();
+    let cfg = SendConfig {
+        bind: Some("127.0.0.1:0".parse().unwrap()),
+        report_unreachable: true,
+        ..SendConfig::default()
+    };
+    let s = Sender::bind(vec![to], &cfg).unwrap();
+    s.send(b"big?").await.unwrap();
+    let (SocketAddr::V4(from), SocketAddr::V4(to4)) = (s.local_addr(), to) else {
+        unreachable!("IPv4 on both ends");
+    };
+    if !inject_frag_needed(from, to4) {
+        eprintln!("skipped: no raw ICMP socket (needs CAP_NET_RAW)");
+        return;
+    }
+    let replier = tokio::spawn(async move {
+        // The answer comes after the ICMP error is queued.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut buf = [0u8; 64];
+        let (n, peer) = silent.recv_from(&mut buf).await.unwrap();
+        silent.send_to(&buf[..n], peer).await.unwrap();
+    });
+    let mut got = Vec::new();
+    let n = s
+        .collect(
+            Collect {
+                wait: Some(Duration::from_secs(10)),
+                max: Some(1),
+            },
+            &Shutdown::new(),
+            |r| got.push(r.payload),
+        )
+        .await
+        .unwrap();
+    assert_eq!((n, got), (1, vec![b"big?".to_vec()]));
+    replier.await.unwrap();
+}
+
 #[tokio::test]
 async fn oversized_and_mixed_inputs_are_refused() {
     let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
