@@ -77,7 +77,13 @@ fn chat_json_with_unread_stdout_keeps_serving_and_reports_dropped_events() {
     drop((a, b));
 
     // Read the pipe at last: the queued events, then the dropped count.
-    collect(stdout_pipe, stdout.clone());
+    let into = stdout.clone();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout_pipe).lines() {
+            let Ok(line) = line else { break };
+            into.lock().unwrap().push(line);
+        }
+    });
     let dropped_line = |lines: &[String]| {
         lines
             .iter()
@@ -90,8 +96,9 @@ fn chat_json_with_unread_stdout_keeps_serving_and_reports_dropped_events() {
         stdout.lock().unwrap().len()
     );
     assert_eq!(srv.sigterm(), 0);
-    // EOF on the pipe once the server is gone.
-    std::thread::sleep(Duration::from_millis(200));
+    // EOF on the pipe once the server is gone: every line is read then (a
+    // fixed sleep here lost the last lines on a loaded machine).
+    reader.join().unwrap();
     let lines = stdout.lock().unwrap().clone();
     let events: Vec<serde_json::Value> = lines
         .iter()
