@@ -16,9 +16,7 @@ use super::life::Activity;
 use super::pace::Pacer;
 use super::pump::Stopper;
 use crate::daemon::ServerStats;
-use crate::sys::splice::{
-    self, FdKind, Ready, fd_kind, is_nonblocking, readable_now, wait_ready, writable_now,
-};
+use crate::sys::splice::{self, FdKind, Ready, fd_kind, is_nonblocking, wait_ready, writable_now};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 /// Which direction a worker moves.
@@ -134,35 +132,36 @@ impl Worker {
     fn direct(&mut self) -> Result<(), End> {
         let (src, dst) = (Arc::clone(&self.src), Arc::clone(&self.dst));
         let mut stalls = 0u32;
+        // The last wait was for the source: if the splice still would
+        // block, the destination is what holds it up.
+        let mut src_ready = false;
         loop {
             match splice::splice(src.as_fd(), dst.as_fd(), self.chunk) {
                 Ok(0) => return Ok(()),
                 Ok(n) => {
                     stalls = 0;
+                    src_ready = false;
                     self.account(n);
                     self.pace(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.blocked(src.as_fd(), dst.as_fd(), &mut stalls)?;
+                    if src_ready {
+                        self.blocked(dst.as_fd(), &mut stalls)?;
+                    } else {
+                        // Most often the source is simply drained: one poll.
+                        self.wait(src.as_fd(), false)?;
+                        src_ready = true;
+                    }
                 }
                 Err(e) => return Err(self.splice_err(e)),
             }
         }
     }
 
-    /// A splice would block: wait until the source has data and the
-    /// destination has room. When both look ready and the kernel still
+    /// A splice would block although the source has data: wait until the
+    /// destination has room. When it looks writable and the kernel still
     /// refuses (a pipe with free bytes but no free slot), back off a little.
-    fn blocked(
-        &self,
-        src: BorrowedFd<'_>,
-        dst: BorrowedFd<'_>,
-        stalls: &mut u32,
-    ) -> Result<(), End> {
-        if !readable_now(src) {
-            *stalls = 0;
-            return self.wait(src, false);
-        }
+    fn blocked(&self, dst: BorrowedFd<'_>, stalls: &mut u32) -> Result<(), End> {
         if !writable_now(dst) {
             *stalls = 0;
             return self.wait(dst, true);

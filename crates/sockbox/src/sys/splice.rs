@@ -151,12 +151,6 @@ pub fn wait_ready(
     }
 }
 
-/// True when `fd` is readable right now (or at end of file, or in error).
-pub fn readable_now(fd: BorrowedFd<'_>) -> bool {
-    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
-    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0)
-}
-
 /// True when `fd` is in non-blocking mode.
 pub fn is_nonblocking(fd: BorrowedFd<'_>) -> bool {
     fcntl(fd, FcntlArg::F_GETFL)
