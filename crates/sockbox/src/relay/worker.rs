@@ -200,8 +200,9 @@ impl Worker {
             )));
         };
         // A source in blocking mode (a socket on stdin) would block inside
-        // splice, out of reach of the stop fd: poll it first.
-        let poll_first = !is_nonblocking(src.as_fd());
+        // splice, out of reach of the stop fd: poll it first. A pipe never
+        // blocks a splice (SPLICE_F_NONBLOCK), whatever its own mode.
+        let poll_first = !is_nonblocking(src.as_fd()) && fd_kind(src.as_fd()) != FdKind::Pipe;
         loop {
             if poll_first {
                 self.wait(src.as_fd(), false)?;
