@@ -10,11 +10,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use sockbox::chat::{ChatConfig, ChatError, ChatEvent, ChatServer, EventSink, Mode, Rate};
-use sockbox::relay::acl::{Acl, SharedAcl};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::mpsc;
 
-use crate::cmd::serve::{Ctx, DaemonArgs, LineQueue, Stream, serve_with};
+use crate::cmd::serve::{AclArgs, Ctx, DaemonArgs, LineQueue, Stream, path_arg, serve_with};
 use crate::exit::{UsageContext, usage};
 
 const AFTER_HELP: &str = "\
@@ -104,23 +103,13 @@ pub struct ServerArgs {
     /// With --rate: how much may come at once after a quiet spell (default: one second's worth).
     #[arg(long, value_name = "N", requires = "rate", value_parser = parse_size)]
     pub burst: Option<usize>,
-    /// Admit only these addresses/CIDRs (repeat, or separate with commas).
-    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
-    pub allow: Vec<String>,
-    /// Admit only addresses listed in FILE (one per line, # comments; re-read on SIGHUP).
-    #[arg(long, value_name = "FILE")]
-    pub allowfile: Vec<PathBuf>,
-    /// Refuse these addresses/CIDRs (repeat, or separate with commas).
-    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
-    pub deny: Vec<String>,
-    /// Refuse addresses listed in FILE (re-read on SIGHUP).
-    #[arg(long, value_name = "FILE")]
-    pub denyfile: Vec<PathBuf>,
+    #[command(flatten)]
+    pub access: AclArgs,
     /// Serve TLS with this PEM certificate chain (needs --tls-key).
-    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    #[arg(long, value_name = "PEM", requires = "tls_key", value_parser = path_arg)]
     pub tls_cert: Option<PathBuf>,
     /// Private key (PEM) for --tls-cert.
-    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    #[arg(long, value_name = "PEM", requires = "tls_cert", value_parser = path_arg)]
     pub tls_key: Option<PathBuf>,
     /// Log joins, leaves, nick changes and refusals as JSON lines (stdout; stderr with --stdin).
     /// Never slows the server: when the output is not read, up to 10000 events wait, later ones
@@ -187,15 +176,7 @@ impl Setup {
             }),
             None => None,
         };
-        let access = SharedAcl::new(
-            Acl::new(
-                &server.allow,
-                &server.deny,
-                &server.allowfile,
-                &server.denyfile,
-            )
-            .map_err(|e| usage(e.to_string()))?,
-        );
+        let access = server.access.acl()?;
         let config = ChatConfig {
             mode,
             max_line,

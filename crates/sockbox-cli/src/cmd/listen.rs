@@ -5,12 +5,12 @@
 use std::path::PathBuf;
 
 use sockbox::daemon::Reload;
-use sockbox::relay::acl::{Acl, SharedAcl};
+use sockbox::relay::acl::SharedAcl;
 use sockbox::relay::net;
 use sockbox::relay::server::{self, ListenConfig, Local, Proto};
 
 use crate::cmd::connect::{RelayArgs, Say, finish, relay_error};
-use crate::cmd::serve::{DaemonArgs, SIGNALS_HELP, path_arg, serve_with};
+use crate::cmd::serve::{AclArgs, DaemonArgs, SIGNALS_HELP, path_arg, serve_with};
 use crate::exit::{SUCCESS, usage};
 
 const EXAMPLES: &str = "Examples:
@@ -51,18 +51,8 @@ pub struct Args {
     #[arg(short = 'm', long, value_name = "N", default_value_t = 100,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_conns: u32,
-    /// Accept only these addresses/CIDRs (repeat, or separate with commas).
-    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
-    pub allow: Vec<String>,
-    /// Refuse these addresses/CIDRs (repeat, or separate with commas).
-    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
-    pub deny: Vec<String>,
-    /// Accept only addresses listed in FILE (re-read on SIGHUP).
-    #[arg(long, value_name = "FILE", value_parser = path_arg)]
-    pub allowfile: Vec<PathBuf>,
-    /// Refuse addresses listed in FILE (re-read on SIGHUP).
-    #[arg(long, value_name = "FILE", value_parser = path_arg)]
-    pub denyfile: Vec<PathBuf>,
+    #[command(flatten)]
+    pub access: AclArgs,
     /// Serve TLS (needs --tls-cert and --tls-key).
     #[arg(long, requires_all = ["tls_cert", "tls_key"], conflicts_with = "udp")]
     pub tls: bool,
@@ -100,9 +90,7 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
         })?,
         Err(e) => return relay_error(e, Say::Stderr),
     };
-    let acl =
-        Acl::new(&a.allow, &a.deny, &a.allowfile, &a.denyfile).map_err(|e| usage(e.to_string()))?;
-    let acl = SharedAcl::new(acl);
+    let acl = a.access.acl()?;
     let local = match r.exec_spec()? {
         Some(spec) => Local::Exec(spec),
         None => Local::Stdio,

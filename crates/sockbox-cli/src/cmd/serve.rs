@@ -35,7 +35,7 @@ pub mod lines;
 mod logging;
 mod signals;
 
-pub use args::{DaemonArgs, LogFormat, SIGNALS_HELP, path_arg};
+pub use args::{AclArgs, DaemonArgs, LogFormat, SIGNALS_HELP, path_arg};
 pub use lines::{LineQueue, Notice, Stream};
 
 use std::fs::File;

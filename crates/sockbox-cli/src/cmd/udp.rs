@@ -14,10 +14,10 @@ use common::{
     CollectArgs, MessageArgs, OutputArgs, lib_err, parse_ip_scoped, parse_listen_port, parse_port,
     resolve, send_and_collect,
 };
-use serve::{AclArgs, ListenOutputArgs, ResponderArgs, serve_listener};
+use serve::{ListenOutputArgs, ResponderArgs, serve_listener};
 
 use crate::cmd::runtime;
-use crate::cmd::serve::{DaemonArgs, SIGNALS_HELP};
+use crate::cmd::serve::{AclArgs, DaemonArgs, SIGNALS_HELP};
 use crate::exit::usage;
 
 /// Arguments of `sockbox udp`.
@@ -129,7 +129,7 @@ pub struct ListenArgs {
     pub second: Option<String>,
     #[command(flatten)]
     pub responder: ResponderArgs,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Access")]
     pub access: AclArgs,
     #[command(flatten)]
     pub out: OutputArgs,

@@ -218,6 +218,33 @@ fn relative_paths_work_under_daemon() {
     );
 }
 
+/// `chat --allowfile` with a relative path: under `--daemon` (which moves
+/// to `/`) a SIGHUP still re-reads the file from the starting directory, as
+/// for `listen` (the allow/deny flags are one set shared by every server).
+#[test]
+fn chat_rereads_a_relative_allowfile_under_daemon() {
+    let env = Env::new();
+    let dir = env.dir.path();
+    fs::write(dir.join("allow.txt"), "127.0.0.1\n").unwrap();
+    let port = free_port();
+    let p = port.to_string();
+    let d = start_daemon_in(&env, &["chat", "127.0.0.1", &p, "--allowfile", "allow.txt"]);
+    d.signal(Signal::SIGHUP);
+    let log = env.log_file();
+    assert!(
+        wait_until(10.0, || fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("re-read the allow/deny files")),
+        "{}",
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+    d.signal(Signal::SIGTERM);
+    assert_eq!(
+        d.wait_exit(20),
+        Some(WaitStatus::Exited(Pid::from_raw(d.pid), 0))
+    );
+}
+
 /// `-e` names a program that is not there: exit 2 before anything starts,
 /// not a warning per connection in a log nobody reads.
 #[test]

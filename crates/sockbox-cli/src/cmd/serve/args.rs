@@ -5,6 +5,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use sockbox::relay::acl::{Acl, SharedAcl};
+
+use crate::exit::usage;
+
 /// Flags shared by every server subcommand.
 #[derive(Debug, Clone, Default, clap::Args)]
 #[command(next_help_heading = "Daemon")]
@@ -69,4 +73,32 @@ pub fn path_arg(s: &str) -> Result<PathBuf, String> {
         return Err("an empty path names no file".to_owned());
     }
     std::path::absolute(s).map_err(|e| format!("{s:?}: {e}"))
+}
+
+/// Who may talk to a server: `--allow/--deny` lists and files, shared by
+/// `listen`, `chat`, `broker` and `udp listen`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AclArgs {
+    /// Accept only these addresses/CIDRs (repeat, or separate with commas).
+    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
+    pub allow: Vec<String>,
+    /// Refuse these addresses/CIDRs (repeat, or separate with commas).
+    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
+    pub deny: Vec<String>,
+    /// Accept only addresses listed in FILE (one per line, # comments; re-read on SIGHUP).
+    #[arg(long, value_name = "FILE", value_parser = path_arg)]
+    pub allowfile: Vec<PathBuf>,
+    /// Refuse addresses listed in FILE (re-read on SIGHUP).
+    #[arg(long, value_name = "FILE", value_parser = path_arg)]
+    pub denyfile: Vec<PathBuf>,
+}
+
+impl AclArgs {
+    /// The lists, files read now; a bad entry or an unreadable file is a
+    /// usage error.
+    pub fn acl(&self) -> anyhow::Result<SharedAcl> {
+        let acl = Acl::new(&self.allow, &self.deny, &self.allowfile, &self.denyfile)
+            .map_err(|e| usage(e.to_string()))?;
+        Ok(SharedAcl::new(acl))
+    }
 }

@@ -2,17 +2,15 @@
 //! answer, who may send (allow/deny lists), what to print, and the listener
 //! loop inside the server harness.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use sockbox::relay::acl::{Acl, SharedAcl};
 use sockbox::udp::{self, Event, ListenConfig, Listener, ReplyMode};
 
 use super::common::{OutputArgs, check_size, lib_err};
 use super::print::Printer;
-use crate::cmd::serve::{DaemonArgs, path_arg, serve_with};
-use crate::exit::{self, usage};
+use crate::cmd::serve::{DaemonArgs, serve_with};
+use crate::exit;
 
 /// How a listener answers, from the command line.
 #[derive(Debug, Clone, clap::Args)]
@@ -71,33 +69,6 @@ pub struct ListenOutputArgs {
     /// Exit after this many datagrams.
     #[arg(short = 'c', long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
-}
-
-/// Who may send to a listener (the flags of `sockbox listen`).
-#[derive(Debug, Clone, clap::Args)]
-#[command(next_help_heading = "Access")]
-pub struct AclArgs {
-    /// Accept datagrams only from these addresses/CIDRs (repeat, or separate with commas).
-    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
-    pub allow: Vec<String>,
-    /// Drop datagrams from these addresses/CIDRs (repeat, or separate with commas).
-    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
-    pub deny: Vec<String>,
-    /// Accept only addresses listed in FILE (re-read on SIGHUP).
-    #[arg(long, value_name = "FILE", value_parser = path_arg)]
-    pub allowfile: Vec<PathBuf>,
-    /// Drop datagrams from addresses listed in FILE (re-read on SIGHUP).
-    #[arg(long, value_name = "FILE", value_parser = path_arg)]
-    pub denyfile: Vec<PathBuf>,
-}
-
-impl AclArgs {
-    /// The lists, files read now; a bad entry or unreadable file is a usage error.
-    pub fn acl(&self) -> anyhow::Result<SharedAcl> {
-        let acl = Acl::new(&self.allow, &self.deny, &self.allowfile, &self.denyfile)
-            .map_err(|e| usage(e.to_string()))?;
-        Ok(SharedAcl::new(acl))
-    }
 }
 
 /// Bind, report, and serve a listener inside the daemon harness.
