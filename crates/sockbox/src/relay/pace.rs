@@ -12,7 +12,7 @@
 //! transfers each following the previous one (or the end of our own pause)
 //! within [`Pacer::GAP`], i.e. data was already arriving while the relay
 //! worked. Request/response traffic never qualifies: between two requests
-//! lies at least a round trip through the peer (over 100 µs through a relay
+//! lies at least a round trip through the peer (75 µs and more through a relay
 //! on loopback, measured), so a keystroke or a request line goes out at once
 //! and an interactive exchange is not slowed. A transfer that already moved
 //! a large batch is not followed by a pause either (the input is ahead of
