@@ -17,7 +17,9 @@
 pub mod chat;
 pub mod daemon;
 pub mod echo;
+pub mod event;
 pub mod iface;
+pub mod net;
 pub mod ping;
 pub mod relay;
 pub mod shutdown;

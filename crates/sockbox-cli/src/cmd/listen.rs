@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use sockbox::daemon::Reload;
-use sockbox::relay::acl::SharedAcl;
+use sockbox::net::acl::SharedAcl;
 use sockbox::relay::net;
 use sockbox::relay::server::{self, ListenConfig, Local, Proto};
 

@@ -225,7 +225,7 @@ fn listen(a: &ListenArgs) -> anyhow::Result<u8> {
         membership: Some(membership),
         reply: a.responder.mode(sockbox::udp::max_payload(group.ip()))?,
         max_children: a.responder.max_children as usize,
-        acl: sockbox::relay::acl::SharedAcl::default(),
+        acl: sockbox::net::acl::SharedAcl::default(),
     };
     serve_listener(cfg, &a.daemon, &a.out, &a.lout, Some(group.ip()))
 }

@@ -14,7 +14,7 @@
 //!   sender costs one queue push per receiver, not one per line; the order
 //!   of each sender's lines is kept for every receiver.
 //! * Limits: clients ([`ChatConfig::max_clients`]), idle timeout, per-client
-//!   rate ([`rate::Rate`]), allow/deny ranges ([`crate::relay::acl::SharedAcl`],
+//!   rate ([`rate::Rate`]), allow/deny ranges ([`crate::net::acl::SharedAcl`],
 //!   shared with `listen`).
 //!   `accept` errors such as `EMFILE` back off instead of spinning.
 //!
@@ -42,7 +42,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::daemon::ServerStats;
-use crate::relay::acl::SharedAcl;
+use crate::net::acl::SharedAcl;
 use crate::tls::TlsAcceptor;
 
 pub use rate::Rate;

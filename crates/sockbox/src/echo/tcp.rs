@@ -38,7 +38,7 @@ pub(super) async fn accept_loop(
             Ok((stream, peer)) => {
                 backoff = Duration::from_millis(10);
                 // IPv4 clients of the dual-stack socket log as 1.2.3.4.
-                (stream, crate::udp::canonical(peer))
+                (stream, crate::net::canonical(peer))
             }
             Err(e) => {
                 // EMFILE/ENFILE and friends: wait for sessions to end instead

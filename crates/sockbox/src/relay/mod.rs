@@ -18,7 +18,6 @@
 //! is [`RelayError::Reset`], never a panic. Every chunk can be recorded in a
 //! [`dump::Dump`] tagged with direction, peer, byte offset and time.
 
-pub mod acl;
 pub mod client;
 pub mod dump;
 mod ends;
@@ -38,7 +37,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use acl::{Acl, AclError, SharedAcl};
+pub use crate::net::acl::{self, Acl, AclError, SharedAcl};
 pub use dump::{Dump, DumpFormat};
 pub use exec::ExecSpec;
 pub use server::{ListenConfig, Listener, Local, Proto};

@@ -18,7 +18,6 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
-use super::acl::SharedAcl;
 use super::dump::Dump;
 use super::ends::{LocalIn, LocalOut, RemoteIn, RemoteOut};
 use super::exec::{ExecSpec, Program, relay_program};
@@ -29,6 +28,7 @@ use super::session::{self, Ends, Extras};
 use super::{Outcome, RelayError, RelayOptions, Report};
 use crate::Shutdown;
 use crate::daemon::ServerStats;
+use crate::net::acl::SharedAcl;
 
 /// Transport.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -201,7 +201,7 @@ async fn run_tcp(
             Ok((stream, peer)) => {
                 backoff = Duration::from_millis(10);
                 // IPv4 clients of a dual-stack socket show as 1.2.3.4, not ::ffff:1.2.3.4.
-                (stream, crate::udp::canonical(peer))
+                (stream, crate::net::canonical(peer))
             }
             Err(e) if resource_error(&e) => {
                 tracing::warn!(

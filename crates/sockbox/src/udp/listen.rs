@@ -14,12 +14,13 @@ use tokio::net::UdpSocket;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
+use super::Error;
 use super::exec::{self, ExecConfig};
 use super::mcast::{Membership, ResolvedIface};
-use super::{Error, canonical};
 use crate::Shutdown;
 use crate::daemon::ServerStats;
-use crate::relay::acl::SharedAcl;
+use crate::net::acl::SharedAcl;
+use crate::net::canonical;
 use crate::sys::pktinfo::{self, Arrival};
 
 /// How a listener answers each datagram.

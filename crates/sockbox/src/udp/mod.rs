@@ -37,20 +37,6 @@ pub fn max_payload(ip: IpAddr) -> usize {
     }
 }
 
-/// A socket address with an IPv4-mapped IPv6 address (`::ffff:10.0.0.1`,
-/// what a dual-stack socket reports for IPv4 peers) shown as plain IPv4;
-/// any other address unchanged (an IPv6 scope id kept). Every listener
-/// (`udp`, `wake`, `relay`) shows its peers through this.
-pub fn canonical(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
-            None => addr,
-        },
-        SocketAddr::V4(_) => addr,
-    }
-}
-
 /// Errors from the udp module (sending, listening, multicast, replies).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -316,17 +302,6 @@ mod tests {
         assert_eq!(max_payload("10.0.0.1".parse().unwrap()), 65_507);
         assert_eq!(max_payload("::1".parse().unwrap()), 65_527);
         assert_eq!(max_payload("::ffff:10.0.0.1".parse().unwrap()), 65_507);
-    }
-
-    #[test]
-    fn mapped_addresses_print_as_ipv4() {
-        let a: SocketAddr = "[::ffff:10.1.2.3]:99".parse().unwrap();
-        assert_eq!(canonical(a).to_string(), "10.1.2.3:99");
-        let b: SocketAddr = "[fe80::1]:99".parse().unwrap();
-        assert_eq!(canonical(b), b);
-        // Regression: the scope of a link-local source was dropped.
-        let c: SocketAddr = "[fe80::1%3]:99".parse().unwrap();
-        assert_eq!(canonical(c), c);
     }
 
     #[test]

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 
-use super::{Error, canonical, is_icmp_error, max_payload, mcast, target};
+use super::{Error, is_icmp_error, max_payload, mcast, target};
 use crate::Shutdown;
+use crate::net::canonical;
 
 /// How to set up a [`Sender`].
 #[derive(Clone, Debug, Default)]

@@ -24,8 +24,8 @@ use super::Error;
 use super::plan::{IfaceRef, iref, named};
 use super::send::open_raw;
 use crate::Shutdown;
+use crate::net::canonical;
 use crate::sys::packet::PacketSocket;
-use crate::udp::canonical;
 
 /// Largest datagram read.
 const BUF_LEN: usize = 65_536;

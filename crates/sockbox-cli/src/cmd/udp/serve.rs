@@ -103,7 +103,7 @@ pub fn serve_listener(
         tracing::info!(
             "{}listening on udp {}",
             joined.unwrap_or_default(),
-            udp::canonical(listener.local_addr())
+            sockbox::net::canonical(listener.local_addr())
         );
         ctx.ready()?;
         crate::cmd::listen::reload_acl_on_hup(&acl, ctx.reload);

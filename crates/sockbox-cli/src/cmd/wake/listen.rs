@@ -134,7 +134,7 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
         let listener = listen::bind(&cfg).await.map_err(lib_err)?;
         let mut what = Vec::new();
         if let Some(addr) = listener.local_addr() {
-            what.push(format!("udp {}", sockbox::udp::canonical(addr)));
+            what.push(format!("udp {}", sockbox::net::canonical(addr)));
         }
         what.extend(a.raw.iter().map(|r| format!("raw 0x0842 on {r}")));
         tracing::info!("listening for magic packets on {}", what.join(" and "));

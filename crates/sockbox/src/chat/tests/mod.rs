@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 
 use super::*;
 use crate::Shutdown;
-use crate::relay::acl::{Acl, SharedAcl};
+use crate::net::acl::{Acl, SharedAcl};
 
 const T: Duration = Duration::from_secs(10);
 

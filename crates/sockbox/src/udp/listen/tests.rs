@@ -158,7 +158,7 @@ async fn not_multicast_is_refused_before_binding() {
 
 #[tokio::test]
 async fn denied_sources_are_dropped_unanswered_and_counted() {
-    use crate::relay::acl::Acl;
+    use crate::net::acl::Acl;
     let acl = Acl::new(&[], &["127.0.0.0/8".into()], &[], &[]).unwrap();
     let r = start(local(ListenConfig {
         reply: ReplyMode::Echo,

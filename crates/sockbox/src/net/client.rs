@@ -1,0 +1,418 @@
+//! The client side: connect over every resolved address with a timeout
+//! per attempt, optionally wrap the stream in TLS, and reconnect with
+//! back-off when the server goes away.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), sockbox::net::ConnectError> {
+//! use std::time::Duration;
+//! use sockbox::net::{Connector, Reconnect};
+//! let connector = Connector::new().timeout(Duration::from_secs(3));
+//! let stream = connector.connect("localhost", 7000).await?;
+//! // or: keep trying (1 s, 2 s, 4 s… up to 30 s apart) until it answers
+//! let mut again = Reconnect::new(connector, "localhost", 7000);
+//! let stream = again.connect(&sockbox::Shutdown::new()).await?;
+//! # drop(stream); Ok(()) }
+//! ```
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+use super::addr::{AddrError, Family, resolve_async};
+use super::backoff::Backoff;
+use crate::Shutdown;
+use crate::tls::{ClientTlsStream, TlsConnector, TlsError};
+
+/// Why connecting failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The host gave no address.
+    #[error(transparent)]
+    Addr(#[from] AddrError),
+    /// Every address refused or failed; this is the last one's error.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// The address tried (the last when there were several).
+        addr: SocketAddr,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// The attempt took longer than the timeout.
+    #[error("connecting to {addr} timed out after {timeout:?}")]
+    Timeout {
+        /// The address tried.
+        addr: SocketAddr,
+        /// The limit.
+        timeout: Duration,
+    },
+    /// The TLS handshake failed.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The TLS handshake took longer than the timeout.
+    #[error("TLS handshake with {addr} timed out after {timeout:?}")]
+    TlsTimeout {
+        /// The server.
+        addr: SocketAddr,
+        /// The limit.
+        timeout: Duration,
+    },
+    /// Shutdown fired before a connection was made.
+    #[error("stopped before a connection was made")]
+    Stopped,
+    /// [`Reconnect`] ran out of attempts.
+    #[error("gave up after {attempts} attempts; the last: {last}")]
+    GaveUp {
+        /// How many were made.
+        attempts: u32,
+        /// The last error.
+        last: Box<ConnectError>,
+    },
+}
+
+/// A connected stream, plain or TLS.
+#[derive(Debug)]
+pub enum ClientStream {
+    /// Plain TCP.
+    Tcp(TcpStream),
+    /// TLS over TCP.
+    Tls(Box<ClientTlsStream<TcpStream>>),
+}
+
+impl ClientStream {
+    /// The TCP stream underneath.
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Self::Tcp(s) => s,
+            Self::Tls(s) => s.get_ref().0,
+        }
+    }
+
+    /// The server's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.tcp().peer_addr()
+    }
+}
+
+impl AsyncRead for ClientStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for ClientStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Self::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// How to connect: timeout per attempt, family, TLS.
+#[derive(Clone, Default)]
+pub struct Connector {
+    timeout: Option<Duration>,
+    family: Family,
+    tls: Option<TlsConnector>,
+    server_name: Option<String>,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("timeout", &self.timeout)
+            .field("family", &self.family)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connector {
+    /// Plain TCP, either family, the system's connect timeout.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Give up on one address after `timeout` (the TLS handshake gets as long).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Only addresses of `family`.
+    #[must_use]
+    pub fn family(mut self, family: Family) -> Self {
+        self.family = family;
+        self
+    }
+
+    /// Speak TLS over the connection; the certificate must match the host
+    /// name given to [`Connector::connect`] (or [`Connector::server_name`]).
+    #[must_use]
+    pub fn tls(mut self, connector: TlsConnector) -> Self {
+        self.tls = Some(connector);
+        self
+    }
+
+    /// The name the server certificate must match, when it is not the
+    /// host connected to.
+    #[must_use]
+    pub fn server_name(mut self, name: impl Into<String>) -> Self {
+        self.server_name = Some(name.into());
+        self
+    }
+
+    /// Resolve `host` and connect to its addresses in turn until one
+    /// answers; then the TLS handshake, if any.
+    pub async fn connect(&self, host: &str, port: u16) -> Result<ClientStream, ConnectError> {
+        let addrs = resolve_async(host, port, self.family).await?;
+        self.connect_addrs(&addrs, host).await
+    }
+
+    /// Connect to `addrs` in turn; `name` is the TLS server name.
+    pub async fn connect_addrs(
+        &self,
+        addrs: &[SocketAddr],
+        name: &str,
+    ) -> Result<ClientStream, ConnectError> {
+        let (tcp, addr) = self.first_answer(addrs).await?;
+        let _ = tcp.set_nodelay(true);
+        let Some(tls) = &self.tls else {
+            return Ok(ClientStream::Tcp(tcp));
+        };
+        let name = self.server_name.as_deref().unwrap_or(name);
+        let handshake = crate::tls::connect(tls, name, tcp);
+        let stream = match self.timeout {
+            Some(timeout) => tokio::time::timeout(timeout, handshake)
+                .await
+                .map_err(|_| ConnectError::TlsTimeout { addr, timeout })??,
+            None => handshake.await?,
+        };
+        Ok(ClientStream::Tls(Box::new(stream)))
+    }
+
+    async fn first_answer(
+        &self,
+        addrs: &[SocketAddr],
+    ) -> Result<(TcpStream, SocketAddr), ConnectError> {
+        let mut last = None;
+        for &addr in addrs.iter().filter(|a| self.family.admits(a)) {
+            let attempt = TcpStream::connect(addr);
+            let result = match self.timeout {
+                Some(timeout) => match tokio::time::timeout(timeout, attempt).await {
+                    Ok(r) => r.map_err(|source| ConnectError::Connect { addr, source }),
+                    Err(_) => Err(ConnectError::Timeout { addr, timeout }),
+                },
+                None => attempt
+                    .await
+                    .map_err(|source| ConnectError::Connect { addr, source }),
+            };
+            match result {
+                Ok(s) => return Ok((s, addr)),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| no_address(addrs, self.family)))
+    }
+}
+
+fn no_address(addrs: &[SocketAddr], family: Family) -> ConnectError {
+    let host = addrs
+        .first()
+        .map_or_else(|| "(no addresses)".to_owned(), |a| a.ip().to_string());
+    ConnectError::Addr(AddrError::NoAddress { host, family })
+}
+
+/// Blocking connect over `addrs` in turn, each attempt bounded by
+/// `timeout`, for callers that move bytes on their own threads. The stream
+/// is blocking, with `TCP_NODELAY`.
+pub fn connect_blocking(
+    addrs: &[SocketAddr],
+    timeout: Option<Duration>,
+) -> Result<std::net::TcpStream, ConnectError> {
+    let mut last = None;
+    for &addr in addrs {
+        let attempt = || {
+            let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+            let sa = SockAddr::from(addr);
+            match timeout {
+                Some(t) => sock.connect_timeout(&sa, t)?,
+                None => sock.connect(&sa)?,
+            }
+            Ok::<_, io::Error>(sock)
+        };
+        match attempt() {
+            Ok(sock) => {
+                let _ = sock.set_tcp_nodelay(true);
+                return Ok(sock.into());
+            }
+            Err(e) if e.kind() == io::ErrorKind::TimedOut && timeout.is_some() => {
+                let timeout = timeout.unwrap_or_default();
+                last = Some(ConnectError::Timeout { addr, timeout });
+            }
+            Err(source) => last = Some(ConnectError::Connect { addr, source }),
+        }
+    }
+    Err(last.unwrap_or_else(|| no_address(addrs, Family::Any)))
+}
+
+/// Connects, and connects again after the server went away, with
+/// exponential back-off between failed attempts.
+#[derive(Debug)]
+pub struct Reconnect {
+    connector: Connector,
+    host: String,
+    port: u16,
+    backoff: Backoff,
+    max_attempts: Option<u32>,
+}
+
+impl Reconnect {
+    /// Retry `host`:`port` forever, 1 s doubling to 30 s apart, with jitter.
+    pub fn new(connector: Connector, host: impl Into<String>, port: u16) -> Self {
+        Self {
+            connector,
+            host: host.into(),
+            port,
+            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(30)).with_jitter(),
+            max_attempts: None,
+        }
+    }
+
+    /// Use these delays between attempts.
+    #[must_use]
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Give up after `n` failed attempts in a row (at least 1).
+    #[must_use]
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = Some(n.max(1));
+        self
+    }
+
+    /// Connect, retrying until it works, `shutdown` fires, or the
+    /// attempts run out. A name is resolved again at every attempt, so a
+    /// server that moved is found. Usage errors (an empty or malformed
+    /// host) are returned at once: retrying cannot fix them.
+    pub async fn connect(&mut self, shutdown: &Shutdown) -> Result<ClientStream, ConnectError> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let attempt = tokio::select! {
+                r = self.connector.connect(&self.host, self.port) => r,
+                () = shutdown.wait() => return Err(ConnectError::Stopped),
+            };
+            let err = match attempt {
+                Ok(s) => {
+                    self.backoff.reset();
+                    return Ok(s);
+                }
+                Err(ConnectError::Addr(e)) if e.is_usage() => return Err(ConnectError::Addr(e)),
+                Err(e) => e,
+            };
+            if self.max_attempts.is_some_and(|max| attempts >= max) {
+                return Err(ConnectError::GaveUp {
+                    attempts,
+                    last: Box::new(err),
+                });
+            }
+            let wait = self.backoff.next_delay();
+            tracing::debug!(host = %self.host, port = self.port, "connect failed ({err}); again in {wait:?}");
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = shutdown.wait() => return Err(ConnectError::Stopped),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn tries_every_address_until_one_answers() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let dead = closed.local_addr().unwrap();
+        drop(closed);
+        let live = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = live.local_addr().unwrap();
+        let c = Connector::new().timeout(Duration::from_secs(2));
+        let mut s = c.connect_addrs(&[dead, addr], "127.0.0.1").await.unwrap();
+        let (mut peer, _) = live.accept().await.unwrap();
+        s.write_all(b"x").await.unwrap();
+        let mut b = [0u8; 1];
+        peer.read_exact(&mut b).await.unwrap();
+        assert_eq!(&b, b"x");
+        let err = c.connect_addrs(&[dead], "x").await.unwrap_err();
+        assert!(err.to_string().contains(&dead.to_string()), "{err}");
+        assert!(connect_blocking(&[dead], Some(Duration::from_secs(1))).is_err());
+        assert!(connect_blocking(&[addr], None).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reconnect_waits_for_the_server_and_gives_up_when_told() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let fast = Backoff::new(Duration::from_millis(10), Duration::from_millis(20));
+        let mut r = Reconnect::new(Connector::new(), "127.0.0.1", port)
+            .backoff(fast.clone())
+            .max_attempts(3);
+        let err = r.connect(&Shutdown::new()).await.unwrap_err();
+        assert!(
+            matches!(err, ConnectError::GaveUp { attempts: 3, .. }),
+            "{err}"
+        );
+        let mut bad = Reconnect::new(Connector::new(), "300.1.1.1", port);
+        assert!(matches!(
+            bad.connect(&Shutdown::new()).await,
+            Err(ConnectError::Addr(AddrError::NotAnAddress { .. }))
+        ));
+        let stop = Shutdown::new();
+        stop.trigger();
+        let mut forever = Reconnect::new(Connector::new(), "127.0.0.1", port).backoff(fast);
+        assert!(matches!(
+            forever.connect(&stop).await,
+            Err(ConnectError::Stopped)
+        ));
+    }
+}
