@@ -138,20 +138,20 @@ async fn candidates(host: &Host, port: u16) -> anyhow::Result<Vec<SocketAddr>> {
 
 /// Bind the first candidate that works. For "every address", IPv4 is only
 /// tried when IPv6 is unavailable, not when the port is taken.
-async fn bind(
-    cfg: &EchoConfig,
-    addrs: Vec<SocketAddr>,
-    any: bool,
-) -> Result<EchoServer, EchoError> {
+fn bind(cfg: &EchoConfig, addrs: Vec<SocketAddr>, any: bool) -> Result<EchoServer, EchoError> {
     let mut last = None;
     for addr in addrs {
         let mut c = cfg.clone();
         c.addr = addr;
-        match EchoServer::bind(c).await {
+        match EchoServer::bind(c) {
             Ok(s) => return Ok(s),
             Err(e) => {
-                let no_v6 = matches!(&e, EchoError::BindTcp(io, _) | EchoError::BindUdp(io, _)
-                    if matches!(io.raw_os_error(), Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL)));
+                let no_v6 = e.bind_error().is_some_and(|b| {
+                    matches!(
+                        b.source.raw_os_error(),
+                        Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL)
+                    )
+                });
                 if any && !no_v6 {
                     return Err(e);
                 }
@@ -162,20 +162,35 @@ async fn bind(
     Err(last.unwrap_or(EchoError::NothingToServe))
 }
 
+/// The library's error with the flag that avoids it.
+fn echo_err(e: EchoError) -> anyhow::Error {
+    match &e {
+        EchoError::BindUdp(b) if b.in_use() => {
+            anyhow::anyhow!("{e}; or serve TCP only with --tcp-only")
+        }
+        EchoError::BindTcp(b) if b.in_use() => {
+            anyhow::anyhow!("{e}; or serve UDP only with --udp-only")
+        }
+        _ => anyhow::Error::new(e),
+    }
+}
+
 /// Run `sockbox echo`.
 pub fn run(a: &Args) -> anyhow::Result<u8> {
     let (host, port) = endpoint(a.addr.as_deref(), a.port.as_deref())?;
     let mut cfg = EchoConfig::new(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), port));
     cfg.tcp = !a.udp_only;
     cfg.udp = !a.tcp_only;
-    cfg.max_conns = a.max_conns as usize;
+    cfg.server.max_conns = a.max_conns as usize;
     cfg.buffer_size = a.buffer as usize;
     cfg.idle_timeout = a.idle_timeout;
-    cfg.grace = a.daemon.grace;
+    cfg.server.grace = a.daemon.grace;
     // Sessions opening and closing are what an echo server is watched for.
     serve_with(&a.daemon, tracing::Level::INFO, |mut ctx| async move {
         let addrs = candidates(&host, port).await?;
-        let server = bind(&cfg, addrs, host == Host::Any).await?;
+        let mut cfg = cfg;
+        cfg.server.stats = ctx.stats.clone();
+        let server = bind(&cfg, addrs, host == Host::Any).map_err(echo_err)?;
         let show = |a: Option<SocketAddr>| a.map_or_else(|| "off".to_owned(), |a| a.to_string());
         tracing::info!(
             tcp = %show(server.tcp_addr()),
@@ -183,7 +198,7 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
             "echo server listening"
         );
         ctx.ready()?;
-        let sum = server.run(ctx.shutdown.clone(), ctx.stats.clone()).await?;
+        let sum = server.run(ctx.shutdown.clone()).await.map_err(echo_err)?;
         tracing::info!(
             sessions = sum.sessions,
             datagrams = sum.datagrams,

@@ -183,7 +183,7 @@ fn bind_failure_makes_the_parent_exit_nonzero_with_the_bind_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(
-        err.contains(&format!("bind TCP 127.0.0.1:{port}")) && err.contains("in use"),
+        err.contains(&format!("TCP: cannot bind 127.0.0.1:{port}")) && err.contains("in use"),
         "{err}"
     );
     assert!(!env.pid_file().exists(), "no pid file left behind");

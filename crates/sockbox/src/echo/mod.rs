@@ -14,12 +14,16 @@
 //! closes, and sessions still stuck after `grace` (a client that does not
 //! read) are cut.
 //!
+//! Both sides run on the [`net`](crate::net) skeletons: the TCP side is a
+//! [`Handler`](crate::net::Handler) of a [`TcpServer`], the UDP side a
+//! [`DatagramHandler`](crate::net::DatagramHandler) of a [`UdpServer`].
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), sockbox::echo::EchoError> {
 //! use sockbox::echo::{EchoConfig, EchoServer};
-//! let server = EchoServer::bind(EchoConfig::new("127.0.0.1:7007".parse().unwrap())).await?;
+//! let server = EchoServer::bind(EchoConfig::new("127.0.0.1:7007".parse().unwrap()))?;
 //! let shutdown = sockbox::Shutdown::new();
-//! server.run(shutdown, sockbox::daemon::ServerStats::new()).await?;
+//! let report = server.run(shutdown).await?;
 //! # Ok(()) }
 //! ```
 
@@ -30,17 +34,12 @@ mod udp;
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use socket2::{Domain, Protocol, Socket, Type};
-use tokio::net::{TcpListener, UdpSocket};
-use tokio::task::JoinSet;
-
 use crate::Shutdown;
-use crate::daemon::ServerStats;
-use tcp::accept_loop;
-use udp::udp_loop;
+use crate::net::{Bind, BindError, ServerOptions, TcpServer, UdpServer};
+use tcp::EchoTcp;
+use udp::EchoUdp;
 
 /// How the echo server runs.
 #[derive(Debug, Clone)]
@@ -52,14 +51,13 @@ pub struct EchoConfig {
     pub tcp: bool,
     /// Serve UDP.
     pub udp: bool,
-    /// Most TCP sessions at once; more are closed at once and counted refused.
-    pub max_conns: usize,
     /// Bytes of the per-session echo buffer.
     pub buffer_size: usize,
     /// End a TCP session that sends nothing for this long.
     pub idle_timeout: Option<Duration>,
-    /// After shutdown, how long sessions may take to finish.
-    pub grace: Duration,
+    /// Admission, grace, statistics and events (shared by both sides;
+    /// `max_conns` caps TCP sessions).
+    pub server: ServerOptions,
 }
 
 impl EchoConfig {
@@ -70,10 +68,12 @@ impl EchoConfig {
             addr,
             tcp: true,
             udp: true,
-            max_conns: 100,
             buffer_size: 16 * 1024,
             idle_timeout: None,
-            grace: Duration::from_secs(10),
+            server: ServerOptions {
+                max_conns: 100,
+                ..ServerOptions::default()
+            },
         }
     }
 }
@@ -85,18 +85,29 @@ pub enum EchoError {
     #[error("nothing to serve: both TCP and UDP are turned off")]
     NothingToServe,
     /// The TCP port could not be bound.
-    #[error("bind TCP {1}: {0} (another program may use the port: pick another one or stop it)")]
-    BindTcp(#[source] io::Error, SocketAddr),
+    #[error("TCP: {0}")]
+    BindTcp(#[source] BindError),
     /// The UDP port could not be bound.
-    #[error(
-        "bind UDP {1}: {0} (another program may use the port: pick another one, or serve TCP only with --tcp-only)"
-    )]
-    BindUdp(#[source] io::Error, SocketAddr),
+    #[error("UDP: {0}")]
+    BindUdp(#[source] BindError),
+    /// Receiving datagrams failed for good.
+    #[error("receiving UDP datagrams on {1}: {0}")]
+    Recv(#[source] io::Error, SocketAddr),
+}
+
+impl EchoError {
+    /// The system error of a failed bind.
+    pub fn bind_error(&self) -> Option<&BindError> {
+        match self {
+            Self::BindTcp(e) | Self::BindUdp(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// What a finished run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct EchoSummary {
+pub struct EchoReport {
     /// TCP sessions served.
     pub sessions: u64,
     /// UDP datagrams echoed.
@@ -108,16 +119,14 @@ pub struct EchoSummary {
 /// A bound echo server, not yet serving.
 #[derive(Debug)]
 pub struct EchoServer {
-    tcp: Option<TcpListener>,
-    udp: Option<UdpSocket>,
-    cfg: EchoConfig,
+    tcp: Option<TcpServer<EchoTcp>>,
+    udp: Option<UdpServer<EchoUdp>>,
 }
 
 impl EchoServer {
-    /// Bind the sockets (TCP first, so port 0 can pick a port UDP then shares).
-    /// Must run inside a tokio runtime (the sockets register with its reactor).
-    #[allow(clippy::unused_async)] // async like every server's bind, for callers' uniformity
-    pub async fn bind(cfg: EchoConfig) -> Result<Self, EchoError> {
+    /// Bind the sockets (TCP first, so port 0 can pick a port UDP then
+    /// shares). Must run inside a tokio runtime.
+    pub fn bind(cfg: EchoConfig) -> Result<Self, EchoError> {
         if !cfg.tcp && !cfg.udp {
             return Err(EchoError::NothingToServe);
         }
@@ -130,109 +139,95 @@ impl EchoServer {
         let mut last = None;
         for _ in 0..tries {
             let tcp = if cfg.tcp {
-                Some(bind_tcp(cfg.addr).map_err(|e| EchoError::BindTcp(e, cfg.addr))?)
+                let b = Bind::new(cfg.addr).only_v6(false);
+                Some(b.tcp().map_err(EchoError::BindTcp)?)
             } else {
                 None
             };
             let mut udp_addr = cfg.addr;
-            if let Some(l) = &tcp {
-                udp_addr.set_port(
-                    l.local_addr()
-                        .map_err(|e| EchoError::BindTcp(e, cfg.addr))?
-                        .port(),
-                );
+            if let Some(port) = tcp
+                .as_ref()
+                .and_then(|l| l.local_addr().ok())
+                .map(|a| a.port())
+            {
+                udp_addr.set_port(port);
             }
-            if !cfg.udp {
-                return Ok(Self {
-                    tcp,
-                    udp: None,
-                    cfg,
-                });
-            }
-            match bind_udp(udp_addr) {
-                Ok(udp) => {
-                    return Ok(Self {
-                        tcp,
-                        udp: Some(udp),
-                        cfg,
-                    });
+            let udp = if cfg.udp {
+                match Bind::new(udp_addr).only_v6(false).broadcast(true).udp() {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        last = Some(EchoError::BindUdp(e));
+                        continue;
+                    }
                 }
-                Err(e) => last = Some(EchoError::BindUdp(e, udp_addr)),
-            }
+            } else {
+                None
+            };
+            return Self::from_sockets(tcp, udp, cfg);
         }
         Err(last.unwrap_or(EchoError::NothingToServe))
     }
 
+    /// Serve on sockets bound elsewhere (either may be absent).
+    pub fn from_sockets(
+        tcp: Option<tokio::net::TcpListener>,
+        udp: Option<tokio::net::UdpSocket>,
+        cfg: EchoConfig,
+    ) -> Result<Self, EchoError> {
+        let setup = |e: io::Error| BindError {
+            addr: cfg.addr,
+            step: "set up".into(),
+            source: e,
+        };
+        let tcp = match tcp {
+            Some(l) => Some(
+                TcpServer::from_listener(l, EchoTcp::new(&cfg), cfg.server.clone())
+                    .map_err(|e| EchoError::BindTcp(setup(e)))?,
+            ),
+            None => None,
+        };
+        let udp = match udp {
+            Some(s) => Some(
+                UdpServer::from_socket(s, EchoUdp, cfg.server)
+                    .map_err(|e| EchoError::BindUdp(setup(e)))?,
+            ),
+            None => None,
+        };
+        Ok(Self { tcp, udp })
+    }
+
     /// The bound TCP address.
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
-        self.tcp.as_ref().and_then(|l| l.local_addr().ok())
+        self.tcp.as_ref().map(TcpServer::local_addr)
     }
 
     /// The bound UDP address.
     pub fn udp_addr(&self) -> Option<SocketAddr> {
-        self.udp.as_ref().and_then(|s| s.local_addr().ok())
+        self.udp.as_ref().map(UdpServer::local_addr)
     }
 
     /// Serve until `shutdown` fires, then drain for up to the grace period.
-    pub async fn run(
-        self,
-        shutdown: Shutdown,
-        stats: ServerStats,
-    ) -> Result<EchoSummary, EchoError> {
-        let cfg = Arc::new(self.cfg);
-        let udp_task = self
-            .udp
-            .map(|sock| tokio::spawn(udp_loop(sock, shutdown.clone(), stats.clone())));
-        let mut sessions = JoinSet::new();
-        let mut served = 0;
-        if let Some(listener) = self.tcp {
-            served = accept_loop(listener, &cfg, &shutdown, &stats, &mut sessions).await;
+    pub async fn run(self, shutdown: Shutdown) -> Result<EchoReport, EchoError> {
+        let udp_addr = self.udp_addr();
+        let udp = self.udp.map(|s| tokio::spawn(s.run(shutdown.clone())));
+        let tcp = if let Some(s) = self.tcp {
+            s.run(shutdown).await
         } else {
             shutdown.wait().await;
-        }
-        let drained = tokio::time::timeout(cfg.grace, async {
-            while sessions.join_next().await.is_some() {}
-        })
-        .await;
-        let cut_at_grace = if drained.is_err() {
-            let n = sessions.len();
-            tracing::warn!(sessions = n, grace = ?cfg.grace, "grace period over: closing sessions still open");
-            sessions.shutdown().await;
-            n
-        } else {
-            0
+            crate::net::ServerReport::default()
         };
-        let datagrams = match udp_task {
-            Some(t) => t.await.unwrap_or(0),
-            None => 0,
+        let datagrams = match (udp, udp_addr) {
+            (Some(task), Some(addr)) => match task.await {
+                Ok(Ok(r)) => r.accepted,
+                Ok(Err(e)) => return Err(EchoError::Recv(e, addr)),
+                Err(e) => return Err(EchoError::Recv(io::Error::other(e), addr)),
+            },
+            _ => 0,
         };
-        Ok(EchoSummary {
-            sessions: served,
+        Ok(EchoReport {
+            sessions: tcp.accepted,
             datagrams,
-            cut_at_grace,
+            cut_at_grace: tcp.cut_at_grace,
         })
     }
-}
-
-fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
-    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    if addr.is_ipv6() {
-        // `[::]` serves IPv4 as well, whatever the sysctl default says.
-        sock.set_only_v6(false)?;
-    }
-    sock.set_reuse_address(true)?;
-    sock.set_nonblocking(true)?;
-    sock.bind(&addr.into())?;
-    sock.listen(1024)?;
-    TcpListener::from_std(sock.into())
-}
-
-fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
-    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if addr.is_ipv6() {
-        sock.set_only_v6(false)?;
-    }
-    sock.set_nonblocking(true)?;
-    sock.bind(&addr.into())?;
-    UdpSocket::from_std(sock.into())
 }

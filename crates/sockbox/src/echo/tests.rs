@@ -1,36 +1,39 @@
 //! Unit tests of the echo server on loopback.
 
 use super::*;
+use crate::daemon::ServerStats;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::net::UdpSocket;
 
 fn local() -> EchoConfig {
     let mut c = EchoConfig::new("127.0.0.1:0".parse().unwrap());
-    c.grace = Duration::from_secs(2);
+    c.server.grace = Duration::from_secs(2);
     c
 }
 
-async fn start(
+fn start(
     cfg: EchoConfig,
 ) -> (
     SocketAddr,
     Shutdown,
     ServerStats,
-    tokio::task::JoinHandle<Result<EchoSummary, EchoError>>,
+    tokio::task::JoinHandle<Result<EchoReport, EchoError>>,
 ) {
-    let server = EchoServer::bind(cfg).await.unwrap();
+    let stats = cfg.server.stats.clone();
+    let server = EchoServer::bind(cfg).unwrap();
     let addr = server.tcp_addr().or(server.udp_addr()).unwrap();
     if let (Some(t), Some(u)) = (server.tcp_addr(), server.udp_addr()) {
         assert_eq!(t.port(), u.port(), "TCP and UDP share the port");
     }
-    let (sd, stats) = (Shutdown::new(), ServerStats::new());
-    let h = tokio::spawn(server.run(sd.clone(), stats.clone()));
+    let sd = Shutdown::new();
+    let h = tokio::spawn(server.run(sd.clone()));
     (addr, sd, stats, h)
 }
 
 #[tokio::test]
 async fn tcp_and_udp_echo_on_one_port() {
-    let (addr, sd, stats, h) = start(local()).await;
+    let (addr, sd, stats, h) = start(local());
     let mut c = TcpStream::connect(addr).await.unwrap();
     let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
     let (mut rd, mut wr) = c.split();
@@ -65,9 +68,9 @@ async fn tcp_and_udp_echo_on_one_port() {
 #[tokio::test]
 async fn connections_beyond_the_limit_are_refused() {
     let mut cfg = local();
-    cfg.max_conns = 1;
+    cfg.server.max_conns = 1;
     cfg.udp = false;
-    let (addr, sd, stats, h) = start(cfg).await;
+    let (addr, sd, stats, h) = start(cfg);
     let mut first = TcpStream::connect(addr).await.unwrap();
     first.write_all(b"x").await.unwrap();
     let mut b = [0u8; 1];
@@ -89,7 +92,7 @@ async fn connections_beyond_the_limit_are_refused() {
 async fn idle_sessions_are_closed() {
     let mut cfg = local();
     cfg.idle_timeout = Some(Duration::from_millis(100));
-    let (addr, sd, _stats, h) = start(cfg).await;
+    let (addr, sd, _stats, h) = start(cfg);
     let mut c = TcpStream::connect(addr).await.unwrap();
     let mut b = [0u8; 1];
     let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut b))
@@ -104,9 +107,9 @@ async fn idle_sessions_are_closed() {
 #[tokio::test]
 async fn shutdown_closes_sessions_and_cuts_stuck_ones_at_grace() {
     let mut cfg = local();
-    cfg.grace = Duration::from_millis(300);
+    cfg.server.grace = Duration::from_millis(300);
     cfg.buffer_size = 64 * 1024;
-    let (addr, sd, _stats, h) = start(cfg).await;
+    let (addr, sd, _stats, h) = start(cfg);
     // A polite client: its session ends on shutdown with EOF.
     let mut polite = TcpStream::connect(addr).await.unwrap();
     // A client that writes without reading until the server blocks.
@@ -137,9 +140,7 @@ async fn shutdown_closes_sessions_and_cuts_stuck_ones_at_grace() {
 #[tokio::test]
 async fn a_taken_port_names_the_address() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let e = EchoServer::bind(EchoConfig::new(taken.local_addr().unwrap()))
-        .await
-        .unwrap_err();
+    let e = EchoServer::bind(EchoConfig::new(taken.local_addr().unwrap())).unwrap_err();
     assert!(
         e.to_string()
             .contains(&taken.local_addr().unwrap().to_string()),
@@ -148,7 +149,7 @@ async fn a_taken_port_names_the_address() {
     let mut off = local();
     (off.tcp, off.udp) = (false, false);
     assert!(matches!(
-        EchoServer::bind(off).await,
+        EchoServer::bind(off),
         Err(EchoError::NothingToServe)
     ));
 }

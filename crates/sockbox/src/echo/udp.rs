@@ -1,40 +1,20 @@
-//! The UDP side: every datagram goes back to its sender.
+//! The UDP side: every datagram goes back to its sender, from the address
+//! it was sent to.
 
-use tokio::net::UdpSocket;
+use crate::net::{Answer, Datagram, DatagramCtx, DatagramHandler};
 
-use crate::Shutdown;
-use crate::daemon::ServerStats;
+/// Answers each datagram with itself.
+#[derive(Debug)]
+pub(super) struct EchoUdp;
 
-/// Largest UDP payload.
-const MAX_DATAGRAM: usize = 65_535;
+impl DatagramHandler for EchoUdp {
+    fn datagram<'a>(&'a self, dg: &Datagram<'a>, _ctx: &DatagramCtx) -> Answer<'a> {
+        Answer::Reply(dg.payload)
+    }
 
-/// Echo datagrams until shutdown; returns how many were echoed.
-pub(super) async fn udp_loop(sock: UdpSocket, shutdown: Shutdown, stats: ServerStats) -> u64 {
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    let mut echoed = 0;
-    loop {
-        let got = tokio::select! {
-            () = shutdown.wait() => break,
-            r = sock.recv_from(&mut buf) => r,
-        };
-        match got {
-            Ok((n, peer)) => {
-                stats.add_in(n as u64);
-                match sock.send_to(&buf[..n], peer).await {
-                    Ok(m) => {
-                        stats.add_out(m as u64);
-                        echoed += 1;
-                    }
-                    Err(e) => tracing::debug!(%peer, error = %e, "udp echo not sent"),
-                }
-            }
-            // ICMP errors for earlier replies surface here (ECONNREFUSED):
-            // they concern one peer, not the server.
-            Err(e) => {
-                tracing::debug!(error = %e, "udp receive error");
-                tokio::task::yield_now().await;
-            }
+    fn answered(&self, to: std::net::SocketAddr, result: &std::io::Result<usize>) {
+        if let Err(e) = result {
+            tracing::debug!(peer = %to, error = %e, "udp echo not sent");
         }
     }
-    echoed
 }
