@@ -54,10 +54,8 @@ pub enum Command {
     /// Unpack bytes into values by a format string.
     Unpack(cmd::unpack::Args),
     /// Print shell completions for sockbox.
-    #[command(hide = true)]
     Completions(cmd::meta::CompletionsArgs),
     /// Print the sockbox man page (roff).
-    #[command(hide = true)]
     Man,
 }
 
