@@ -22,10 +22,10 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, Flock, FlockArg, OFlag, openat, renameat};
-use nix::sys::stat::{Mode, fstatat};
-use nix::unistd::{UnlinkatFlags, linkat, unlinkat};
+use nix::sys::stat::{Mode, fstat, fstatat};
+use nix::unistd::{Gid, Uid, UnlinkatFlags, linkat, unlinkat};
 
-use super::error::{DaemonError, io_err};
+use super::error::{DaemonError, PathRole, io_err};
 
 /// How many times to retry when the file changes under us.
 const ATTEMPTS: usize = 16;
@@ -61,10 +61,7 @@ pub enum Removal {
 impl PidFileLocation {
     /// Open the directory of `path` (which must name a file, not end in `/`).
     pub fn new(path: &Path) -> Result<Self, DaemonError> {
-        let (dir, name) = super::dir_and_name(path).map_err(|source| DaemonError::PidFile {
-            path: path.to_owned(),
-            source,
-        })?;
+        let (dir, name) = super::open_dir_of(path, PathRole::PidFile)?;
         Ok(Self {
             dir,
             name,
@@ -272,6 +269,89 @@ impl PidFile {
     }
 }
 
+impl PidFile {
+    /// Before switching to user `uid` (primary group `gid`, member of
+    /// `groups`): make sure that user may delete the file when the server
+    /// stops. In a sticky directory (`/tmp`) only a file's owner may delete
+    /// it, so the file is given to `uid:gid` there.
+    ///
+    /// Returns false when the directory does not let that user delete files
+    /// at all (a root-owned `/run`, say): the file is then emptied at exit
+    /// instead ([`Removal::Emptied`]) and counts as stale. Only the
+    /// directory's mode and owners are consulted, not ACLs.
+    pub fn prepare_user_switch(
+        &self,
+        uid: Uid,
+        gid: Option<Gid>,
+        groups: &[Gid],
+    ) -> Result<bool, DaemonError> {
+        let Some(lock) = &self.lock else {
+            return Ok(false);
+        };
+        let dir = fstat(self.loc.dir.as_fd()).map_err(|e| self.loc.err(io_err(e)))?;
+        let groups: Vec<u32> = groups.iter().chain(gid.iter()).map(|g| g.as_raw()).collect();
+        #[allow(clippy::unnecessary_cast)] // the field types differ between targets
+        let rule = unlink_rule(
+            dir.st_mode as u32,
+            dir.st_uid,
+            dir.st_gid,
+            uid.as_raw(),
+            &groups,
+        );
+        match rule {
+            Unlink::Allowed => Ok(true),
+            Unlink::Denied => Ok(false),
+            Unlink::IfOwner => {
+                let owner = lock.metadata().map_err(|e| self.loc.err(e))?.uid();
+                if owner != uid.as_raw() {
+                    nix::unistd::fchown(&**lock, Some(uid), gid)
+                        .map_err(|e| self.loc.err(io_err(e)))?;
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    /// The directory the pid file is in, as given.
+    pub fn dir(&self) -> &Path {
+        match self.loc.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        }
+    }
+}
+
+/// Whether a user may delete a file from a directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unlink {
+    /// Any file.
+    Allowed,
+    /// Only the files the user owns (a sticky directory).
+    IfOwner,
+    /// None.
+    Denied,
+}
+
+/// What a directory of mode `mode`, owned by `dir_uid:dir_gid`, lets user
+/// `uid` (member of `groups`) delete: it needs write and search permission,
+/// and in a sticky directory it must own the directory or the file.
+fn unlink_rule(mode: u32, dir_uid: u32, dir_gid: u32, uid: u32, groups: &[u32]) -> Unlink {
+    let bits = if dir_uid == uid {
+        mode >> 6
+    } else if groups.contains(&dir_gid) {
+        mode >> 3
+    } else {
+        mode
+    } & 0o7;
+    if bits & 0o3 != 0o3 {
+        Unlink::Denied
+    } else if mode & 0o1000 != 0 && dir_uid != uid {
+        Unlink::IfOwner
+    } else {
+        Unlink::Allowed
+    }
+}
+
 impl Drop for PidFile {
     fn drop(&mut self) {
         let _ = self.remove_inner();
@@ -391,8 +471,50 @@ mod tests {
     }
 
     #[test]
-    fn missing_directory_is_reported_with_the_path() {
+    fn unlink_needs_write_and_search_and_ownership_in_sticky_dirs() {
+        const NOBODY: u32 = 65534;
+        // /tmp: anyone may write, only owners delete.
+        assert_eq!(unlink_rule(0o41777, 0, 0, NOBODY, &[NOBODY]), Unlink::IfOwner);
+        // A root-only /run.
+        assert_eq!(unlink_rule(0o40755, 0, 0, NOBODY, &[NOBODY]), Unlink::Denied);
+        // The user's own directory, sticky or not.
+        assert_eq!(unlink_rule(0o41700, NOBODY, 0, NOBODY, &[]), Unlink::Allowed);
+        assert_eq!(unlink_rule(0o40700, NOBODY, 0, NOBODY, &[]), Unlink::Allowed);
+        // Group-writable for one of the user's groups; the owner's bits do
+        // not count for others.
+        assert_eq!(unlink_rule(0o40070, 0, 7, NOBODY, &[7]), Unlink::Allowed);
+        assert_eq!(unlink_rule(0o40770, 0, 7, NOBODY, &[8]), Unlink::Denied);
+        // Write without search is not enough.
+        assert_eq!(unlink_rule(0o40772, 0, 0, NOBODY, &[]), Unlink::Denied);
+    }
+
+    #[test]
+    fn user_switch_in_a_sticky_directory_gives_the_file_to_the_user() {
+        if !Uid::effective().is_root() {
+            eprintln!("skipping: chown needs root");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let (pf, _) = loc(d.path()).acquire(1).unwrap();
+        let nobody = (Uid::from_raw(65534), Gid::from_raw(65534));
+        assert!(pf.prepare_user_switch(nobody.0, Some(nobody.1), &[]).unwrap());
+        let meta = std::fs::metadata(d.path().join("s.pid")).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+        // A root-only directory: nothing changes, and the caller is told.
+        let r = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(r.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let (pf, _) = loc(r.path()).acquire(1).unwrap();
+        assert!(!pf.prepare_user_switch(nobody.0, Some(nobody.1), &[]).unwrap());
+        assert_eq!(std::fs::metadata(r.path().join("s.pid")).unwrap().uid(), 0);
+        assert_eq!(pf.dir(), r.path());
+    }
+
+    #[test]
+    fn missing_directory_is_a_usage_error_naming_the_path() {
         let e = PidFileLocation::new(Path::new("/nonexistent-sockbox/x.pid")).unwrap_err();
+        assert!(e.is_usage(), "{e}");
         assert!(e.to_string().contains("/nonexistent-sockbox/x.pid"), "{e}");
+        assert!(e.to_string().contains("mkdir -p /nonexistent-sockbox"), "{e}");
     }
 }
