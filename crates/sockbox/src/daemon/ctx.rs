@@ -6,13 +6,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::Reload;
 use super::detach::Readiness;
 use super::error::DaemonError;
 use super::lines::{self, LineQueue, Notice, Output, Stream};
 use super::notify::Notifier;
 use super::privilege::DropPlan;
 use super::stats::ServerStats;
-use super::Reload;
 use crate::Shutdown;
 
 /// What a server body gets from [`Daemon::run`](super::Daemon::run).

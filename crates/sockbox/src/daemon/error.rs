@@ -260,7 +260,10 @@ mod tests {
             path: "/jail".into(),
             dir: "/jail".into(),
         };
-        assert!(e.to_string().starts_with("chroot directory /jail does not exist"));
+        assert!(
+            e.to_string()
+                .starts_with("chroot directory /jail does not exist")
+        );
     }
 
     #[test]

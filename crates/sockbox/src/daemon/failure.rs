@@ -90,7 +90,10 @@ mod tests {
         assert_eq!(usage.exit_code(), USAGE);
         let system = DaemonError::Threaded(4);
         assert_eq!(system.exit_code(), SYSTEM);
-        assert_eq!(io::Error::from(DaemonError::UnknownUser("x".into())).exit_code(), USAGE);
+        assert_eq!(
+            io::Error::from(DaemonError::UnknownUser("x".into())).exit_code(),
+            USAGE
+        );
         assert_eq!(io::Error::other("boom").exit_code(), SYSTEM);
         let boxed: BoxError = DaemonError::UnknownGroup("g".into()).into();
         assert_eq!(boxed.exit_code(), USAGE);

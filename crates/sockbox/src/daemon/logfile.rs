@@ -122,7 +122,13 @@ mod tests {
     fn a_missing_directory_is_a_usage_error() {
         let e = LogFile::new(Path::new("/nonexistent-sockbox/s.log")).unwrap_err();
         assert!(
-            matches!(e, DaemonError::MissingDirectory { role: PathRole::LogFile, .. }),
+            matches!(
+                e,
+                DaemonError::MissingDirectory {
+                    role: PathRole::LogFile,
+                    ..
+                }
+            ),
             "{e}"
         );
         assert!(e.is_usage() && e.to_string().contains("/nonexistent-sockbox/s.log"));

@@ -330,7 +330,10 @@ mod tests {
         let e = DropPlan::resolve(Some("root"), None, None).unwrap_err();
         assert!(matches!(e, DaemonError::UserIsRoot(_)));
         let e = DropPlan::resolve(None, None, Some(Path::new("/etc/passwd"))).unwrap_err();
-        assert!(e.is_usage() && e.to_string().contains("not a directory"), "{e}");
+        assert!(
+            e.is_usage() && e.to_string().contains("not a directory"),
+            "{e}"
+        );
         let e = DropPlan::resolve(None, None, Some(Path::new("/nonexistent-sockbox/jail")))
             .unwrap_err();
         assert!(

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::signal::unix::{SignalKind, signal};
 
+use super::ReloadTrigger;
 use super::ctx::Shared;
 use super::error::DaemonError;
 use super::harness::remove_pid_file;
@@ -13,7 +14,6 @@ use super::logfile::LogFile;
 use super::logging::LogSink;
 use super::pidfile::PidFile;
 use super::stats::ServerStats;
-use super::ReloadTrigger;
 use crate::Shutdown;
 
 /// What the signal task needs.

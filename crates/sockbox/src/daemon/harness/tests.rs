@@ -2,8 +2,10 @@
 //! queued output, errors.
 
 use super::*;
+use crate::daemon::lines;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 /// A program's own error type, with its own exit codes.
 #[derive(Debug)]
@@ -104,7 +106,7 @@ fn queued_output_is_written_before_the_run_returns() {
     // A slow reader: each batch takes 100 ms to write.
     let out: lines::Output = Box::new(move |batch: &[u8]| {
         std::thread::sleep(Duration::from_millis(100));
-        w.fetch_add(batch.iter().filter(|&&b| b == b'\n').count(), Ordering::SeqCst);
+        w.fetch_add(memchr::memchr_iter(b'\n', batch).count(), Ordering::SeqCst);
     });
     daemon(5_000)
         .try_run(|mut ctx| async move {
@@ -117,7 +119,11 @@ fn queued_output_is_written_before_the_run_returns() {
             Ok::<u8, DaemonError>(0)
         })
         .unwrap();
-    assert_eq!(written.load(Ordering::SeqCst), 3, "every queued line written");
+    assert_eq!(
+        written.load(Ordering::SeqCst),
+        3,
+        "every queued line written"
+    );
 }
 
 #[test]
