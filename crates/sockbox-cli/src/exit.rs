@@ -61,12 +61,15 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-/// The exit code an error maps to.
+/// The exit code an error maps to: 2 for a [`UsageError`] or a daemon
+/// error that is the user's input, 3 for the rest.
 pub fn code_for(err: &anyhow::Error) -> u8 {
-    if err
-        .chain()
-        .any(|c| c.downcast_ref::<UsageError>().is_some())
-    {
+    let usage = |c: &(dyn std::error::Error + 'static)| {
+        c.downcast_ref::<UsageError>().is_some()
+            || c.downcast_ref::<sockbox::daemon::DaemonError>()
+                .is_some_and(sockbox::daemon::DaemonError::is_usage)
+    };
+    if err.chain().any(usage) {
         USAGE
     } else {
         SYSTEM

@@ -249,6 +249,7 @@ fn live_children_with(marker: &str) -> Vec<i32> {
 mod lifecycle;
 mod privileges;
 mod servers;
+mod startup;
 
 /// A port free for both TCP and UDP on 127.0.0.1 (released again: a small
 /// race with other programs, acceptable on a test machine).

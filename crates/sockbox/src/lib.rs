@@ -3,12 +3,34 @@
 //! One module per job. Every job exposes a config struct and an async entry
 //! point that takes a [`Shutdown`], so the command line and the tests drive it
 //! the same way. Servers are split in two steps so privileges can be dropped
-//! in between and a daemon can report readiness only once it is bound:
+//! in between and a daemon can report readiness only once it is bound.
 //!
-//! ```text
-//! let server = job::bind(config).await?;   // open sockets, bind low ports
-//! drop_plan.apply()?;                      // optional: daemon::DropPlan
-//! server.run(shutdown).await?;             // serve until shutdown
+//! [`daemon::Daemon`] is the harness that runs such a server as a Unix
+//! daemon: detach with readiness, pid file, privilege drop after binding,
+//! signals (TERM/INT drain with a grace period, HUP reload and log reopen,
+//! USR1 statistics), systemd notification, a log that never blocks. Every
+//! `sockbox` server runs in it, and so can yours:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use sockbox::daemon::Daemon;
+//! use sockbox::echo::{EchoConfig, EchoServer};
+//!
+//! fn main() -> std::process::ExitCode {
+//!     Daemon::new()
+//!         .detach(true)
+//!         .pid_file("/tmp/echo.pid")
+//!         .user("nobody")
+//!         .grace(Duration::from_secs(5))
+//!         .run(|mut ctx| async move {
+//!             let config = EchoConfig::new("127.0.0.1:7007".parse()?);
+//!             let server = EchoServer::bind(config).await?; // bind as root
+//!             ctx.ready()?; // drop to nobody, tell the parent and systemd
+//!             server.run(ctx.shutdown.clone(), ctx.stats.clone()).await?;
+//!             Ok(0)
+//!         })
+//! }
 //! ```
 //!
 //! Linux-specific system calls live behind [`sys`] so other platforms can

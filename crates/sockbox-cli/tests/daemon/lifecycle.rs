@@ -329,7 +329,7 @@ fn startup_errors_exit_with_their_code_before_forking() {
         ])
         .timeout(Duration::from_secs(10))
         .assert()
-        .code(3)
+        .code(2)
         .stderr(predicates::str::contains("/nonexistent-sockbox/x.log"));
     sockbox().args(["echo", "70000"]).assert().code(2);
     sockbox()

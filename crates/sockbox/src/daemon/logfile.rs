@@ -4,7 +4,8 @@
 //! The directory is opened once, up front; every (re)open is an `openat`
 //! relative to it, in append mode, refusing symbolic links (a root daemon
 //! must not be tricked into appending to `/etc/shadow`). A file created
-//! while still root is handed to the `--user` so it can keep writing.
+//! while still root is handed to the user the server switches to, so it
+//! can keep writing.
 
 use std::ffi::OsString;
 use std::fs::File;
@@ -17,7 +18,7 @@ use nix::fcntl::{OFlag, openat};
 use nix::sys::stat::Mode;
 use nix::unistd::{Gid, Uid};
 
-use super::error::{DaemonError, io_err};
+use super::error::{DaemonError, PathRole, io_err};
 
 /// Where the log goes: a directory handle and a file name in it.
 #[derive(Debug)]
@@ -31,10 +32,7 @@ pub struct LogFile {
 impl LogFile {
     /// Open the directory of `path` now.
     pub fn new(path: &Path) -> Result<Self, DaemonError> {
-        let (dir, name) = super::dir_and_name(path).map_err(|source| DaemonError::LogFile {
-            path: path.to_owned(),
-            source,
-        })?;
+        let (dir, name) = super::open_dir_of(path, PathRole::LogFile)?;
         Ok(Self {
             dir,
             name,
@@ -43,7 +41,7 @@ impl LogFile {
         })
     }
 
-    /// Files this creates from now on are given to `uid:gid` (the `--user`
+    /// Files this creates from now on are given to `uid:gid` (the user
     /// the server will switch to), as long as we are still root.
     pub fn set_owner(&mut self, uid: Uid, gid: Gid) {
         self.owner = Some((uid, gid));
@@ -118,6 +116,22 @@ mod tests {
             std::fs::read_to_string(d.path().join("s.log")).unwrap(),
             "three\nfour\n"
         );
+    }
+
+    #[test]
+    fn a_missing_directory_is_a_usage_error() {
+        let e = LogFile::new(Path::new("/nonexistent-sockbox/s.log")).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                DaemonError::MissingDirectory {
+                    role: PathRole::LogFile,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(e.is_usage() && e.to_string().contains("/nonexistent-sockbox/s.log"));
     }
 
     #[test]

@@ -22,10 +22,10 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, Flock, FlockArg, OFlag, openat, renameat};
-use nix::sys::stat::{Mode, fstatat};
-use nix::unistd::{UnlinkatFlags, linkat, unlinkat};
+use nix::sys::stat::{Mode, fstat, fstatat};
+use nix::unistd::{Gid, Uid, UnlinkatFlags, linkat, unlinkat};
 
-use super::error::{DaemonError, io_err};
+use super::error::{DaemonError, PathRole, io_err};
 
 /// How many times to retry when the file changes under us.
 const ATTEMPTS: usize = 16;
@@ -61,10 +61,7 @@ pub enum Removal {
 impl PidFileLocation {
     /// Open the directory of `path` (which must name a file, not end in `/`).
     pub fn new(path: &Path) -> Result<Self, DaemonError> {
-        let (dir, name) = super::dir_and_name(path).map_err(|source| DaemonError::PidFile {
-            path: path.to_owned(),
-            source,
-        })?;
+        let (dir, name) = super::open_dir_of(path, PathRole::PidFile)?;
         Ok(Self {
             dir,
             name,
@@ -272,6 +269,93 @@ impl PidFile {
     }
 }
 
+impl PidFile {
+    /// Before switching to user `uid` (primary group `gid`, member of
+    /// `groups`): make sure that user may delete the file when the server
+    /// stops. In a sticky directory (`/tmp`) only a file's owner may delete
+    /// it, so the file is given to `uid:gid` there.
+    ///
+    /// Returns false when the directory does not let that user delete files
+    /// at all (a root-owned `/run`, say): the file is then emptied at exit
+    /// instead ([`Removal::Emptied`]) and counts as stale. Only the
+    /// directory's mode and owners are consulted, not ACLs.
+    pub fn prepare_user_switch(
+        &self,
+        uid: Uid,
+        gid: Option<Gid>,
+        groups: &[Gid],
+    ) -> Result<bool, DaemonError> {
+        let Some(lock) = &self.lock else {
+            return Ok(false);
+        };
+        let dir = fstat(self.loc.dir.as_fd()).map_err(|e| self.loc.err(io_err(e)))?;
+        let groups: Vec<u32> = groups
+            .iter()
+            .chain(gid.iter())
+            .map(|g| g.as_raw())
+            .collect();
+        #[allow(clippy::unnecessary_cast)] // the field types differ between targets
+        let rule = unlink_rule(
+            dir.st_mode as u32,
+            dir.st_uid,
+            dir.st_gid,
+            uid.as_raw(),
+            &groups,
+        );
+        match rule {
+            Unlink::Allowed => Ok(true),
+            Unlink::Denied => Ok(false),
+            Unlink::IfOwner => {
+                let owner = lock.metadata().map_err(|e| self.loc.err(e))?.uid();
+                if owner != uid.as_raw() {
+                    nix::unistd::fchown(&**lock, Some(uid), gid)
+                        .map_err(|e| self.loc.err(io_err(e)))?;
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    /// The directory the pid file is in, as given.
+    pub fn dir(&self) -> &Path {
+        match self.loc.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        }
+    }
+}
+
+/// Whether a user may delete a file from a directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unlink {
+    /// Any file.
+    Allowed,
+    /// Only the files the user owns (a sticky directory).
+    IfOwner,
+    /// None.
+    Denied,
+}
+
+/// What a directory of mode `mode`, owned by `dir_uid:dir_gid`, lets user
+/// `uid` (member of `groups`) delete: it needs write and search permission,
+/// and in a sticky directory it must own the directory or the file.
+fn unlink_rule(mode: u32, dir_uid: u32, dir_gid: u32, uid: u32, groups: &[u32]) -> Unlink {
+    let bits = if dir_uid == uid {
+        mode >> 6
+    } else if groups.contains(&dir_gid) {
+        mode >> 3
+    } else {
+        mode
+    } & 0o7;
+    if bits & 0o3 != 0o3 {
+        Unlink::Denied
+    } else if mode & 0o1000 != 0 && dir_uid != uid {
+        Unlink::IfOwner
+    } else {
+        Unlink::Allowed
+    }
+}
+
 impl Drop for PidFile {
     fn drop(&mut self) {
         let _ = self.remove_inner();
@@ -303,96 +387,4 @@ fn describe_pid(text: &str, fallback: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn loc(dir: &Path) -> PidFileLocation {
-        PidFileLocation::new(&dir.join("s.pid")).unwrap()
-    }
-
-    #[test]
-    fn creates_locks_and_removes() {
-        let d = tempfile::tempdir().unwrap();
-        let (pf, notice) = loc(d.path()).acquire(1234).unwrap();
-        assert!(notice.is_none());
-        assert_eq!(
-            std::fs::read_to_string(d.path().join("s.pid")).unwrap(),
-            "1234\n"
-        );
-        // A second open file description cannot take the lock.
-        let f = File::open(d.path().join("s.pid")).unwrap();
-        assert!(Flock::lock(f, FlockArg::LockExclusiveNonblock).is_err());
-        // No temporary is left behind.
-        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
-        assert_eq!(pf.remove().unwrap(), Removal::Removed);
-        assert!(!d.path().join("s.pid").exists());
-    }
-
-    #[test]
-    fn second_acquire_names_the_holder() {
-        let d = tempfile::tempdir().unwrap();
-        let (_pf, _) = loc(d.path()).acquire(4321).unwrap();
-        match loc(d.path()).acquire(99) {
-            Err(e @ DaemonError::AlreadyRunning { .. }) => {
-                assert!(e.is_usage());
-                assert!(e.to_string().contains("pid 4321"), "{e}");
-            }
-            other => panic!("expected AlreadyRunning, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn stale_file_is_taken_over_with_a_notice() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("s.pid"), "777\n").unwrap();
-        let (pf, notice) = loc(d.path()).acquire(888).unwrap();
-        let notice = notice.unwrap();
-        assert!(
-            notice.contains("stale") && notice.contains("777"),
-            "{notice}"
-        );
-        assert_eq!(std::fs::read_to_string(pf.path()).unwrap(), "888\n");
-        drop(pf);
-        assert!(
-            !d.path().join("s.pid").exists(),
-            "dropped pid file is removed"
-        );
-    }
-
-    #[test]
-    fn garbage_stale_file_is_taken_over() {
-        let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("s.pid"), "not a pid").unwrap();
-        let (_pf, notice) = loc(d.path()).acquire(5).unwrap();
-        assert!(notice.unwrap().contains("named pid nothing"));
-    }
-
-    #[test]
-    fn symlink_is_refused() {
-        let d = tempfile::tempdir().unwrap();
-        std::os::unix::fs::symlink("/etc/passwd", d.path().join("s.pid")).unwrap();
-        assert!(matches!(
-            loc(d.path()).acquire(1),
-            Err(DaemonError::PidFileSymlink(_))
-        ));
-    }
-
-    #[test]
-    fn a_replaced_file_is_not_removed() {
-        let d = tempfile::tempdir().unwrap();
-        let (pf, _) = loc(d.path()).acquire(1).unwrap();
-        std::fs::remove_file(d.path().join("s.pid")).unwrap();
-        std::fs::write(d.path().join("s.pid"), "2\n").unwrap();
-        assert_eq!(pf.remove().unwrap(), Removal::NotOurs);
-        assert_eq!(
-            std::fs::read_to_string(d.path().join("s.pid")).unwrap(),
-            "2\n"
-        );
-    }
-
-    #[test]
-    fn missing_directory_is_reported_with_the_path() {
-        let e = PidFileLocation::new(Path::new("/nonexistent-sockbox/x.pid")).unwrap_err();
-        assert!(e.to_string().contains("/nonexistent-sockbox/x.pid"), "{e}");
-    }
-}
+mod tests;

@@ -1,12 +1,11 @@
-//! Dropping root after the sockets are bound: `--chroot`, `--group`,
-//! `--user`.
+//! Dropping root after the sockets are bound: chroot, group, user.
 //!
 //! Three steps, at three moments:
 //! 1. [`DropPlan::resolve`] before anything else: names become ids (the user
 //!    database may not exist inside the chroot), root is required.
 //! 2. [`DropPlan::harden`] while the process still has one thread: the
 //!    capability bounding set is emptied and `no_new_privs` set, so nothing
-//!    the server executes later (`--exec`) can gain a privilege back, not
+//!    the server executes later (a program run per connection) can gain a privilege back, not
 //!    even through a set-user-ID binary. Both are per-thread attributes that
 //!    threads created afterwards inherit, hence the timing. The capabilities
 //!    held now are kept, so binding port 80 still works.
@@ -24,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use nix::unistd::{Gid, Group, Uid, User, getgrouplist, setgroups, setresgid, setresuid};
 
-use super::error::{DaemonError, io_err};
+use super::error::{DaemonError, DropStep, PathRole, io_err};
 use crate::sys::process::{cap_mask, status_field};
 
 /// The identity to switch to, resolved to numeric ids.
@@ -41,8 +40,8 @@ pub struct DropPlan {
 }
 
 impl DropPlan {
-    /// Resolve `--user`, `--group` and `--chroot`. `Ok(None)` when none is
-    /// given. Needs root whenever one is.
+    /// Resolve the user, group and chroot directory to switch to.
+    /// `Ok(None)` when none is given. Needs root whenever one is.
     pub fn resolve(
         user: Option<&str>,
         group: Option<&str>,
@@ -53,15 +52,15 @@ impl DropPlan {
         }
         let euid = Uid::effective();
         if !euid.is_root() {
-            let flag = if user.is_some() {
-                "--user"
+            let step = if user.is_some() {
+                DropStep::User
             } else if group.is_some() {
-                "--group"
+                DropStep::Group
             } else {
-                "--chroot"
+                DropStep::Chroot
             };
             return Err(DaemonError::NotRoot {
-                flag,
+                step,
                 uid: euid.as_raw(),
             });
         }
@@ -91,9 +90,19 @@ impl DropPlan {
         };
         let chroot = chroot
             .map(|dir| {
-                let canon = std::fs::canonicalize(dir).map_err(|source| DaemonError::Chroot {
-                    path: dir.to_owned(),
-                    source,
+                let canon = std::fs::canonicalize(dir).map_err(|source| {
+                    if source.kind() == io::ErrorKind::NotFound {
+                        DaemonError::MissingDirectory {
+                            role: PathRole::Chroot,
+                            path: dir.to_owned(),
+                            dir: dir.to_owned(),
+                        }
+                    } else {
+                        DaemonError::Chroot {
+                            path: dir.to_owned(),
+                            source,
+                        }
+                    }
                 })?;
                 if canon.is_dir() {
                     Ok(canon)
@@ -296,7 +305,7 @@ mod tests {
         if !Uid::effective().is_root() {
             let e = DropPlan::resolve(Some("nobody"), None, None).unwrap_err();
             assert!(
-                e.is_usage() && e.to_string().contains("--user needs root"),
+                e.is_usage() && e.to_string().contains("switching user needs root"),
                 "{e}"
             );
             return;
@@ -321,7 +330,16 @@ mod tests {
         let e = DropPlan::resolve(Some("root"), None, None).unwrap_err();
         assert!(matches!(e, DaemonError::UserIsRoot(_)));
         let e = DropPlan::resolve(None, None, Some(Path::new("/etc/passwd"))).unwrap_err();
-        assert!(e.to_string().contains("not a directory"), "{e}");
+        assert!(
+            e.is_usage() && e.to_string().contains("not a directory"),
+            "{e}"
+        );
+        let e = DropPlan::resolve(None, None, Some(Path::new("/nonexistent-sockbox/jail")))
+            .unwrap_err();
+        assert!(
+            matches!(e, DaemonError::MissingDirectory { .. }) && e.is_usage(),
+            "{e}"
+        );
     }
 
     #[test]

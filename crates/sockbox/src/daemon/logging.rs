@@ -1,31 +1,44 @@
 //! Server logging: tracing events as text or JSON lines, to standard error
-//! or to `--log-file`, with the file swapped in place on SIGHUP.
+//! or to a log file, with the file swapped in place on SIGHUP.
 //!
 //! Each event is formatted whole and queued in a [`LineQueue`], whose own
 //! thread writes it (batches in one `write` call on a file opened with
 //! `O_APPEND`), so lines never interleave and a log nobody reads (standard
 //! error a full pipe) never stalls the server: lines beyond the queue's
-//! capacity are dropped and a line says how many. The level comes from
-//! `$SOCKBOX_LOG` (or `$RUST_LOG`), else the default the caller passes.
+//! capacity are dropped and a line says how many. The level comes from the
+//! environment (a variable the program names, then `$RUST_LOG`), else the
+//! default the caller passes.
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Write};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
-use sockbox::daemon::{DaemonError, LogFile};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 
-use super::LogFormat;
+use super::error::DaemonError;
 use super::lines::{self, LineQueue, Notice};
+use super::logfile::LogFile;
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines: time, level, message, fields.
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields`).
+    Json,
+}
 
 /// The log's current file (`None`: standard error), swapped on SIGHUP.
 type Target = Arc<Mutex<Option<Arc<File>>>>;
 
 /// Where log lines go now; cheap to clone.
 #[derive(Clone)]
-pub struct LogSink {
+pub(super) struct LogSink {
     file: Target,
     queue: LineQueue,
 }
@@ -38,7 +51,7 @@ pub struct LogSink {
 /// dropped. An error here would make tracing-subscriber report it with
 /// `eprintln!`, which panics on a closed standard error, and a panic in the
 /// signal task would leave the server deaf to SIGTERM.
-pub struct SinkWriter<'a> {
+pub(super) struct SinkWriter<'a> {
     buf: Vec<u8>,
     queue: &'a LineQueue,
 }
@@ -90,13 +103,14 @@ fn write_to(target: &Target, batch: &[u8]) {
 /// The line that says `n` log lines were dropped, in the log's format.
 fn dropped_notice(format: LogFormat) -> Notice {
     Box::new(move |n| {
-        let ts = humantime::format_rfc3339_micros(SystemTime::now());
+        let mut ts = String::new();
+        let _ = SystemTime.format_time(&mut Writer::new(&mut ts));
         let msg = "log lines dropped: the log output was not read fast enough";
         let line = match format {
             LogFormat::Text => format!("{ts}  WARN {n} {msg}\n"),
             LogFormat::Json => {
                 let v = serde_json::json!({
-                    "timestamp": ts.to_string(),
+                    "timestamp": ts,
                     "level": "WARN",
                     "fields": {"message": msg, "dropped": n},
                 });
@@ -109,20 +123,20 @@ fn dropped_notice(format: LogFormat) -> Notice {
 
 impl LogSink {
     /// Start the thread that writes the log; until then each line is
-    /// written synchronously. Call it after the `--user` hardening, which
-    /// only threads created later inherit.
-    pub fn start(&self) {
+    /// written synchronously. Call it after the hardening that precedes a
+    /// user switch, which only threads created later inherit.
+    pub(super) fn start(&self) {
         self.queue.start("sockbox-log");
     }
 
     /// Wait until every queued log line is written, or until `deadline`.
-    pub fn flush(&self, deadline: Instant) -> bool {
+    pub(super) fn flush(&self, deadline: Instant) -> bool {
         self.queue.flush(deadline)
     }
 
     /// Open `log` again (after `mv log log.1`) and write there from now on.
     /// A daemon's standard error follows, so panics land in the new file too.
-    pub fn reopen(&self, log: &LogFile, daemon: bool) -> Result<(), DaemonError> {
+    pub(super) fn reopen(&self, log: &LogFile, daemon: bool) -> Result<(), DaemonError> {
         let file = log.open()?;
         if daemon {
             // Best effort: the tracing output switches either way.
@@ -133,25 +147,40 @@ impl LogSink {
     }
 }
 
-/// Install the global subscriber writing to `file` (or standard error) at
-/// `default_level` unless the environment says otherwise; the sink writes
-/// synchronously until [`LogSink::start`]. A second call
-/// keeps the first subscriber.
-pub fn init(format: LogFormat, file: Option<File>, default_level: tracing::Level) -> LogSink {
-    let ansi = file.is_none() && io::stderr().is_terminal();
+/// A sink writing to `file` (or standard error) in `format`; it writes
+/// synchronously until [`LogSink::start`].
+pub(super) fn sink(format: LogFormat, file: Option<File>) -> LogSink {
     let target: Target = Arc::new(Mutex::new(file.map(Arc::new)));
     let out = target.clone();
-    let sink = LogSink {
+    LogSink {
         file: target,
         queue: LineQueue::new(
             lines::CAPACITY,
             Box::new(move |batch: &[u8]| write_to(&out, batch)),
             dropped_notice(format),
         ),
-    };
-    let filter = EnvFilter::try_from_env("SOCKBOX_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new(default_level.as_str().to_ascii_lowercase()));
+    }
+}
+
+/// Install the global subscriber writing to `sink` at `default_level`
+/// unless the environment says otherwise (`env_var`, then `$RUST_LOG`).
+/// False when a global subscriber was already installed (it is kept).
+pub(super) fn install(
+    sink: &LogSink,
+    format: LogFormat,
+    env_var: Option<&str>,
+    default_level: tracing::Level,
+) -> bool {
+    let to_file = sink
+        .file
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .is_some();
+    let ansi = !to_file && io::stderr().is_terminal();
+    let filter = env_var
+        .and_then(|v| EnvFilter::try_from_env(v).ok())
+        .or_else(|| EnvFilter::try_from_default_env().ok())
+        .unwrap_or_else(|| EnvFilter::new(default_level.as_str().to_ascii_lowercase()));
     let builder = tracing_subscriber::fmt()
         .with_writer(sink.clone())
         .with_env_filter(filter)
@@ -164,14 +193,14 @@ pub fn init(format: LogFormat, file: Option<File>, default_level: tracing::Level
     if installed.is_ok() {
         let _ = INSTALLED.set(sink.clone());
     }
-    sink
+    installed.is_ok()
 }
 
-/// The sink of the global subscriber, once [`init`] installed one.
+/// The sink of the global subscriber, once [`install`] installed one.
 static INSTALLED: OnceLock<LogSink> = OnceLock::new();
 
 /// Wait until the global log's queued lines are written, or until
 /// `deadline` (true at once when no log was installed).
-pub fn flush(deadline: Instant) -> bool {
+pub(super) fn flush(deadline: Instant) -> bool {
     INSTALLED.get().is_none_or(|s| s.flush(deadline))
 }

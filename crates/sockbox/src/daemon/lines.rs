@@ -10,8 +10,10 @@
 //! queue's `notice` function) saying how many lines were dropped since the
 //! previous write, so the gap is visible exactly where it happened.
 //!
-//! The harness flushes every queue when the server stops, waiting at most
-//! until the end of the grace period ([`LineQueue::flush`]).
+//! The harness ([`Daemon`](super::Daemon)) flushes every queue made by
+//! [`Ctx::output`](super::Ctx::output) when the server stops, waiting at
+//! most until the end of the grace period ([`LineQueue::flush`]). A queue
+//! can also be used on its own.
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -31,7 +33,7 @@ pub type Notice = Box<dyn Fn(u64) -> Vec<u8> + Send + Sync>;
 /// The least time queued output gets to be written after the server stopped.
 pub const FLUSH_MIN: Duration = Duration::from_millis(200);
 
-/// Standard output or standard error, for [`super::Ctx::output`].
+/// Standard output or standard error, for [`Ctx::output`](super::Ctx::output).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stream {
     /// Standard output.
@@ -189,7 +191,8 @@ impl LineQueue {
     /// A queue that writes to `out`, reporting drops with `notice`. Until
     /// [`LineQueue::start`] it has no thread and writes each line
     /// synchronously: the harness starts the log's writer only after the
-    /// `--user` hardening, so that every thread inherits it.
+    /// hardening that precedes a user switch, so that every thread inherits
+    /// it.
     pub fn new(capacity: usize, out: Output, notice: Notice) -> Self {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -279,7 +282,6 @@ impl LineQueue {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::sync::mpsc;

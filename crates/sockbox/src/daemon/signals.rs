@@ -1,33 +1,41 @@
-//! Signal handling for the server harness: SIGINT/SIGTERM stop (a second
-//! SIGINT exits 130 at once), SIGHUP reopens the log and requests a reload,
+//! Signal handling for the harness: SIGINT/SIGTERM stop (a second SIGINT
+//! exits 130 at once), SIGHUP reopens the log and requests a reload,
 //! SIGUSR1 logs the statistics.
 
 use std::sync::{Arc, Mutex};
 
-use sockbox::Shutdown;
-use sockbox::daemon::{LogFile, PidFile, ReloadTrigger, ServerStats};
+use tokio::signal::unix::{SignalKind, signal};
 
+use super::ReloadTrigger;
+use super::ctx::Shared;
+use super::error::DaemonError;
+use super::harness::remove_pid_file;
+use super::logfile::LogFile;
 use super::logging::LogSink;
-use super::{Shared, remove_pid_file};
+use super::pidfile::PidFile;
+use super::stats::ServerStats;
+use crate::Shutdown;
 
 /// What the signal task needs.
 pub(super) struct SignalCtx {
     pub(super) shutdown: Shutdown,
     pub(super) reload: ReloadTrigger,
     pub(super) stats: ServerStats,
-    pub(super) sink: LogSink,
-    pub(super) log: Option<Arc<LogFile>>,
-    pub(super) daemon: bool,
+    /// The log to reopen on SIGHUP, with the sink that writes to it.
+    pub(super) log: Option<(Arc<LogFile>, LogSink)>,
+    /// Detached: standard error follows the reopened log.
+    pub(super) detached: bool,
     pub(super) shared: Arc<Shared>,
     pub(super) pid_file: Arc<Mutex<Option<PidFile>>>,
 }
 
-pub(super) fn spawn_signal_handlers(cx: SignalCtx) -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut usr1 = signal(SignalKind::user_defined1())?;
+/// Install the handlers (inside the runtime) and spawn the task that serves
+/// them.
+pub(super) fn spawn_signal_handlers(cx: SignalCtx) -> Result<(), DaemonError> {
+    let mut int = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    let mut term = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
+    let mut usr1 = signal(SignalKind::user_defined1()).map_err(DaemonError::Signals)?;
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -47,8 +55,8 @@ pub(super) fn spawn_signal_handlers(cx: SignalCtx) -> anyhow::Result<()> {
                     }
                 }
                 Some(()) = hup.recv() => {
-                    if let Some(log) = &cx.log {
-                        match cx.sink.reopen(log, cx.daemon) {
+                    if let Some((log, sink)) = &cx.log {
+                        match sink.reopen(log, cx.detached) {
                             Ok(()) => tracing::info!(log_file = %log.path().display(), "SIGHUP: log file reopened"),
                             Err(e) => tracing::warn!(error = %e, "SIGHUP: cannot reopen the log file; still writing to the old one"),
                         }
@@ -70,6 +78,7 @@ fn stop(cx: &SignalCtx, signal: &str) {
     cx.shared.stopping();
 }
 
+/// One log line with every counter of `stats`.
 pub(super) fn log_stats(stats: &ServerStats, what: &str) {
     let s = stats.snapshot();
     tracing::info!(
