@@ -1,15 +1,25 @@
-//! sockbox: the I/O library behind the `sockbox` command.
+//! sockbox: the I/O library behind the `sockbox` command, and a small
+//! framework for your own socket daemons and clients.
 //!
-//! One module per job. Every job exposes a config struct and an async entry
-//! point that takes a [`Shutdown`], so the command line and the tests drive it
-//! the same way. Servers are split in two steps so privileges can be dropped
-//! in between and a daemon can report readiness only once it is bound.
+//! - [`net`]: the framework every server and client here is built on — a
+//!   listener builder, one TCP accept loop and one UDP receive loop with
+//!   handler seams ([`net::Handler`], [`net::DatagramHandler`]), connection
+//!   caps, allow/deny lists, soft and hard shutdown, a line codec, and a
+//!   client that connects over every address with a timeout, TLS and
+//!   reconnect.
+//! - [`daemon`]: the harness that runs a server as a Unix daemon
+//!   ([`daemon::Daemon`]): detach with readiness, pid file, privilege drop
+//!   after binding, signals (TERM/INT drain with a grace period, HUP reload
+//!   and log reopen, USR1 statistics), systemd notification, a log that
+//!   never blocks.
+//! - One module per job, each built on those two: [`relay`] (connect /
+//!   listen), [`echo`], [`chat`] (chat and broker), [`udp`] (datagrams,
+//!   broadcast, multicast), [`wol`] (Wake-on-LAN), [`ping`]; and [`iface`]
+//!   (interfaces). Every server has the same shape: `bind(config)`, then
+//!   `run(shutdown) -> report`; every job reports events to an
+//!   [`event::Observer`].
 //!
-//! [`daemon::Daemon`] is the harness that runs such a server as a Unix
-//! daemon: detach with readiness, pid file, privilege drop after binding,
-//! signals (TERM/INT drain with a grace period, HUP reload and log reopen,
-//! USR1 statistics), systemd notification, a log that never blocks. Every
-//! `sockbox` server runs in it, and so can yours:
+//! A server binds as root, drops privileges, then serves until SIGTERM:
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -24,10 +34,11 @@
 //!         .user("nobody")
 //!         .grace(Duration::from_secs(5))
 //!         .run(|mut ctx| async move {
-//!             let config = EchoConfig::new("127.0.0.1:7007".parse()?);
-//!             let server = EchoServer::bind(config).await?; // bind as root
+//!             let mut config = EchoConfig::new("127.0.0.1:7007".parse()?);
+//!             config.server.stats = ctx.stats.clone(); // SIGUSR1 reports these
+//!             let server = EchoServer::bind(config)?; // bind as root
 //!             ctx.ready()?; // drop to nobody, tell the parent and systemd
-//!             server.run(ctx.shutdown.clone(), ctx.stats.clone()).await?;
+//!             server.run(ctx.shutdown.clone()).await?;
 //!             Ok(0)
 //!         })
 //! }
