@@ -14,8 +14,8 @@
 //!   never blocks.
 //! - One module per job, each built on those two: [`relay`] (connect /
 //!   listen), [`echo`], [`chat`] (chat and broker), [`udp`] (datagrams,
-//!   broadcast, multicast), [`wol`] (Wake-on-LAN), [`ping`]; and [`iface`]
-//!   (interfaces). Every server has the same shape: `bind(config)`, then
+//!   broadcast, multicast), [`wol`] (Wake-on-LAN), [`ping`], [`monitor`]
+//!   (a Prometheus prober on the ping engine); and [`iface`] (interfaces). Every server has the same shape: `bind(config)`, then
 //!   `run(shutdown) -> report`; every job reports events to an
 //!   [`event::Observer`].
 //!
@@ -52,6 +52,7 @@ pub mod daemon;
 pub mod echo;
 pub mod event;
 pub mod iface;
+pub mod monitor;
 pub mod net;
 pub mod ping;
 pub mod relay;

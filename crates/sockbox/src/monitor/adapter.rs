@@ -1,0 +1,209 @@
+//! The one place that knows the ping engine's interface: it opens the
+//! sockets of a probe group, runs the engine on a group's targets for
+//! ever, and turns engine events into per-target observations. Everything
+//! else in the monitor sees only [`ProbeSettings`], [`ProbeTarget`] and
+//! [`TargetCells`].
+
+use std::io;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use sockbox_wire::icmp::Family;
+
+use super::MonitorError;
+use super::metrics::{Buckets, ErrorKind, Globals, TargetCells};
+use crate::Shutdown;
+use crate::ping::engine::Incoming;
+use crate::ping::{
+    Event, FamilySockets, IcmpKind, IcmpTransport, Mode, OpenError, PingConfig, SocketChoice,
+    SocketOptions, Transport,
+};
+
+/// What decides how a group's targets are probed (groups with equal
+/// settings share one engine and its sockets).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ProbeSettings {
+    /// Time between two probes to one target.
+    pub interval: Duration,
+    /// Reply timeout.
+    pub timeout: Duration,
+    /// Echo data bytes.
+    pub size: usize,
+    /// Source address.
+    pub source: Option<IpAddr>,
+    /// Interface.
+    pub interface: Option<String>,
+    /// TTL / hop limit.
+    pub ttl: Option<u32>,
+    /// Type of service byte.
+    pub tos: Option<u8>,
+}
+
+/// A target as the engine probes it.
+#[derive(Debug, Clone)]
+pub struct ProbeTarget {
+    /// Where probes go.
+    pub addr: IpAddr,
+    /// Where what happens is counted.
+    pub cells: Arc<TargetCells>,
+}
+
+/// Expand a range word (`10.0.0.0/24`, `10.0.0.1-10.0.0.9`).
+pub fn expand_range(word: &str) -> Result<Vec<IpAddr>, String> {
+    crate::ping::targets::expand_range(word).map_err(|e| e.to_string())
+}
+
+/// Open the sockets for `settings`, for the families wanted.
+pub fn open(
+    settings: &ProbeSettings,
+    v4: bool,
+    v6: bool,
+    choice: SocketChoice,
+) -> Result<Probe, MonitorError> {
+    let opts = SocketOptions {
+        ttl: settings.ttl,
+        device: settings.interface.clone(),
+        source: settings.source,
+        // Room for a second of replies from many targets.
+        recv_buffer: 8 << 20,
+        send_buffer: 4 << 20,
+        ..SocketOptions::default()
+    };
+    let opened = crate::ping::socket::open(choice, v4, v6, &opts, 1);
+    let take = |r: Result<FamilySockets, OpenError>| match r {
+        Ok(s) => Ok(Some(s)),
+        Err(OpenError::NotWanted) => Ok(None),
+        Err(e) => Err(MonitorError::Open(e.to_string())),
+    };
+    let v4 = take(opened.v4)?;
+    let v6 = take(opened.v6)?;
+    let max_packet = settings.size + 8 + 60;
+    let inner = IcmpTransport::new(v4, v6, max_packet).map_err(MonitorError::Register)?;
+    Ok(Probe { inner })
+}
+
+/// A probe group's open sockets.
+#[derive(Debug)]
+pub struct Probe {
+    inner: IcmpTransport,
+}
+
+/// The transport with the prober's own counters on the way through.
+struct Counting<'a> {
+    inner: &'a mut IcmpTransport,
+    globals: &'a Globals,
+}
+
+impl Transport for Counting<'_> {
+    fn kind(&self, family: Family) -> Option<IcmpKind> {
+        self.inner.kind(family)
+    }
+
+    fn send(
+        &mut self,
+        family: Family,
+        packets: &[&[u8]],
+        dests: &[IpAddr],
+        failed: &mut Vec<(usize, io::ErrorKind)>,
+    ) -> io::Result<()> {
+        let before = failed.len();
+        let r = self.inner.send(family, packets, dests, failed);
+        if r.is_ok() {
+            let refused = failed.len() - before;
+            self.globals
+                .packets_sent
+                .fetch_add((packets.len() - refused) as u64, Relaxed);
+        }
+        r
+    }
+
+    fn send_window(&self) -> usize {
+        self.inner.send_window()
+    }
+
+    fn recv(&mut self, family: Family, f: &mut dyn FnMut(&Incoming<'_>)) -> io::Result<usize> {
+        let r = self.inner.recv(family, f);
+        match &r {
+            Ok(n) => {
+                self.globals.packets_received.fetch_add(*n as u64, Relaxed);
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                ) => {}
+            Err(_) => {
+                self.globals.receive_errors.fetch_add(1, Relaxed);
+            }
+        }
+        r
+    }
+
+    fn readable(&self) -> impl std::future::Future<Output = io::Result<()>> + Send {
+        self.inner.readable()
+    }
+}
+
+/// Probe `targets` every `settings.interval` until `stop` fires, counting
+/// into their cells. The probes of one round are spread evenly over the
+/// interval.
+pub async fn run(
+    probe: &mut Probe,
+    settings: &ProbeSettings,
+    targets: &[ProbeTarget],
+    stop: &Shutdown,
+    buckets: &Buckets,
+    globals: &Globals,
+) -> Result<(), MonitorError> {
+    let n = u32::try_from(targets.len().max(1)).unwrap_or(u32::MAX);
+    let cfg = PingConfig {
+        mode: Mode::Forever,
+        interval: settings.interval / n,
+        period: settings.interval,
+        timeout: settings.timeout,
+        payload_len: settings.size,
+        deadline: None,
+    };
+    let addrs: Vec<IpAddr> = targets.iter().map(|t| t.addr).collect();
+    let cell = |i: u32| targets.get(i as usize).map(|t| &*t.cells);
+    let mut obs = |ev: &Event| match ev {
+        Event::Reply(r) => {
+            if let Some(c) = cell(r.target) {
+                if r.duplicate {
+                    c.duplicate();
+                } else {
+                    c.reply(buckets, r.rtt, r.ttl);
+                }
+            }
+        }
+        Event::Timeout { target, .. } => {
+            if let Some(c) = cell(*target) {
+                c.lost();
+            }
+        }
+        Event::Error(e) => {
+            if let Some(c) = cell(e.target) {
+                c.icmp_error(ErrorKind::of(e.message));
+            }
+        }
+        Event::SendFailed { target, .. } => {
+            if let Some(c) = cell(*target) {
+                c.send_error();
+            }
+        }
+        Event::Done { .. } => {}
+    };
+    let mut transport = Counting {
+        inner: &mut probe.inner,
+        globals,
+    };
+    let outcome = crate::ping::run(&cfg, addrs, &mut transport, stop, &mut obs)
+        .await
+        .map_err(|e| MonitorError::Probe(e.to_string()))?;
+    globals
+        .late_replies
+        .fetch_add(outcome.counters.late, Relaxed);
+    Ok(())
+}

@@ -1,0 +1,190 @@
+//! `/metrics` over HTTP/1.1: hyper serves each connection admitted by the
+//! [`net`](crate::net) accept loop (connection cap, allow/deny lists,
+//! drain on shutdown). A scrape is rendered on a blocking thread from a
+//! snapshot of the counters and streamed in chunks through a small
+//! bounded channel: a slow scraper holds a rendering thread, never the
+//! probing tasks, and memory stays at a few chunks per scrape.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt as _;
+use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use hyper::body::{Body, Frame, Incoming};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::{Semaphore, mpsc};
+
+use super::encode;
+use super::metrics::Metrics;
+use crate::Shutdown;
+use crate::net::{Bind, BindError, Connection, Handler, ServerOptions, ServerReport, TcpServer};
+
+/// Scrapes rendered at once; more wait their turn.
+const RENDERS_AT_ONCE: usize = 2;
+
+/// Chunks rendered ahead of what the client has taken.
+const CHUNKS_AHEAD: usize = 4;
+
+/// How long a client may take to send its request headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The landing page.
+const INDEX: &str = "<html>\n<head><title>sockbox prober</title></head>\n<body>\n\
+<h1>sockbox prober</h1>\n<p><a href=\"/metrics\">Metrics</a></p>\n</body>\n</html>\n";
+
+/// A body fed by the rendering thread.
+struct ChunkBody {
+    rx: mpsc::Receiver<Bytes>,
+}
+
+impl Body for ChunkBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.rx.poll_recv(cx).map(|c| c.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+type Reply = Response<BoxBody<Bytes, Infallible>>;
+
+fn plain(status: StatusCode, text: &'static str, content_type: &'static str) -> Reply {
+    let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())).boxed());
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// What the server answers.
+struct Site {
+    metrics: Metrics,
+    renders: Arc<Semaphore>,
+}
+
+impl Site {
+    async fn answer(&self, req: &Request<Incoming>) -> Reply {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return plain(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "only GET and HEAD\n",
+                "text/plain; charset=utf-8",
+            );
+        }
+        match req.uri().path() {
+            "/metrics" => self.scrape().await,
+            "/" => plain(StatusCode::OK, INDEX, "text/html; charset=utf-8"),
+            _ => plain(
+                StatusCode::NOT_FOUND,
+                "not found: try /metrics\n",
+                "text/plain; charset=utf-8",
+            ),
+        }
+    }
+
+    async fn scrape(&self) -> Reply {
+        let Ok(permit) = self.renders.clone().acquire_owned().await else {
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "shutting down\n",
+                "text/plain; charset=utf-8",
+            );
+        };
+        let (tx, rx) = mpsc::channel::<Bytes>(CHUNKS_AHEAD);
+        let metrics = self.metrics.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            encode::encode(&metrics, &mut |chunk| {
+                tx.blocking_send(Bytes::from(chunk)).is_ok()
+            });
+        });
+        let mut r = Response::new(ChunkBody { rx }.boxed());
+        r.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(encode::CONTENT_TYPE));
+        r
+    }
+}
+
+/// The connection handler: hyper's HTTP/1 server on each connection.
+struct MetricsHandler {
+    site: Arc<Site>,
+}
+
+impl Handler for MetricsHandler {
+    async fn serve(&self, conn: Connection) {
+        let site = self.site.clone();
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let site = site.clone();
+            async move { Ok::<_, Infallible>(site.answer(&req).await) }
+        });
+        let http = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_TIMEOUT)
+            .serve_connection(TokioIo::new(conn.stream), service);
+        tokio::pin!(http);
+        tokio::select! {
+            r = http.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(peer = %conn.peer, "http: {e}");
+                }
+            }
+            () = conn.drain.soft().wait() => {
+                http.as_mut().graceful_shutdown();
+                tokio::select! {
+                    _ = http.as_mut() => {}
+                    () = conn.drain.hard().wait() => {}
+                }
+            }
+        }
+    }
+}
+
+/// The metrics web server: [`bind`](MetricsServer::bind), then
+/// [`run`](MetricsServer::run).
+pub struct MetricsServer {
+    server: TcpServer<MetricsHandler>,
+}
+
+impl std::fmt::Debug for MetricsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsServer")
+            .field("local", &self.server.local_addr())
+            .finish()
+    }
+}
+
+impl MetricsServer {
+    /// Listen as `bind` says, serving `metrics`. Must run inside a tokio
+    /// runtime.
+    pub fn bind(bind: &Bind, metrics: Metrics, opts: ServerOptions) -> Result<Self, BindError> {
+        let site = Arc::new(Site {
+            metrics,
+            renders: Arc::new(Semaphore::new(RENDERS_AT_ONCE)),
+        });
+        Ok(Self {
+            server: TcpServer::bind(bind, MetricsHandler { site }, opts)?,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// Serve until `shutdown`, then let scrapes in progress finish for the
+    /// grace period.
+    pub async fn run(self, shutdown: Shutdown) -> ServerReport {
+        self.server.run(shutdown).await
+    }
+}
