@@ -4,6 +4,7 @@
 mod format;
 mod output;
 mod progress;
+mod serve;
 
 use std::io::BufRead;
 use std::net::IpAddr;
@@ -57,6 +58,8 @@ not resolve (as fping); 3 system failure (no ICMP socket: the message says how t
 pub struct Args {
     #[command(flatten)]
     opts: Box<Opts>,
+    #[command(flatten)]
+    serve: Box<serve::ServeArgs>,
 }
 
 impl std::ops::Deref for Args {
@@ -329,6 +332,9 @@ fn plan(a: &Args) -> anyhow::Result<Plan> {
 
 /// Run `sockbox ping`.
 pub fn run(a: &Args) -> anyhow::Result<u8> {
+    if a.serve.any() {
+        return serve::run(a, &a.serve);
+    }
     let mut p = plan(a)?;
     if a.size < sockbox::ping::probe::ID_LEN || a.size > 65_000 {
         return Err(usage(format!(
