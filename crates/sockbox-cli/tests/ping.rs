@@ -3,7 +3,7 @@
 //! link, a router sending ICMP errors) and `sockbox checksum`.
 
 mod checksum;
-mod lossy;
+pub mod lossy;
 mod progress;
 mod sweep;
 

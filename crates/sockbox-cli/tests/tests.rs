@@ -8,6 +8,7 @@ mod util;
 mod chat;
 mod daemon;
 mod ifaces;
+mod monitor;
 mod offline;
 mod ping;
 mod relay;

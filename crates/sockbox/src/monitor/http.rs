@@ -129,6 +129,9 @@ impl Handler for MetricsHandler {
             async move { Ok::<_, Infallible>(site.answer(&req).await) }
         });
         let http = hyper::server::conn::http1::Builder::new()
+            // A client that shuts its side after the request (`nc -N`)
+            // still gets the answer.
+            .half_close(true)
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_TIMEOUT)
             .serve_connection(TokioIo::new(conn.stream), service);
