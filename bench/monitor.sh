@@ -6,9 +6,10 @@
 #   cpu_s     user+system CPU seconds of the prober over the run
 #   rss_mb    peak resident memory (VmHWM)
 #   replies/sent  replies counted over probes sent, from the prober's own
-#             metrics (smokeping_response_duration_seconds_count over
-#             smokeping_requests_total, summed over targets), and what that
-#             is as a share
+#             metrics: smokeping_response_duration_seconds_count summed over
+#             targets, over smokeping_requests_total (smokeping_prober) or
+#             sockbox_packets_sent_total (sockbox); probes of the last
+#             second may still be in flight
 #   first_s   seconds from start to the first complete /metrics (HTTP 200
 #             with a smokeping_requests_total sample for every target)
 #   scrape_s  time of one full scrape at the end (curl), and its size
@@ -23,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-60}"
 SIZES="${SIZES:-100 1000 4094}"
-BIG="${BIG:-16384 65534}"
+BIG="${BIG-16384 65534}"
 PORT_S=39741
 PORT_P=39742
 
@@ -61,7 +62,7 @@ measure() {
     local t0 first="-" now
     t0=$(date +%s.%N)
     local end
-    end=$(awk "BEGIN{print $t0 + $DURATION}")
+    end=$(awk "BEGIN{printf \"%.3f\", $t0 + $DURATION}")
     while now=$(date +%s.%N); awk "BEGIN{exit !($now < $end)}"; do
         if [ "$first" = "-" ] &&
             curl -sf -o "$tmp/first" "http://127.0.0.1:$port/metrics" 2>/dev/null &&
@@ -72,14 +73,20 @@ measure() {
         sleep 0.2
     done
     local scrape size sent replies cpu_s rss
-    scrape=$(curl -s -o "$tmp/last" -w '%{time_total}' --max-time 60 "http://127.0.0.1:$port/metrics" || echo "-")
+    rm -f "$tmp/last"
+    scrape=$(curl -s -o "$tmp/last" -w '%{time_total}' --max-time 60 "http://127.0.0.1:$port/metrics") || scrape="failed"
     size=$(stat -c %s "$tmp/last" 2>/dev/null || echo 0)
     cpu_s=$(cpu "$pid" 2>/dev/null || echo "-")
     rss=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status" 2>/dev/null || echo "-")
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     pid=""
-    sent=$(metric "$tmp/last" smokeping_requests_total)
+    touch "$tmp/last"
+    # Probes sent: sockbox's own count of packets handed to the system
+    # (its smokeping_requests_total counts probes once answered or timed
+    # out); smokeping_prober's smokeping_requests_total counts sends.
+    sent=$(awk '$1 == "sockbox_packets_sent_total" { printf "%.0f", $2 }' "$tmp/last")
+    [ -n "$sent" ] || sent=$(metric "$tmp/last" smokeping_requests_total)
     replies=$(metric "$tmp/last" smokeping_response_duration_seconds_count)
     local share="-"
     [ "${sent:-0}" -gt 0 ] && share=$(awk "BEGIN{printf \"%.1f%%\", 100 * $replies / $sent}")
