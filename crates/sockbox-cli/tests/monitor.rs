@@ -2,6 +2,7 @@
 //! loopback, scraped by a real Prometheus server, reloaded with SIGHUP,
 //! split into shards, and behind a slow userspace link in namespaces.
 
+mod daemon;
 mod prometheus;
 mod shape;
 mod wire;
