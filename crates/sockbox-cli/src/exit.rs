@@ -78,7 +78,7 @@ pub fn report(result: anyhow::Result<u8>) -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) if is_broken_pipe(&err) => ExitCode::from(SUCCESS),
         Err(err) => {
-            eprintln!("sockbox: {}", render(&err));
+            crate::output::errln!("sockbox: {}", render(&err));
             ExitCode::from(code_for(&err))
         }
     }

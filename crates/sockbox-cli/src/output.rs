@@ -1,5 +1,7 @@
-//! Output helpers shared by subcommands: JSON lines and stdout writing.
+//! Output helpers shared by subcommands: JSON lines, stdout writing, and
+//! standard-error lines that never panic.
 
+use std::fmt;
 use std::io::Write;
 
 use serde::Serialize;
@@ -11,6 +13,29 @@ pub fn json_line<W: Write, T: Serialize>(out: &mut W, value: &T) -> anyhow::Resu
     out.write_all(b"\n")?;
     out.flush()?;
     Ok(())
+}
+
+/// Write one line to standard error, ignoring failure. A closed or full
+/// standard error (`2>&-` with SIGPIPE ignored, `2>/dev/full`) has nowhere
+/// to report to, and must neither panic (as `eprintln!` does) nor change
+/// the exit code. The line goes out in one `write`.
+pub fn stderr_line(args: fmt::Arguments<'_>) {
+    let mut line = args.to_string();
+    line.push('\n');
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// `eprintln!` that never panics: see [`stderr_line`].
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::output::stderr_line(format_args!($($arg)*))
+    };
+}
+pub(crate) use errln;
+
+/// `sockbox: note: …` on standard error (see [`stderr_line`]).
+pub fn note(args: fmt::Arguments<'_>) {
+    stderr_line(format_args!("sockbox: note: {args}"));
 }
 
 /// Lower-case hex of `b`, two digits a byte, nothing between (the `hex`
