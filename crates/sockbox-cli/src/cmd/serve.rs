@@ -249,10 +249,10 @@ fn report_unready(r: &mut Readiness, result: &anyhow::Result<u8>) {
 
 /// In the original process: relay the daemon's notices, exit with its outcome.
 fn wait_for_daemon(waiter: ReadyWaiter, args: &DaemonArgs) -> u8 {
-    match waiter.wait(|notice| eprintln!("sockbox: {notice}")) {
+    match waiter.wait(|notice| crate::output::errln!("sockbox: {notice}")) {
         Outcome::Ready { .. } => exit::SUCCESS,
         Outcome::Failed { code, message } => {
-            eprintln!("sockbox: {message}");
+            crate::output::errln!("sockbox: {message}");
             code
         }
         Outcome::Vanished => {
@@ -260,7 +260,7 @@ fn wait_for_daemon(waiter: ReadyWaiter, args: &DaemonArgs) -> u8 {
                 Some(p) => format!("; see {}", p.display()),
                 None => "; run it without --daemon, or with --log-file, to see why".into(),
             };
-            eprintln!("sockbox: the daemon exited before it was ready{hint}");
+            crate::output::errln!("sockbox: the daemon exited before it was ready{hint}");
             exit::SYSTEM
         }
     }
