@@ -41,7 +41,7 @@ fn system_hexdump(args: &[&str], file: &std::path::Path) -> Option<Vec<u8>> {
         }
         Err(e) => {
             assert!(!in_ci(), "hexdump (bsdextrautils) is needed under CI: {e}");
-            eprintln!("skipping hexdump comparison: {e}");
+            crate::util::skipped("no system hexdump to compare with (bsdextrautils)");
             None
         }
     }
