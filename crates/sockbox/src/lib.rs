@@ -17,6 +17,7 @@
 pub mod chat;
 pub mod daemon;
 pub mod echo;
+pub mod hexdump;
 pub mod iface;
 pub mod ping;
 pub mod relay;
