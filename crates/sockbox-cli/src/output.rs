@@ -7,10 +7,12 @@ use std::io::Write;
 use serde::Serialize;
 
 /// Write one JSON object on its own line and flush, so consumers see events
-/// as they happen.
+/// as they happen. Serialized first: a failed write is then an `io::Error`
+/// (so a closed pipe ends quietly), not one hidden inside serde_json's.
 pub fn json_line<W: Write, T: Serialize>(out: &mut W, value: &T) -> anyhow::Result<()> {
-    serde_json::to_writer(&mut *out, value)?;
-    out.write_all(b"\n")?;
+    let mut line = serde_json::to_vec(value)?;
+    line.push(b'\n');
+    out.write_all(&line)?;
     out.flush()?;
     Ok(())
 }

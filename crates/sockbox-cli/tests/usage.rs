@@ -179,11 +179,15 @@ fn error_exit_codes_hold_when_stderr_is_unwritable() {
 /// panic.
 #[test]
 fn unwritable_stdout_is_exit_3_or_a_quiet_0() {
+    let big = vec![7u8; 100_000];
     let cases: &[(&[&str], &[u8])] = &[
         (&["pack", "v", "16705"], b""),
         (&["pack", "--hex", "v", "16705"], b""),
         (&["unpack", "v", "--hex", "4141"], b""),
         (&["unpack", "--records", "C"], b"abc"),
+        // Big enough that writes happen inside the JSON encoder.
+        (&["unpack", "--json", "--records", "C"], &big),
+        (&["ifaces", "--json"], b""),
         (&["checksum", "--hex", "00"], b""),
         (&["hexdump"], b"some bytes"),
         (&["ifaces"], b""),

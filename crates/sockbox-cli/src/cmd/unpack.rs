@@ -117,8 +117,11 @@ fn unpack_error(e: anyhow::Error, input: &Input, format: &str, at: &str) -> anyh
 
 fn print_record<W: Write>(out: &mut W, record: &[Entry], json: bool) -> anyhow::Result<()> {
     if json {
-        serde_json::to_writer(&mut *out, &record_json(record)?)?;
-        out.write_all(b"\n")?;
+        // Serialized first: a failed write then stays an io::Error (a
+        // closed pipe ends quietly), not a serde_json one.
+        let mut line = serde_json::to_vec(&record_json(record)?)?;
+        line.push(b'\n');
+        out.write_all(&line)?;
     } else {
         write_text(out, record)?;
     }
