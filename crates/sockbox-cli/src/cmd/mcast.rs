@@ -176,7 +176,7 @@ fn pick_iface(
         (None, s) => s,
     };
     if iface.is_none() && mcast::needs_interface(group) {
-        eprintln!(
+        crate::output::errln!(
             "sockbox: warning: {group} is link-scoped; without --iface the kernel picks the \
              interface by route"
         );

@@ -411,7 +411,7 @@ async fn send_all(
                             )?;
                         }
                         if planned > 1 {
-                            eprintln!("sockbox: {tag}{}: {e}", j.host.label());
+                            crate::output::errln!("sockbox: {tag}{}: {e}", j.host.label());
                         }
                         first_err.get_or_insert(e);
                     }

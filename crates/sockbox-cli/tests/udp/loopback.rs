@@ -306,7 +306,7 @@ fn port_unreachable_ends_the_wait_early_with_exit_1() {
     // A port nobody listens on: bind one, note it, close it.
     for local in ["127.0.0.1:0", "[::1]:0"] {
         let Ok(closed) = std::net::UdpSocket::bind(local) else {
-            eprintln!("skipping {local}: cannot bind (no IPv6 loopback?)");
+            crate::util::skipped(&format!("cannot bind {local} (no IPv6 loopback?)"));
             continue;
         };
         let to = closed.local_addr().unwrap();

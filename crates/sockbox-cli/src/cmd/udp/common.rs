@@ -198,7 +198,7 @@ fn send_report(r: Result<udp::SendReport, udp::Error>) -> anyhow::Result<()> {
         };
     }
     for e in r.errors {
-        eprintln!("sockbox: warning: {}", exit::render(&anyhow::Error::new(e)));
+        crate::output::errln!("sockbox: warning: {}", exit::render(&anyhow::Error::new(e)));
     }
     Ok(())
 }
@@ -216,7 +216,7 @@ pub async fn send_and_collect(
     match exchange(sender, msg, collect, out).await {
         Err(e) => match e.downcast_ref::<udp::Error>() {
             Some(u @ udp::Error::Unreachable { .. }) => {
-                eprintln!("sockbox: udp send: {u}");
+                crate::output::errln!("sockbox: udp send: {u}");
                 Ok(exit::PARTIAL)
             }
             _ => Err(e),
@@ -317,8 +317,10 @@ async fn exchange(
 fn exit_for(collecting: bool, got: usize, wait: Option<Duration>) -> u8 {
     if collecting && got == 0 {
         match wait {
-            Some(w) => eprintln!("sockbox: no reply within {}", humantime::format_duration(w)),
-            None => eprintln!("sockbox: no reply"),
+            Some(w) => {
+                crate::output::errln!("sockbox: no reply within {}", humantime::format_duration(w));
+            }
+            None => crate::output::errln!("sockbox: no reply"),
         }
         exit::PARTIAL
     } else {
