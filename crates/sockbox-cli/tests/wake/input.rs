@@ -139,8 +139,9 @@ fn hosts_file_and_named_hosts() {
     assert!(out.contains("would wake pc (00:11:22:33:44:66)"), "{out}");
     assert!(out.contains("udp 10.0.0.7:7"), "{out}");
 
+    // A file with no good line is an error naming the line.
     let bad = dir.path().join("bad.txt");
-    std::fs::write(&bad, "00:11:22:33:44:55 nas\n\n00:11:22:33:44 pc\n").unwrap();
+    std::fs::write(&bad, "# nothing good\n\n00:11:22:33:44 pc\n").unwrap();
     let err = usage_error(&["wake", "-n", "-f", bad.to_str().unwrap()]);
     assert!(
         err.contains("bad.txt:3: invalid MAC address \"00:11:22:33:44\""),

@@ -74,8 +74,9 @@ fn wait_pings_until_up_and_times_out_with_exit_1() {
     )
     .unwrap();
     let f = file.to_str().unwrap();
-    // B answers ping: exit 0, one "is up" line after the sent lines.
-    let (code, out, err) = run_in(&a, &["wake", "-f", f, "--wait=10s", "b"]);
+    // B answers ping: exit 0, one "is up" line after the sent lines. (The
+    // file's address replaces the broadcast; -b keeps it too.)
+    let (code, out, err) = run_in(&a, &["wake", "-f", f, "-b", "--wait=10s", "b"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains(&format!("sent b ({MAC}) to udp 10.77.1.255:9 on wa")),

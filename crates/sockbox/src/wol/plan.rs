@@ -354,11 +354,14 @@ mod tests {
     }
 
     #[test]
-    fn no_broadcast_interface_suggests_to() {
+    fn no_broadcast_interface_suggests_an_address() {
         let only_lo = vec![machine().remove(0), machine().remove(4)];
         let e = plan(&cfg(), M, &only_lo).unwrap_err();
         assert!(matches!(e, Error::NoBroadcastInterface));
-        assert!(e.to_string().contains("--to"));
+        assert!(
+            e.to_string().contains("send to the target's address"),
+            "{e}"
+        );
         // With an explicit destination it is not an error.
         let mut c = cfg();
         c.broadcast = false;
