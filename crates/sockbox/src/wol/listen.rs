@@ -1,5 +1,5 @@
 //! A Wake-on-LAN listener: receives UDP datagrams (on the
-//! [`UdpServer`](crate::net::UdpServer) skeleton) and optionally raw 0x0842
+//! [`UdpServer`] skeleton) and optionally raw 0x0842
 //! Ethernet frames on chosen interfaces (a receive loop per interface),
 //! looks for a magic packet anywhere in each payload as a NIC would, and
 //! reports every datagram or frame as a [`Received`] event (with
