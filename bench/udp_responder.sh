@@ -6,11 +6,15 @@
 # datagram), and both tools' fork-per-datagram program runners.
 #
 # Usage: bench/udp_responder.sh [N]        (needs socat, python3; builds release)
+#        SOCKBOX=path/to/sockbox bench/udp_responder.sh [N]   (that binary, no build)
 set -euo pipefail
 N=${1:-2000}
 cd "$(dirname "$0")/.."
-cargo build --release -q -p sockbox-cli
-SB=$PWD/target/release/sockbox
+if [[ -z "${SOCKBOX:-}" ]]; then
+  cargo build --release -q -p sockbox-cli
+  SOCKBOX=$PWD/target/release/sockbox
+fi
+SB=$SOCKBOX
 PORT=$((20000 + RANDOM % 20000))
 
 client() { # $1 = label

@@ -64,14 +64,15 @@ pub fn run() -> anyhow::Result<u8> {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            // --help and --version are not errors; clap's own usage errors exit 2.
-            let code = if e.use_stderr() {
-                crate::exit::USAGE
-            } else {
-                0
-            };
+            // --help and --version are not errors; clap's own usage errors
+            // exit 2, even when standard error cannot be written (a broken
+            // pipe there must not read as success).
+            if e.use_stderr() {
+                let _ = e.print();
+                return Ok(crate::exit::USAGE);
+            }
             e.print()?;
-            return Ok(code);
+            return Ok(crate::exit::SUCCESS);
         }
     };
     dispatch(cli.command)
@@ -93,7 +94,7 @@ fn dispatch(command: Command) -> anyhow::Result<u8> {
         Command::Checksum(a) => cmd::checksum::run(&a),
         Command::Pack(a) => cmd::pack::run(&a),
         Command::Unpack(a) => cmd::unpack::run(&a),
-        Command::Completions(a) => Ok(cmd::meta::completions(&a, &mut Cli::command())),
+        Command::Completions(a) => cmd::meta::completions(&a, &mut Cli::command()),
         Command::Man => cmd::meta::man(&Cli::command()),
     }
 }

@@ -13,7 +13,6 @@ use std::process::ExitCode;
 /// The job ran and did everything it was asked.
 pub const SUCCESS: u8 = 0;
 /// The job ran but did not fully succeed.
-#[allow(dead_code)]
 pub const PARTIAL: u8 = 1;
 /// The command line or an input was wrong.
 pub const USAGE: u8 = 2;
@@ -42,7 +41,6 @@ pub fn usage(msg: impl Into<String>) -> anyhow::Error {
 }
 
 /// Marks any error as the user's input being wrong (exit 2).
-#[allow(dead_code)]
 pub trait UsageContext<T> {
     /// Turn an error into a usage error whose message is `msg: error`.
     fn usage_err(self, msg: impl fmt::Display) -> anyhow::Result<T>;
@@ -83,7 +81,7 @@ pub fn report(result: anyhow::Result<u8>) -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) if is_broken_pipe(&err) => ExitCode::from(SUCCESS),
         Err(err) => {
-            eprintln!("sockbox: {}", render(&err));
+            crate::output::errln!("sockbox: {}", render(&err));
             ExitCode::from(code_for(&err))
         }
     }

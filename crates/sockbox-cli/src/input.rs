@@ -1,7 +1,10 @@
 //! Reading user inputs: a file path, `-` for stdin, or a hex string.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
+use std::os::fd::AsFd;
+
+use sockbox_wire::hex::{TextDecoder, TextError};
 
 use crate::exit::usage;
 
@@ -34,14 +37,33 @@ impl Source {
         }
     }
 
-    /// Read everything.
-    pub fn read_all(&self) -> anyhow::Result<Vec<u8>> {
-        let mut buf = Vec::new();
+    /// Open it unbuffered (standard input too: reads take only the bytes
+    /// asked for), with the number of bytes left when that is known (a
+    /// regular file, or stdin redirected from one).
+    pub fn open_unbuffered(&self) -> anyhow::Result<(File, Option<u64>)> {
         let name = self.name();
-        self.open()?
-            .read_to_end(&mut buf)
-            .map_err(|e| usage(format!("cannot read {name}: {e}")))?;
-        Ok(buf)
+        let cannot = |e: io::Error| usage(format!("cannot read {name}: {e}"));
+        let mut f = match self {
+            Self::Stdin => io::stdin()
+                .as_fd()
+                .try_clone_to_owned()
+                .map(File::from)
+                .map_err(cannot)?,
+            Self::File(p) => File::open(p).map_err(cannot)?,
+        };
+        let meta = f.metadata().map_err(cannot)?;
+        if meta.is_dir() {
+            return Err(usage(format!("cannot read {name}: it is a directory")));
+        }
+        // Files that report no size (/proc, /sys) are read like pipes.
+        let left = if meta.is_file() && meta.len() > 0 {
+            f.stream_position()
+                .ok()
+                .map(|pos| meta.len().saturating_sub(pos))
+        } else {
+            None
+        };
+        Ok((f, left))
     }
 
     /// A name for messages.
@@ -115,32 +137,70 @@ pub fn size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is too large"))
 }
 
-/// Decode a hex string. Spaces, colons and a leading `0x` are allowed
-/// (`"de ad be ef"`, `"de:ad:be:ef"`, `"0xdeadbeef"`).
+/// Decode a hex string given on the command line. Spaces, colons, dashes and
+/// a leading `0x` are allowed (`"de ad be ef"`, `"de:ad:be:ef"`,
+/// `"0xdeadbeef"`). An error points at the offending character and shows
+/// the string, or for a long one an excerpt around that character.
 pub fn parse_hex(s: &str) -> anyhow::Result<Vec<u8>> {
-    let trimmed = s.trim();
-    let body = trimmed
-        .strip_prefix("0x")
-        .or_else(|| trimmed.strip_prefix("0X"))
-        .unwrap_or(trimmed);
-    let mut digits = Vec::with_capacity(body.len());
-    for c in body.chars() {
-        if matches!(c, ' ' | ':' | '\t' | '\n' | '\r' | '-') {
-            continue;
+    let mut d = TextDecoder::new();
+    let mut out = Vec::new();
+    d.push(s.as_bytes(), &mut out)
+        .and_then(|()| d.finish())
+        .map_err(|e| usage(hex_error(s, e)))?;
+    Ok(out)
+}
+
+/// Strings up to this many characters are shown whole in messages.
+const SHOW_WHOLE: usize = 64;
+/// Characters shown on each side of the offending one in longer strings.
+const EXCERPT_SIDE: usize = 16;
+
+fn hex_error(s: &str, e: TextError) -> String {
+    match e {
+        TextError::NotHex { offset, .. } => {
+            let at = usize::try_from(offset).unwrap_or(s.len()).min(s.len());
+            let ch = s[at..].chars().next().unwrap_or('?');
+            let (head, near) = describe_hex(s, at);
+            format!("{head}: {ch:?} at offset {at} is not a hex digit{near}")
         }
-        let d = u8::try_from(c).ok().and_then(sockbox_wire::hex::digit);
-        let Some(d) = d else {
-            return Err(usage(format!("hex string {s:?}: {c:?} is not a hex digit")));
-        };
-        digits.push(d);
+        TextError::OddDigits { digits } => {
+            let (head, near) = describe_hex(s, s.len());
+            format!("{head} has an odd number of digits ({digits}){near}; every byte needs two")
+        }
     }
-    if !digits.len().is_multiple_of(2) {
-        return Err(usage(format!(
-            "hex string {s:?} has an odd number of digits ({}); every byte needs two",
-            digits.len()
-        )));
+}
+
+/// `hex string "…"` when short; else `hex string of N bytes` and, to
+/// append, an excerpt around offset `at`.
+fn describe_hex(s: &str, at: usize) -> (String, String) {
+    if s.chars().count() <= SHOW_WHOLE {
+        return (format!("hex string {s:?}"), String::new());
     }
-    Ok(digits.chunks_exact(2).map(|p| (p[0] << 4) | p[1]).collect())
+    let mut start = at.saturating_sub(EXCERPT_SIDE);
+    while !s.is_char_boundary(start) {
+        start -= 1;
+    }
+    let mut end = (at + EXCERPT_SIDE + 1).min(s.len());
+    while !s.is_char_boundary(end) {
+        end += 1;
+    }
+    let near = format!(
+        " (near \"{}{}{}\")",
+        if start > 0 { "…" } else { "" },
+        s[start..end].escape_debug(),
+        if end < s.len() { "…" } else { "" },
+    );
+    (format!("hex string of {} bytes", s.len()), near)
+}
+
+/// A byte of hex text read from a file or stdin, for messages: the
+/// character when printable, else its value.
+pub fn show_byte(b: u8) -> String {
+    if b.is_ascii_graphic() {
+        format!("{:?} (0x{b:02x})", char::from(b))
+    } else {
+        format!("byte 0x{b:02x}")
+    }
 }
 
 #[cfg(test)]
@@ -173,6 +233,42 @@ mod tests {
         assert!(parse_hex("zz").unwrap_err().to_string().contains("'z'"));
         // Regression: a non-ASCII character was shown as its first byte ('Ã' for 'é').
         assert!(parse_hex("0é").unwrap_err().to_string().contains("'é'"));
+    }
+
+    /// Regression: a 120,000-character bad hex argument was echoed whole in
+    /// the one-line error.
+    #[test]
+    fn long_bad_hex_is_cut_around_the_offending_character() {
+        let mut s = "0a".repeat(30_000);
+        s.insert(41_000, 'z');
+        s.push_str(&"0b".repeat(30_000));
+        let msg = parse_hex(&s).unwrap_err().to_string();
+        assert!(msg.len() < 160, "{} bytes: {msg}", msg.len());
+        assert!(msg.contains("'z' at offset 41000"), "{msg}");
+        assert!(msg.contains("120001 bytes"), "{msg}");
+        assert!(
+            msg.contains("(near \"…0a0a0a0a0a0a0a0az0a0a0a0a0a0a0a0a…\")"),
+            "{msg}"
+        );
+        // Odd counts too: the excerpt is the end.
+        let msg = parse_hex(&"a".repeat(99_999)).unwrap_err().to_string();
+        assert!(
+            msg.len() < 160 && msg.contains("odd number of digits (99999)"),
+            "{msg}"
+        );
+        // Multi-byte characters near the cut do not split.
+        let s = format!("{}é{}", "ü".repeat(40), "0".repeat(100));
+        let msg = parse_hex(&s).unwrap_err().to_string();
+        assert!(
+            msg.contains("'ü' at offset 0") && msg.contains("near \"üüü"),
+            "{msg}"
+        );
+        let s = format!("{}é", "00".repeat(100));
+        let msg = parse_hex(&s).unwrap_err().to_string();
+        assert!(
+            msg.contains("'é' at offset 200") && msg.ends_with("00é\")"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -4,7 +4,6 @@
 mod cli;
 mod cmd;
 mod exit;
-#[allow(dead_code)] // used by the offline subcommands being written
 mod input;
 mod output;
 

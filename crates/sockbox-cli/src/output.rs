@@ -1,16 +1,43 @@
-//! Output helpers shared by subcommands: JSON lines and stdout writing.
+//! Output helpers shared by subcommands: JSON lines, stdout writing, and
+//! standard-error lines that never panic.
 
+use std::fmt;
 use std::io::Write;
 
 use serde::Serialize;
 
 /// Write one JSON object on its own line and flush, so consumers see events
-/// as they happen.
+/// as they happen. Serialized first: a failed write is then an `io::Error`
+/// (so a closed pipe ends quietly), not one hidden inside serde_json's.
 pub fn json_line<W: Write, T: Serialize>(out: &mut W, value: &T) -> anyhow::Result<()> {
-    serde_json::to_writer(&mut *out, value)?;
-    out.write_all(b"\n")?;
+    let mut line = serde_json::to_vec(value)?;
+    line.push(b'\n');
+    out.write_all(&line)?;
     out.flush()?;
     Ok(())
+}
+
+/// Write one line to standard error, ignoring failure. A closed or full
+/// standard error (`2>&-` with SIGPIPE ignored, `2>/dev/full`) has nowhere
+/// to report to, and must neither panic (as `eprintln!` does) nor change
+/// the exit code. The line goes out in one `write`.
+pub fn stderr_line(args: fmt::Arguments<'_>) {
+    let mut line = args.to_string();
+    line.push('\n');
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// `eprintln!` that never panics: see [`stderr_line`].
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::output::stderr_line(format_args!($($arg)*))
+    };
+}
+pub(crate) use errln;
+
+/// `sockbox: note: …` on standard error (see [`stderr_line`]).
+pub fn note(args: fmt::Arguments<'_>) {
+    stderr_line(format_args!("sockbox: note: {args}"));
 }
 
 /// Lower-case hex of `b`, two digits a byte, nothing between (the `hex`

@@ -1,5 +1,5 @@
 //! Pure codecs for sockbox: no I/O, no async, no allocation on the parse path
-//! (except [`line`], a stream framer that owns its reassembly buffer).
+//! (except [`line`](mod@line), a stream framer that owns its reassembly buffer).
 //!
 //! Every protocol follows the same shape (after smoltcp's `wire` module):
 //!

@@ -8,6 +8,7 @@
 //! | colon-separated, 6 groups of 1–2 digits | `00:11:22:aa:bb:cc`, `0:11:22:a:bb:cc` (macOS `arp`) |
 //! | dash-separated, 6 groups of 1–2 digits | `00-11-22-AA-BB-CC` (Windows) |
 //! | dotted, 3 groups of 4 digits | `0011.22aa.bbcc` (Cisco) |
+//! | dash-separated, 2 groups of 6 digits | `001122-aabbcc` (HP switches) |
 //! | bare, 12 digits | `001122aabbcc` |
 //!
 //! Anything else is a [`ParseError`] that quotes the input and says what is
@@ -120,7 +121,8 @@ pub enum ParseErrorKind {
         second: char,
     },
     /// The wrong number of groups for the separator used.
-    #[error("it has {found} groups separated by {sep:?}; expected {expected}")]
+    #[error("it has {found} groups separated by {sep:?}; expected {expected}{}",
+        if *.sep == '-' { " (or 2 groups of 6 digits)" } else { "" })]
     GroupCount {
         /// The separator.
         sep: char,
@@ -208,6 +210,8 @@ fn parse(s: &str) -> Result<MacAddr, ParseErrorKind> {
             return Ok(MacAddr([b[2], b[3], b[4], b[5], b[6], b[7]]));
         }
         Some('.') => (3, 4, 4, "4"),
+        // HP switches write two halves of six digits: 001122-aabbcc.
+        Some('-') if s.split('-').count() == 2 => (2, 6, 6, "6"),
         Some(_) => (6, 1, 2, "1 or 2"),
     };
     let sep = sep.unwrap_or(':');
@@ -229,7 +233,11 @@ fn parse(s: &str) -> Result<MacAddr, ParseErrorKind> {
                 expected: expected_len,
             });
         }
-        let bits = if groups == 3 { 16 } else { 8 };
+        let bits = match groups {
+            2 => 24,
+            3 => 16,
+            _ => 8,
+        };
         value = (value << bits) | hex_value(g);
     }
     let b = value.to_be_bytes();
@@ -266,6 +274,8 @@ mod tests {
             "001122AABBCC",
             "0011.22aa.bbcc",
             "0011.22AA.BBCC",
+            "001122-aabbcc",
+            "001122-AABBCC",
             "0:11:22:aa:bb:cc",
         ] {
             assert_eq!(s.parse::<MacAddr>(), Ok(M), "{s}");
@@ -326,6 +336,37 @@ mod tests {
                 expected: 3
             }
         );
+        let e = kind("00-11-22");
+        assert_eq!(
+            e,
+            ParseErrorKind::GroupCount {
+                sep: '-',
+                found: 3,
+                expected: 6
+            }
+        );
+        assert!(e.to_string().contains("or 2 groups of 6 digits"), "{e}");
+    }
+
+    #[test]
+    fn hp_halves_need_six_digits_each() {
+        assert_eq!(
+            kind("00112-2aabbcc"),
+            ParseErrorKind::GroupLength {
+                group: 1,
+                text: "00112".into(),
+                len: 5,
+                expected: "6"
+            }
+        );
+        assert!(matches!(
+            kind("001122-aabbc"),
+            ParseErrorKind::GroupLength {
+                group: 2,
+                len: 5,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -417,10 +458,14 @@ mod tests {
 
     fn spell(m: MacAddr, form: u8, upper: bool) -> String {
         let b = m.0;
-        let s = match form % 4 {
+        let s = match form % 5 {
             0 => m.to_string(),
             1 => m.to_string().replace(':', "-"),
             2 => m.to_string().replace(':', ""),
+            3 => format!(
+                "{:02x}{:02x}{:02x}-{:02x}{:02x}{:02x}",
+                b[0], b[1], b[2], b[3], b[4], b[5]
+            ),
             _ => format!(
                 "{:02x}{:02x}.{:02x}{:02x}.{:02x}{:02x}",
                 b[0], b[1], b[2], b[3], b[4], b[5]
@@ -437,7 +482,7 @@ mod tests {
         }
 
         #[test]
-        fn every_spelling_round_trips(b in any::<[u8; 6]>(), form in 0u8..4, upper in any::<bool>()) {
+        fn every_spelling_round_trips(b in any::<[u8; 6]>(), form in 0u8..5, upper in any::<bool>()) {
             let m = MacAddr(b);
             prop_assert_eq!(spell(m, form, upper).parse::<MacAddr>(), Ok(m));
         }

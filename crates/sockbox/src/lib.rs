@@ -51,6 +51,7 @@ pub mod chat;
 pub mod daemon;
 pub mod echo;
 pub mod event;
+pub mod hexdump;
 pub mod iface;
 pub mod monitor;
 pub mod net;

@@ -193,6 +193,9 @@ impl RelayArgs {
             .with_writer(std::io::stderr)
             .with_target(false)
             .with_ansi(std::io::stderr().is_terminal())
+            // A failed write to a closed stderr would be reported with
+            // `eprintln!`, which panics.
+            .log_internal_errors(false)
             .try_init();
     }
 }
@@ -211,7 +214,7 @@ pub enum Say {
 impl Say {
     fn say(self, msg: &str) {
         match self {
-            Self::Stderr => eprintln!("sockbox: {msg}"),
+            Self::Stderr => crate::output::errln!("sockbox: {msg}"),
             Self::Log => tracing::warn!("{msg}"),
         }
     }

@@ -97,7 +97,7 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
     };
     if a.daemon.daemon && local == Local::Stdio {
         // Said before detaching, where someone reads it.
-        eprintln!(
+        crate::output::errln!(
             "sockbox: warning: a daemon's standard input and output are /dev/null: clients \
              get nothing and what they send is dropped; give -e/-c to run a program per \
              client, -x/-o to record the traffic"

@@ -65,10 +65,10 @@ pub struct SendArgs {
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=255))]
     pub ttl: Option<u32>,
     /// Deliver a copy to listeners on this host too (the kernel default).
-    #[arg(long = "loop", overrides_with = "no_loop")]
+    #[arg(long = "loop", conflicts_with = "no_loop")]
     pub loopback: bool,
     /// Do not deliver a copy to listeners on this host.
-    #[arg(long = "no-loop", overrides_with = "loopback")]
+    #[arg(long = "no-loop")]
     pub no_loop: bool,
     #[command(flatten)]
     pub collect: CollectArgs,
@@ -176,7 +176,7 @@ fn pick_iface(
         (None, s) => s,
     };
     if iface.is_none() && mcast::needs_interface(group) {
-        eprintln!(
+        crate::output::errln!(
             "sockbox: warning: {group} is link-scoped; without --iface the kernel picks the \
              interface by route"
         );
@@ -219,13 +219,11 @@ fn listen(a: &ListenArgs) -> anyhow::Result<u8> {
     };
     membership.validate().map_err(lib_err)?;
     let cfg = ListenConfig {
-        addr: None,
-        scope_id: 0,
         port: a.port,
         membership: Some(membership),
         reply: a.responder.mode(sockbox::udp::max_payload(group.ip()))?,
         max_children: a.responder.max_children as usize,
-        acl: sockbox::net::acl::SharedAcl::default(),
+        ..ListenConfig::default()
     };
     serve_listener(cfg, &a.daemon, &a.out, &a.lout, Some(group.ip()))
 }

@@ -10,10 +10,13 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
-/// Print completions for the chosen shell.
-pub fn completions(a: &CompletionsArgs, cmd: &mut clap::Command) -> u8 {
-    clap_complete::generate(a.shell, cmd, "sockbox", &mut std::io::stdout());
-    0
+/// Print completions for the chosen shell. Generated into memory first:
+/// `generate` panics when its writer fails (a full or closed stdout).
+pub fn completions(a: &CompletionsArgs, cmd: &mut clap::Command) -> anyhow::Result<u8> {
+    let mut buf = Vec::new();
+    clap_complete::generate(a.shell, cmd, "sockbox", &mut buf);
+    std::io::stdout().write_all(&buf)?;
+    Ok(0)
 }
 
 /// Print the man page.

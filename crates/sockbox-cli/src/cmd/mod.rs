@@ -13,9 +13,8 @@ pub mod mcast;
 pub mod meta;
 pub mod pack;
 pub mod ping;
-#[allow(dead_code)] // used by the async subcommands being written
 pub mod runtime;
-#[allow(dead_code)] // used by the server subcommands being written
+#[allow(dead_code)] // `serve` (the generic server runner) is being rewritten
 pub mod serve;
 pub mod udp;
 pub mod unpack;

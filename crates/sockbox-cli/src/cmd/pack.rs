@@ -86,6 +86,13 @@ impl DialectArgs {
             .map_err(|e| usage(format!("format {format:?}: {e}")))
     }
 
+    /// Parse `format` as an unpack format: PHP ones name their fields as
+    /// PHP's `unpack()` does (`Nlen` is one `N` named `len`).
+    pub fn parse_unpack(&self, format: &str) -> anyhow::Result<Format> {
+        Format::parse_unpack_as(format, self.dialect(format))
+            .map_err(|e| usage(format!("format {format:?}: {e}")))
+    }
+
     /// The dialect `format` is read in: the forced one, or the guess.
     pub fn dialect(&self, format: &str) -> Dialect {
         if self.php {

@@ -261,14 +261,14 @@ fn listen(a: &ListenArgs) -> anyhow::Result<u8> {
         _ => 0,
     };
     let limit = addr.map_or(sockbox::udp::MAX_PAYLOAD_V6, sockbox::udp::max_payload);
-    let cfg = ListenConfig {
+    let mut cfg = ListenConfig {
         addr,
         scope_id,
         port,
-        membership: None,
         reply: a.responder.mode(limit)?,
         max_children: a.responder.max_children as usize,
-        acl: a.access.acl()?,
+        ..ListenConfig::default()
     };
+    cfg.server.acl = a.access.acl()?;
     serve_listener(cfg, &a.daemon, &a.out, &a.lout, None)
 }

@@ -2,30 +2,36 @@
 //! where told), and `sockbox wake listen` to see them arrive.
 
 mod listen;
+mod targets;
 mod wait;
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde::Serialize;
 use sockbox::Shutdown;
 use sockbox::iface::Interface;
-use sockbox::wol::hosts::{self, Host};
-use sockbox::wol::send::{Binding, send};
-use sockbox::wol::{self, Plan, SendConfig, ToSpec, plan};
+use sockbox::wol::hosts::Host;
+use sockbox::wol::send::Binding;
+use sockbox::wol::{self, Job, Repeat, SendConfig, SendEvent, ToSpec, plan};
 use sockbox_wire::hexdump;
-use sockbox_wire::magic::{DEFAULT_PORT, Password, Repr};
+use sockbox_wire::magic::{DEFAULT_PORT, Password};
 
 use crate::cmd::runtime;
 use crate::exit::{PARTIAL, SUCCESS, usage};
 use crate::output::json_line;
+use targets::Targets;
 
 const AFTER_HELP: &str = "\
 By default the packet goes to the directed broadcast address of every up, non-loopback IPv4
 interface, each socket bound to its interface, so machines with several NICs work without a
-default route. --to, --ipv6 and --raw replace that default; add -b/--broadcast to keep it too.
+default route. --to, --ipv6 and --raw replace that default, and so does the ADDR on a -f FILE
+line for that host; add -b/--broadcast to keep it too. (The `addr` of a host in hosts.toml is
+sent to as well as the broadcast.) A bad MAC address, unknown name or bad line of a -f FILE is
+reported and skipped; the others are still woken.
 
 Examples:
   sockbox wake 00:11:22:33:44:55                 every interface's broadcast, UDP port 9
@@ -40,8 +46,9 @@ Examples:
                                                  then ping it until it is up
   sockbox wake listen --port 9 --raw eth0        on the other machine: prove it arrives
 
-Exit codes: 0 sent (and, with --wait, the hosts answered); 1 some sends failed or --wait timed
-out; 2 bad MAC, file, interface or option, or no interface to broadcast on; 3 system failure.";
+Exit codes: 0 sent (and, with --wait, the hosts answered); 1 some sends failed, some targets or
+hosts-file lines were invalid (the others were sent), or --wait timed out; 2 no valid target,
+bad file, interface or option, or no interface to broadcast on; 3 system failure.";
 
 /// Arguments of `sockbox wake`.
 #[derive(Debug, clap::Args)]
@@ -69,8 +76,8 @@ pub enum WakeCommand {
 /// Options for sending.
 #[derive(Debug, clap::Args)]
 pub struct SendArgs {
-    /// MAC addresses (00:11:22:33:44:55, 00-11-…, 001122334455, 0011.2233.4455) or names
-    /// of hosts from -f FILE or hosts.toml.
+    /// MAC addresses (00:11:22:33:44:55, 00-11-…, 001122334455, 0011.2233.4455,
+    /// 001122-334455) or names of hosts from -f FILE or hosts.toml.
     #[arg(value_name = "MAC|NAME")]
     pub targets: Vec<String>,
     /// Send to this address instead: unicast, a subnet's broadcast, or a WAN address or host
@@ -99,8 +106,8 @@ pub struct SendArgs {
     /// SecureOn password: 4 bytes dotted (192.168.1.1) or 6 bytes hex (00:11:22:33:44:55).
     #[arg(long, value_name = "PASSWORD")]
     pub password: Option<String>,
-    /// Hosts file, lines `MAC [ADDR[:PORT]] [name]`, `#` comments. Without targets, wakes
-    /// every host in it.
+    /// Hosts file, lines `MAC [ADDR[:PORT]] [name]`, `#` comments; a line's ADDR replaces the
+    /// broadcast, as --to does. Without targets, wakes every host in it.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// Named hosts [default: ~/.config/sockbox/hosts.toml].
@@ -131,7 +138,7 @@ pub struct SendArgs {
     /// One JSON object per packet sent (or planned) per line.
     #[arg(long)]
     pub json: bool,
-    /// Print nothing but errors.
+    /// Print nothing but errors (a dry run prints nothing either).
     #[arg(short, long, conflicts_with = "json")]
     pub quiet: bool,
 }
@@ -144,83 +151,21 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
     }
 }
 
-/// A library error as the right kind of CLI error (exit 2 or 3).
+/// A library error as the right kind of CLI error (exit 2 or 3), with the
+/// flags that avoid it.
 pub(crate) fn lib_err(e: wol::Error) -> anyhow::Error {
-    if e.is_usage() {
-        usage(e.to_string())
-    } else {
-        anyhow::Error::new(e)
-    }
-}
-
-/// One host with its packet and routes.
-struct Job {
-    host: Host,
-    packet: Vec<u8>,
-    plan: Plan,
-}
-
-/// Resolve the targets from the command line and the hosts files.
-fn hosts_to_wake(a: &SendArgs) -> anyhow::Result<Vec<Host>> {
-    let mut searched = Vec::new();
-    let file_hosts = match &a.file {
-        Some(f) => {
-            searched.push(f.display().to_string());
-            hosts::read_hosts_file(f).map_err(lib_err)?
-        }
-        None => Vec::new(),
+    let hint = match &e {
+        wol::Error::InterfaceDown { .. } => ", or pick another with --iface".to_owned(),
+        wol::Error::NoBroadcastOn { name } => format!(" (--to ADDR, --ipv6 or --raw {name})"),
+        wol::Error::NoBroadcastInterface => " with --to ADDR[:PORT]".to_owned(),
+        wol::Error::NoIpv6Interface => "; --ipv6 needs one".to_owned(),
+        _ => String::new(),
     };
-    if a.targets.is_empty() {
-        return match &a.file {
-            Some(_) if !file_hosts.is_empty() => Ok(file_hosts),
-            Some(f) => Err(usage(format!("hosts file {} lists no hosts", f.display()))),
-            None => Err(usage(
-                "give at least one MAC address or host name to wake (or -f FILE); \
-                 `sockbox wake --help` shows examples",
-            )),
-        };
+    match (e.is_usage(), hint.is_empty()) {
+        (true, _) => usage(format!("{e}{hint}")),
+        (false, true) => anyhow::Error::new(e),
+        (false, false) => anyhow::anyhow!("{e}{hint}"),
     }
-    let mut known = file_hosts;
-    let config = a.hosts.clone().or_else(hosts::default_config_path);
-    if let Some(c) = &config {
-        match hosts::read_hosts_toml(c, a.hosts.is_some()) {
-            Ok(h) => {
-                known.extend(h);
-                searched.push(if c.exists() {
-                    c.display().to_string()
-                } else {
-                    format!("{} (no such file)", c.display())
-                });
-            }
-            // The default file being unreadable only matters for names.
-            Err(wol::Error::HostsRead { source, .. }) if a.hosts.is_none() => {
-                searched.push(format!("{} (unreadable: {source})", c.display()));
-            }
-            Err(e) => return Err(lib_err(e)),
-        }
-    }
-    let searched = if searched.is_empty() {
-        "no hosts file given".to_owned()
-    } else {
-        format!("looked in {}", searched.join(" and "))
-    };
-    a.targets
-        .iter()
-        .map(|t| {
-            hosts::resolve_target(t, &known, &searched).map_err(|e| {
-                // `--wait 2m` (no '='): clap gave the time to the targets.
-                if matches!(e, wol::Error::UnknownHost { .. }) && crate::input::duration(t).is_ok()
-                {
-                    usage(format!(
-                        "{t:?} is not a MAC address or host name; if it is the time for \
-                         --wait, write --wait={t}"
-                    ))
-                } else {
-                    lib_err(e)
-                }
-            })
-        })
-        .collect()
 }
 
 async fn build_jobs(
@@ -238,8 +183,10 @@ async fn build_jobs(
         for spec in to.iter().chain(host.addr.as_ref()) {
             dests.push(spec.resolve(port).await.map_err(lib_err)?);
         }
+        // A hosts-file line's address replaces the broadcast, as --to does.
+        let own = host.addr.is_some() && host.addr_only;
         let cfg = SendConfig {
-            broadcast: a.broadcast || !explicit,
+            broadcast: a.broadcast || !(explicit || own),
             to: dests,
             ipv6: a.ipv6,
             raw: a.raw.clone(),
@@ -252,15 +199,7 @@ async fn build_jobs(
             port,
         };
         let plan = plan::plan(&cfg, host.mac, all).map_err(lib_err)?;
-        let repr = Repr {
-            mac: host.mac,
-            password: password.or(host.password),
-        };
-        jobs.push(Job {
-            packet: repr.to_bytes(),
-            host,
-            plan,
-        });
+        jobs.push(Job::new(host, password, plan));
     }
     Ok(jobs)
 }
@@ -281,7 +220,10 @@ struct JsonEvent<'a> {
     error: Option<String>,
 }
 
-fn print_dry_run(a: &SendArgs, jobs: &[Job]) -> anyhow::Result<u8> {
+fn print_dry_run(a: &SendArgs, jobs: &[Job]) -> anyhow::Result<()> {
+    if a.quiet {
+        return Ok(());
+    }
     let mut out = std::io::stdout().lock();
     for j in jobs {
         if a.json {
@@ -331,7 +273,7 @@ fn print_dry_run(a: &SendArgs, jobs: &[Job]) -> anyhow::Result<u8> {
         out.write_all(&hexdump::dump(&j.packet))?;
     }
     out.flush()?;
-    Ok(SUCCESS)
+    Ok(())
 }
 
 fn describe_binding(b: Binding) -> &'static str {
@@ -341,86 +283,140 @@ fn describe_binding(b: Binding) -> &'static str {
     }
 }
 
-async fn send_all(
-    a: &SendArgs,
-    jobs: &[Job],
-    shutdown: &Shutdown,
-) -> anyhow::Result<(usize, usize, Option<wol::Error>)> {
-    let (mut ok, mut failed, mut first_err) = (0usize, 0usize, None);
-    // With a single send planned, its error is the command's error: say it once.
-    let planned = a.count as usize * jobs.iter().map(|j| j.plan.routes.len()).sum::<usize>();
-    let mut out = std::io::stdout().lock();
-    for round in 1..=a.count {
-        if shutdown.is_triggered() {
-            break;
+/// Prints each packet as the library sends it: a line on standard output
+/// (or a JSON object), failures on standard error when more than one
+/// packet was planned (a single one's error is the command's error).
+struct Show {
+    json: bool,
+    quiet: bool,
+    count: u32,
+    planned: usize,
+    /// `(label, mac, name)` per job.
+    who: Vec<(String, String, Option<String>)>,
+    /// The first failed write to standard output; it stops the rounds.
+    failed: Mutex<Option<anyhow::Error>>,
+    stop: Shutdown,
+}
+
+impl Show {
+    fn new(a: &SendArgs, jobs: &[Job], stop: &Shutdown) -> Self {
+        let per_round: usize = jobs.iter().map(|j| j.plan.routes.len()).sum();
+        Self {
+            json: a.json,
+            quiet: a.quiet,
+            count: a.count,
+            planned: per_round * a.count as usize,
+            who: jobs
+                .iter()
+                .map(|j| (j.host.label(), j.host.mac.to_string(), j.host.name.clone()))
+                .collect(),
+            failed: Mutex::new(None),
+            stop: stop.clone(),
         }
-        if round > 1 {
-            tokio::select! {
-                () = tokio::time::sleep(a.delay) => {}
-                () = shutdown.wait() => break,
+    }
+
+    fn event(&self, ev: &SendEvent) {
+        let (round, job) = match ev {
+            SendEvent::Sent { round, job, .. } | SendEvent::Failed { round, job, .. } => {
+                (*round, *job)
             }
-        }
-        let tag = if a.count > 1 {
-            format!("[{round}/{}] ", a.count)
+            _ => return,
+        };
+        let Some((label, mac, name)) = self.who.get(job) else {
+            return;
+        };
+        let tag = if self.count > 1 {
+            format!("[{round}/{}] ", self.count)
         } else {
             String::new()
         };
-        for j in jobs {
-            for r in &j.plan.routes {
-                match send(r, &j.packet).await {
-                    Ok(s) => {
-                        ok += 1;
-                        if a.json {
-                            json_line(
-                                &mut out,
-                                &JsonEvent {
-                                    event: "sent",
-                                    mac: j.host.mac.to_string(),
-                                    name: j.host.name.as_deref(),
-                                    route: r,
-                                    bytes: s.bytes,
-                                    binding: Some(s.binding),
-                                    packet: None,
-                                    error: None,
-                                },
-                            )?;
-                        } else if !a.quiet {
-                            writeln!(
-                                out,
-                                "{tag}sent {} to {r}{}",
-                                j.host.label(),
-                                describe_binding(s.binding)
-                            )?;
-                        }
-                    }
-                    Err(e) => {
-                        failed += 1;
-                        if a.json {
-                            json_line(
-                                &mut out,
-                                &JsonEvent {
-                                    event: "error",
-                                    mac: j.host.mac.to_string(),
-                                    name: j.host.name.as_deref(),
-                                    route: r,
-                                    bytes: 0,
-                                    binding: None,
-                                    packet: None,
-                                    error: Some(e.to_string()),
-                                },
-                            )?;
-                        }
-                        if planned > 1 {
-                            eprintln!("sockbox: {tag}{}: {e}", j.host.label());
-                        }
-                        first_err.get_or_insert(e);
-                    }
-                }
-            }
+        if let SendEvent::Failed { error, .. } = ev
+            && self.planned > 1
+        {
+            crate::output::errln!("sockbox: {tag}{label}: {error}");
+        }
+        if let Err(e) = self.print(ev, &tag, label, mac, name.as_deref()) {
+            self.failed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get_or_insert(e);
+            self.stop.trigger();
         }
     }
-    out.flush()?;
-    Ok((ok, failed, first_err))
+
+    fn print(
+        &self,
+        ev: &SendEvent,
+        tag: &str,
+        label: &str,
+        mac: &str,
+        name: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let mut out = std::io::stdout().lock();
+        match ev {
+            SendEvent::Sent { sent, .. } if self.json => json_line(
+                &mut out,
+                &JsonEvent {
+                    event: "sent",
+                    mac: mac.to_owned(),
+                    name,
+                    route: &sent.route,
+                    bytes: sent.bytes,
+                    binding: Some(sent.binding),
+                    packet: None,
+                    error: None,
+                },
+            ),
+            SendEvent::Sent { sent, .. } if !self.quiet => {
+                writeln!(
+                    out,
+                    "{tag}sent {label} to {}{}",
+                    sent.route,
+                    describe_binding(sent.binding)
+                )?;
+                Ok(out.flush()?)
+            }
+            SendEvent::Failed { route, error, .. } if self.json => json_line(
+                &mut out,
+                &JsonEvent {
+                    event: "error",
+                    mac: mac.to_owned(),
+                    name,
+                    route,
+                    bytes: 0,
+                    binding: None,
+                    packet: None,
+                    error: Some(error.to_string()),
+                },
+            ),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Send every job `--count` times through the library, printing as it goes.
+async fn send_jobs(
+    a: &SendArgs,
+    jobs: &[Job],
+    shutdown: &Shutdown,
+) -> anyhow::Result<wol::SendReport> {
+    let show = Arc::new(Show::new(a, jobs, shutdown));
+    let shown = show.clone();
+    let repeat = Repeat {
+        count: a.count,
+        delay: a.delay,
+        events: Arc::new(move |e: &SendEvent| shown.event(e)),
+    };
+    let report = wol::send_all(jobs, &repeat, shutdown).await;
+    let failed = show
+        .failed
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
 }
 
 fn run_send(a: &SendArgs) -> anyhow::Result<u8> {
@@ -440,7 +436,8 @@ fn run_send(a: &SendArgs) -> anyhow::Result<u8> {
         .as_deref()
         .map(|s| s.parse::<ToSpec>().map_err(lib_err))
         .transpose()?;
-    let hosts = hosts_to_wake(a)?;
+    let Targets { hosts, bad } = targets::hosts_to_wake(a)?;
+    let some_bad = targets::report_bad(&hosts, bad)?;
     let all = sockbox::iface::list()?;
 
     runtime::block_on(async move {
@@ -453,23 +450,26 @@ fn run_send(a: &SendArgs) -> anyhow::Result<u8> {
             }
             None => Vec::new(),
         };
+        let partial = if some_bad { PARTIAL } else { SUCCESS };
         if a.dry_run {
-            return print_dry_run(a, &jobs);
+            print_dry_run(a, &jobs)?;
+            return Ok(partial);
         }
         let shutdown = Shutdown::new();
         runtime::shutdown_on_signals(&shutdown)?;
-        let (ok, failed, first_err) = send_all(a, &jobs, &shutdown).await?;
-        if ok == 0
-            && let Some(e) = first_err
+        let report = send_jobs(a, &jobs, &shutdown).await?;
+        if report.sent == 0
+            && let Some(e) = report.first_error
         {
-            if failed == 1 {
+            if report.failed == 1 {
                 return Err(lib_err(e));
             }
             return Err(anyhow::anyhow!(
-                "none of the {failed} sends succeeded (errors above)"
+                "none of the {} sends succeeded (errors above)",
+                report.failed
             ));
         }
-        let mut code = if failed > 0 { PARTIAL } else { SUCCESS };
+        let mut code = if report.failed > 0 { PARTIAL } else { partial };
         if let Some(timeout) = a.wait
             && !wait::wait_all(&wait_targets, timeout, a.quiet, &shutdown).await?
         {

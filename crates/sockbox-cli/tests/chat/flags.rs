@@ -66,7 +66,7 @@ fn idle_timeout_takes_plain_seconds_and_refuses_huge_values() {
 #[test]
 fn port_in_use_names_the_dual_stack_address() {
     let Ok(taken) = std::net::TcpListener::bind("[::]:0") else {
-        eprintln!("skipping: no IPv6 on this host");
+        crate::util::skipped("no IPv6 on this host");
         return;
     };
     let port = taken.local_addr().unwrap().port().to_string();

@@ -11,7 +11,7 @@ fn chat_2000_concurrent_clients() {
     let limit = sockbox::sys::rlimit::raise_nofile_limit();
     if limit < (N as u64) * 2 + 100 {
         assert!(!crate::util::in_ci(), "open-file limit {limit} too low");
-        eprintln!("skipping: open-file limit {limit}");
+        crate::util::skipped(&format!("open-file limit {limit} too low"));
         return;
     }
     let srv = Server::start("chat", &["--quiet"]);

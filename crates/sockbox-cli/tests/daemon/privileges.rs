@@ -94,7 +94,9 @@ fn user_flag_is_refused_without_root() {
     let out = match out {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("skipping: the sockbox binary is not executable as nobody: {e}");
+            crate::util::skipped(&format!(
+                "the sockbox binary is not executable as nobody: {e}"
+            ));
             return;
         }
     };

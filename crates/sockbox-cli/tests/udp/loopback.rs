@@ -306,7 +306,7 @@ fn port_unreachable_ends_the_wait_early_with_exit_1() {
     // A port nobody listens on: bind one, note it, close it.
     for local in ["127.0.0.1:0", "[::1]:0"] {
         let Ok(closed) = std::net::UdpSocket::bind(local) else {
-            eprintln!("skipping {local}: cannot bind (no IPv6 loopback?)");
+            crate::util::skipped(&format!("cannot bind {local} (no IPv6 loopback?)"));
             continue;
         };
         let to = closed.local_addr().unwrap();
@@ -352,5 +352,61 @@ fn port_unreachable_ends_the_wait_early_with_exit_1() {
             .timeout(Duration::from_secs(30))
             .assert()
             .success();
+    }
+}
+
+/// Regression (issue 16 #11): `udp listen --reply-exec ''` and
+/// `--exec-timeout 0` were accepted (a responder that never answers),
+/// `mcast send --loop --no-loop` too; `listen -e ''` is refused. All are
+/// usage errors now, before anything binds.
+#[test]
+fn empty_reply_program_zero_exec_timeout_and_loop_no_loop_are_refused() {
+    for (args, want) in [
+        (
+            &["udp", "listen", "127.0.0.1", "0", "--reply-exec", ""][..],
+            "--reply-exec needs a program",
+        ),
+        (
+            &["udp", "listen", "127.0.0.1", "0", "--reply-exec", "  "],
+            "--reply-exec needs a program",
+        ),
+        (
+            &[
+                "udp",
+                "listen",
+                "0",
+                "--reply-exec",
+                "cat",
+                "--exec-timeout",
+                "0",
+            ],
+            "--exec-timeout 0",
+        ),
+        (
+            &["mcast", "listen", "239.1.2.3", "0", "--reply-exec", ""],
+            "--reply-exec needs a program",
+        ),
+        (
+            &[
+                "mcast",
+                "send",
+                "239.1.2.3",
+                "9",
+                "x",
+                "--loop",
+                "--no-loop",
+            ],
+            "cannot be used with",
+        ),
+    ] {
+        let out = sockbox()
+            .args(args)
+            .timeout(Duration::from_secs(20))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: want {want:?} in {err}");
+        assert!(!err.contains("listening"), "{args:?}: {err}");
     }
 }

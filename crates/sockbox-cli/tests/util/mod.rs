@@ -4,6 +4,7 @@
 pub mod netns;
 pub mod procs;
 pub mod server;
+pub mod skip;
 
 use std::process::Command;
 
@@ -23,7 +24,7 @@ pub fn in_ci() -> bool {
 }
 
 /// True when we are root. Under CI, not being root fails the test; outside CI
-/// it prints why the test is skipped and returns false.
+/// the skip is recorded ([`skipped`]) and this returns false.
 #[must_use]
 pub fn require_root(test: &str) -> bool {
     if nix::unistd::geteuid().is_root() {
@@ -33,6 +34,14 @@ pub fn require_root(test: &str) -> bool {
         !in_ci(),
         "{test}: needs root under CI=true, but euid is not 0"
     );
-    eprintln!("skipping {test}: needs root (raw sockets / network namespaces)");
+    skip::record(test, "needs root (raw sockets / network namespaces)");
     false
+}
+
+/// Record that the running test skips (all or part of) itself for `reason`.
+/// The caller decides whether that may happen under CI. Every skip is
+/// counted in one summary line at the end of the run (see [`skip`]).
+pub fn skipped(reason: &str) {
+    let thread = std::thread::current();
+    skip::record(thread.name().unwrap_or("(unnamed test)"), reason);
 }

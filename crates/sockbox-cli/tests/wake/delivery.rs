@@ -219,3 +219,83 @@ fn count_and_delay_repeat_and_junk_is_counted_not_shown() {
         "{summary}"
     );
 }
+
+/// Regression (issue 16 #19): a hosts-file line `MAC ADDR:PORT name` also
+/// went to every interface's broadcast on port 9; the line's address
+/// replaces the broadcast, as `--to` does.
+#[test]
+fn a_hosts_file_address_replaces_the_broadcast() {
+    if !require_root("a_hosts_file_address_replaces_the_broadcast") {
+        return;
+    }
+    let (a, b) = pair("wf");
+    let on_2050 = Listener::start(&b, &["--port", "2050", "--count", "1"]);
+    let on_9 = Listener::start(&b, &["--count", "1"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hosts.txt");
+    std::fs::write(&file, "00:11:22:33:55:08 10.77.1.2:2050 hostA\n").unwrap();
+    let (code, out, err) = run_in(&a, &["wake", "-f", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        out, "sent hostA (00:11:22:33:55:08) to udp 10.77.1.2:2050\n",
+        "{err}"
+    );
+    assert_eq!(
+        on_2050.next(10).expect("unicast arrives")["mac"],
+        "00:11:22:33:55:08"
+    );
+    // Then a broadcast to port 9 for another MAC: it must be the first
+    // packet port 9 sees (had the file's host been broadcast too, its
+    // packet would have come first).
+    let (code, _, err) = run_in(&a, &["wake", "00:11:22:33:55:09"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        on_9.next(10).expect("broadcast arrives")["mac"],
+        "00:11:22:33:55:09"
+    );
+    // -b keeps the broadcast as well.
+    let (code, out, _) = run_in(&a, &["wake", "-n", "-b", "-f", file.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("udp 10.77.1.255:9 on wa") && out.contains("udp 10.77.1.2:2050"),
+        "{out}"
+    );
+}
+
+/// Regression (issue 17 #5): one bad MAC address made `wake` send nothing
+/// and exit 2; a bad line in a `-f` file too. As wakeonlan does, the bad
+/// one is reported and the valid ones are sent; the exit code is 1.
+#[test]
+fn a_bad_mac_or_hosts_file_line_is_skipped_and_the_others_are_woken() {
+    if !require_root("a_bad_mac_or_hosts_file_line_is_skipped_and_the_others_are_woken") {
+        return;
+    }
+    let (a, b) = pair("wz");
+    let l = Listener::start(&b, &["--count", "2"]);
+    let (code, out, err) = run_in(&a, &["wake", "zz:zz:zz:zz:zz:zz", "01:02:03:04:05:06"]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("invalid MAC address \"zz:zz:zz:zz:zz:zz\"") && err.contains("skipped"),
+        "{err}"
+    );
+    assert_eq!(
+        out,
+        "sent 01:02:03:04:05:06 to udp 10.77.1.255:9 on wa from 10.77.1.1\n"
+    );
+    assert_eq!(
+        l.next(10).expect("the valid one arrives")["mac"],
+        "01:02:03:04:05:06"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hosts.txt");
+    std::fs::write(&file, "00:11:22:33:44\n010203-040507 hp\n").unwrap();
+    let (code, out, err) = run_in(&a, &["wake", "-f", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("hosts.txt:1: invalid MAC address"), "{err}");
+    assert!(out.contains("sent hp (01:02:03:04:05:07)"), "{out}");
+    assert_eq!(
+        l.next(10).expect("the file's valid host arrives")["mac"],
+        "01:02:03:04:05:07"
+    );
+}

@@ -139,8 +139,9 @@ fn hosts_file_and_named_hosts() {
     assert!(out.contains("would wake pc (00:11:22:33:44:66)"), "{out}");
     assert!(out.contains("udp 10.0.0.7:7"), "{out}");
 
+    // A file with no good line is an error naming the line.
     let bad = dir.path().join("bad.txt");
-    std::fs::write(&bad, "00:11:22:33:44:55 nas\n\n00:11:22:33:44 pc\n").unwrap();
+    std::fs::write(&bad, "# nothing good\n\n00:11:22:33:44 pc\n").unwrap();
     let err = usage_error(&["wake", "-n", "-f", bad.to_str().unwrap()]);
     assert!(
         err.contains("bad.txt:3: invalid MAC address \"00:11:22:33:44\""),
@@ -183,4 +184,59 @@ fn listen_rejects_send_options_and_bad_raw_interface() {
         .assert()
         .code(2)
         .stderr(predicates::str::contains("sbxnope2"));
+}
+
+/// Regression (issue 17 #5): the HP switch spelling `010203-040506` is a
+/// MAC address, and `-n -q` prints nothing (it printed the whole plan).
+#[test]
+fn hp_spelling_parses_and_a_quiet_dry_run_prints_nothing() {
+    let out = sockbox()
+        .args(["wake", "-n", "--to", "127.0.0.1", "010203-040506"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.starts_with("would wake 01:02:03:04:05:06 with 102 bytes"),
+        "{out}"
+    );
+    sockbox()
+        .args(["wake", "-n", "-q", "--to", "127.0.0.1", "010203-040506"])
+        .assert()
+        .success()
+        .stdout("")
+        .stderr("");
+    // A bad one among good ones: still a dry run of the good one, exit 1.
+    let o = sockbox()
+        .args([
+            "wake",
+            "-n",
+            "-q",
+            "--to",
+            "127.0.0.1",
+            "zz",
+            "010203-040506",
+        ])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    assert!(o.stdout.is_empty());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("\"zz\"") && err.contains("skipped"), "{err}");
+    // Nothing valid: exit 2, each bad one named, then what it means.
+    let o = sockbox()
+        .args(["wake", "-n", "zz:zz:zz:zz:zz:zz", "00:11"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    assert!(lines[0].contains("\"zz:zz:zz:zz:zz:zz\""), "{err}");
+    assert!(lines[1].contains("\"00:11\""), "{err}");
+    assert!(lines[2].contains("none of the 2 targets"), "{err}");
 }

@@ -74,8 +74,9 @@ fn wait_pings_until_up_and_times_out_with_exit_1() {
     )
     .unwrap();
     let f = file.to_str().unwrap();
-    // B answers ping: exit 0, one "is up" line after the sent lines.
-    let (code, out, err) = run_in(&a, &["wake", "-f", f, "--wait=10s", "b"]);
+    // B answers ping: exit 0, one "is up" line after the sent lines. (The
+    // file's address replaces the broadcast; -b keeps it too.)
+    let (code, out, err) = run_in(&a, &["wake", "-f", f, "-b", "--wait=10s", "b"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains(&format!("sent b ({MAC}) to udp 10.77.1.255:9 on wa")),
@@ -96,4 +97,39 @@ fn wait_pings_until_up_and_times_out_with_exit_1() {
         "{out}"
     );
     assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+}
+
+/// Regression (issue 16 #20): after four magic packets and one other
+/// datagram the listener stopped with `accepted=0 refused=1`. Magic
+/// packets are the accepted ones; the other datagram is counted as
+/// ignored, not refused.
+#[test]
+fn listen_statistics_count_magic_packets_accepted_and_nothing_refused() {
+    let port = {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    };
+    let mut cmd = crate::util::sockbox_std();
+    cmd.args(["wake", "listen", "--bind", "127.0.0.1", "--count", "4"])
+        .args(["--port", &port.to_string()]);
+    let mut l = Spawned::start(cmd);
+    l.wait_for_stderr("listening for magic packets", Duration::from_secs(20));
+    let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    tx.send_to(b"not a magic packet", ("127.0.0.1", port))
+        .unwrap();
+    for i in 1..=4 {
+        let p = Repr::new(MacAddr([2, 0, 0, 0, 0, i])).to_bytes();
+        tx.send_to(&p, ("127.0.0.1", port)).unwrap();
+    }
+    assert!(
+        l.wait_exit(Duration::from_secs(10))
+            .is_some_and(|s| s.success())
+    );
+    let log = l.log();
+    assert!(
+        log.contains("4 magic packets, 1 other datagram ignored"),
+        "{log}"
+    );
+    assert!(log.contains("accepted=4 "), "{log}");
+    assert!(log.contains("refused=0 "), "{log}");
 }

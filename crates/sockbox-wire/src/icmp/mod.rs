@@ -245,7 +245,6 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// True when the checksum is right under `mode` (always true for
     /// [`ChecksumMode::Kernel`], and under `cfg(fuzzing)` so fuzzers reach
     /// the parser).
-    #[allow(unexpected_cfgs)]
     pub fn verify_checksum(&self, mode: &ChecksumMode) -> bool {
         if cfg!(fuzzing) {
             return true;

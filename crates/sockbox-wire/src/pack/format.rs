@@ -149,9 +149,33 @@ impl Format {
 
     /// Parse `fmt` in the given dialect. A struct format without a prefix
     /// means `@` (native order, sizes and alignment), as in Python.
+    ///
+    /// PHP formats are read as `pack()` reads them: codes back to back
+    /// (`nvC*`), with names only in the `/`-separated form (`nport/Cttl`).
+    /// To read a format as PHP's `unpack()` does, use
+    /// [`Format::parse_unpack_as`].
     pub fn parse_as(fmt: &str, dialect: Dialect) -> Result<Self, Error> {
         let items = match dialect {
-            Dialect::Php => parse_php(fmt)?,
+            Dialect::Php => parse_php(fmt, fmt.contains('/'))?,
+            Dialect::Struct => parse_struct(fmt)?,
+        };
+        Ok(Self { dialect, items })
+    }
+
+    /// Parse `fmt` as an unpack format (dialect by its first character, as
+    /// [`Format::parse`]).
+    pub fn parse_unpack(fmt: &str) -> Result<Self, Error> {
+        Self::parse_unpack_as(fmt, Dialect::guess(fmt))
+    }
+
+    /// Parse `fmt` as an unpack format in the given dialect. A PHP format
+    /// follows PHP's `unpack()` rule: a field is a code, its count, then a
+    /// name running up to the next `/`. So `Nlen` is one `N` named `len`,
+    /// `C*b` the bytes `b1`, `b2`…, and `n/N` two unnamed fields. Struct
+    /// formats read as in [`Format::parse_as`].
+    pub fn parse_unpack_as(fmt: &str, dialect: Dialect) -> Result<Self, Error> {
+        let items = match dialect {
+            Dialect::Php => parse_php(fmt, true)?,
             Dialect::Struct => parse_struct(fmt)?,
         };
         Ok(Self { dialect, items })
@@ -272,10 +296,10 @@ fn php_kind(code: char) -> Option<Kind> {
     })
 }
 
-fn parse_php(fmt: &str) -> Result<Vec<Item>, Error> {
-    // PHP unpack's named form: "Nlen/a*data". Without '/', codes follow
-    // each other with no names ("nvC*").
-    let named = fmt.contains('/');
+/// Parse a PHP format. With `named`, everything after a code and its count
+/// up to the next `/` is the value's name (PHP `unpack()`: "Nlen/a*data");
+/// without, codes follow each other with no names (PHP `pack()`: "nvC*").
+fn parse_php(fmt: &str, named: bool) -> Result<Vec<Item>, Error> {
     let mut items = Vec::new();
     let mut cur = Cursor { s: fmt, at: 0 };
     loop {
@@ -301,7 +325,7 @@ fn parse_php(fmt: &str) -> Result<Vec<Item>, Error> {
             while cur.peek().is_some_and(|c| c != '/') {
                 cur.bump();
             }
-            let n = fmt[start..cur.at].trim();
+            let n = fmt[start..cur.at].trim_ascii();
             if !n.is_empty() {
                 name = Some(n.to_owned());
             }

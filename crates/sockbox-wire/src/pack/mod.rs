@@ -30,9 +30,16 @@
 //! A count repeats numeric codes (`n3` takes three values); `*` takes every
 //! remaining value. For strings the count is the field length (`a8`) and `*`
 //! the string's own length (plus the NUL for `Z*`); for `H`/`h` it counts
-//! hex digits and must be even. PHP unpack's named form works for both
-//! directions: `Nlen/a*data` names the values `len` and `data`; repeated
-//! ones get `name1`, `name2`….
+//! hex digits and must be even.
+//!
+//! Names follow PHP. [`unpack`] and [`Format::parse_unpack`] read a PHP
+//! format as PHP's `unpack()` does: each `/`-separated field is a code, its
+//! count, then the value's name, so `Nlen` is one `N` named `len` and
+//! `Nlen/a*data` names the values `len` and `data`; a repeated field gets
+//! `name1`, `name2`…; `n/N` are two unnamed fields. [`pack`] and
+//! [`Format::parse`] read codes back to back as PHP's `pack()` does
+//! (`nvC*`), and accept the `/`-separated named form too. Two values with
+//! the same name are an [`Error::DuplicateName`] (PHP keeps only the last).
 //!
 //! ## struct codes (count *before* the code)
 //!
@@ -77,6 +84,7 @@ mod tests;
 use std::fmt;
 
 pub use codec::{Source, Want};
+pub use decode::{Need, Partial};
 pub use format::{Count, Endian, Format, Item, Kind, StrKind};
 pub use half::{f16_to_f64, f64_to_f16};
 pub use text::{ArgSource, ValueSource, parse_bool, parse_int, unescape};
@@ -371,6 +379,20 @@ pub enum Error {
         /// The size it would reach.
         size: usize,
     },
+    /// Unpack: two values with the same name (`Cx/Cx`, `C2x/Cx1`). PHP's
+    /// `unpack()` would keep only the last of them.
+    #[error(
+        "code {code:?} at position {pos} names a value {name:?}, as an earlier field did: \
+         PHP's unpack would keep only the last one; give each field its own name"
+    )]
+    DuplicateName {
+        /// The name given twice.
+        name: String,
+        /// The code of the second field with that name.
+        code: char,
+        /// Where that code is.
+        pos: usize,
+    },
     /// [`Format::unpack_exact`]: bytes left after the format.
     #[error("{extra} byte(s) left after the format, which covers {covered}")]
     Trailing {
@@ -438,8 +460,9 @@ pub fn pack(format: &str, values: &[Value]) -> Result<Vec<u8>, Error> {
     Format::parse(format)?.pack(values)
 }
 
-/// Parse `format` (dialect by its first character) and unpack `data`,
-/// ignoring trailing bytes.
+/// Parse `format` as an unpack format (dialect by its first character; PHP
+/// names as PHP's `unpack()` reads them, see [`Format::parse_unpack`]) and
+/// unpack `data`, ignoring trailing bytes.
 pub fn unpack(format: &str, data: &[u8]) -> Result<Vec<Entry>, Error> {
-    Format::parse(format)?.unpack(data)
+    Format::parse_unpack(format)?.unpack(data)
 }

@@ -227,7 +227,7 @@ impl Daemon {
         match self.try_run(body) {
             Ok(code) => ExitCode::from(code),
             Err(e) => {
-                eprintln!("{name}: {e}");
+                say(&format!("{name}: {e}"));
                 ExitCode::from(e.exit_code().max(1))
             }
         }
@@ -294,10 +294,10 @@ impl Daemon {
 
     /// In the original process: relay the daemon's notices, return its code.
     fn wait_for_daemon(&self, waiter: ReadyWaiter) -> Result<u8, DaemonError> {
-        match waiter.wait(|notice| eprintln!("{}: {notice}", self.name)) {
+        match waiter.wait(|notice| say(&format!("{}: {notice}", self.name))) {
             Outcome::Ready { .. } => Ok(0),
             Outcome::Failed { code, message } => {
-                eprintln!("{}: {message}", self.name);
+                say(&format!("{}: {message}", self.name));
                 Ok(code)
             }
             Outcome::Vanished => Err(DaemonError::Vanished {
@@ -305,6 +305,13 @@ impl Daemon {
             }),
         }
     }
+}
+
+/// One line to standard error; a closed or full standard error is no
+/// reason to panic (the exit code says what happened).
+fn say(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ pub struct PacketSocket {
 /// A `sockaddr_ll` for `ifindex`, `ethertype` and (for sending) `dest`.
 fn link_addr(ifindex: u32, ethertype: u16, dest: [u8; 6]) -> SockAddr {
     let mut storage = SockAddrStorage::zeroed();
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code)]
     // SAFETY: `sockaddr_ll` is one of this platform's sockaddr types and is
     // smaller than `sockaddr_storage`; the storage is zeroed, a valid value.
     let ll = unsafe { storage.view_as::<libc::sockaddr_ll>() };
@@ -47,7 +47,7 @@ fn link_addr(ifindex: u32, ethertype: u16, dest: [u8; 6]) -> SockAddr {
     ll.sll_ifindex = ifindex as libc::c_int;
     ll.sll_halen = 6;
     ll.sll_addr[..6].copy_from_slice(&dest);
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code)]
     // SAFETY: the family is AF_PACKET and the storage holds an initialised
     // `sockaddr_ll` of exactly the length given.
     unsafe {
@@ -63,7 +63,7 @@ impl PacketSocket {
         let sock = Socket::new(Domain::PACKET, Type::DGRAM, Some(proto))?;
         sock.bind(&link_addr(ifindex, ethertype, [0; 6]))?;
         sock.set_nonblocking(true)?;
-        #[allow(unsafe_code)]
+        #[expect(unsafe_code)]
         // SAFETY: `sock` owns its descriptor, which stays open and the same
         // until the `AsyncFd` drops it; we never swap the inner socket.
         let fd = unsafe { AsyncFd::register(sock) }.map_err(io::Error::from)?;

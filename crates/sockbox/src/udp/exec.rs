@@ -1,4 +1,4 @@
-//! Running a program per datagram (`udp listen --reply-exec CMD`): the
+//! Running a program per datagram (a listener's [`ReplyMode::Exec`](super::ReplyMode::Exec)): the
 //! payload goes to its stdin, its stdout becomes the reply.
 //!
 //! Each run is bounded: a time limit after which the whole process group is
@@ -71,16 +71,9 @@ fn kill_group(pid: Option<u32>) {
     }
 }
 
-/// Run the program once for a datagram `payload` from `peer` that arrived on
-/// `local`, and return what it wrote to stdout. An empty output means "do
-/// not reply". The child is always waited for, so no zombie stays behind.
-pub async fn run(
-    cfg: &ExecConfig,
-    payload: &[u8],
-    peer: SocketAddr,
-    local: SocketAddr,
-) -> Result<Vec<u8>, ExecError> {
-    let name = || cfg.command.clone();
+/// `sh -c COMMAND` with the environment that names both ends, in its own
+/// process group, its pipes ready.
+fn command(cfg: &ExecConfig, peer: SocketAddr, local: SocketAddr) -> Command {
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
         .arg(&cfg.command)
@@ -98,6 +91,20 @@ pub async fn run(
         .process_group(0)
         .kill_on_drop(true);
     crate::daemon::prepare_child(&mut cmd);
+    cmd
+}
+
+/// Run the program once for a datagram `payload` from `peer` that arrived on
+/// `local`, and return what it wrote to stdout. An empty output means "do
+/// not reply". The child is always waited for, so no zombie stays behind.
+pub async fn run(
+    cfg: &ExecConfig,
+    payload: &[u8],
+    peer: SocketAddr,
+    local: SocketAddr,
+) -> Result<Vec<u8>, ExecError> {
+    let name = || cfg.command.clone();
+    let mut cmd = command(cfg, peer, local);
     let mut child = cmd.spawn().map_err(|e| ExecError::Spawn(name(), e))?;
     let pid = child.id();
     let mut guard = GroupGuard { pid, armed: true };

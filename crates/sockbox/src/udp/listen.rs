@@ -1,27 +1,45 @@
-//! The listening side: print what arrives, and optionally answer each
+//! The listening side: report what arrives, and optionally answer each
 //! datagram (fixed text, echo, or a program's output) — a discovery
 //! responder. Also the receiving end of multicast (`membership`).
 //!
-//! Split in two steps like every server: [`Listener::bind`] opens and binds
-//! the socket (and joins the group), [`Listener::run`] serves until shutdown.
+//! Built like every server: [`Listener::bind`] (or [`Listener::from_socket`])
+//! opens and binds the socket and joins the group; [`Listener::run`] serves
+//! until shutdown on the [`UdpServer`] skeleton, which checks the allow/deny
+//! lists, counts, answers from the address each datagram was sent to, and
+//! gives running programs the grace period.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), sockbox::udp::Error> {
+//! use std::sync::Arc;
+//! use sockbox::udp::{ListenConfig, ListenEvent, Listener, ReplyMode};
+//!
+//! let cfg = ListenConfig {
+//!     port: 9999,
+//!     reply: ReplyMode::Text(b"I am here".to_vec()),
+//!     events: Arc::new(|e: &ListenEvent| println!("{e:?}")),
+//!     ..ListenConfig::default()
+//! };
+//! let listener = Listener::bind(cfg)?;
+//! let report = listener.run(sockbox::Shutdown::new()).await?;
+//! println!("{} datagrams", report.datagrams);
+//! # Ok(()) }
+//! ```
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
-use std::sync::Arc;
-use std::time::Duration;
+mod responder;
 
-use socket2::{Domain, Protocol, Socket, Type};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
+
+use bytes::Bytes;
+use socket2::{Protocol, Type};
 use tokio::net::UdpSocket;
-use tokio::sync::{Semaphore, mpsc};
-use tokio::task::JoinSet;
 
 use super::Error;
-use super::exec::{self, ExecConfig};
+use super::exec::ExecConfig;
 use super::mcast::{Membership, ResolvedIface};
 use crate::Shutdown;
-use crate::daemon::ServerStats;
-use crate::net::acl::SharedAcl;
-use crate::net::canonical;
-use crate::sys::pktinfo::{self, Arrival};
+use crate::event::{self, Events};
+use crate::net::{Bind, ServerOptions, UdpServer};
+use responder::Responder;
 
 /// How a listener answers each datagram.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -38,7 +56,7 @@ pub enum ReplyMode {
 }
 
 /// How to set up a [`Listener`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ListenConfig {
     /// Local address; `None` listens on every address, IPv4 and IPv6
     /// (dual-stack `[::]`, or `0.0.0.0` where IPv6 is missing). Ignored when
@@ -52,15 +70,21 @@ pub struct ListenConfig {
     pub membership: Option<Membership>,
     /// How to answer.
     pub reply: ReplyMode,
-    /// How many `Exec` programs may run at once; datagrams beyond that are
-    /// dropped and counted as refused.
+    /// How many `Exec` programs may run at once; datagrams beyond that get
+    /// no answer and are counted as refused.
     pub max_children: usize,
-    /// Who may send: datagrams from other sources are dropped unanswered
-    /// and counted as refused (`--allow`, `--deny`, their files).
-    pub acl: SharedAcl,
+    /// Stop after this many datagrams (`None`: run until shutdown).
+    pub count: Option<u64>,
+    /// Where datagrams, answers and drops are reported.
+    pub events: Events<ListenEvent>,
+    /// Allow/deny lists (refused datagrams are dropped unanswered and
+    /// counted refused), grace period for running programs, statistics.
+    pub server: ServerOptions,
 }
 
 impl Default for ListenConfig {
+    /// Every address, any free port, no answers, 16 programs at once,
+    /// events dropped, the default [`ServerOptions`].
     fn default() -> Self {
         Self {
             addr: None,
@@ -69,20 +93,41 @@ impl Default for ListenConfig {
             membership: None,
             reply: ReplyMode::None,
             max_children: 16,
-            acl: SharedAcl::default(),
+            count: None,
+            events: event::ignore(),
+            server: ServerOptions::default(),
         }
     }
 }
 
+impl std::fmt::Debug for ListenConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenConfig")
+            .field("addr", &self.addr)
+            .field("scope_id", &self.scope_id)
+            .field("port", &self.port)
+            .field("membership", &self.membership)
+            .field("reply", &self.reply)
+            .field("max_children", &self.max_children)
+            .field("count", &self.count)
+            .field("server", &self.server)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Something that happened while serving, for the caller to print or log.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Event<'a> {
-    /// A datagram arrived.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ListenEvent {
+    /// A datagram arrived (and the allow/deny lists admit its sender).
     Datagram {
         /// Its sender (IPv4-mapped addresses shown as IPv4).
         from: SocketAddr,
+        /// The address it was sent to (a broadcast or group address too),
+        /// when the socket reports it.
+        to: Option<IpAddr>,
         /// Its payload.
-        payload: &'a [u8],
+        payload: Bytes,
     },
     /// An answer went out.
     Replied {
@@ -91,20 +136,21 @@ pub enum Event<'a> {
         /// Its length.
         len: usize,
     },
-    /// No answer went out for a datagram, and why.
+    /// No answer went out for a datagram, and why ([`Error::Send`] or
+    /// [`Error::Exec`]).
     ReplyFailed {
         /// The sender of the datagram.
         to: SocketAddr,
         /// What went wrong.
-        reason: String,
+        error: Error,
     },
-    /// Too many programs were running: the datagram got no answer.
+    /// Every program slot was taken: the datagram got no answer.
     Busy {
         /// Its sender.
         from: SocketAddr,
     },
     /// The allow/deny lists refuse the sender: the datagram was dropped
-    /// (not reported as a [`Event::Datagram`], not answered).
+    /// (not reported as a [`ListenEvent::Datagram`], not answered).
     Denied {
         /// Its sender.
         from: SocketAddr,
@@ -113,122 +159,100 @@ pub enum Event<'a> {
     },
 }
 
+/// What a finished listener did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ListenReport {
+    /// Datagrams admitted and reported.
+    pub datagrams: u64,
+    /// Datagrams the allow/deny lists dropped.
+    pub refused: u64,
+    /// Datagrams left unanswered because every program slot was taken.
+    pub busy: u64,
+    /// Programs still running when the grace period ended (killed).
+    pub cut_at_grace: usize,
+}
+
 /// A bound UDP listener, ready to [`run`](Listener::run).
 #[derive(Debug)]
 pub struct Listener {
-    socket: Arc<UdpSocket>,
-    local: SocketAddr,
+    server: UdpServer<Responder>,
     iface: Option<ResolvedIface>,
-    cfg: ListenConfig,
 }
 
-fn new_socket(domain: Domain) -> Result<Socket, Error> {
-    Socket::new(domain, Type::DGRAM, Some(Protocol::UDP)).map_err(Error::Socket)
-}
-
-fn bind_socket(sock: &Socket, at: SocketAddr) -> Result<(), Error> {
-    sock.bind(&at.into()).map_err(|e| Error::Bind(e, at))
-}
-
-/// A dual-stack `[::]:port` socket, or `0.0.0.0:port` where IPv6 is absent.
-fn bind_any(port: u16) -> Result<Socket, Error> {
-    let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port);
-    match Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)) {
-        Ok(sock) => {
-            if sock.set_only_v6(false).is_ok() {
-                bind_socket(&sock, v6)?;
-                return Ok(sock);
-            }
-        }
-        Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {}
-        Err(e) => return Err(Error::Socket(e)),
+/// The listener builder for a plain (not multicast) listener.
+fn plain(cfg: &ListenConfig) -> Bind {
+    match cfg.addr {
+        None => Bind::new(SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), cfg.port)),
+        Some(IpAddr::V6(v6)) => Bind::new(SocketAddr::V6(SocketAddrV6::new(
+            v6,
+            cfg.port,
+            0,
+            cfg.scope_id,
+        )))
+        // `::` given explicitly is IPv6 only, as any other IPv6 address.
+        .only_v6(true)
+        .v4_fallback(false),
+        Some(ip) => Bind::new(SocketAddr::new(ip, cfg.port)).v4_fallback(false),
     }
-    let sock = new_socket(Domain::IPV4)?;
-    bind_socket(
-        &sock,
-        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
-    )?;
-    Ok(sock)
+    .broadcast(true)
+}
+
+/// A socket bound to the group address with the membership joined, so it
+/// sees this group's datagrams and not every datagram to the port.
+fn bind_group(m: &Membership, port: u16) -> Result<(UdpSocket, Option<ResolvedIface>), Error> {
+    m.validate()?;
+    let iface = m.resolve()?;
+    let at = m.bind_addr(port, iface.as_ref());
+    // Several listeners on one host may share a group and port.
+    let bind = Bind::new(at)
+        .reuse_address(true)
+        .only_v6(true)
+        .v4_fallback(false)
+        .broadcast(true);
+    let sock = bind
+        .socket(Type::DGRAM, Protocol::UDP)
+        .map_err(Error::Bind)?;
+    // Only this socket's own memberships, not every group the host joined
+    // (best effort: older kernels lack the option).
+    if at.is_ipv6() {
+        let _ = sock.set_multicast_all_v6(false);
+    } else {
+        let _ = sock.set_multicast_all_v4(false);
+    }
+    bind.finish(&sock).map_err(Error::Bind)?;
+    m.join(&sock, iface.as_ref())?;
+    let socket = UdpSocket::from_std(sock.into()).map_err(Error::Socket)?;
+    Ok((socket, iface))
 }
 
 impl Listener {
     /// Open, bind and (for multicast) join. Must be called inside a tokio
     /// runtime.
     pub fn bind(cfg: ListenConfig) -> Result<Self, Error> {
-        let mut iface = None;
-        let sock = if let Some(m) = &cfg.membership {
-            m.validate()?;
-            iface = m.resolve()?;
-            let at = m.bind_addr(cfg.port, iface.as_ref());
-            let sock = new_socket(Domain::for_address(at))?;
-            // Several listeners on one host may share a group and port.
-            sock.set_reuse_address(true)
-                .map_err(|source| Error::SockOpt {
-                    what: "SO_REUSEADDR",
-                    source,
-                })?;
-            if at.is_ipv6() {
-                sock.set_only_v6(true).map_err(|source| Error::SockOpt {
-                    what: "IPV6_V6ONLY",
-                    source,
-                })?;
-                // Only this socket's own memberships, not every group the
-                // host joined (best effort: older kernels lack the option).
-                let _ = sock.set_multicast_all_v6(false);
-            } else {
-                let _ = sock.set_multicast_all_v4(false);
-            }
-            bind_socket(&sock, at)?;
-            m.join(&sock, iface.as_ref())?;
-            sock
-        } else {
-            match cfg.addr {
-                None => bind_any(cfg.port)?,
-                Some(ip) => {
-                    let at = match ip {
-                        IpAddr::V6(v6) => {
-                            SocketAddr::V6(SocketAddrV6::new(v6, cfg.port, 0, cfg.scope_id))
-                        }
-                        IpAddr::V4(_) => SocketAddr::new(ip, cfg.port),
-                    };
-                    let sock = new_socket(Domain::for_address(at))?;
-                    if ip.is_ipv6() {
-                        let _ = sock.set_only_v6(true);
-                    }
-                    bind_socket(&sock, at)?;
-                    sock
-                }
-            }
+        let (socket, iface) = match &cfg.membership {
+            Some(m) => bind_group(m, cfg.port)?,
+            None => (plain(&cfg).udp().map_err(Error::Bind)?, None),
         };
-        // Answers may go to broadcast senders on the same subnet; harmless
-        // otherwise. Best effort.
-        let _ = sock.set_broadcast(true);
-        // Answers leave from the address each datagram was sent to. Without
-        // the option (not Linux?) the kernel picks the source as before.
-        let ipv6 = sock
-            .local_addr()
-            .ok()
-            .and_then(|a| a.as_socket())
-            .is_some_and(|a| a.is_ipv6());
-        if let Err(e) = pktinfo::enable(&sock, ipv6) {
-            tracing::debug!(
-                "no packet info on the listening socket ({e}): answers leave from the kernel's choice of address"
-            );
-        }
-        sock.set_nonblocking(true).map_err(Error::Socket)?;
-        let socket = UdpSocket::from_std(sock.into()).map_err(Error::Socket)?;
-        let local = socket.local_addr().map_err(Error::Socket)?;
+        let mut l = Self::from_socket(socket, cfg)?;
+        l.iface = iface;
+        Ok(l)
+    }
+
+    /// Serve on a socket bound elsewhere (`addr`, `port` and `membership`
+    /// of `cfg` are not used). Must be called inside a tokio runtime.
+    pub fn from_socket(socket: UdpSocket, cfg: ListenConfig) -> Result<Self, Error> {
+        let responder = Responder::new(&cfg);
+        let server =
+            UdpServer::from_socket(socket, responder, cfg.server).map_err(Error::Socket)?;
         Ok(Self {
-            socket: Arc::new(socket),
-            local,
-            iface,
-            cfg,
+            server,
+            iface: None,
         })
     }
 
     /// The bound address (with the real port when 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local
+        self.server.local_addr()
     }
 
     /// The interface a multicast membership was joined on, when one was named.
@@ -236,131 +260,27 @@ impl Listener {
         self.iface.as_ref()
     }
 
-    /// Serve until `shutdown` fires, reporting every datagram and answer to
-    /// `on_event`. After shutdown, running programs get up to `grace` to
-    /// finish (their answers still go out); then they are killed.
-    pub async fn run(
-        self,
-        shutdown: &Shutdown,
-        stats: &ServerStats,
-        grace: Duration,
-        mut on_event: impl FnMut(Event<'_>),
-    ) -> Result<(), Error> {
-        let socket = self.socket;
-        let local = self.local;
-        let mut buf = vec![0u8; 65_536];
-        let (tx, mut rx) = mpsc::channel::<(SocketAddr, Result<usize, String>)>(64);
-        let mut arrival: Option<Arrival>;
-        let mut tasks = JoinSet::new();
-        let slots = Arc::new(Semaphore::new(
-            self.cfg.max_children.clamp(1, Semaphore::MAX_PERMITS),
-        ));
-        let report = |on_event: &mut dyn FnMut(Event<'_>), to, r: Result<usize, String>| match r {
-            Ok(len) => on_event(Event::Replied { to, len }),
-            Err(reason) => on_event(Event::ReplyFailed { to, reason }),
-        };
-        loop {
-            tokio::select! {
-                () = shutdown.wait() => break,
-                Some((to, r)) = rx.recv() => report(&mut on_event, to, r),
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-                r = pktinfo::recv_from(&socket, &mut buf) => {
-                    let (n, from) = match r {
-                        Ok((n, from, arr)) => {
-                            arrival = arr;
-                            (n, from)
-                        }
-                        // ICMP errors queued from earlier answers: not ours to stop for.
-                        Err(e) if is_transient(&e) => continue,
-                        Err(e) => return Err(Error::Recv(e, local)),
-                    };
-                    let shown = canonical(from);
-                    if !self.cfg.acl.permits(from.ip()) {
-                        stats.refused();
-                        on_event(Event::Denied { from: shown, len: n });
-                        continue;
-                    }
-                    let guard = stats.connection();
-                    stats.add_in(n as u64);
-                    on_event(Event::Datagram { from: shown, payload: &buf[..n] });
-                    let answer: Option<&[u8]> = match &self.cfg.reply {
-                        ReplyMode::None => None,
-                        ReplyMode::Echo => Some(&buf[..n]),
-                        ReplyMode::Text(t) => Some(t),
-                        ReplyMode::Exec(cfg) => {
-                            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                                stats.refused();
-                                on_event(Event::Busy { from: shown });
-                                continue;
-                            };
-                            let (cfg, payload, socket, tx, stats) =
-                                (cfg.clone(), buf[..n].to_vec(), socket.clone(), tx.clone(), stats.clone());
-                            // The program sees the address it was asked on.
-                            let here = arrival.map_or(local, |a| SocketAddr::new(a.dst(), local.port()));
-                            tasks.spawn(async move {
-                                let _permit = permit;
-                                let _guard = guard;
-                                let r = match exec::run(&cfg, &payload, shown, here).await {
-                                    Ok(out) if out.is_empty() => return,
-                                    Ok(out) => match pktinfo::send_to(&socket, &out, from, arrival.as_ref()).await {
-                                        Ok(len) => {
-                                            stats.add_out(len as u64);
-                                            Ok(len)
-                                        }
-                                        Err(e) => Err(Error::Send(e, shown).to_string()),
-                                    },
-                                    Err(e) => Err(e.to_string()),
-                                };
-                                let _ = tx.send((shown, r)).await;
-                            });
-                            None
-                        }
-                    };
-                    if let Some(a) = answer {
-                        let r = match pktinfo::send_to(&socket, a, from, arrival.as_ref()).await {
-                            Ok(len) => {
-                                stats.add_out(len as u64);
-                                Ok(len)
-                            }
-                            Err(e) => Err(Error::Send(e, shown).to_string()),
-                        };
-                        report(&mut on_event, shown, r);
-                    }
-                }
-            }
-        }
-        drop(tx);
-        // Drain: let running programs finish within the grace period.
-        let deadline = tokio::time::Instant::now() + grace;
-        loop {
-            tokio::select! {
-                Some((to, r)) = rx.recv() => report(&mut on_event, to, r),
-                joined = tasks.join_next() => if joined.is_none() { break },
-                () = tokio::time::sleep_until(deadline) => {
-                    tasks.abort_all();
-                    while tasks.join_next().await.is_some() {}
-                    break;
-                }
-            }
-        }
-        while let Ok((to, r)) = rx.try_recv() {
-            report(&mut on_event, to, r);
-        }
-        Ok(())
+    /// Serve until `shutdown` fires (or `count` datagrams came), reporting
+    /// every datagram and answer as a [`ListenEvent`]. After shutdown,
+    /// running programs get the grace period (their answers still go out);
+    /// then they are killed.
+    pub async fn run(self, shutdown: Shutdown) -> Result<ListenReport, Error> {
+        let local = self.local_addr();
+        let responder = self.server.handler().clone();
+        let stop = shutdown.child();
+        responder.stop_with(stop.clone());
+        let r = self
+            .server
+            .run(stop)
+            .await
+            .map_err(|e| Error::Recv(e, local))?;
+        Ok(ListenReport {
+            datagrams: responder.handled(),
+            refused: r.refused,
+            busy: responder.busy(),
+            cut_at_grace: r.cut_at_grace,
+        })
     }
-}
-
-fn is_transient(e: &std::io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(
-            libc::ECONNREFUSED
-                | libc::ECONNRESET
-                | libc::EHOSTUNREACH
-                | libc::ENETUNREACH
-                | libc::EINTR
-        )
-    )
 }
 
 #[cfg(test)]

@@ -55,7 +55,7 @@ pub struct ResolvedIface {
     pub name: String,
     /// Kernel index.
     pub index: u32,
-    /// The IPv4 address to use for it: the one given with `--iface ADDR`,
+    /// The IPv4 address to use for it: the one it was named by,
     /// else its first IPv4 address.
     pub ipv4: Option<Ipv4Addr>,
 }

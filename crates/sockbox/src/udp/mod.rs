@@ -1,7 +1,10 @@
 //! UDP datagrams: a [`Sender`] that sends to one or many targets (unicast,
-//! broadcast, multicast) and collects replies from any source, and a
-//! [`Listener`] that prints what arrives and can answer each datagram with
-//! fixed text, an echo, or the output of a program (a discovery responder).
+//! broadcast, multicast) and collects replies from any source
+//! ([`Sender::exchange`] sends and collects in one call), and a [`Listener`]
+//! that reports what arrives and can answer each datagram with fixed text,
+//! an echo, or the output of a program (a discovery responder). The
+//! listener is a [`DatagramHandler`](crate::net::DatagramHandler) on the
+//! [`UdpServer`](crate::net::UdpServer) skeleton.
 //!
 //! Multicast group membership and sending options live in [`mcast`]; the
 //! broadcast addresses of this machine's interfaces in [`target`]; the
@@ -11,6 +14,7 @@
 //! hit (`EACCES` on a broadcast, `ENETUNREACH`, `EMSGSIZE`, `EADDRINUSE`),
 //! how to fix it.
 
+mod exchange;
 pub mod exec;
 mod listen;
 pub mod mcast;
@@ -20,7 +24,10 @@ pub mod target;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 
-pub use listen::{Event, ListenConfig, Listener, ReplyMode};
+use crate::net::BindError;
+
+pub use exchange::{Exchange, ExchangeEvent, ExchangeReport, Payloads};
+pub use listen::{ListenConfig, ListenEvent, ListenReport, Listener, ReplyMode};
 pub use send::{Collect, Reply, SendConfig, SendReport, Sender};
 
 /// Largest UDP payload over IPv4: 65535 minus the 20-byte IP and 8-byte UDP headers.
@@ -38,14 +45,19 @@ pub fn max_payload(ip: IpAddr) -> usize {
 }
 
 /// Errors from the udp module (sending, listening, multicast, replies).
+///
+/// The messages say what failed and, where the fix is known, what to do
+/// about it in system terms (a route, a capability, an interface); they
+/// name no command-line flag.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// `socket(2)` failed.
     #[error("cannot create a UDP socket: {0}")]
     Socket(#[source] io::Error),
     /// Binding the local address failed.
-    #[error("cannot bind UDP {1}: {0}{hint}", hint = bind_hint(.0, .1))]
-    Bind(#[source] io::Error, SocketAddr),
+    #[error("UDP: {0}{hint}", hint = bind_hint(.0))]
+    Bind(#[source] BindError),
     /// Sending a datagram failed.
     #[error("cannot send to {1}: {0}{hint}", hint = send_hint(.0, .1))]
     Send(#[source] io::Error, SocketAddr),
@@ -73,7 +85,7 @@ pub enum Error {
     /// A payload larger than one datagram can carry.
     #[error(
         "a datagram of {len} bytes is over the UDP limit of {max} bytes to {to}; \
-         send less (split it, or use `sockbox connect` for a stream)"
+         send less (split it, or use a stream)"
     )]
     TooLarge {
         /// The payload length.
@@ -89,11 +101,9 @@ pub enum Error {
     /// Destinations of both IPv4 and IPv6 in one sender.
     #[error("cannot send to {0} and {1} from one socket: pick IPv4 or IPv6 destinations, not both")]
     MixedFamilies(SocketAddr, SocketAddr),
-    /// `broadcast` was asked for but no interface has a broadcast address.
-    #[error(
-        "no interface that is up has an IPv4 broadcast address (see `sockbox ifaces`); \
-         give an address such as 255.255.255.255 instead of `broadcast`"
-    )]
+    /// Every interface's broadcast was asked for, but no interface has a
+    /// broadcast address.
+    #[error("no interface that is up has an IPv4 broadcast address (see `sockbox ifaces`)")]
     NoBroadcastInterface,
     /// A multicast command got an address that is not a multicast group.
     #[error(
@@ -104,7 +114,7 @@ pub enum Error {
     /// A source address for source-specific multicast of the wrong family.
     #[error("source {src} and group {group} must both be IPv4 or both IPv6")]
     SourceFamily {
-        /// The `--source` address.
+        /// The source address.
         src: IpAddr,
         /// The group.
         group: IpAddr,
@@ -117,31 +127,28 @@ pub enum Error {
         /// The interface name.
         iface: String,
     },
-    /// No interface carries the address given with `--iface ADDR`.
+    /// No interface carries the address that was to name one.
     #[error("no interface has address {0}; `sockbox ifaces` lists this machine's addresses")]
     NoIfaceWithAddress(IpAddr),
     /// Listing or finding interfaces failed.
     #[error(transparent)]
     Iface(#[from] crate::iface::Error),
-    /// The interface given with `--iface` is down.
-    #[error(
-        "interface {name} is down; bring it up (`ip link set {name} up`) or pick another with --iface"
-    )]
+    /// The interface asked for is down.
+    #[error("interface {name} is down; bring it up (`ip link set {name} up`)")]
     IfaceDown {
         /// The interface name.
         name: String,
     },
-    /// `broadcast` on an interface that has no IPv4 broadcast address.
+    /// The broadcast of an interface that has no IPv4 broadcast address.
     #[error(
         "interface {name} has no IPv4 broadcast address (loopback, point-to-point, /31, /32 or \
-         no IPv4 address; `sockbox ifaces` shows them): send to an address instead of \
-         `broadcast`, or pick another --iface"
+         no IPv4 address; `sockbox ifaces` shows them)"
     )]
     NoBroadcastOn {
         /// The interface name.
         name: String,
     },
-    /// Tying the socket to the `--iface` interface failed.
+    /// Tying the socket to an interface failed.
     #[error(transparent)]
     Tie(#[from] crate::sys::device::TieError),
     /// Neither `SO_BINDTODEVICE` nor a source address could tie the socket
@@ -170,25 +177,24 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The program that answers a datagram gave no answer.
+    #[error(transparent)]
+    Exec(#[from] exec::ExecError),
+    /// Reading the datagrams to send failed.
+    #[error("cannot read the datagrams to send: {0}")]
+    Input(#[source] io::Error),
 }
 
-/// The fix for a failed UDP bind (privileged port, port in use, address
-/// not on this machine), as `; …` to append to the error, or nothing.
-pub(crate) fn bind_hint(e: &io::Error, addr: &SocketAddr) -> String {
-    match e.raw_os_error() {
-        Some(libc::EACCES) => format!(
-            "; ports below 1024 need root or CAP_NET_BIND_SERVICE \
-             (`setcap cap_net_bind_service+ep sockbox`), or pick port {} or above",
-            1024
-        ),
-        Some(libc::EADDRINUSE) => format!(
-            "; another socket holds port {} (`ss -ulpn` shows which): stop it or pick another port",
-            addr.port()
-        ),
-        Some(libc::EADDRNOTAVAIL) => format!(
-            "; {} is not an address of this machine (`sockbox ifaces` lists them)",
-            addr.ip()
-        ),
+/// More on a failed UDP bind than [`BindError`] says: which tool shows the
+/// holder of a port, how to grant a low port.
+fn bind_hint(e: &BindError) -> String {
+    match e.source.raw_os_error() {
+        Some(libc::EACCES | libc::EPERM) if e.addr.port() < 1024 => {
+            "; `setcap cap_net_bind_service+ep sockbox` grants low ports, or pick port 1024 or above"
+                .to_owned()
+        }
+        Some(libc::EADDRINUSE) => format!("; `ss -ulpn` shows which socket holds port {}", e.addr.port()),
+        Some(libc::EADDRNOTAVAIL) => "; `sockbox ifaces` lists this machine's addresses".to_owned(),
         _ => String::new(),
     }
 }
@@ -196,20 +202,23 @@ pub(crate) fn bind_hint(e: &io::Error, addr: &SocketAddr) -> String {
 fn send_hint(e: &io::Error, addr: &SocketAddr) -> String {
     match e.raw_os_error() {
         Some(libc::EACCES) => format!(
-            "; {} looks like a broadcast address: pass --broadcast to allow sending to it \
-             (SO_BROADCAST), or a firewall rule rejects it",
+            "; {} looks like a broadcast address: sending to it needs SO_BROADCAST, \
+             or a firewall rule rejects it",
             addr.ip()
         ),
         Some(libc::EPERM) => "; a firewall rule (nftables/iptables) rejects it".to_owned(),
         Some(libc::ENETUNREACH) if addr.ip() == IpAddr::V4(std::net::Ipv4Addr::BROADCAST) => {
-            "; 255.255.255.255 leaves by the default route and there is none: send to \
-             `broadcast` (every interface's broadcast address) or to one interface's \
-             (`sockbox ifaces`)"
+            "; 255.255.255.255 leaves by the default route and there is none: send to each \
+             interface's broadcast address instead (`sockbox ifaces` shows them)"
                 .to_owned()
         }
+        Some(libc::ENETUNREACH) if addr.ip().is_multicast() => format!(
+            "; no route to {}: choose the interface to send from (no multicast route is then \
+             needed), or check `ip route`",
+            addr.ip()
+        ),
         Some(libc::ENETUNREACH) => format!(
-            "; no route to {}: check `ip route`, send to an address on a connected subnet, \
-             or for multicast choose the interface with --iface",
+            "; no route to {}: check `ip route`, or send to an address on a connected subnet",
             addr.ip()
         ),
         Some(libc::EHOSTUNREACH) => format!(
@@ -260,8 +269,8 @@ fn unreachable_text(e: &io::Error) -> String {
 fn join_hint(e: &io::Error) -> &'static str {
     match e.raw_os_error() {
         Some(libc::ENODEV) => {
-            "; the interface does not exist or has no address of that family: \
-             choose another with --iface (`sockbox ifaces`)"
+            "; the interface does not exist or has no address of that family \
+             (`sockbox ifaces` lists them)"
         }
         Some(libc::EADDRINUSE) => "; this socket already joined that group",
         Some(libc::ENOBUFS) => {
@@ -291,6 +300,21 @@ impl Error {
             _ => false,
         }
     }
+
+    /// The system error underneath, when there is one (to tell
+    /// `EACCES` or `ENETUNREACH` apart).
+    pub fn os_error(&self) -> Option<i32> {
+        match self {
+            Self::Socket(e) | Self::Send(e, _) | Self::Recv(e, _) | Self::Input(e) => {
+                e.raw_os_error()
+            }
+            Self::Bind(b) => b.source.raw_os_error(),
+            Self::Unreachable { cause: e, .. }
+            | Self::SockOpt { source: e, .. }
+            | Self::Join { source: e, .. } => e.raw_os_error(),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -304,22 +328,30 @@ mod tests {
         assert_eq!(max_payload("::ffff:10.0.0.1".parse().unwrap()), 65_507);
     }
 
+    fn bind_err(errno: i32, at: &str) -> Error {
+        Error::Bind(BindError {
+            addr: at.parse().unwrap(),
+            step: "bind".into(),
+            source: io::Error::from_raw_os_error(errno),
+        })
+    }
+
     #[test]
     fn errors_carry_the_fix() {
         let to: SocketAddr = "10.0.0.255:9".parse().unwrap();
         let e = Error::Send(io::Error::from_raw_os_error(libc::EACCES), to);
-        assert!(e.to_string().contains("--broadcast"), "{e}");
+        assert!(e.to_string().contains("SO_BROADCAST"), "{e}");
         let e = Error::Send(io::Error::from_raw_os_error(libc::ENETUNREACH), to);
         assert!(e.to_string().contains("ip route"), "{e}");
         let all: SocketAddr = "255.255.255.255:9".parse().unwrap();
         let e = Error::Send(io::Error::from_raw_os_error(libc::ENETUNREACH), all);
-        assert!(e.to_string().contains("`broadcast`"), "{e}");
+        assert!(e.to_string().contains("each interface's broadcast"), "{e}");
         let e = Error::Send(io::Error::from_raw_os_error(libc::EMSGSIZE), to);
         assert!(e.to_string().contains("send less"), "{e}");
-        let at: SocketAddr = "0.0.0.0:80".parse().unwrap();
-        let e = Error::Bind(io::Error::from_raw_os_error(libc::EACCES), at);
+        let e = bind_err(libc::EACCES, "0.0.0.0:80");
         assert!(e.to_string().contains("cap_net_bind_service"), "{e}");
-        let e = Error::Bind(io::Error::from_raw_os_error(libc::EADDRINUSE), at);
+        assert_eq!(e.os_error(), Some(libc::EACCES));
+        let e = bind_err(libc::EADDRINUSE, "0.0.0.0:80");
         assert!(e.to_string().contains("ss -ulpn"), "{e}");
         assert!(Error::NotMulticast("10.0.0.1".parse().unwrap()).is_input());
         let e = Error::Unreachable {
@@ -330,6 +362,30 @@ mod tests {
             e.to_string(),
             "127.0.0.1:9: port unreachable (nothing listens there)"
         );
-        assert!(!Error::Bind(io::Error::from_raw_os_error(libc::EACCES), at).is_input());
+        assert!(!bind_err(libc::EACCES, "0.0.0.0:80").is_input());
+    }
+
+    #[test]
+    fn messages_name_no_command_line_flag() {
+        let to: SocketAddr = "239.1.2.3:9".parse().unwrap();
+        let errs = [
+            Error::Send(io::Error::from_raw_os_error(libc::EACCES), to),
+            Error::Send(io::Error::from_raw_os_error(libc::ENETUNREACH), to),
+            Error::NoBroadcastInterface,
+            Error::IfaceDown {
+                name: "eth1".into(),
+            },
+            Error::NoBroadcastOn { name: "lo".into() },
+            Error::Join {
+                group: to.ip(),
+                iface: None,
+                source: io::Error::from_raw_os_error(libc::ENODEV),
+            },
+            bind_err(libc::EACCES, "0.0.0.0:80"),
+        ];
+        for e in errs {
+            let text = e.to_string();
+            assert!(!text.contains("--"), "{text}");
+        }
     }
 }

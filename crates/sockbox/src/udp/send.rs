@@ -25,7 +25,7 @@ pub struct SendConfig {
     /// Multicast sending options (interface, TTL, loopback).
     pub multicast: Option<mcast::SendOptions>,
     /// Send out of this interface only: `SO_BINDTODEVICE` plus its address
-    /// as the source (as `wake --iface` does). It must exist and be up.
+    /// as the source. It must exist and be up.
     /// `bind`'s port is kept; its address gives way to the interface's.
     pub iface: Option<String>,
     /// For unicast destinations, turn ICMP errors about them (port or host
@@ -195,8 +195,13 @@ impl Sender {
         };
         sock.set_nonblocking(true).map_err(Error::Socket)?;
         if !bound {
-            sock.bind(&local.into())
-                .map_err(|e| Error::Bind(e, local))?;
+            sock.bind(&local.into()).map_err(|source| {
+                Error::Bind(crate::net::BindError {
+                    addr: local,
+                    step: "bind".to_owned(),
+                    source,
+                })
+            })?;
         }
         let socket = UdpSocket::from_std(sock.into()).map_err(Error::Socket)?;
         let local = socket.local_addr().map_err(Error::Socket)?;

@@ -48,7 +48,7 @@ pub fn interface_broadcasts() -> Result<Vec<IfaceBroadcast>, Error> {
 }
 
 /// The directed broadcast addresses of the interface called `name`, which
-/// must exist and be up (`udp send --iface NAME broadcast`).
+/// must exist and be up.
 pub fn iface_broadcasts(name: &str) -> Result<Vec<IfaceBroadcast>, Error> {
     let i = iface::by_name(name)?;
     if !i.flags.up {
@@ -65,7 +65,7 @@ pub fn iface_broadcasts(name: &str) -> Result<Vec<IfaceBroadcast>, Error> {
     Ok(v)
 }
 
-/// What kind of IPv4 destination an address is, for `--broadcast` checks.
+/// What kind of IPv4 destination an address is, for broadcast checks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Kind {
     /// `255.255.255.255`.

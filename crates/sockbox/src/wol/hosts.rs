@@ -1,6 +1,9 @@
 //! Hosts to wake: plain hosts files and named hosts in `hosts.toml`.
 //!
-//! A hosts file has one host per line, `#` starts a comment:
+//! A hosts file has one host per line, `#` starts a comment. A line's
+//! address is where that host's packet goes instead of every interface's
+//! broadcast (as in wakeonlan's files); a line that cannot be read is
+//! reported and the others are kept:
 //!
 //! ```text
 //! # MAC               [ADDR[:PORT]]         [name]
@@ -15,7 +18,7 @@
 //! ```toml
 //! [hosts.nas]
 //! mac = "00:11:22:33:44:55"
-//! addr = "192.168.1.10"      # optional: also sent to, and what --wait pings
+//! addr = "192.168.1.10"      # optional: sent to as well as the broadcast; the address to ping
 //! port = 9                   # optional
 //! password = "192.168.1.1"   # optional SecureOn password
 //! iface = "eth0"             # optional: only broadcast on this interface
@@ -38,9 +41,12 @@ pub struct Host {
     pub mac: MacAddr,
     /// Its name, if it has one.
     pub name: Option<String>,
-    /// An address to send to as well (unicast, broadcast or WAN); also the
-    /// address `--wait` pings.
+    /// An address to send to (unicast, broadcast or WAN); also the
+    /// address to ping to see the host is up.
     pub addr: Option<ToSpec>,
+    /// True when `addr` replaces the default broadcast (hosts-file lines);
+    /// false when the packet goes to `addr` as well (`hosts.toml`).
+    pub addr_only: bool,
     /// UDP port for this host, unless the command line gives one.
     pub port: Option<u16>,
     /// SecureOn password.
@@ -58,6 +64,7 @@ impl Host {
             mac,
             name: None,
             addr: None,
+            addr_only: false,
             port: None,
             password: None,
             iface: None,
@@ -82,74 +89,93 @@ fn valid_host_name(n: &str) -> bool {
     !n.is_empty() && !n.contains([':', '#', '/']) && n.chars().all(|c| !c.is_whitespace())
 }
 
-/// Parse the text of a hosts file; `path` is only used in messages.
-pub fn parse_hosts_file(path: &Path, text: &str) -> Result<Vec<Host>, Error> {
-    let mut hosts = Vec::new();
-    for (n, raw) in text.lines().enumerate() {
-        let line = n + 1;
-        let err = |reason: String| Error::HostsLine {
-            path: path.to_path_buf(),
-            line,
-            reason,
-        };
-        let content = raw.split('#').next().unwrap_or("");
-        let toks: Vec<&str> = content.split_whitespace().collect();
-        let Some((first, rest)) = toks.split_first() else {
-            continue;
-        };
-        let mac: MacAddr = first.parse().map_err(|e| err(format!("{e}")))?;
-        let mut host = Host::from_mac(mac);
-        host.origin = format!("{}:{line}", path.display());
-        let mut i = 0;
-        if let Some(tok) = rest.first() {
-            match tok.parse::<ToSpec>() {
-                Ok(spec) if rest.len() >= 2 || looks_like_addr(tok, &spec) => {
-                    host.addr = Some(spec);
-                    i = 1;
-                }
-                Err(e) if rest.len() >= 2 || tok.contains([':', '.']) => {
-                    return Err(err(format!("{e}; expected: MAC [ADDR[:PORT]] [name]")));
-                }
-                _ => {}
-            }
-        }
-        // wakeonlan's "MAC IP PORT": a bare number right after the address.
-        if let (Some(spec), Some(tok)) = (host.addr.as_mut(), rest.get(i))
-            && spec.port.is_none()
-            && tok.bytes().all(|b| b.is_ascii_digit())
-        {
-            spec.port = Some(
-                super::target::parse_port(tok, tok)
-                    .map_err(|_| err(format!("port {tok:?} is not a number from 1 to 65535")))?,
-            );
-            i += 1;
-        }
-        if let Some(name) = rest.get(i) {
-            if !valid_host_name(name) {
-                return Err(err(format!(
-                    "host name {name:?} may not contain ':', '/' or '#'"
-                )));
-            }
-            host.name = Some((*name).to_owned());
-            i += 1;
-        }
-        if let Some(extra) = rest.get(i) {
-            return Err(err(format!(
-                "unexpected {extra:?} after the name; expected: MAC [ADDR[:PORT]] [name]"
-            )));
-        }
-        hosts.push(host);
-    }
-    Ok(hosts)
+/// The hosts of a hosts file, and the lines that are not a host.
+#[derive(Debug, Default)]
+pub struct HostsFile {
+    /// The hosts, in file order.
+    pub hosts: Vec<Host>,
+    /// One [`Error::HostsLine`] per line that could not be read.
+    pub bad: Vec<Error>,
 }
 
-/// Read and parse a hosts file.
-pub fn read_hosts_file(path: &Path) -> Result<Vec<Host>, Error> {
+/// Parse the text of a hosts file; `path` is only used in messages. A bad
+/// line is reported in [`HostsFile::bad`] and the others are kept.
+pub fn parse_hosts_file(path: &Path, text: &str) -> HostsFile {
+    let mut file = HostsFile::default();
+    for (n, raw) in text.lines().enumerate() {
+        match parse_line(path, n + 1, raw) {
+            Ok(Some(host)) => file.hosts.push(host),
+            Ok(None) => {}
+            Err(e) => file.bad.push(e),
+        }
+    }
+    file
+}
+
+/// One line: a host, nothing (blank or comment), or why it is not a host.
+fn parse_line(path: &Path, line: usize, raw: &str) -> Result<Option<Host>, Error> {
+    let err = |reason: String| Error::HostsLine {
+        path: path.to_path_buf(),
+        line,
+        reason,
+    };
+    let content = raw.split('#').next().unwrap_or("");
+    let toks: Vec<&str> = content.split_whitespace().collect();
+    let Some((first, rest)) = toks.split_first() else {
+        return Ok(None);
+    };
+    let mac: MacAddr = first.parse().map_err(|e| err(format!("{e}")))?;
+    let mut host = Host::from_mac(mac);
+    host.origin = format!("{}:{line}", path.display());
+    host.addr_only = true;
+    let mut i = 0;
+    if let Some(tok) = rest.first() {
+        match tok.parse::<ToSpec>() {
+            Ok(spec) if rest.len() >= 2 || looks_like_addr(tok, &spec) => {
+                host.addr = Some(spec);
+                i = 1;
+            }
+            Err(e) if rest.len() >= 2 || tok.contains([':', '.']) => {
+                return Err(err(format!("{e}; expected: MAC [ADDR[:PORT]] [name]")));
+            }
+            _ => {}
+        }
+    }
+    // wakeonlan's "MAC IP PORT": a bare number right after the address.
+    if let (Some(spec), Some(tok)) = (host.addr.as_mut(), rest.get(i))
+        && spec.port.is_none()
+        && tok.bytes().all(|b| b.is_ascii_digit())
+    {
+        spec.port = Some(
+            super::target::parse_port(tok, tok)
+                .map_err(|_| err(format!("port {tok:?} is not a number from 1 to 65535")))?,
+        );
+        i += 1;
+    }
+    if let Some(name) = rest.get(i) {
+        if !valid_host_name(name) {
+            return Err(err(format!(
+                "host name {name:?} may not contain ':', '/' or '#'"
+            )));
+        }
+        host.name = Some((*name).to_owned());
+        i += 1;
+    }
+    if let Some(extra) = rest.get(i) {
+        return Err(err(format!(
+            "unexpected {extra:?} after the name; expected: MAC [ADDR[:PORT]] [name]"
+        )));
+    }
+    Ok(Some(host))
+}
+
+/// Read and parse a hosts file; only a file that cannot be read fails.
+pub fn read_hosts_file(path: &Path) -> Result<HostsFile, Error> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::HostsRead {
         path: path.to_path_buf(),
         source,
     })?;
-    parse_hosts_file(path, &text)
+    Ok(parse_hosts_file(path, &text))
 }
 
 #[derive(Deserialize)]
@@ -206,6 +232,7 @@ pub fn parse_hosts_toml(path: &Path, text: &str) -> Result<Vec<Host>, Error> {
         hosts.push(Host {
             mac,
             addr,
+            addr_only: false,
             port: h.port,
             password,
             iface: h.iface,
@@ -280,7 +307,11 @@ mod tests {
     use super::*;
 
     fn p(text: &str) -> Result<Vec<Host>, Error> {
-        parse_hosts_file(Path::new("hosts.txt"), text)
+        let mut f = parse_hosts_file(Path::new("hosts.txt"), text);
+        match f.bad.pop() {
+            Some(e) => Err(e),
+            None => Ok(f.hosts),
+        }
     }
 
     #[test]
@@ -311,6 +342,21 @@ mod tests {
         assert_eq!(h[3].name, None);
         assert_eq!(h[4].addr.as_ref().unwrap().to_string(), "10.0.0.7");
         assert_eq!(h[5].mac.to_string(), "00:11:22:33:44:aa");
+        assert!(h.iter().all(|h| h.addr_only));
+    }
+
+    #[test]
+    fn a_bad_line_is_reported_and_the_others_kept() {
+        let f = parse_hosts_file(
+            Path::new("hosts.txt"),
+            "zz:zz:zz:zz:zz:zz a\n00:11:22:33:44:55 b\n00:11:22:33:44:66 10.0.0.300\n010203-040506 hp\n",
+        );
+        let names: Vec<_> = f.hosts.iter().map(Host::label).collect();
+        assert_eq!(names, ["b (00:11:22:33:44:55)", "hp (01:02:03:04:05:06)"]);
+        let bad: Vec<String> = f.bad.iter().map(ToString::to_string).collect();
+        assert_eq!(bad.len(), 2, "{bad:?}");
+        assert!(bad[0].starts_with("hosts.txt:1: invalid MAC"), "{bad:?}");
+        assert!(bad[1].starts_with("hosts.txt:3: "), "{bad:?}");
     }
 
     #[test]
@@ -360,6 +406,7 @@ mac = "0011.2233.4466"
         assert_eq!(nas.password, Some(Password::Four([1, 2, 3, 4])));
         assert_eq!(nas.iface.as_deref(), Some("eth0"));
         assert_eq!(nas.origin, "hosts.toml [hosts.nas]");
+        assert!(!nas.addr_only, "a hosts.toml address is sent to as well");
         assert_eq!(h[1].mac.to_string(), "00:11:22:33:44:66");
     }
 

@@ -1,52 +1,90 @@
-//! A Wake-on-LAN listener: receives UDP datagrams (and optionally raw
-//! 0x0842 Ethernet frames on chosen interfaces), looks for a magic packet
-//! anywhere in each payload as a NIC would, and reports every datagram as a
-//! [`Received`] event (with `found: None` for the ones that are not magic).
+//! A Wake-on-LAN listener: receives UDP datagrams (on the
+//! [`UdpServer`] skeleton) and optionally raw 0x0842
+//! Ethernet frames on chosen interfaces (a receive loop per interface),
+//! looks for a magic packet anywhere in each payload as a NIC would, and
+//! reports every datagram or frame as a [`Received`] event (with
+//! `found: None` for the ones that are not magic).
 //!
-//! ```text
-//! let listener = listen::bind(&ListenConfig::new(9)).await?;  // as root for port 9 / raw
+//! In the server statistics, `accepted` counts magic packets; every
+//! datagram's bytes count in; other datagrams are counted in the
+//! [`ListenReport`] as `other`, not as refused.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), sockbox::wol::Error> {
+//! use std::sync::Arc;
+//! use sockbox::wol::listen::{ListenConfig, Listener, Received};
+//!
+//! let mut cfg = ListenConfig::new(9); // as root for port 9 and raw frames
+//! cfg.events = Arc::new(|r: &Received| println!("{r:?}"));
+//! let listener = Listener::bind(cfg)?;
 //! // drop privileges here
-//! listener.run(shutdown, events_tx).await?;
+//! let report = listener.run(sockbox::Shutdown::new()).await?;
+//! println!("{} magic packets", report.magic);
+//! # Ok(()) }
 //! ```
 
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use sockbox_wire::mac::MacAddr;
 use sockbox_wire::magic::{Found, find};
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::Error;
 use super::plan::{IfaceRef, iref, named};
 use super::send::open_raw;
 use crate::Shutdown;
-use crate::net::canonical;
+use crate::daemon::ServerStats;
+use crate::event::{self, Events};
+use crate::net::{Answer, Bind, Datagram, DatagramCtx, DatagramHandler, ServerOptions, UdpServer};
 use crate::sys::packet::PacketSocket;
 
-/// Largest datagram read.
+/// Largest frame read.
 const BUF_LEN: usize = 65_536;
 
 /// What to listen on.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ListenConfig {
     /// UDP address; `None` listens on raw interfaces only. `[::]` listens on
     /// IPv4 and IPv6 (falling back to `0.0.0.0` without IPv6).
     pub udp: Option<SocketAddr>,
     /// Interfaces to receive raw 0x0842 frames on.
     pub raw: Vec<String>,
+    /// Stop after this many magic packets (`None`: run until shutdown).
+    pub count: Option<u64>,
+    /// Where each datagram or frame is reported.
+    pub events: Events<Received>,
+    /// Statistics (`accepted` counts magic packets), allow/deny lists for
+    /// UDP senders, grace.
+    pub server: ServerOptions,
 }
 
 impl ListenConfig {
-    /// UDP on every address (IPv4 and IPv6) at `port`, no raw interfaces.
+    /// UDP on every address (IPv4 and IPv6) at `port`, no raw interfaces,
+    /// no count, events dropped.
     pub fn new(port: u16) -> Self {
         Self {
             udp: Some(SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), port)),
             raw: Vec::new(),
+            count: None,
+            events: event::ignore(),
+            server: ServerOptions::default(),
         }
+    }
+}
+
+impl std::fmt::Debug for ListenConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenConfig")
+            .field("udp", &self.udp)
+            .field("raw", &self.raw)
+            .field("count", &self.count)
+            .field("server", &self.server)
+            .finish_non_exhaustive()
     }
 }
 
@@ -67,7 +105,7 @@ pub enum Source {
 impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Udp(a) => write!(f, "{}", canonical(*a)),
+            Self::Udp(a) => write!(f, "{}", crate::net::canonical(*a)),
             Self::Raw { iface, mac } => write!(f, "{mac} on {iface}"),
         }
     }
@@ -86,234 +124,260 @@ pub struct Received {
     pub found: Option<Found>,
 }
 
-/// Bound sockets, ready to [`Listener::run`].
-#[derive(Debug)]
-pub struct Listener {
-    udp: Option<UdpSocket>,
-    raw: Vec<(IfaceRef, PacketSocket)>,
+/// What a finished listener received.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ListenReport {
+    /// Magic packets.
+    pub magic: u64,
+    /// Datagrams and frames that hold no magic packet.
+    pub other: u64,
+    /// UDP datagrams the allow/deny lists dropped.
+    pub refused: u64,
 }
 
-/// The fix for a failed bind: the UDP module's hints, except that for a
-/// low port the way out is a high port on both ends.
-fn bind_hint(e: &io::Error, addr: SocketAddr) -> String {
-    match e.raw_os_error() {
-        Some(libc::EACCES | libc::EPERM) if addr.port() < 1024 => {
-            "; ports below 1024 need root or CAP_NET_BIND_SERVICE: run as root, \
-             `sudo setcap cap_net_bind_service+ep $(command -v sockbox)`, or listen on a high \
-             port (--port 40009) and send with -p 40009"
-                .to_owned()
+/// Counts and reports for every socket of one listener.
+struct Tally {
+    count: Option<u64>,
+    magic: AtomicU64,
+    other: AtomicU64,
+    refused: AtomicU64,
+    events: Events<Received>,
+    stats: ServerStats,
+    stop: OnceLock<Shutdown>,
+}
+
+impl Tally {
+    fn new(count: Option<u64>, events: Events<Received>, stats: ServerStats) -> Self {
+        Self {
+            count,
+            magic: AtomicU64::new(0),
+            other: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            events,
+            stats,
+            stop: OnceLock::new(),
         }
-        _ => crate::udp::bind_hint(e, &addr),
     }
-}
 
-fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
-    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if let SocketAddr::V6(v6) = addr
-        && v6.ip().is_unspecified()
-    {
-        sock.set_only_v6(false)?;
+    fn stopped(&self) -> bool {
+        self.stop.get().is_some_and(Shutdown::is_triggered)
     }
-    sock.set_broadcast(addr.is_ipv4())?;
-    sock.bind(&SockAddr::from(addr))?;
-    sock.set_nonblocking(true)?;
-    UdpSocket::from_std(sock.into())
-}
 
-/// Open and bind every socket in `cfg` (do this before dropping privileges).
-/// Async because the sockets register with the running tokio runtime.
-#[allow(clippy::unused_async)]
-pub async fn bind(cfg: &ListenConfig) -> Result<Listener, Error> {
-    let udp = match cfg.udp {
-        None => None,
-        Some(addr) => {
-            let r = bind_udp(addr);
-            let r = match r {
-                // No IPv6 on this host: fall back to IPv4 only.
-                Err(e)
-                    if e.raw_os_error() == Some(libc::EAFNOSUPPORT)
-                        && addr.ip() == Ipv6Addr::UNSPECIFIED =>
-                {
-                    bind_udp(SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), addr.port()))
-                }
-                r => r,
+    /// Decode, count and report one payload. Nothing is reported once
+    /// `count` magic packets came.
+    fn received(&self, source: Source, payload: &[u8]) {
+        if self.stopped() {
+            return;
+        }
+        self.stats.add_in(payload.len() as u64);
+        let found = find(payload);
+        if found.is_some() {
+            let below = |n: u64| self.count.is_none_or(|c| n < c);
+            let Ok(before) = self
+                .magic
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    below(n).then_some(n + 1)
+                })
+            else {
+                return;
             };
-            Some(r.map_err(|source| Error::Bind {
-                hint: bind_hint(&source, addr),
-                source,
-                addr,
-            })?)
+            drop(self.stats.connection());
+            if self.count == Some(before + 1)
+                && let Some(stop) = self.stop.get()
+            {
+                stop.trigger();
+            }
+        } else {
+            self.other.fetch_add(1, Ordering::Relaxed);
         }
-    };
-    let all = crate::iface::list()?;
-    let mut raw = Vec::new();
-    for i in named(&all, &cfg.raw)? {
-        let iface = iref(i);
-        let sock = open_raw(&iface)?;
-        raw.push((iface, sock));
+        self.events.on_event(&Received {
+            time: SystemTime::now(),
+            source,
+            len: payload.len(),
+            found,
+        });
     }
-    Ok(Listener { udp, raw })
+
+    fn report(&self) -> ListenReport {
+        ListenReport {
+            magic: self.magic.load(Ordering::Relaxed),
+            other: self.other.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The UDP side: every admitted datagram goes to the tally, none is
+/// answered.
+struct MagicUdp(Arc<Tally>);
+
+impl DatagramHandler for MagicUdp {
+    fn datagram<'a>(&'a self, dg: &Datagram<'a>, _ctx: &DatagramCtx) -> Answer<'a> {
+        self.0.received(Source::Udp(dg.peer), dg.payload);
+        Answer::Nothing
+    }
+
+    fn denied(&self, _from: SocketAddr, _len: usize) {
+        self.0.refused.fetch_add(1, Ordering::Relaxed);
+        self.0.stats.refused();
+    }
+}
+
+/// Bound sockets, ready to [`Listener::run`].
+pub struct Listener {
+    udp: Option<UdpServer<MagicUdp>>,
+    raw: Vec<(IfaceRef, PacketSocket)>,
+    tally: Arc<Tally>,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("udp", &self.local_addr())
+            .field("raw", &self.raw)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Split `cfg` into the UDP server's options and the tally. The server's
+/// statistics stay private, because here `accepted` counts magic packets,
+/// not datagrams: the [`Tally`] keeps the caller's.
+fn split(cfg: ListenConfig) -> (ServerOptions, Arc<Tally>, Vec<String>) {
+    let ListenConfig {
+        raw,
+        count,
+        events,
+        server,
+        ..
+    } = cfg;
+    let tally = Arc::new(Tally::new(count, events, server.stats.clone()));
+    let opts = ServerOptions {
+        stats: ServerStats::new(),
+        ..server
+    };
+    (opts, tally, raw)
 }
 
 impl Listener {
+    /// Open and bind every socket in `cfg` (do this before dropping
+    /// privileges). Must be called inside a tokio runtime.
+    pub fn bind(cfg: ListenConfig) -> Result<Self, Error> {
+        let addr = cfg.udp;
+        let (opts, tally, raw) = split(cfg);
+        let udp = match addr {
+            None => None,
+            Some(addr) => Some(
+                UdpServer::bind(&Bind::new(addr), MagicUdp(tally.clone()), opts)
+                    .map_err(Error::Bind)?,
+            ),
+        };
+        Self::with_raw(udp, tally, &raw)
+    }
+
+    /// Receive UDP on a socket bound elsewhere (`cfg.udp` is not used),
+    /// and raw frames on `cfg.raw`. Must be called inside a tokio runtime.
+    pub fn from_socket(socket: UdpSocket, cfg: ListenConfig) -> Result<Self, Error> {
+        let (opts, tally, raw) = split(cfg);
+        let udp =
+            UdpServer::from_socket(socket, MagicUdp(tally.clone()), opts).map_err(|source| {
+                Error::Socket {
+                    what: "cannot set up the UDP socket".to_owned(),
+                    source,
+                }
+            })?;
+        Self::with_raw(Some(udp), tally, &raw)
+    }
+
+    fn with_raw(
+        udp: Option<UdpServer<MagicUdp>>,
+        tally: Arc<Tally>,
+        names: &[String],
+    ) -> Result<Self, Error> {
+        let mut raw = Vec::new();
+        if !names.is_empty() {
+            let all = crate::iface::list()?;
+            for i in named(&all, names)? {
+                let iface = iref(i);
+                let sock = open_raw(&iface)?;
+                raw.push((iface, sock));
+            }
+        }
+        Ok(Self { udp, raw, tally })
+    }
+
     /// The bound UDP address (with the real port when 0 was asked for).
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.udp.as_ref().and_then(|u| u.local_addr().ok())
+        self.udp.as_ref().map(UdpServer::local_addr)
     }
 
-    /// Receive until `shutdown` fires (or `events` is closed), sending one
-    /// [`Received`] per datagram or frame.
-    pub async fn run(
-        self,
-        shutdown: Shutdown,
-        events: mpsc::Sender<Received>,
-    ) -> Result<(), Error> {
-        let mut tasks = JoinSet::new();
-        let sockets = self
-            .udp
-            .into_iter()
-            .map(Inbound::Udp)
-            .chain(self.raw.into_iter().map(|(i, s)| Inbound::Raw(i, s)));
-        for sock in sockets {
-            tasks.spawn(sock.receive(shutdown.clone(), events.clone()));
+    /// Receive until `shutdown` fires (or `count` magic packets came),
+    /// reporting one [`Received`] per datagram or frame. Fails when
+    /// receiving UDP fails for good; a raw socket's errors are logged and
+    /// retried.
+    pub async fn run(self, shutdown: Shutdown) -> Result<ListenReport, Error> {
+        let stop = shutdown.child();
+        let _ = self.tally.stop.set(stop.clone());
+        let mut tasks: JoinSet<Result<(), Error>> = JoinSet::new();
+        if let Some(server) = self.udp {
+            let (stop, addr) = (stop.clone(), server.local_addr());
+            tasks.spawn(async move {
+                server
+                    .run(stop)
+                    .await
+                    .map(drop)
+                    .map_err(|source| Error::Recv { addr, source })
+            });
         }
-        drop(events);
-        while tasks.join_next().await.is_some() {}
-        Ok(())
+        for (iface, sock) in self.raw {
+            tasks.spawn(receive_raw(iface, sock, stop.clone(), self.tally.clone()));
+        }
+        let mut result = Ok(());
+        while let Some(done) = tasks.join_next().await {
+            let r = done.unwrap_or_else(|e| {
+                Err(Error::Socket {
+                    what: "a receive task failed".to_owned(),
+                    source: io::Error::other(e),
+                })
+            });
+            if let Err(e) = r {
+                stop.trigger();
+                result = result.and(Err(e));
+            }
+        }
+        result.map(|()| self.tally.report())
     }
 }
 
-/// One socket the listener receives on.
-enum Inbound {
-    Udp(UdpSocket),
-    Raw(IfaceRef, PacketSocket),
-}
-
-impl Inbound {
-    /// The next datagram or frame: its length and source, or `None` for a
-    /// frame this host sent itself (a raw socket sees those too).
-    async fn recv(&self, buf: &mut [u8]) -> io::Result<Option<(usize, Source)>> {
-        match self {
-            Self::Udp(u) => {
-                let (n, from) = u.recv_from(buf).await?;
-                Ok(Some((n, Source::Udp(canonical(from)))))
+/// Receive raw frames until `stop` fires; errors are logged and retried
+/// after a pause. Frames this host sent itself are skipped.
+async fn receive_raw(
+    iface: IfaceRef,
+    sock: PacketSocket,
+    stop: Shutdown,
+    tally: Arc<Tally>,
+) -> Result<(), Error> {
+    let mut buf = vec![0u8; BUF_LEN];
+    loop {
+        let r = tokio::select! {
+            () = stop.wait() => return Ok(()),
+            r = sock.recv_from(&mut buf) => r,
+        };
+        match r {
+            Ok((_, src)) if src.outgoing => {}
+            Ok((n, src)) => {
+                let source = Source::Raw {
+                    iface: iface.name.clone(),
+                    mac: MacAddr(src.mac),
+                };
+                tally.received(source, &buf[..n]);
             }
-            Self::Raw(iface, s) => {
-                let (n, src) = s.recv_from(buf).await?;
-                Ok((!src.outgoing).then(|| {
-                    let mac = MacAddr(src.mac);
-                    let iface = iface.name.clone();
-                    (n, Source::Raw { iface, mac })
-                }))
-            }
-        }
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            Self::Udp(_) => "UDP".to_owned(),
-            Self::Raw(iface, _) => format!("raw on {}", iface.name),
-        }
-    }
-
-    /// Receive until `shutdown` fires or nobody takes the events any more,
-    /// decoding each payload; errors are logged and retried after a pause.
-    async fn receive(self, shutdown: Shutdown, events: mpsc::Sender<Received>) {
-        let mut buf = vec![0u8; BUF_LEN];
-        loop {
-            let r = tokio::select! {
-                () = shutdown.wait() => return,
-                r = self.recv(&mut buf) => r,
-            };
-            match r {
-                Ok(None) => {}
-                Ok(Some((n, source))) => {
-                    let ev = Received {
-                        time: SystemTime::now(),
-                        source,
-                        len: n,
-                        found: find(&buf[..n]),
-                    };
-                    if events.send(ev).await.is_err() {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!("{} receive failed: {e}", self.describe());
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+            Err(e) => {
+                tracing::warn!("raw receive on {} failed: {e}", iface.name);
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use sockbox_wire::magic::{Password, Repr};
-
-    #[tokio::test]
-    async fn decodes_magic_and_reports_other_datagrams() {
-        let cfg = ListenConfig {
-            udp: Some("127.0.0.1:0".parse().unwrap()),
-            raw: Vec::new(),
-        };
-        let l = bind(&cfg).await.unwrap();
-        let addr = l.local_addr().unwrap();
-        let (tx, mut rx) = mpsc::channel(8);
-        let sd = Shutdown::new();
-        let server = tokio::spawn(l.run(sd.clone(), tx));
-
-        let out = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        out.send_to(b"not magic", addr).unwrap();
-        let r = Repr {
-            mac: MacAddr([0xaa, 0xbb, 0xcc, 0, 0, 1]),
-            password: Some(Password::Four([1, 2, 3, 4])),
-        };
-        let mut junk_then_magic = b"junk".to_vec();
-        junk_then_magic.extend_from_slice(&r.to_bytes());
-        out.send_to(&junk_then_magic, addr).unwrap();
-
-        let t = Duration::from_secs(5);
-        let first = tokio::time::timeout(t, rx.recv()).await.unwrap().unwrap();
-        assert_eq!((first.len, first.found), (9, None));
-        assert_eq!(first.source, Source::Udp(out.local_addr().unwrap()));
-        let second = tokio::time::timeout(t, rx.recv()).await.unwrap().unwrap();
-        let f = second.found.unwrap();
-        assert_eq!((f.offset, f.repr), (4, r));
-        sd.trigger();
-        tokio::time::timeout(t, server)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-    }
-
-    #[tokio::test]
-    async fn dual_stack_default_sees_ipv4_as_ipv4() {
-        let l = bind(&ListenConfig::new(0)).await.unwrap();
-        let port = l.local_addr().unwrap().port();
-        let (tx, mut rx) = mpsc::channel(8);
-        let sd = Shutdown::new();
-        let server = tokio::spawn(l.run(sd.clone(), tx));
-        let out = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        out.send_to(b"x", ("127.0.0.1", port)).unwrap();
-        let ev = tokio::time::timeout(Duration::from_secs(5), rx.recv())
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(ev.source.to_string(), out.local_addr().unwrap().to_string());
-        sd.trigger();
-        server.await.unwrap().unwrap();
-    }
-
-    #[tokio::test]
-    async fn unknown_raw_interface_is_named() {
-        let cfg = ListenConfig {
-            udp: None,
-            raw: vec!["sbxnope0".into()],
-        };
-        let e = bind(&cfg).await.unwrap_err();
-        assert!(e.to_string().contains("sbxnope0") && e.is_usage(), "{e}");
-    }
-}
+mod tests;

@@ -18,6 +18,7 @@
 pub mod hosts;
 pub mod listen;
 pub mod plan;
+mod repeat;
 pub mod send;
 pub mod target;
 
@@ -25,7 +26,10 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use crate::net::BindError;
+
 pub use plan::{Plan, Route, SendConfig};
+pub use repeat::{Job, Repeat, SendEvent, SendReport, send_all};
 pub use target::ToSpec;
 
 /// Everything that can go wrong in Wake-on-LAN.
@@ -35,9 +39,7 @@ pub enum Error {
     #[error(transparent)]
     Iface(#[from] crate::iface::Error),
     /// An interface that was asked for is down.
-    #[error(
-        "interface {name} is down; bring it up (`ip link set {name} up`) or pick another with --iface"
-    )]
+    #[error("interface {name} is down; bring it up (`ip link set {name} up`)")]
     InterfaceDown {
         /// The interface name.
         name: String,
@@ -45,7 +47,7 @@ pub enum Error {
     /// An interface that was asked for has no IPv4 broadcast address.
     #[error(
         "interface {name} has no IPv4 broadcast address (point-to-point, /31, /32 or no IPv4 \
-         address); send with --to ADDR, --ipv6 or --raw {name} instead"
+         address); send to an address, to ff02::1 or as raw Ethernet frames on it instead"
     )]
     NoBroadcastOn {
         /// The interface name.
@@ -53,14 +55,13 @@ pub enum Error {
     },
     /// No interface at all has an IPv4 broadcast address.
     #[error(
-        "no up, non-loopback interface has an IPv4 broadcast address; give the target's \
-         address with --to ADDR[:PORT] (unicast, a subnet's broadcast, or a WAN address with \
-         port forwarding)"
+        "no up, non-loopback interface has an IPv4 broadcast address; send to the target's \
+         address instead (unicast, a subnet's broadcast, or a WAN address with port forwarding)"
     )]
     NoBroadcastInterface,
-    /// `--ipv6` found no interface to send on.
+    /// Sending to `ff02::1` found no interface to send on.
     #[error(
-        "no up, non-loopback, multicast-capable interface has an IPv6 address; --ipv6 needs one"
+        "no up, non-loopback, multicast-capable interface has an IPv6 address to send to ff02::1 from"
     )]
     NoIpv6Interface,
     /// A destination that cannot be parsed.
@@ -99,15 +100,16 @@ pub enum Error {
         source: io::Error,
     },
     /// Binding the listening socket failed.
-    #[error("cannot listen on UDP {addr}: {source}{hint}")]
-    Bind {
+    #[error("cannot listen for magic packets on UDP: {0}")]
+    Bind(#[source] BindError),
+    /// Receiving UDP datagrams failed for good.
+    #[error("receiving UDP datagrams on {addr} failed: {source}")]
+    Recv {
+        /// The listening address.
+        addr: SocketAddr,
         /// The OS error.
         #[source]
         source: io::Error,
-        /// The address.
-        addr: SocketAddr,
-        /// A fix, when one is known.
-        hint: String,
     },
     /// A raw socket needs privileges.
     #[error(
@@ -183,7 +185,8 @@ impl Error {
             Self::Iface(_)
             | Self::Socket { .. }
             | Self::Send { .. }
-            | Self::Bind { .. }
+            | Self::Bind(_)
+            | Self::Recv { .. }
             | Self::RawPermission { .. } => false,
         }
     }

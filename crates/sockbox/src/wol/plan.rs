@@ -96,9 +96,9 @@ pub struct SendConfig {
     pub raw: Vec<String>,
     /// Send raw frames to the target's MAC instead of ff:ff:ff:ff:ff:ff.
     pub raw_unicast: bool,
-    /// Restrict broadcast, `ff02::1` and `--to` to these interfaces.
+    /// Restrict broadcast, `ff02::1` and `to` to these interfaces.
     pub ifaces: Vec<String>,
-    /// UDP port for broadcast and `ff02::1` (and `--to` without a port,
+    /// UDP port for broadcast and `ff02::1` (and `to` without a port,
     /// which the caller resolves).
     pub port: u16,
 }
@@ -163,105 +163,15 @@ pub fn plan(cfg: &SendConfig, target: MacAddr, all: &[Interface]) -> Result<Plan
         all.iter().filter(|i| i.is_usable_non_loopback()).collect()
     };
     let mut plan = Plan::default();
-
     if cfg.broadcast {
-        let before = plan.routes.len();
-        for i in &candidates {
-            let b: Vec<(Ipv4Addr, Ipv4Addr)> = i.broadcasts().collect();
-            if b.is_empty() {
-                if restricted {
-                    return Err(Error::NoBroadcastOn {
-                        name: i.name.clone(),
-                    });
-                }
-                plan.skipped
-                    .push((i.name.clone(), "no IPv4 broadcast address".to_owned()));
-            }
-            for (src, bcast) in b {
-                let r = Route::Udp {
-                    dest: SocketAddr::V4(SocketAddrV4::new(bcast, cfg.port)),
-                    iface: Some(iref(i)),
-                    source: Some(IpAddr::V4(src)),
-                };
-                if !plan.routes.contains(&r) {
-                    plan.routes.push(r);
-                }
-            }
-        }
-        if plan.routes.len() == before {
-            if cfg.to.is_empty() && !cfg.ipv6 && cfg.raw.is_empty() {
-                return Err(Error::NoBroadcastInterface);
-            }
-            plan.skipped.push((
-                "*".to_owned(),
-                "no interface has an IPv4 broadcast address".to_owned(),
-            ));
-        }
+        broadcasts(cfg, &candidates, restricted, &mut plan)?;
     }
-
     for dest in &cfg.to {
-        if dest.ip() == IpAddr::V4(Ipv4Addr::BROADCAST) {
-            // The limited broadcast follows the default route unless bound:
-            // send it on every broadcast-capable interface instead.
-            let mut any = false;
-            for i in candidates
-                .iter()
-                .filter(|i| i.broadcasts().next().is_some())
-            {
-                any = true;
-                plan.routes.push(Route::Udp {
-                    dest: *dest,
-                    iface: Some(iref(i)),
-                    source: first_addr(i, false),
-                });
-            }
-            if !any {
-                return Err(Error::NoBroadcastInterface);
-            }
-        } else if restricted {
-            for i in &candidates {
-                plan.routes.push(Route::Udp {
-                    dest: *dest,
-                    iface: Some(iref(i)),
-                    source: first_addr(i, dest.is_ipv6()),
-                });
-            }
-        } else {
-            plan.routes.push(Route::Udp {
-                dest: *dest,
-                iface: None,
-                source: None,
-            });
-        }
+        to_dest(*dest, &candidates, restricted, &mut plan)?;
     }
-
     if cfg.ipv6 {
-        let mut any = false;
-        for i in &candidates {
-            let src = first_addr(i, true);
-            if !i.flags.multicast || src.is_none() {
-                plan.skipped.push((
-                    i.name.clone(),
-                    if i.flags.multicast {
-                        "no IPv6 address".to_owned()
-                    } else {
-                        "not multicast-capable".to_owned()
-                    },
-                ));
-                continue;
-            }
-            any = true;
-            plan.routes.push(Route::Udp {
-                dest: SocketAddr::V6(SocketAddrV6::new(ALL_NODES, cfg.port, 0, i.index)),
-                iface: Some(iref(i)),
-                source: src,
-            });
-        }
-        if !any {
-            return Err(Error::NoIpv6Interface);
-        }
+        all_nodes(cfg.port, &candidates, &mut plan)?;
     }
-
     for i in named(all, &cfg.raw)? {
         plan.routes.push(Route::Raw {
             iface: iref(i),
@@ -273,6 +183,123 @@ pub fn plan(cfg: &SendConfig, target: MacAddr, all: &[Interface]) -> Result<Plan
         });
     }
     Ok(plan)
+}
+
+/// The directed broadcast of every candidate, bound to its interface.
+fn broadcasts(
+    cfg: &SendConfig,
+    candidates: &[&Interface],
+    restricted: bool,
+    plan: &mut Plan,
+) -> Result<(), Error> {
+    let before = plan.routes.len();
+    for i in candidates {
+        let b: Vec<(Ipv4Addr, Ipv4Addr)> = i.broadcasts().collect();
+        if b.is_empty() {
+            if restricted {
+                return Err(Error::NoBroadcastOn {
+                    name: i.name.clone(),
+                });
+            }
+            plan.skipped
+                .push((i.name.clone(), "no IPv4 broadcast address".to_owned()));
+        }
+        for (src, bcast) in b {
+            let r = Route::Udp {
+                dest: SocketAddr::V4(SocketAddrV4::new(bcast, cfg.port)),
+                iface: Some(iref(i)),
+                source: Some(IpAddr::V4(src)),
+            };
+            if !plan.routes.contains(&r) {
+                plan.routes.push(r);
+            }
+        }
+    }
+    if plan.routes.len() == before {
+        if cfg.to.is_empty() && !cfg.ipv6 && cfg.raw.is_empty() {
+            return Err(Error::NoBroadcastInterface);
+        }
+        plan.skipped.push((
+            "*".to_owned(),
+            "no interface has an IPv4 broadcast address".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// One explicit destination: the limited broadcast on every
+/// broadcast-capable candidate, another address bound to each named
+/// interface, or by route.
+fn to_dest(
+    dest: SocketAddr,
+    candidates: &[&Interface],
+    restricted: bool,
+    plan: &mut Plan,
+) -> Result<(), Error> {
+    if dest.ip() == IpAddr::V4(Ipv4Addr::BROADCAST) {
+        // The limited broadcast follows the default route unless bound:
+        // send it on every broadcast-capable interface instead.
+        let mut any = false;
+        for i in candidates
+            .iter()
+            .filter(|i| i.broadcasts().next().is_some())
+        {
+            any = true;
+            plan.routes.push(Route::Udp {
+                dest,
+                iface: Some(iref(i)),
+                source: first_addr(i, false),
+            });
+        }
+        if !any {
+            return Err(Error::NoBroadcastInterface);
+        }
+    } else if restricted {
+        for i in candidates {
+            plan.routes.push(Route::Udp {
+                dest,
+                iface: Some(iref(i)),
+                source: first_addr(i, dest.is_ipv6()),
+            });
+        }
+    } else {
+        plan.routes.push(Route::Udp {
+            dest,
+            iface: None,
+            source: None,
+        });
+    }
+    Ok(())
+}
+
+/// `ff02::1` on every multicast-capable candidate with an IPv6 address.
+fn all_nodes(port: u16, candidates: &[&Interface], plan: &mut Plan) -> Result<(), Error> {
+    let mut any = false;
+    for i in candidates {
+        let src = first_addr(i, true);
+        if !i.flags.multicast || src.is_none() {
+            plan.skipped.push((
+                i.name.clone(),
+                if i.flags.multicast {
+                    "no IPv6 address".to_owned()
+                } else {
+                    "not multicast-capable".to_owned()
+                },
+            ));
+            continue;
+        }
+        any = true;
+        plan.routes.push(Route::Udp {
+            dest: SocketAddr::V6(SocketAddrV6::new(ALL_NODES, port, 0, i.index)),
+            iface: Some(iref(i)),
+            source: src,
+        });
+    }
+    if any {
+        Ok(())
+    } else {
+        Err(Error::NoIpv6Interface)
+    }
 }
 
 #[cfg(test)]
@@ -354,11 +381,14 @@ mod tests {
     }
 
     #[test]
-    fn no_broadcast_interface_suggests_to() {
+    fn no_broadcast_interface_suggests_an_address() {
         let only_lo = vec![machine().remove(0), machine().remove(4)];
         let e = plan(&cfg(), M, &only_lo).unwrap_err();
         assert!(matches!(e, Error::NoBroadcastInterface));
-        assert!(e.to_string().contains("--to"));
+        assert!(
+            e.to_string().contains("send to the target's address"),
+            "{e}"
+        );
         // With an explicit destination it is not an error.
         let mut c = cfg();
         c.broadcast = false;

@@ -186,7 +186,7 @@ impl Printer {
         if let Some(bar) = &mut self.progress {
             bar.erase();
         }
-        eprintln!("{s}");
+        crate::output::errln!("{s}");
     }
 
     /// A name that did not resolve.
@@ -270,7 +270,7 @@ impl Printer {
         if self.verbose {
             let k = |x: Option<IcmpKind>| x.map_or("none", IcmpKind::as_str);
             let c = o.counters;
-            eprintln!(
+            crate::output::errln!(
                 "sockbox: sockets v4 {} v6 {}; foreign {}, duplicates {}, bad checksum {}, late {}, corrupt {}, errors {}, malformed {}",
                 k(self.kinds.0),
                 k(self.kinds.1),

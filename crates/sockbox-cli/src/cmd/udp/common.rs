@@ -1,23 +1,56 @@
 //! Pieces shared by `udp send/listen` and `mcast send/listen`: port and
-//! address parsing, the message to send, reply collection, and the listener
-//! loop inside the server harness.
+//! address parsing, the message to send, printing the replies of the
+//! library's send-and-collect run, and the flag hints for its errors.
 
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use sockbox::Shutdown;
-use sockbox::udp::{self, Sender};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+use sockbox::event::Events;
+use sockbox::udp::{self, Collect, Exchange, ExchangeEvent, Payloads, Sender};
+use tokio::io::AsyncReadExt;
 
 use super::print::{Printer, ReplyLine};
 use crate::exit::{self, usage};
 
-/// Errors from the library: the user's input exits 2, the system's 3.
+/// Errors from the library, with the flag that fixes them where there is
+/// one: the user's input exits 2, the system's 3.
 pub fn lib_err(e: udp::Error) -> anyhow::Error {
+    let text = format!("{e}{}", flag_hint(&e));
     if e.is_input() {
-        usage(e.to_string())
+        usage(text)
+    } else if text.len() > e.to_string().len() {
+        anyhow::anyhow!(text)
     } else {
         anyhow::Error::new(e)
+    }
+}
+
+/// The command-line spelling of the library's advice.
+fn flag_hint(e: &udp::Error) -> &'static str {
+    use udp::Error as E;
+    match e {
+        E::IfaceDown { .. } => ", or pick another with --iface",
+        E::NoBroadcastOn { .. } => {
+            ": send to an address instead of `broadcast`, or pick another --iface"
+        }
+        E::NoBroadcastInterface => {
+            "; give an address such as 255.255.255.255 instead of `broadcast`"
+        }
+        E::Send(_, to) => match e.os_error() {
+            Some(libc::EACCES) => "; pass --broadcast to set SO_BROADCAST",
+            Some(libc::ENETUNREACH) if to.ip().is_multicast() => {
+                "; choose the interface with --iface"
+            }
+            Some(libc::ENETUNREACH) if to.ip() == IpAddr::V4(std::net::Ipv4Addr::BROADCAST) => {
+                "; ADDR `broadcast` does that"
+            }
+            _ => "",
+        },
+        E::Join { .. } if e.os_error() == Some(libc::ENODEV) => "; choose another with --iface",
+        E::TooLarge { .. } => " (`sockbox connect` is a TCP stream)",
+        _ => "",
     }
 }
 
@@ -189,18 +222,12 @@ pub(crate) fn check_size(len: usize, max: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn send_report(r: Result<udp::SendReport, udp::Error>) -> anyhow::Result<()> {
-    let mut r = r.map_err(lib_err)?;
-    if r.sent == 0 {
-        return match r.errors.pop() {
-            Some(e) => Err(lib_err(e)),
-            None => Ok(()),
-        };
-    }
-    for e in r.errors {
-        eprintln!("sockbox: warning: {}", exit::render(&anyhow::Error::new(e)));
-    }
-    Ok(())
+/// The size error for one line of `--lines`.
+fn line_too_large(len: usize, max: usize) -> anyhow::Error {
+    usage(format!(
+        "a line is over the UDP datagram limit: {len} bytes, at most {max} fit in one \
+         datagram; send shorter lines"
+    ))
 }
 
 /// Send the message (once, or per stdin line) and collect replies; returns
@@ -213,112 +240,77 @@ pub async fn send_and_collect(
     collect: &CollectArgs,
     out: &OutputArgs,
 ) -> anyhow::Result<u8> {
-    match exchange(sender, msg, collect, out).await {
-        Err(e) => match e.downcast_ref::<udp::Error>() {
-            Some(u @ udp::Error::Unreachable { .. }) => {
-                eprintln!("sockbox: udp send: {u}");
-                Ok(exit::PARTIAL)
-            }
-            _ => Err(e),
-        },
-        done => done,
-    }
-}
-
-async fn exchange(
-    sender: Sender,
-    msg: &MessageArgs,
-    collect: &CollectArgs,
-    out: &OutputArgs,
-) -> anyhow::Result<u8> {
     let shutdown = Shutdown::new();
     crate::cmd::runtime::shutdown_on_signals(&shutdown)?;
     let (wait, max) = collect.bounds();
-    let collecting = wait.is_some() || max.is_some();
-    let limit = sender.max_payload();
-    let mut printer = Printer::new(out.hexdump, out.json);
-    let mut buf = vec![0u8; 65_536];
-    let mut got = 0usize;
-    let want_more = |got: usize| collecting && max.is_none_or(|m| got < m);
-
     if msg.lines && !msg.reads_stdin() {
         return Err(usage(
             "--lines sends one datagram per line of standard input: give `-` or no MESSAGE",
         ));
     }
-    if msg.lines {
-        // Lines come from a reader task over a channel, so a reply arriving
-        // mid-line never loses input (read_until is not cancel-safe).
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(64);
-        tokio::spawn(async move {
-            let mut r = tokio::io::BufReader::new(tokio::io::stdin());
-            loop {
-                let mut line = Vec::new();
-                match r.read_until(b'\n', &mut line).await {
-                    Ok(0) => break,
-                    Ok(_) => {
-                        if line.last() == Some(&b'\n') {
-                            line.pop();
-                            if line.last() == Some(&b'\r') {
-                                line.pop();
-                            }
-                        }
-                        if tx.send(Ok(line)).await.is_err() {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        break;
-                    }
-                }
-            }
-        });
-        loop {
-            tokio::select! {
-                line = rx.recv() => match line {
-                    None => break,
-                    Some(Err(e)) => return Err(usage(format!("cannot read standard input: {e}"))),
-                    Some(Ok(line)) => {
-                        check_size(line.len(), limit)?;
-                        send_report(sender.send(&line).await)?;
-                    }
-                },
-                r = sender.recv(&mut buf), if want_more(got) => {
-                    let r = r.map_err(lib_err)?;
-                    got += 1;
-                    printer.reply(&ReplyLine::from(&r))?;
-                }
-                () = shutdown.wait() => return Ok(exit_for(collecting, got, wait)),
-            }
-        }
+    let payloads = if msg.lines {
+        Payloads::Lines(Box::new(tokio::io::stdin()))
     } else {
-        let payload = read_message(msg, limit).await?;
-        send_report(sender.send(&payload).await)?;
+        Payloads::One(read_message(msg, sender.max_payload()).await?)
+    };
+    let (events, failed) = print_replies(out, &shutdown);
+    let ex = Exchange {
+        payloads,
+        collect: Collect { wait, max },
+        events,
+    };
+    let result = sender.exchange(ex, &shutdown).await;
+    if let Some(e) = failed.lock().unwrap_or_else(PoisonError::into_inner).take() {
+        return Err(e);
     }
-
-    let deadline = wait.map(|w| Instant::now() + w);
-    while want_more(got) {
-        match sender
-            .recv_until(&mut buf, deadline, &shutdown)
-            .await
-            .map_err(lib_err)?
-        {
-            Some(r) => {
-                got += 1;
-                printer.reply(&ReplyLine::from(&r))?;
-            }
-            None => break,
+    match result {
+        Ok(r) => Ok(exit_for(r.collected, r.replies, wait)),
+        Err(u @ udp::Error::Unreachable { .. }) => {
+            crate::output::errln!("sockbox: udp send: {u}");
+            Ok(exit::PARTIAL)
         }
+        Err(udp::Error::TooLarge { len, max, .. }) if msg.lines => Err(line_too_large(len, max)),
+        Err(udp::Error::Input(e)) => Err(usage(format!("cannot read standard input: {e}"))),
+        Err(e) => Err(lib_err(e)),
     }
-    Ok(exit_for(collecting, got, wait))
+}
+
+/// Replies print on standard output as they come; a destination that
+/// refused a datagram others took is a warning. A failed write stops the
+/// exchange and is kept for the caller.
+fn print_replies(
+    out: &OutputArgs,
+    stop: &Shutdown,
+) -> (Events<ExchangeEvent>, Arc<Mutex<Option<anyhow::Error>>>) {
+    let failed = Arc::new(Mutex::new(None));
+    let printer = Mutex::new(Printer::new(out.hexdump, out.json));
+    let (keep, stop) = (failed.clone(), stop.clone());
+    let events: Events<ExchangeEvent> = Arc::new(move |e: &ExchangeEvent| match e {
+        ExchangeEvent::Reply(r) => {
+            let mut p = printer.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Err(err) = p.reply(&ReplyLine::from(r)) {
+                keep.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get_or_insert(err);
+                stop.trigger();
+            }
+        }
+        ExchangeEvent::SendFailed(err) => {
+            let text = format!("{err}{}", flag_hint(err));
+            crate::output::errln!("sockbox: warning: {text}");
+        }
+        _ => {}
+    });
+    (events, failed)
 }
 
 fn exit_for(collecting: bool, got: usize, wait: Option<Duration>) -> u8 {
     if collecting && got == 0 {
         match wait {
-            Some(w) => eprintln!("sockbox: no reply within {}", humantime::format_duration(w)),
-            None => eprintln!("sockbox: no reply"),
+            Some(w) => {
+                crate::output::errln!("sockbox: no reply within {}", humantime::format_duration(w))
+            }
+            None => crate::output::errln!("sockbox: no reply"),
         }
         exit::PARTIAL
     } else {

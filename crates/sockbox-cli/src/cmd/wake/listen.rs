@@ -4,11 +4,15 @@
 use std::fmt::Write as _;
 use std::io::Write;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
-use sockbox::wol::listen::{self, ListenConfig, Received, Source};
+use sockbox::Shutdown;
+use sockbox::wol::{
+    self,
+    listen::{ListenConfig, Listener, Received, Source},
+};
 use sockbox_wire::magic::DEFAULT_PORT;
-use tokio::sync::mpsc;
 
 use super::lib_err;
 use crate::cmd::serve::{DaemonArgs, SIGNALS_HELP, serve_with};
@@ -119,19 +123,106 @@ fn human(ev: &Received) -> String {
     }
 }
 
+/// How received packets are shown: a line each on standard output (magic
+/// packets, and with -v the others), and for a daemon a log line each.
+struct Show {
+    json: bool,
+    verbose: bool,
+    log_packets: bool,
+    out: Mutex<std::io::Stdout>,
+    /// The first failed write to standard output; it stops the listener.
+    failed: Mutex<Option<anyhow::Error>>,
+    stop: Shutdown,
+}
+
+impl Show {
+    fn received(&self, ev: &Received) {
+        if let Some(f) = ev.found {
+            if self.log_packets {
+                tracing::info!(
+                    mac = %f.repr.mac,
+                    from = %ev.source,
+                    secureon = f.repr.password.is_some(),
+                    "magic packet"
+                );
+            } else {
+                tracing::debug!(mac = %f.repr.mac, from = %ev.source, "magic packet");
+            }
+        }
+        if ev.found.is_none() && !self.verbose {
+            return;
+        }
+        let mut failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
+        if failed.is_some() {
+            return;
+        }
+        let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
+        let written = if self.json {
+            json_line(&mut *out, &to_json(ev))
+        } else {
+            writeln!(out, "{}", human(ev))
+                .and_then(|()| out.flush())
+                .map_err(anyhow::Error::from)
+        };
+        if let Err(e) = written {
+            *failed = Some(e);
+            self.stop.trigger();
+        }
+    }
+}
+
+/// The library's error, with the flags that avoid it.
+fn listen_err(e: wol::Error) -> anyhow::Error {
+    let hint = match &e {
+        wol::Error::Bind(b) if b.in_use() => {
+            format!(
+                "; `ss -ulpn` shows which socket holds port {}",
+                b.addr.port()
+            )
+        }
+        wol::Error::Bind(b)
+            if b.addr.port() < 1024
+                && matches!(b.source.raw_os_error(), Some(libc::EACCES | libc::EPERM)) =>
+        {
+            "; run as root, `sudo setcap cap_net_bind_service+ep $(command -v sockbox)`, or \
+             listen on a high port (--port 40009) and send with -p 40009"
+                .to_owned()
+        }
+        wol::Error::Bind(b) if b.not_local() => {
+            "; --bind takes an address of this machine (`sockbox ifaces` lists them)".to_owned()
+        }
+        _ => return lib_err(e),
+    };
+    anyhow::anyhow!("{e}{hint}")
+}
+
 /// Run `sockbox wake listen`.
 pub fn run(a: &Args) -> anyhow::Result<u8> {
-    let cfg = ListenConfig {
-        udp: (!a.no_udp)
-            .then(|| SocketAddr::new(a.bind.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED)), a.port)),
-        raw: a.raw.clone(),
-    };
+    let udp = (!a.no_udp)
+        .then(|| SocketAddr::new(a.bind.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED)), a.port));
     // A daemon's standard output goes nowhere: there each magic packet is
     // logged too (at debug level otherwise, so it does not repeat the line
     // standard output already shows).
     let log_packets = a.daemon.daemon || a.daemon.log_file.is_some();
     serve_with(&a.daemon, tracing::Level::INFO, |mut ctx| async move {
-        let listener = listen::bind(&cfg).await.map_err(lib_err)?;
+        let stop = ctx.shutdown.child();
+        let show = Arc::new(Show {
+            json: a.json,
+            verbose: a.verbose,
+            log_packets,
+            out: Mutex::new(std::io::stdout()),
+            failed: Mutex::new(None),
+            stop: stop.clone(),
+        });
+        let shown = show.clone();
+        let mut cfg = ListenConfig::new(a.port);
+        cfg.udp = udp;
+        cfg.raw.clone_from(&a.raw);
+        cfg.count = a.count;
+        cfg.events = Arc::new(move |ev: &Received| shown.received(ev));
+        cfg.server.stats = ctx.stats.clone();
+        cfg.server.grace = ctx.grace;
+        let listener = Listener::bind(cfg).map_err(listen_err)?;
         let mut what = Vec::new();
         if let Some(addr) = listener.local_addr() {
             what.push(format!("udp {}", sockbox::net::canonical(addr)));
@@ -140,50 +231,23 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
         tracing::info!("listening for magic packets on {}", what.join(" and "));
         ctx.ready()?;
 
-        let (tx, mut rx) = mpsc::channel::<Received>(64);
-        let shutdown = ctx.shutdown.child();
-        let server = tokio::spawn(listener.run(shutdown.clone(), tx));
-        let (mut magic, mut ignored) = (0u64, 0u64);
-        let mut out = std::io::stdout();
-        while let Some(ev) = rx.recv().await {
-            ctx.stats.add_in(ev.len as u64);
-            if let Some(f) = ev.found {
-                magic += 1;
-                if log_packets {
-                    tracing::info!(
-                        mac = %f.repr.mac,
-                        from = %ev.source,
-                        secureon = f.repr.password.is_some(),
-                        "magic packet"
-                    );
-                } else {
-                    tracing::debug!(mac = %f.repr.mac, from = %ev.source, "magic packet");
-                }
-            } else {
-                ignored += 1;
-                ctx.stats.refused();
-            }
-            if a.json {
-                if ev.found.is_some() || a.verbose {
-                    json_line(&mut out, &to_json(&ev))?;
-                }
-            } else if ev.found.is_some() || a.verbose {
-                writeln!(out, "{}", human(&ev))?;
-                out.flush()?;
-            }
-            if a.count.is_some_and(|c| magic >= c) {
-                shutdown.trigger();
-                break;
-            }
-        }
-        shutdown.trigger();
-        server.await?.map_err(lib_err)?;
+        let report = listener.run(stop).await.map_err(lib_err)?;
         tracing::info!(
-            "{magic} magic packet{}, {ignored} other datagram{} ignored",
-            if magic == 1 { "" } else { "s" },
-            if ignored == 1 { "" } else { "s" }
+            "{} magic packet{}, {} other datagram{} ignored",
+            report.magic,
+            if report.magic == 1 { "" } else { "s" },
+            report.other,
+            if report.other == 1 { "" } else { "s" }
         );
-        Ok(SUCCESS)
+        let failed = show
+            .failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(SUCCESS),
+        }
     })
 }
 

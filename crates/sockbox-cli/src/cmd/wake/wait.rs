@@ -95,7 +95,7 @@ pub(crate) async fn wait_all(
     );
     match &progress {
         Some(pb) => pb.set_message(msg),
-        None if !quiet => eprintln!("{msg}"),
+        None if !quiet => crate::output::errln!("{msg}"),
         None => {}
     }
     let cfg = WaitConfig {

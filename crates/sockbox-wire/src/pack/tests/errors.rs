@@ -208,7 +208,7 @@ fn unpack_errors() {
         "data too short: code 'N' at position 0 needs 4 byte(s) at offset 0, 3 left"
     );
     assert!(matches!(
-        unpack("Ca3", &[1, 2]),
+        unpack("C/a3", &[1, 2]),
         Err(Error::TooShort {
             code: 'a',
             offset: 1,

@@ -5,6 +5,7 @@
 
 mod errors;
 mod props;
+mod stream;
 
 use super::*;
 
@@ -103,7 +104,7 @@ fn php_strings() {
     assert_eq!(vals("A5", b"ab \t\0"), [b(b"ab")]);
     assert_eq!(vals("Z5", b"ab\0cd"), [b(b"ab")]);
     // Z* stops after its NUL, so fields can follow it.
-    assert_eq!(vals("Z*n", b"hi\0\x00\x05"), [b(b"hi"), i(5)]);
+    assert_eq!(vals("Z*/n", b"hi\0\x00\x05"), [b(b"hi"), i(5)]);
     assert_eq!(vals("Z*", b"no-nul"), [b(b"no-nul")]);
     assert_eq!(vals("a*", b"rest"), [b(b"rest")]);
 }
@@ -129,8 +130,8 @@ fn php_positioning() {
     assert_eq!(php("@4").pack(&[]).unwrap(), [0; 4]);
     assert_eq!(p("a3@1", &[b(b"abc")]), b"a");
     assert_eq!(p("C@3C", &[i(1), i(2)]), [1, 0, 0, 2]);
-    assert_eq!(vals("x2C", &[9, 9, 7]), [i(7)]);
-    assert_eq!(vals("CXC", &[7]), [i(7), i(7)]);
+    assert_eq!(vals("x2/C", &[9, 9, 7]), [i(7)]);
+    assert_eq!(vals("C/X/C", &[7]), [i(7), i(7)]);
     assert_eq!(php("@2C").unpack(&[0, 0, 5]).unwrap()[0].value, i(5));
 }
 
@@ -143,8 +144,55 @@ fn php_named_unpack() {
     assert_eq!(e[0].code, 'n');
     // The same named format packs too.
     assert_eq!(p("nport/Cttl", &[i(8080), i(64)]), [0x1f, 0x90, 64]);
-    // PHP semantics: without '/', letters are codes, not names.
-    assert_eq!(vals("nC", &[0, 1, 2]), [i(1), i(2)]);
+    // '/' separates unnamed fields too.
+    assert_eq!(vals("n/C", &[0, 1, 2]), [i(1), i(2)]);
+}
+
+/// Regression: `unpack("Nlen", …)` read `len` as three more codes and
+/// `unpack("Cttl", …)` was refused; PHP names the value.
+#[test]
+fn php_unpack_names_a_single_field_without_slash() {
+    let e = unpack("Nlen", &[0, 0, 0, 1, 0, 0, 0, 2, 0xff, 0xff]).unwrap();
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].name.as_deref(), Some("len"));
+    assert_eq!(e[0].value, i(1));
+    let e = unpack("Cttl", &[0x40]).unwrap();
+    assert_eq!((e[0].name.as_deref(), &e[0].value), (Some("ttl"), &i(64)));
+    // Repeats are numbered, as in PHP.
+    let names: Vec<_> = unpack("C*b", &[1, 2])
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name.unwrap())
+        .collect();
+    assert_eq!(names, ["b1", "b2"]);
+    // pack() reads codes back to back, as PHP's pack() does.
+    assert_eq!(p("nC", &[i(1), i(2)]), [0, 1, 2]);
+    assert_eq!(Format::parse("Nlen").unwrap().items().len(), 4);
+    // Struct formats never take names.
+    assert_eq!(vals("<HB", &[1, 0, 2]), [i(1), i(2)]);
+}
+
+/// Regression: `unpack('Cx/Cx')` gave two values named `x` (a JSON object
+/// with a duplicate key); PHP keeps only the last, sockbox refuses.
+#[test]
+fn unpack_refuses_two_values_with_the_same_name() {
+    let e = unpack("Cx/Cx", &[1, 2]).unwrap_err();
+    assert_eq!(
+        e,
+        Error::DuplicateName {
+            name: "x".into(),
+            code: 'C',
+            pos: 3
+        }
+    );
+    assert!(e.to_string().contains("\"x\""), "{e}");
+    // Generated names count too: C2x gives x1 and x2.
+    assert!(matches!(
+        unpack("C2x/Cx1", &[1, 2, 3]),
+        Err(Error::DuplicateName { name, .. }) if name == "x1"
+    ));
+    // Distinct names, and unnamed fields, are fine.
+    assert_eq!(unpack("Cx/Cy/C/C", &[1, 2, 3, 4]).unwrap().len(), 4);
 }
 
 #[test]

@@ -1,30 +1,31 @@
 //! Tests of the listener: answers, shutdown, busy programs, allow/deny,
-//! and the source address of replies.
+//! the datagram count, and the source address of replies.
 
 use super::*;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::daemon::ServerStats;
+use crate::udp::exec::ExecConfig;
 
 struct Running {
     shutdown: Shutdown,
     addr: SocketAddr,
     events: Arc<Mutex<Vec<String>>>,
     stats: ServerStats,
-    task: tokio::task::JoinHandle<Result<(), Error>>,
+    task: tokio::task::JoinHandle<Result<ListenReport, Error>>,
 }
 
-fn start(cfg: ListenConfig) -> Running {
+fn start(mut cfg: ListenConfig) -> Running {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let ev = events.clone();
+    cfg.events = Arc::new(move |e: &ListenEvent| ev.lock().unwrap().push(format!("{e:?}")));
+    cfg.server.grace = Duration::from_secs(2);
+    let stats = cfg.server.stats.clone();
     let l = Listener::bind(cfg).unwrap();
     let addr = l.local_addr();
     let shutdown = Shutdown::new();
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let stats = ServerStats::new();
-    let (sd, ev, st) = (shutdown.clone(), events.clone(), stats.clone());
-    let task = tokio::spawn(async move {
-        l.run(&sd, &st, Duration::from_secs(2), |e| {
-            ev.lock().unwrap().push(format!("{e:?}"));
-        })
-        .await
-    });
+    let task = tokio::spawn(l.run(shutdown.clone()));
     Running {
         shutdown,
         addr,
@@ -49,6 +50,14 @@ fn local(cfg: ListenConfig) -> ListenConfig {
     }
 }
 
+fn exec(command: &str, timeout: Duration, max_output: usize) -> ReplyMode {
+    ReplyMode::Exec(ExecConfig {
+        command: command.into(),
+        timeout,
+        max_output,
+    })
+}
+
 #[tokio::test]
 async fn text_echo_and_exec_answers() {
     let text = start(local(ListenConfig {
@@ -62,67 +71,52 @@ async fn text_echo_and_exec_answers() {
     }));
     assert_eq!(ask(echo.addr, b"abc").await.unwrap(), b"abc");
     let prog = start(local(ListenConfig {
-        reply: ReplyMode::Exec(ExecConfig {
-            command: "tr a-z A-Z".into(),
-            timeout: Duration::from_secs(5),
-            max_output: 1000,
-        }),
+        reply: exec("tr a-z A-Z", Duration::from_secs(5), 1000),
         ..ListenConfig::default()
     }));
     assert_eq!(ask(prog.addr, b"shout").await.unwrap(), b"SHOUT");
     for r in [text, echo, prog] {
         r.shutdown.trigger();
-        r.task.await.unwrap().unwrap();
+        let report = r.task.await.unwrap().unwrap();
+        assert_eq!(report.datagrams, 1);
         let ev = r.events.lock().unwrap();
         assert!(ev[0].starts_with("Datagram"), "{ev:?}");
         assert!(ev.iter().any(|e| e.starts_with("Replied")), "{ev:?}");
+        let s = r.stats.snapshot();
+        assert_eq!((s.accepted, s.refused), (1, 0));
+        assert!(s.bytes_out > 0 && s.bytes_in > 0, "{s:?}");
     }
 }
 
 #[tokio::test]
 async fn shutdown_kills_programs_after_grace() {
-    let l = Listener::bind(local(ListenConfig {
-        reply: ReplyMode::Exec(ExecConfig {
-            command: "sleep 30".into(),
-            timeout: Duration::from_secs(60),
-            max_output: 10,
-        }),
+    let mut cfg = local(ListenConfig {
+        reply: exec("sleep 30", Duration::from_secs(60), 10),
         ..ListenConfig::default()
-    }))
-    .unwrap();
+    });
+    cfg.server.grace = Duration::from_millis(100);
+    let l = Listener::bind(cfg).unwrap();
     let addr = l.local_addr();
     let sd = Shutdown::new();
-    let sd2 = sd.clone();
-    let task = tokio::spawn(async move {
-        l.run(
-            &sd2,
-            &ServerStats::new(),
-            Duration::from_millis(100),
-            |_| {},
-        )
-        .await
-    });
+    let task = tokio::spawn(l.run(sd.clone()));
     let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     c.send_to(b"x", addr).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let t = std::time::Instant::now();
     sd.trigger();
-    tokio::time::timeout(Duration::from_secs(5), task)
+    let report = tokio::time::timeout(Duration::from_secs(5), task)
         .await
         .unwrap()
         .unwrap()
         .unwrap();
+    assert_eq!(report.cut_at_grace, 1);
     assert!(t.elapsed() < Duration::from_secs(3));
 }
 
 #[tokio::test]
 async fn busy_when_all_program_slots_are_taken() {
     let r = start(local(ListenConfig {
-        reply: ReplyMode::Exec(ExecConfig {
-            command: "sleep 1; echo done".into(),
-            timeout: Duration::from_secs(5),
-            max_output: 100,
-        }),
+        reply: exec("sleep 1; echo done", Duration::from_secs(5), 100),
         max_children: 1,
         ..ListenConfig::default()
     }));
@@ -137,9 +131,37 @@ async fn busy_when_all_program_slots_are_taken() {
         .unwrap();
     assert_eq!(&buf[..got.0], b"done\n");
     r.shutdown.trigger();
-    r.task.await.unwrap().unwrap();
+    let report = r.task.await.unwrap().unwrap();
+    assert_eq!((report.datagrams, report.busy), (2, 1));
     let ev = r.events.lock().unwrap();
     assert!(ev.iter().any(|e| e.starts_with("Busy")), "{ev:?}");
+    assert_eq!(r.stats.snapshot().refused, 1);
+}
+
+#[tokio::test]
+async fn a_failing_program_is_reported_with_its_error() {
+    let r = start(local(ListenConfig {
+        reply: exec("exit 3", Duration::from_secs(5), 100),
+        ..ListenConfig::default()
+    }));
+    let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    c.send_to(b"x", r.addr).await.unwrap();
+    let mut failed = false;
+    for _ in 0..250 {
+        failed = r
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| e.starts_with("ReplyFailed") && e.contains("Failed"));
+        if failed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(failed, "{:?}", r.events.lock().unwrap());
+    r.shutdown.trigger();
+    r.task.await.unwrap().unwrap();
 }
 
 #[tokio::test]
@@ -158,25 +180,44 @@ async fn not_multicast_is_refused_before_binding() {
 
 #[tokio::test]
 async fn denied_sources_are_dropped_unanswered_and_counted() {
-    use crate::net::acl::Acl;
+    use crate::net::acl::{Acl, SharedAcl};
     let acl = Acl::new(&[], &["127.0.0.0/8".into()], &[], &[]).unwrap();
-    let r = start(local(ListenConfig {
+    let mut cfg = local(ListenConfig {
         reply: ReplyMode::Echo,
-        acl: SharedAcl::new(acl),
         ..ListenConfig::default()
-    }));
+    });
+    cfg.server.acl = SharedAcl::new(acl);
+    let r = start(cfg);
     let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     c.send_to(b"let me in", r.addr).await.unwrap();
     let mut buf = [0u8; 100];
     let got = tokio::time::timeout(Duration::from_millis(300), c.recv_from(&mut buf)).await;
     assert!(got.is_err(), "a denied source got an answer");
     r.shutdown.trigger();
-    r.task.await.unwrap().unwrap();
+    let report = r.task.await.unwrap().unwrap();
+    assert_eq!((report.datagrams, report.refused), (0, 1));
     let ev = r.events.lock().unwrap();
     assert_eq!(ev.len(), 1, "{ev:?}");
     assert!(ev[0].starts_with("Denied"), "{ev:?}");
     assert_eq!(r.stats.snapshot().refused, 1);
     assert_eq!(r.stats.snapshot().accepted, 0);
+}
+
+#[tokio::test]
+async fn count_stops_after_that_many_datagrams_and_answers_the_last() {
+    let r = start(local(ListenConfig {
+        reply: ReplyMode::Echo,
+        count: Some(2),
+        ..ListenConfig::default()
+    }));
+    assert_eq!(ask(r.addr, b"one").await.unwrap(), b"one");
+    assert_eq!(ask(r.addr, b"two").await.unwrap(), b"two");
+    let report = tokio::time::timeout(Duration::from_secs(5), r.task)
+        .await
+        .expect("the listener stops by itself")
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.datagrams, 2);
 }
 
 #[tokio::test]
@@ -200,4 +241,25 @@ async fn answers_leave_from_the_address_written_to() {
     assert_eq!(&buf[..n], b"here");
     r.shutdown.trigger();
     r.task.await.unwrap().unwrap();
+    let ev = r.events.lock().unwrap();
+    assert!(ev[0].contains("to: Some(127.0.0.2)"), "{ev:?}");
+}
+
+#[tokio::test]
+async fn from_socket_serves_a_socket_bound_elsewhere() {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let l = Listener::from_socket(
+        sock,
+        ListenConfig {
+            reply: ReplyMode::Text(b"ok".to_vec()),
+            ..ListenConfig::default()
+        },
+    )
+    .unwrap();
+    let addr = l.local_addr();
+    let sd = Shutdown::new();
+    let task = tokio::spawn(l.run(sd.clone()));
+    assert_eq!(ask(addr, b"?").await.unwrap(), b"ok");
+    sd.trigger();
+    assert_eq!(task.await.unwrap().unwrap().datagrams, 1);
 }
