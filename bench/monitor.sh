@@ -23,7 +23,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-60}"
-SIZES="${SIZES:-100 1000 4094}"
+SIZES="${SIZES-100 1000 4094}"
 BIG="${BIG-16384 65534}"
 PORT_S=39741
 PORT_P=39742
