@@ -468,11 +468,16 @@ fn globals_sockbox(out: &mut Vec<u8>, m: &Metrics, targets: usize) {
 /// bytes to `sink`; the sink returns false to stop (the client left).
 pub fn encode(m: &Metrics, sink: &mut dyn FnMut(Vec<u8>) -> bool) {
     let generation = m.current();
+    // Every counter is read here, at one moment, before anything is
+    // written: rates computed across families (replies over packets
+    // sent) are not skewed by the time the rendering takes.
     let snaps: Vec<TargetSnapshot> = generation
         .series
         .iter()
         .map(|s| s.cells.snapshot())
         .collect();
+    let mut prober_wide = Vec::new();
+    globals_sockbox(&mut prober_wide, m, generation.series.len());
     let mut w = Writer {
         buf: Vec::with_capacity(CHUNK + 4096),
         sink,
@@ -487,7 +492,7 @@ pub fn encode(m: &Metrics, sink: &mut dyn FnMut(Vec<u8>) -> bool) {
     if !ok {
         return;
     }
-    globals_sockbox(&mut w.buf, m, generation.series.len());
+    w.buf.extend_from_slice(&prober_wide);
     let ok = icmp_errors(&mut w, &generation, &snaps)
         && FAMILIES_SOCKBOX
             .iter()
