@@ -50,9 +50,17 @@ pub struct ProbeTarget {
     pub cells: Arc<TargetCells>,
 }
 
-/// Expand a range word (`10.0.0.0/24`, `10.0.0.1-10.0.0.9`).
-pub fn expand_range(word: &str) -> Result<Vec<IpAddr>, String> {
-    crate::ping::targets::expand_range(word).map_err(|e| e.to_string())
+/// Expand a range word (`10.0.0.0/24`, `10.0.0.1-10.0.0.9`), refusing
+/// one of more than `room` addresses.
+pub fn expand_range(word: &str, room: usize) -> Result<Vec<IpAddr>, String> {
+    let addrs = crate::ping::targets::expand_range(word).map_err(|e| e.to_string())?;
+    if addrs.len() > room {
+        return Err(format!(
+            "{} addresses is more than the {room} targets one prober may still take",
+            addrs.len()
+        ));
+    }
+    Ok(addrs)
 }
 
 /// Open the sockets for `settings`, for the families wanted.

@@ -81,10 +81,15 @@ fn file_words(path: &Path, n: usize) -> Result<Vec<String>, MonitorError> {
         .collect())
 }
 
+/// The most targets one prober takes (before sharding): about a
+/// kilobyte of counters and labels each.
+pub const MAX_TARGETS: usize = 1 << 22;
+
 /// Every target of `groups` that belongs to `shard`, files read now. A
 /// host listed twice in one group is probed once.
 pub fn expand(groups: &[Group], shard: Shard) -> Result<Vec<Planned>, MonitorError> {
     let mut out = Vec::new();
+    let mut taken = 0usize;
     for (gi, g) in groups.iter().enumerate() {
         let n = gi + 1;
         let mut words = g.hosts.clone();
@@ -107,8 +112,15 @@ pub fn expand(groups: &[Group], shard: Shard) -> Result<Vec<Planned>, MonitorErr
                 target: w.clone(),
                 what,
             };
+            if taken >= MAX_TARGETS {
+                return Err(bad(format!(
+                    "more than {MAX_TARGETS} targets for one prober: split the list with shards"
+                )));
+            }
             if is_range(w) {
-                for a in adapter::expand_range(w).map_err(bad)? {
+                let addrs = adapter::expand_range(w, MAX_TARGETS - taken).map_err(bad)?;
+                taken += addrs.len();
+                for a in addrs {
                     if !g.network.accepts(&a) {
                         return Err(bad("the range is not of the group's network".into()));
                     }
@@ -118,8 +130,10 @@ pub fn expand(groups: &[Group], shard: Shard) -> Result<Vec<Planned>, MonitorErr
                 if !g.network.accepts(&a) {
                     return Err(bad("the address is not of the group's network".into()));
                 }
+                taken += 1;
                 push(a.to_string(), Some(a));
             } else if valid_name(w) {
+                taken += 1;
                 push(w.clone(), None);
             } else {
                 return Err(bad("expected a host name, an address or a range".into()));
