@@ -25,8 +25,10 @@ cd "$(dirname "$0")/.."
 DURATION="${1:-60}"
 SIZES="${SIZES-100 1000 4094}"
 BIG="${BIG-16384 65534}"
-PORT_S=39741
-PORT_P=39742
+# Below the ephemeral port range (32768-60999 by default), so no client
+# connection of an earlier run holds them.
+PORT_S=29741
+PORT_P=29742
 
 command -v curl >/dev/null || { echo "curl is missing: apt-get install curl" >&2; exit 2; }
 SPP=$(command -v prometheus-smokeping-prober || true)
@@ -57,6 +59,13 @@ cpu() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/p
 measure() {
     local name=$1 port=$2 n=$3
     shift 3
+    # The port must be free (a prober of the last run may still be going).
+    local tries=0
+    while ss -ltn "sport = :$port" | grep -q LISTEN; do
+        tries=$((tries + 1))
+        [ "$tries" -lt 50 ] || { echo "port $port is in use: $(ss -ltnp "sport = :$port")" >&2; exit 3; }
+        sleep 0.1
+    done
     "$@" >"$tmp/$name.log" 2>&1 &
     pid=$!
     local t0 first="-" now
