@@ -100,7 +100,27 @@ pub fn render(err: &anyhow::Error) -> String {
         }
         out.push_str(&s);
     }
+    if let Some(hint) = tls_flag_hint(err) {
+        out.push_str(hint);
+    }
     out
+}
+
+/// The flags that answer a refused server certificate, wherever in the
+/// chain the TLS error sits.
+fn tls_flag_hint(err: &anyhow::Error) -> Option<&'static str> {
+    use sockbox::tls::CertProblem;
+    let problem = err
+        .chain()
+        .find_map(|c| c.downcast_ref::<std::io::Error>().and_then(CertProblem::of))?;
+    Some(match problem {
+        CertProblem::Untrusted => {
+            "; --tls-ca FILE trusts a certificate or its CA; --tls-insecure skips the check (for testing only)"
+        }
+        CertProblem::NoNames | CertProblem::WrongName => {
+            "; --tls-insecure skips the check (for testing only)"
+        }
+    })
 }
 
 #[cfg(test)]
