@@ -14,17 +14,41 @@ use super::RelayError;
 use super::dump::DumpDir;
 use super::life::Activity;
 use super::pace::Pacer;
-use super::pump::Stopper;
 use crate::daemon::ServerStats;
 use crate::sys::splice::{self, FdKind, Ready, fd_kind, is_nonblocking, wait_ready, writable_now};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Stops a running [`pump`](super::pump::pump) from any thread: every wait
+/// of its workers also watches this. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Stopper(Arc<(OwnedFd, OwnedFd)>);
+
+impl Stopper {
+    /// A stopper that has not fired.
+    pub fn new() -> Result<Self, RelayError> {
+        let flags = nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK;
+        nix::unistd::pipe2(flags)
+            .map(|p| Self(Arc::new(p)))
+            .map_err(|e| RelayError::Setup(e.into()))
+    }
+
+    /// Ask the relay to stop (the read end of a pipe becomes readable).
+    pub fn stop(&self) {
+        let _ = nix::unistd::write(self.0.1.as_fd(), b"x");
+    }
+
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.0.0.as_fd()
+    }
+}
+
 /// Which direction a worker moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Side {
     Tx,
     Rx,
 }
 
+/// How a worker's loop ended.
 #[derive(Debug)]
 pub(crate) enum End {
     Eof,
@@ -35,12 +59,17 @@ pub(crate) enum End {
     Write(io::Error),
 }
 
+/// How a direction moves its bytes.
 pub(crate) enum Method {
+    /// `read`/`write` through a buffer.
     Copy,
+    /// `splice` between the local pipe and the socket.
     Direct,
+    /// `splice` through an internal pipe (`r`, `w`).
     Via { r: OwnedFd, w: OwnedFd },
 }
 
+/// One direction of a pump, run on its own thread.
 pub(crate) struct Worker {
     pub(crate) side: Side,
     pub(crate) src: Arc<OwnedFd>,
