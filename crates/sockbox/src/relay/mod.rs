@@ -31,6 +31,7 @@ mod event;
 pub mod exec;
 mod hub;
 mod life;
+mod method;
 mod pace;
 pub mod pump;
 pub mod server;
@@ -72,11 +73,11 @@ pub struct RelayOptions {
     /// Which directions carry data.
     pub flow: Flow,
     /// At local EOF, shut down the socket's write side (TCP FIN). Off keeps
-    /// it open (`--no-shutdown`).
+    /// it open.
     pub half_close: bool,
-    /// End this long after local EOF (`-q`); `None` waits for the peer.
+    /// End this long after local EOF; `None` waits for the peer.
     pub quit_after_eof: Option<Duration>,
-    /// End after this long with no data either way (`-i`).
+    /// End after this long with no data either way.
     pub idle_timeout: Option<Duration>,
     /// End as soon as the peer stops sending, even if local input is still
     /// open (used for terminals and for shared stdin with many clients).

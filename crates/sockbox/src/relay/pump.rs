@@ -29,8 +29,9 @@ use socket2::SockRef;
 
 use super::dump::{Dir, Dump, DumpDir};
 use super::life::{Activity, FINISH_IDLE, FINISH_MAX, Life, Step};
+use super::method::{choose, pipe_chunk, room};
 use super::pace::Pacer;
-use super::worker::{End, Side, Worker, choose, pipe_chunk, room};
+use super::worker::{End, Side, Worker};
 use super::{Flow, Outcome, RelayError, RelayOptions, Report, peer_error};
 use crate::daemon::ServerStats;
 use crate::sys::splice::{self, Ready, wait_ready};
