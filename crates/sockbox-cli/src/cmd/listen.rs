@@ -182,21 +182,24 @@ pub(crate) fn server_events() -> Events<ServerEvent> {
     })
 }
 
-/// Warn now if the allow files list nobody, and re-read the allow/deny files
-/// on every SIGHUP (`reload`) for as long as the server runs. Shared by the
-/// servers that take `--allowfile`/`--denyfile` (`listen`, `udp listen`).
+/// Warn now if the allow files list nobody, and re-read the allow/deny
+/// files and resolve the host names in the lists again on every SIGHUP
+/// (`reload`) for as long as the server runs; a reload that fails (a file
+/// gone, a name that no longer resolves) is a warning, and the previous
+/// lists stay in force. Shared by the servers that take `--allow`/`--deny`
+/// and their files (`listen`, `udp listen`).
 pub(crate) fn reload_acl_on_hup(acl: &SharedAcl, mut reload: Reload) {
     warn_if_nobody_allowed(acl);
-    if !acl.has_files() {
+    if !acl.needs_reload() {
         return;
     }
     let acl = acl.clone();
     tokio::spawn(async move {
         loop {
             reload.changed().await;
-            match acl.reload() {
+            match acl.reload_async().await {
                 Ok(()) => {
-                    tracing::info!("re-read the allow/deny files");
+                    tracing::info!("re-read the allow/deny files and names");
                     warn_if_nobody_allowed(&acl);
                 }
                 Err(e) => tracing::warn!("{e}; the previous lists stay in force"),

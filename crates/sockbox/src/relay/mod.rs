@@ -253,3 +253,6 @@ pub(crate) fn peer_error(
         RelayError::Recv { peer, source: e }
     }
 }
+
+#[cfg(test)]
+mod tests;
