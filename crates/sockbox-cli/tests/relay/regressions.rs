@@ -21,7 +21,8 @@ fn one_shot(args: &[&str]) -> (Server, std::thread::JoinHandle<Vec<u8>>) {
 
 /// ncat -l and nc.openbsd -l exit once their one client has hung up, even
 /// while their own standard input is still open, so `sockbox listen 9000 |
-/// tar x` finishes. With --send-only the listener keeps sending its input.
+/// tar x` finishes. With --send-only the listener keeps sending its input
+/// (ncat --send-only never reads the socket, so it does not see that EOF).
 #[test]
 fn one_shot_listen_ends_when_its_client_hangs_up_with_stdin_still_open() {
     let (mut srv, reader) = one_shot(&["127.0.0.1", "0"]);
