@@ -100,7 +100,7 @@ pub fn render(err: &anyhow::Error) -> String {
         }
         out.push_str(&s);
     }
-    if let Some(hint) = tls_flag_hint(err) {
+    if let Some(hint) = tls_flag_hint(err.as_ref()) {
         out.push_str(hint);
     }
     out
@@ -108,11 +108,18 @@ pub fn render(err: &anyhow::Error) -> String {
 
 /// The flags that answer a refused server certificate, wherever in the
 /// chain the TLS error sits.
-fn tls_flag_hint(err: &anyhow::Error) -> Option<&'static str> {
+pub fn tls_flag_hint(err: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
     use sockbox::tls::CertProblem;
-    let problem = err
-        .chain()
-        .find_map(|c| c.downcast_ref::<std::io::Error>().and_then(CertProblem::of))?;
+    let mut cause = Some(err);
+    let mut problem = None;
+    while let Some(c) = cause {
+        problem = c.downcast_ref::<std::io::Error>().and_then(CertProblem::of);
+        if problem.is_some() {
+            break;
+        }
+        cause = c.source();
+    }
+    let problem = problem?;
     Some(match problem {
         CertProblem::Untrusted => {
             "; --tls-ca FILE trusts a certificate or its CA; --tls-insecure skips the check (for testing only)"

@@ -11,6 +11,7 @@ mod ifaces;
 mod offline;
 mod ping;
 mod relay;
+mod tls;
 mod udp;
 mod usage;
 mod wake;

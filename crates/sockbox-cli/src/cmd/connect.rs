@@ -255,7 +255,7 @@ pub fn relay_error(e: RelayError, say: Say) -> anyhow::Result<u8> {
         | RelayError::Send { .. }
         | RelayError::Tls(TlsError::Handshake { .. })
         | RelayError::TlsTimeout(_) => {
-            say.say(&e.to_string());
+            say.say(&with_tls_hint(&e));
             Ok(PARTIAL)
         }
         RelayError::Connect(c) => connect_error(c, say),
@@ -268,6 +268,12 @@ pub fn relay_error(e: RelayError, say: Say) -> anyhow::Result<u8> {
     }
 }
 
+/// The error's text, with the flags that answer a refused server
+/// certificate when that is what it is.
+fn with_tls_hint(e: &(dyn std::error::Error + 'static)) -> String {
+    format!("{e}{}", crate::exit::tls_flag_hint(e).unwrap_or(""))
+}
+
 /// Connecting failed: the server's fault exits 1, the input's 2.
 fn connect_error(e: ConnectError, say: Say) -> anyhow::Result<u8> {
     match e {
@@ -276,7 +282,7 @@ fn connect_error(e: ConnectError, say: Say) -> anyhow::Result<u8> {
         | ConnectError::Connect { .. }
         | ConnectError::TlsTimeout { .. }
         | ConnectError::GaveUp { .. } => {
-            say.say(&e.to_string());
+            say.say(&with_tls_hint(&e));
             Ok(PARTIAL)
         }
         ConnectError::Timeout { .. } => {

@@ -45,9 +45,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The allow/deny lists, which live in [`crate::net::acl`]; re-exported
-/// here for callers written before the move.
-pub use crate::net::acl::{self, Acl, AclError, SharedAcl};
+use crate::net::AclError;
+
 pub use config::{ListenConfig, Local, Proto, ServeReport};
 pub use dump::{Dump, DumpFormat};
 pub use event::{RelayEvent, log_events};
