@@ -13,7 +13,7 @@ use sockbox_wire::icmp::Family;
 
 use super::engine::Incoming;
 pub use super::transport::IcmpTransport;
-use crate::sys::ping::{IcmpKind, SocketOptions, make_send_only, open_icmp};
+use crate::sys::ping::{IcmpKind, SetupError, SocketOptions, make_send_only, open_icmp};
 
 /// Messages per `sendmmsg` / `recvmmsg` call.
 pub const BATCH: usize = 64;
@@ -106,6 +106,25 @@ pub enum OpenError {
         /// Each kind tried and its error.
         tries: String,
     },
+    /// No ICMP socket of this family exists here (not for lack of
+    /// privilege: the family is disabled or unsupported).
+    #[error("cannot open an ICMP socket for {family}: {tries}")]
+    Unavailable {
+        /// "IPv4" or "IPv6".
+        family: &'static str,
+        /// Each kind tried and its error.
+        tries: String,
+    },
+    /// The socket opened but an option, the interface or the source
+    /// address was refused.
+    #[error("ICMP socket for {family}: {error}")]
+    Setup {
+        /// "IPv4" or "IPv6".
+        family: &'static str,
+        /// What failed.
+        #[source]
+        error: SetupError,
+    },
     /// Not asked for.
     #[error("not opened")]
     NotWanted,
@@ -130,18 +149,21 @@ fn open_family(
         SocketChoice::Raw => &[IcmpKind::Raw],
     };
     let mut tries = Vec::new();
+    let mut denied = false;
     for &kind in kinds {
         match open_icmp(family, kind, opts) {
             Ok(s) => {
                 let mut sockets = vec![s.socket];
                 // More lanes if they open; one is enough to run.
                 while sockets.len() < lanes.min(MAX_LANES) {
-                    let more = open_icmp(family, kind, opts).and_then(|more| {
-                        if kind == IcmpKind::Raw {
-                            make_send_only(&more)?;
-                        }
-                        Ok(more)
-                    });
+                    let more = open_icmp(family, kind, opts)
+                        .map_err(|e| io::Error::new(e.io().kind(), e.to_string()))
+                        .and_then(|more| {
+                            if kind == IcmpKind::Raw {
+                                make_send_only(&more)?;
+                            }
+                            Ok(more)
+                        });
                     match more {
                         Ok(more) => sockets.push(more.socket),
                         Err(e) => {
@@ -156,21 +178,33 @@ fn open_family(
                     sockets,
                 });
             }
-            Err(e) => {
-                let hint = match (kind, e.raw_os_error()) {
+            Err(e) if e.is_denied() => {
+                denied = true;
+                let hint = match (kind, e.io().raw_os_error()) {
                     (IcmpKind::Dgram, Some(libc::EACCES)) => {
                         " (the group is not in net.ipv4.ping_group_range)"
                     }
                     (IcmpKind::Raw, Some(libc::EPERM)) => " (needs CAP_NET_RAW)",
                     _ => "",
                 };
-                tries.push(format!("{} socket: {e}{hint}", kind.as_str()));
+                tries.push(format!("{} socket: {}{hint}", kind.as_str(), e.io()));
+            }
+            Err(e @ SetupError::Create(_)) => {
+                tries.push(format!("{} socket: {}", kind.as_str(), e.io()));
+            }
+            Err(error) => {
+                return Err(OpenError::Setup {
+                    family: family_name(family),
+                    error,
+                });
             }
         }
     }
-    Err(OpenError::Denied {
-        family: family_name(family),
-        tries: tries.join("; "),
+    let (family, tries) = (family_name(family), tries.join("; "));
+    Err(if denied {
+        OpenError::Denied { family, tries }
+    } else {
+        OpenError::Unavailable { family, tries }
     })
 }
 

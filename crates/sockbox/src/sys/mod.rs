@@ -11,4 +11,5 @@ pub mod ping_io;
 pub mod pktinfo;
 pub mod process;
 pub mod rlimit;
+pub mod sockopt;
 pub mod splice;

@@ -253,7 +253,7 @@ fn wait_writable(fd: RawFd) -> bool {
     use nix::poll::{PollFd, PollFlags, poll};
     // SAFETY: `fd` is open for the duration of this call (the caller holds
     // the socket).
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code)]
     let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
     let mut fds = [PollFd::new(bfd, PollFlags::POLLOUT)];
     matches!(poll(&mut fds, SEND_WAIT_MS), Ok(n) if n > 0)
