@@ -27,7 +27,9 @@ use nix::sys::socket::SockaddrStorage;
 use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
 
-use crate::sys::ping_io::{BATCH_MAX, Received, RecvBuffers, recv_batch, send_all};
+use crate::sys::ping_io::{
+    BATCH_MAX, CallSpan, ErrQueued, Received, RecvBuffers, recv_batch, recv_errqueue_all, send_all,
+};
 
 /// Most bytes of reply data one stash holds; past that, replies stay in
 /// the socket until the main loop reads them.
@@ -80,7 +82,19 @@ pub fn recv_timed(
     })
 }
 
-/// A reply a sender thread read, waiting for the engine.
+/// What a stashed message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stashed {
+    /// A packet read from the socket.
+    Packet,
+    /// A transmit timestamp from the error queue (`at` is when it left).
+    Sent,
+    /// An ICMP error from the error queue: type, code and where the probe
+    /// was going.
+    Error(u8, u8, IpAddr),
+}
+
+/// A message a sender thread read, waiting for the engine.
 #[derive(Debug, Clone, Copy)]
 pub struct StashedReply<'a> {
     /// The bytes read.
@@ -89,8 +103,10 @@ pub struct StashedReply<'a> {
     pub from: IpAddr,
     /// TTL / hop limit, if the kernel said.
     pub ttl: Option<u8>,
-    /// When it arrived.
+    /// When it arrived (or left, for a timestamp).
     pub at: Instant,
+    /// What it is.
+    pub kind: Stashed,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -99,6 +115,7 @@ struct Entry {
     from: IpAddr,
     ttl: Option<u8>,
     at: Instant,
+    kind: Stashed,
 }
 
 /// Replies read by a sender thread, in arrival order, copied out of the
@@ -112,12 +129,25 @@ pub struct Stash {
 impl Stash {
     /// Keep a copy of one reply.
     pub fn push(&mut self, data: &[u8], from: IpAddr, ttl: Option<u8>, at: Instant) {
+        self.push_kind(data, from, ttl, at, Stashed::Packet);
+    }
+
+    /// Keep a copy of one message of any kind.
+    pub fn push_kind(
+        &mut self,
+        data: &[u8],
+        from: IpAddr,
+        ttl: Option<u8>,
+        at: Instant,
+        kind: Stashed,
+    ) {
         self.bytes.extend_from_slice(data);
         self.entries.push(Entry {
             end: self.bytes.len(),
             from,
             ttl,
             at,
+            kind,
         });
     }
 
@@ -146,6 +176,7 @@ impl Stash {
                 from: e.from,
                 ttl: e.ttl,
                 at: e.at,
+                kind: e.kind,
             });
             start = e.end;
         }
@@ -154,6 +185,27 @@ impl Stash {
         self.bytes.clear();
         n
     }
+}
+
+/// Read the error queue of `fd` (transmit timestamps, ICMP errors) into
+/// `stash`. Read before the packets: a probe's timestamp is queued before
+/// its reply can come back.
+pub fn read_errqueue(fd: RawFd, buf: &mut [u8], stash: &mut Stash) -> usize {
+    let mut clocks: Option<Clocks> = None;
+    recv_errqueue_all(fd, buf, |m| match m {
+        ErrQueued::Sent { data, at } => {
+            let c = *clocks.get_or_insert_with(Clocks::now);
+            let unspecified = IpAddr::from([0, 0, 0, 0]);
+            stash.push_kind(data, unspecified, None, c.instant(Some(at)), Stashed::Sent);
+        }
+        ErrQueued::Icmp(e) => {
+            let Some(dst) = e.dst else { return };
+            let c = *clocks.get_or_insert_with(Clocks::now);
+            let from = e.offender.unwrap_or(dst);
+            let kind = Stashed::Error(e.icmp_type, e.icmp_code, dst);
+            stash.push_kind(e.data, from, None, c.instant(None), kind);
+        }
+    })
 }
 
 /// Read `fd` into `stash` until the socket is empty or the stash full.
@@ -186,6 +238,11 @@ pub struct Lane {
     /// False for a send-only socket (the extra raw sockets): nothing to
     /// read or wait for.
     pub receives: bool,
+    /// Its error queue holds transmit timestamps (or ICMP errors, for a
+    /// datagram socket) to read with the replies.
+    pub errqueue: bool,
+    /// Buffer for error-queue messages.
+    pub errbuf: Vec<u8>,
 }
 
 impl Lane {
@@ -203,14 +260,18 @@ impl Lane {
         dests: &[Option<SockaddrStorage>],
         chunks: &Chunks,
         cap: usize,
-        failed: &mut Vec<(usize, io::ErrorKind)>,
+        out: &mut SendOut,
     ) {
         let fd = self.raw_fd();
         let mut sent = 0;
         while sent < cap {
             let Some(r) = chunks.next() else { break };
             sent += r.len();
-            send_all(fd, &packets[r.clone()], &dests[r.clone()], r.start, failed);
+            let (p, d) = (&packets[r.clone()], &dests[r.clone()]);
+            send_all(fd, p, d, r.start, &mut out.failed, &mut out.spans);
+            if self.errqueue {
+                read_errqueue(fd, &mut self.errbuf, &mut self.stash);
+            }
             if self.receives {
                 read_into(fd, &mut self.recv, &mut self.stash);
             }
@@ -263,33 +324,38 @@ pub fn lanes_for(n: usize, lanes: usize) -> usize {
     lanes.min(n.div_ceil(BATCH_MAX)).max(1)
 }
 
+/// What a send turn reports: refused packets and the span of each call.
+#[derive(Debug, Default)]
+pub struct SendOut {
+    /// Refused packets by index, with the error.
+    pub failed: Vec<(usize, io::ErrorKind)>,
+    /// One per `sendmmsg` call that sent something.
+    pub spans: Vec<CallSpan>,
+}
+
 /// Send `packets[i]` to `dests[i]` over `lanes`. A send big enough for
 /// several lanes is shared out batch by batch ([`Chunks`]) to one thread
 /// per lane (the calling thread is one of them), each sending on its own
 /// socket, at most its receive window, and reading that socket's replies
 /// into its lane's stash. A small send goes out on the first lane from the
 /// calling thread, and its replies are left in the socket. Refused packets
-/// are listed in `failed` by index, in order.
+/// are listed in `out.failed` by index, in order.
 pub fn send_turn(
     lanes: &mut [Lane],
     packets: &[&[u8]],
     dests: &[Option<SockaddrStorage>],
-    failed: &mut Vec<(usize, io::ErrorKind)>,
+    out: &mut SendOut,
 ) {
     let count = packets.len().min(dests.len());
     let used = lanes_for(count, lanes.len());
     let Some(first) = lanes.first_mut() else {
-        failed.extend((0..count).map(|i| (i, io::ErrorKind::NotConnected)));
+        out.failed
+            .extend((0..count).map(|i| (i, io::ErrorKind::NotConnected)));
         return;
     };
     if used == 1 {
-        send_all(
-            first.raw_fd(),
-            &packets[..count],
-            &dests[..count],
-            0,
-            failed,
-        );
+        let (p, d) = (&packets[..count], &dests[..count]);
+        send_all(first.raw_fd(), p, d, 0, &mut out.failed, &mut out.spans);
         return;
     }
     let chunks = Chunks::new(count, BATCH_MAX);
@@ -301,18 +367,19 @@ pub fn send_turn(
             .iter_mut()
             .map(|lane| {
                 scope.spawn(move || {
-                    let mut refused = Vec::new();
+                    let mut mine = SendOut::default();
                     let cap = lane.cap();
-                    lane.send_and_read(packets, dests, chunks, cap, &mut refused);
-                    refused
+                    lane.send_and_read(packets, dests, chunks, cap, &mut mine);
+                    mine
                 })
             })
             .collect();
         let cap = first[0].cap();
-        first[0].send_and_read(packets, dests, chunks, cap, failed);
+        first[0].send_and_read(packets, dests, chunks, cap, out);
         for handle in handles {
-            if let Ok(refused) = handle.join() {
-                failed.extend(refused);
+            if let Ok(mine) = handle.join() {
+                out.failed.extend(mine.failed);
+                out.spans.extend(mine.spans);
             } else {
                 // A sender thread panicked (a bug): which of its packets
                 // went out is unknown; their timeouts will tell.
@@ -321,9 +388,9 @@ pub fn send_turn(
         }
         // More than every lane's cap (a caller past the send window): the
         // rest goes out here rather than not at all.
-        first[0].send_and_read(packets, dests, chunks, usize::MAX, failed);
+        first[0].send_and_read(packets, dests, chunks, usize::MAX, out);
     });
-    failed.sort_unstable_by_key(|f| f.0);
+    out.failed.sort_unstable_by_key(|f| f.0);
 }
 
 #[cfg(test)]

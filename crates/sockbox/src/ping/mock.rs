@@ -11,8 +11,8 @@ use std::time::Duration;
 use sockbox_wire::icmp::{ChecksumMode, Family, Packet, Repr};
 use tokio::time::Instant;
 
-use super::engine::Incoming;
-use super::socket::{BATCH, Transport};
+use super::engine::{Incoming, IncomingKind};
+use super::socket::{BATCH, SendReport, SendSpan, Transport};
 use crate::sys::ping::IcmpKind;
 
 /// How one simulated host behaves.
@@ -36,6 +36,8 @@ pub struct Host {
     pub reply_from: Option<IpAddr>,
     /// Instead of a reply, a destination-unreachable from this router.
     pub unreachable_from: Option<IpAddr>,
+    /// The local system refuses to send to it (no route…).
+    pub refuse: Option<io::ErrorKind>,
 }
 
 #[derive(Debug, Default)]
@@ -123,13 +125,22 @@ impl Transport for MockNet {
         family: Family,
         packets: &[&[u8]],
         dests: &[IpAddr],
-        _failed: &mut Vec<(usize, io::ErrorKind)>,
+        report: &mut SendReport,
     ) -> io::Result<()> {
         let now = Instant::now();
+        report.spans.push(SendSpan {
+            range: 0..packets.len(),
+            before: now,
+            after: now,
+        });
         let Ok(mut st) = self.state.lock() else {
             return Err(io::Error::other("poisoned"));
         };
-        for (pkt, &dst) in packets.iter().zip(dests) {
+        for (i, (pkt, &dst)) in packets.iter().zip(dests).enumerate() {
+            if let Some(kind) = self.hosts.get(&dst).and_then(|h| h.refuse) {
+                report.failed.push((i, kind));
+                continue;
+            }
             st.sent += 1;
             let n = {
                 let c = st.counts.entry(dst).or_insert(0);
@@ -224,7 +235,7 @@ impl Transport for MockNet {
                 ttl: if raw_v4 { None } else { Some(61) },
                 at: *at,
                 verify_checksum: raw_v4,
-                error: None,
+                kind: IncomingKind::Packet,
             });
         }
         if ready.is_empty() {

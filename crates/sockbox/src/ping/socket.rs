@@ -8,8 +8,10 @@
 use std::future::Future;
 use std::io;
 use std::net::IpAddr;
+use std::ops::Range;
 
 use sockbox_wire::icmp::Family;
+use tokio::time::Instant;
 
 use super::engine::Incoming;
 pub use super::transport::IcmpTransport;
@@ -37,14 +39,15 @@ pub trait Transport {
     fn kind(&self, family: Family) -> Option<IcmpKind>;
 
     /// Send every `packets[i]` to `dests[i]`. Packets the system refused
-    /// are listed in `failed` by index; an error means there is no socket
-    /// for `family` at all.
+    /// are listed in `report.failed` by index, and each system call's span
+    /// in `report.spans`; an error means there is no socket for `family`
+    /// at all.
     fn send(
         &mut self,
         family: Family,
         packets: &[&[u8]],
         dests: &[IpAddr],
-        failed: &mut Vec<(usize, io::ErrorKind)>,
+        report: &mut SendReport,
     ) -> io::Result<()>;
 
     /// Most probes worth sending in one turn before reading replies again
@@ -64,6 +67,62 @@ pub trait Transport {
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send;
 }
 
+/// The clock read just before and just after one system call that sent
+/// the packets `range` (one `sendmmsg`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendSpan {
+    /// The packets it sent, by index.
+    pub range: Range<usize>,
+    /// Read just before the call.
+    pub before: Instant,
+    /// Read just after it returned.
+    pub after: Instant,
+}
+
+impl SendSpan {
+    /// When packet `i` (in `range`) left: the middle of its share of the
+    /// call, the packets going out one after another at an even pace.
+    pub fn time_of(&self, i: usize) -> Instant {
+        let n = self.range.len().max(1) as u32;
+        let k = i.saturating_sub(self.range.start).min(n as usize - 1) as u32;
+        let took = self.after.saturating_duration_since(self.before);
+        self.before + took * (2 * k + 1) / (2 * n)
+    }
+}
+
+/// What a [`Transport::send`] reports back.
+#[derive(Debug, Default)]
+pub struct SendReport {
+    /// Packets the system refused, by index, with the error.
+    pub failed: Vec<(usize, io::ErrorKind)>,
+    /// One per system call, in no particular order.
+    pub spans: Vec<SendSpan>,
+}
+
+impl SendReport {
+    /// Empty it for the next send.
+    pub fn clear(&mut self) {
+        self.failed.clear();
+        self.spans.clear();
+    }
+
+    /// Sort the spans by first packet, for [`SendReport::time_of`].
+    pub fn sort(&mut self) {
+        self.spans.sort_unstable_by_key(|s| s.range.start);
+        self.failed.sort_unstable_by_key(|f| f.0);
+    }
+
+    /// When packet `i` left, from the span that sent it (after
+    /// [`SendReport::sort`]).
+    pub fn time_of(&self, i: usize) -> Option<Instant> {
+        let at = self.spans.partition_point(|s| s.range.end <= i);
+        self.spans
+            .get(at)
+            .filter(|s| s.range.contains(&i))
+            .map(|s| s.time_of(i))
+    }
+}
+
 /// The open sockets of one family, all of one kind.
 #[derive(Debug)]
 pub struct FamilySockets {
@@ -77,6 +136,8 @@ pub struct FamilySockets {
     /// get a copy of every reply, so only the first raw socket receives: the
     /// others are send-only (their ICMP filter blocks every type).
     pub sockets: Vec<socket2::Socket>,
+    /// The sockets queue a transmit timestamp for every probe.
+    pub tx_timestamps: bool,
 }
 
 /// Most datagram sockets [`open`] opens per family.
@@ -160,7 +221,7 @@ fn open_family(
                         .map_err(|e| io::Error::new(e.io().kind(), e.to_string()))
                         .and_then(|more| {
                             if kind == IcmpKind::Raw {
-                                make_send_only(&more)?;
+                                make_send_only(&more, opts.tx_timestamps)?;
                             }
                             Ok(more)
                         });
@@ -176,6 +237,7 @@ fn open_family(
                     family,
                     kind,
                     sockets,
+                    tx_timestamps: opts.tx_timestamps,
                 });
             }
             Err(e) if e.is_denied() => {

@@ -357,8 +357,9 @@ pub fn open_icmp(
 /// Make an open raw socket send-only: its ICMP filter blocks every type,
 /// so the kernel never copies a message to it (every raw ICMP socket would
 /// otherwise get its own copy of every reply), and its receive buffer is
-/// shrunk to the minimum. More raw sockets can then share the sending.
-pub fn make_send_only(s: &IcmpSocket) -> io::Result<()> {
+/// shrunk to the minimum unless `keep_buffer` (its error queue holds
+/// transmit timestamps). More raw sockets can then share the sending.
+pub fn make_send_only(s: &IcmpSocket, keep_buffer: bool) -> io::Result<()> {
     if s.kind != IcmpKind::Raw {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -366,6 +367,9 @@ pub fn make_send_only(s: &IcmpSocket) -> io::Result<()> {
         ));
     }
     set_type_filter(&s.socket, s.family, &[])?;
+    if keep_buffer {
+        return Ok(());
+    }
     // The kernel rounds this up to its minimum.
     s.socket.set_recv_buffer_size(0)
 }
@@ -476,7 +480,7 @@ mod tests {
         assert_eq!(mask & 1, 0);
         assert_eq!(mask & (1 << 3), 0);
         assert_ne!(mask & (1 << 8), 0);
-        make_send_only(&v4).unwrap();
+        make_send_only(&v4, false).unwrap();
         let mask: u32 = raw_opt::get(&v4.socket, libc::SOL_RAW, ICMP_FILTER).unwrap();
         assert_eq!(mask, u32::MAX);
         if let Ok(v6) = open_icmp(Family::V6, IcmpKind::Raw, &opts) {
@@ -523,7 +527,7 @@ mod tests {
             return;
         };
         let sender = open_icmp(Family::V4, IcmpKind::Raw, &opts).unwrap();
-        make_send_only(&sender).unwrap();
+        make_send_only(&sender, false).unwrap();
         assert!(sender.socket.recv_buffer_size().unwrap() < 64 << 10);
         // An echo request to 127.0.0.1 from the send-only socket: its
         // reply reaches the ordinary raw socket, never the send-only one.
@@ -562,6 +566,6 @@ mod tests {
             family: Family::V4,
             kind: IcmpKind::Dgram,
         };
-        assert!(make_send_only(&dgram).is_err());
+        assert!(make_send_only(&dgram, false).is_err());
     }
 }
