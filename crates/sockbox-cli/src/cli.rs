@@ -63,14 +63,19 @@ pub enum Command {
 
 /// Parse the process arguments and run the chosen subcommand.
 pub fn run() -> anyhow::Result<u8> {
-    let cli = match Cli::try_parse() {
+    // `ping -s` is the size or fping's stats: settled before clap parses.
+    let args = cmd::ping::argv::rewrite_command_line(std::env::args_os().collect());
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
-            // --help and --version are not errors; clap's own usage errors exit 2.
-            let code = if e.use_stderr() {
-                crate::exit::USAGE
-            } else {
+            // --help and --version are not errors; clap's own usage errors exit 2
+            // (3 for an fping-style ping command line, as fping documents).
+            let code = if !e.use_stderr() {
                 0
+            } else if cmd::ping::argv::is_fping_command_line(&args) {
+                3
+            } else {
+                crate::exit::USAGE
             };
             e.print()?;
             return Ok(code);

@@ -37,6 +37,8 @@ pub struct EngineConfig {
     pub payload_len: usize,
     /// The per-process random token carried in every probe.
     pub token: u64,
+    /// Random-looking echo data instead of the position pattern.
+    pub random_payload: bool,
     /// Most probes awaiting a reply or a timeout at once: the memory of a
     /// run is bounded by this and by `max_active`, not by the number of
     /// targets. Sending pauses while the window is full.
@@ -51,7 +53,7 @@ pub struct EngineConfig {
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 1 << 20;
 
 /// Default of [`EngineConfig::max_active`].
-pub const DEFAULT_MAX_ACTIVE: usize = 1 << 20;
+pub const DEFAULT_MAX_ACTIVE: usize = 1 << 18;
 
 /// Invalid engine settings.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

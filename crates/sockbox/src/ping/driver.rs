@@ -24,15 +24,17 @@ struct Buffers {
     family: Family,
     bufs: Vec<Vec<u8>>,
     payload_len: usize,
+    seed: Option<u64>,
     probes: Vec<Probe>,
 }
 
 impl Buffers {
-    fn new(family: Family, payload_len: usize) -> Self {
+    fn new(family: Family, payload_len: usize, seed: Option<u64>) -> Self {
         Self {
             family,
             bufs: Vec::new(),
             payload_len,
+            seed,
             probes: Vec::new(),
         }
     }
@@ -43,7 +45,7 @@ impl Buffers {
         while self.bufs.len() < n {
             let mut b = vec![0u8; 8 + self.payload_len];
             b[0] = ty;
-            probe::write_pattern(&mut b[8..]);
+            probe::write_pattern_seeded(&mut b[8..], self.seed);
             self.bufs.push(b);
         }
     }
@@ -189,8 +191,12 @@ pub async fn drive<T: Transport, S: TargetSource>(
     obs: &mut impl Observer,
 ) -> io::Result<Ending> {
     let payload_len = engine.config().payload_len;
-    let mut v4 = Buffers::new(Family::V4, payload_len);
-    let mut v6 = Buffers::new(Family::V6, payload_len);
+    let seed = engine
+        .config()
+        .random_payload
+        .then_some(engine.config().token);
+    let mut v4 = Buffers::new(Family::V4, payload_len, seed);
+    let mut v6 = Buffers::new(Family::V6, payload_len, seed);
     let mut report = SendReport::default();
     let mut source_state = SourceState::Open;
     loop {
@@ -245,6 +251,10 @@ pub async fn drive<T: Transport, S: TargetSource>(
             obs.tick(Instant::now());
         }
         obs.flush();
+        // A failed send can finish the last target.
+        if engine.is_done() {
+            return Ok(Ending::Complete);
+        }
         // 3. Wait for a reply, a timer, the source, or shutdown.
         if more_to_read || due >= window {
             tokio::task::yield_now().await;

@@ -64,6 +64,8 @@ pub struct Totals {
     pub timeouts: u64,
     /// Round-trip times of every fresh reply.
     pub rtt: Rtt,
+    /// Most targets probed at once.
+    pub peak_active: u64,
 }
 
 /// The engine. See the module documentation.
@@ -228,6 +230,7 @@ impl Engine {
             (self.slots.len() - 1) as u32
         };
         self.active += 1;
+        self.totals.peak_active = self.totals.peak_active.max(self.active as u64);
         let generation = self.slots[slot as usize].generation;
         self.fresh.push_back((slot, generation));
         index
@@ -264,7 +267,7 @@ impl Engine {
         }
         loop {
             // Rounds and retries that are due go first, then new targets.
-            let scheduled = self.run_queue.front().filter(|e| e.0 <= now).is_some();
+            let scheduled = self.run_queue.front().is_some_and(|e| e.0 <= now);
             let (slot, generation) = if scheduled {
                 self.run_queue.front().map(|e| (e.1, e.2))?
             } else {
@@ -389,7 +392,10 @@ impl Engine {
         } else {
             Some(0)
         };
-        let send = first_due.map(|due| due.max(self.next_send));
+        // A full window waits for a reply or a timeout, not the clock.
+        let send = first_due
+            .filter(|_| !self.ring.is_full())
+            .map(|due| due.max(self.next_send));
         let timeout = self
             .timeouts
             .iter()

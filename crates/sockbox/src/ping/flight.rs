@@ -80,6 +80,12 @@ impl Ring {
         self.entries.len()
     }
 
+    /// True when no probe can be issued until one settles.
+    pub fn is_full(&self) -> bool {
+        self.entries[self.place(self.next_seq)].state == State::Pending
+            && self.entries.len() >= self.max
+    }
+
     /// True when the next probe can be issued, growing the ring if its
     /// place is still pending. False at the limit: wait for a reply or a
     /// timeout.
@@ -156,6 +162,7 @@ mod tests {
             assert_eq!(r.issue(flight(i)), i);
         }
         // Full of pending probes, at its limit: no room.
+        assert!(r.is_full());
         assert!(!r.make_room());
         assert_eq!(r.get(5).unwrap().slot, 5);
         r.pending_mut(0).unwrap().state = State::Answered;

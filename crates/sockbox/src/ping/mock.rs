@@ -53,6 +53,8 @@ struct State {
 pub struct MockNet {
     kind: IcmpKind,
     hosts: HashMap<IpAddr, Host>,
+    /// How every host not listed behaves (`None`: silent).
+    others: Option<Host>,
     state: Mutex<State>,
 }
 
@@ -62,11 +64,26 @@ impl MockNet {
         Self {
             kind,
             hosts: hosts.into_iter().collect(),
+            others: None,
             state: Mutex::new(State {
                 rng: 0x9e37_79b9_7f4a_7c15,
                 ..State::default()
             }),
         }
+    }
+
+    /// A network where every address answers after `delay`.
+    pub fn answering(kind: IcmpKind, delay: Duration) -> Self {
+        let mut net = Self::new(kind, []);
+        net.others = Some(Host {
+            delay,
+            ..Host::default()
+        });
+        net
+    }
+
+    fn host(&self, dst: &IpAddr) -> Option<&Host> {
+        self.hosts.get(dst).or(self.others.as_ref())
     }
 
     /// Queue raw bytes as if received from `from` at `at`.
@@ -137,17 +154,19 @@ impl Transport for MockNet {
             return Err(io::Error::other("poisoned"));
         };
         for (i, (pkt, &dst)) in packets.iter().zip(dests).enumerate() {
-            if let Some(kind) = self.hosts.get(&dst).and_then(|h| h.refuse) {
+            if let Some(kind) = self.host(&dst).and_then(|h| h.refuse) {
                 report.failed.push((i, kind));
                 continue;
             }
             st.sent += 1;
-            let n = {
+            let n = if self.hosts.contains_key(&dst) {
                 let c = st.counts.entry(dst).or_insert(0);
                 *c += 1;
                 *c - 1
+            } else {
+                0
             };
-            let Some(host) = self.hosts.get(&dst) else {
+            let Some(host) = self.host(&dst) else {
                 continue;
             };
             let p = Packet::new_checked(*pkt).map_err(io::Error::other)?;

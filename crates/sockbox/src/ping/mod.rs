@@ -116,6 +116,8 @@ pub struct PingConfig {
     pub max_in_flight: usize,
     /// Most targets probed at once (see [`EngineConfig::max_active`]).
     pub max_active: usize,
+    /// Random-looking echo data (fping -R).
+    pub random_payload: bool,
 }
 
 impl Default for PingConfig {
@@ -129,6 +131,7 @@ impl Default for PingConfig {
             deadline: None,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             max_active: DEFAULT_MAX_ACTIVE,
+            random_payload: false,
         }
     }
 }
@@ -145,6 +148,9 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// Why it ended.
     pub ending: Ending,
+    /// Places of the in-flight ring at the end (its memory is this times
+    /// about 32 bytes).
+    pub ring_capacity: usize,
 }
 
 /// Ping the targets of `source` over `transport` as `cfg` says, reporting
@@ -177,6 +183,7 @@ async fn run_with_token<T: Transport, S: TargetSource>(
         token,
         max_in_flight: cfg.max_in_flight,
         max_active: cfg.max_active,
+        random_payload: cfg.random_payload,
     };
     let mut engine = engine::Engine::new(ecfg, start)?;
     // A deadline too far to represent is no deadline at all.
@@ -189,6 +196,7 @@ async fn run_with_token<T: Transport, S: TargetSource>(
         counters: engine.counters(),
         elapsed: start.elapsed(),
         ending,
+        ring_capacity: engine.ring_capacity(),
     })
 }
 

@@ -253,6 +253,15 @@ pub async fn resolve_all(
         .collect()
 }
 
+/// The reverse-DNS name of `addr`, if it has one (runs the blocking
+/// lookup on tokio's blocking pool).
+pub async fn reverse(addr: IpAddr) -> Option<String> {
+    tokio::task::spawn_blocking(move || crate::sys::rdns::name_of(addr))
+        .await
+        .ok()
+        .flatten()
+}
+
 /// Resolve one host name to its first address of the wanted family.
 pub async fn resolve(name: &str, pref: FamilyPref) -> Result<IpAddr, PingError> {
     let addrs = tokio::net::lookup_host((name, 0))

@@ -10,6 +10,7 @@ pub mod ping;
 pub mod ping_io;
 pub mod pktinfo;
 pub mod process;
+pub mod rdns;
 pub mod rlimit;
 pub mod sockopt;
 pub mod splice;

@@ -200,7 +200,7 @@ pub fn recv_batch(
     // in place and nix does not reset them.
     let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(
         n,
-        Some(nix::cmsg_space!(TimeSpec, libc::c_int)),
+        Some(nix::cmsg_space!(TimeSpec, [TimeSpec; 3], libc::c_int)),
     );
     let mut iovs: Vec<[IoSliceMut<'_>; 1]> = bufs
         .bufs

@@ -107,7 +107,8 @@ impl Engine {
             self.counters.foreign += 1;
             return;
         }
-        if !probe::pattern_ok(data) {
+        let seed = self.cfg.random_payload.then_some(self.cfg.token);
+        if !probe::pattern_ok_seeded(data, seed) {
             self.counters.corrupt += 1;
             return;
         }
