@@ -3,9 +3,12 @@
 //! link, a router sending ICMP errors) and `sockbox checksum`.
 
 mod checksum;
+mod fping_compat;
 mod lossy;
 mod progress;
+mod regressions;
 mod sweep;
+mod timing;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};

@@ -284,6 +284,8 @@ fn exit_code(p: &Plan, printer: &Printer, o: &Outcome) -> u8 {
     if !p.fping {
         return if t.received > 0 { SUCCESS } else { PARTIAL };
     }
+    // An interrupted sweep did not check every target (a loop ends so).
+    let cut = !o.source_ended && !matches!(p.cfg.mode, Mode::Forever);
     if let Some((n, _)) = p.out.reachable {
         return if printer.alive() >= u64::from(n) {
             SUCCESS
@@ -293,7 +295,7 @@ fn exit_code(p: &Plan, printer: &Printer, o: &Outcome) -> u8 {
     }
     if printer.unresolved() > 0 {
         FPING_UNRESOLVED
-    } else if t.alive == t.targets {
+    } else if t.alive == t.targets && !cut {
         SUCCESS
     } else {
         PARTIAL

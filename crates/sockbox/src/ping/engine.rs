@@ -87,6 +87,8 @@ pub struct Engine {
     timeout_ns: Vec<u64>,
     next_send: u64,
     source_done: bool,
+    /// The source said it has no more (not just a stop).
+    source_ended: bool,
     counters: Counters,
     totals: Totals,
 }
@@ -150,6 +152,7 @@ impl Engine {
             timeout_ns,
             next_send: 0,
             source_done: false,
+            source_ended: false,
             counters: Counters::default(),
             totals: Totals::default(),
             cfg,
@@ -240,6 +243,12 @@ impl Engine {
     /// targets taken in are done.
     pub fn source_done(&mut self) {
         self.source_done = true;
+        self.source_ended = true;
+    }
+
+    /// True when every target of the source was taken in.
+    pub fn source_ended(&self) -> bool {
+        self.source_ended
     }
 
     /// True when every target is done and no more will come (never in

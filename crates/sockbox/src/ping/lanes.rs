@@ -166,24 +166,42 @@ impl Stash {
         self.bytes.len() >= STASH_MAX_BYTES
     }
 
-    /// Hand every reply to `f`, oldest first, and empty the stash. Returns
-    /// how many there were.
+    /// Hand every message to `f` (the error-queue ones first, then the
+    /// packets, each oldest first) and empty the stash. Returns how many
+    /// there were.
+    #[cfg(test)]
     pub fn drain(&mut self, mut f: impl FnMut(&StashedReply<'_>)) -> usize {
-        let mut start = 0;
-        for e in &self.entries {
-            f(&StashedReply {
-                data: &self.bytes[start..e.end],
-                from: e.from,
-                ttl: e.ttl,
-                at: e.at,
-                kind: e.kind,
-            });
-            start = e.end;
-        }
-        let n = self.entries.len();
+        let n = self.visit(false, &mut f) + self.visit(true, &mut f);
         self.entries.clear();
         self.bytes.clear();
         n
+    }
+
+    /// Hand the packets (`packets`) or the error-queue messages (not
+    /// `packets`) to `f`, oldest first, keeping them all. Returns how many.
+    pub fn visit(&self, packets: bool, mut f: impl FnMut(&StashedReply<'_>)) -> usize {
+        let mut start = 0;
+        let mut n = 0;
+        for e in &self.entries {
+            if (e.kind == Stashed::Packet) == packets {
+                n += 1;
+                f(&StashedReply {
+                    data: &self.bytes[start..e.end],
+                    from: e.from,
+                    ttl: e.ttl,
+                    at: e.at,
+                    kind: e.kind,
+                });
+            }
+            start = e.end;
+        }
+        n
+    }
+
+    /// Forget everything.
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.bytes.clear();
     }
 }
 

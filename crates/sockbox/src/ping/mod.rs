@@ -148,6 +148,8 @@ pub struct Outcome {
     pub elapsed: Duration,
     /// Why it ended.
     pub ending: Ending,
+    /// Every target of the source was taken in (false when stopped early).
+    pub source_ended: bool,
     /// Places of the in-flight ring at the end (its memory is this times
     /// about 32 bytes).
     pub ring_capacity: usize,
@@ -197,6 +199,7 @@ async fn run_with_token<T: Transport, S: TargetSource>(
         elapsed: start.elapsed(),
         ending,
         ring_capacity: engine.ring_capacity(),
+        source_ended: engine.source_ended(),
     })
 }
 

@@ -15,7 +15,9 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use super::engine::{Incoming, IncomingKind, QueuedIcmpError};
-use super::lanes::{Lane, SendOut, Stash, Stashed, read_errqueue, recv_timed, send_turn};
+use super::lanes::{
+    Lane, SendOut, Stash, Stashed, StashedReply, read_errqueue, recv_timed, send_turn,
+};
 use super::socket::{BATCH, FamilySockets, SendReport, SendSpan, Transport};
 use crate::sys::ping::IcmpKind;
 use crate::sys::ping_io::{RecvBuffers, dest};
@@ -34,6 +36,29 @@ fn icmp_message(family: Family, ty: u8) -> Option<Message> {
 /// Receive-buffer bytes one reply takes on loopback (its skb's truesize is
 /// about 1 KiB; the other half is margin).
 const BYTES_PER_REPLY: usize = 2048;
+
+/// Hand one stashed message to the engine's callback.
+fn deliver(fam: Family, raw_v4: bool, r: &StashedReply<'_>, f: &mut dyn FnMut(&Incoming<'_>)) {
+    let kind = match r.kind {
+        Stashed::Packet => IncomingKind::Packet,
+        Stashed::Sent => IncomingKind::SendStamp,
+        Stashed::Error(ty, code, dst) => match icmp_message(fam, ty) {
+            Some(message) => IncomingKind::QueuedError(QueuedIcmpError { message, code, dst }),
+            None => return,
+        },
+    };
+    let packet = kind == IncomingKind::Packet;
+    f(&Incoming {
+        family: fam,
+        from: r.from,
+        bytes: r.data,
+        ip_header: raw_v4 && packet,
+        ttl: r.ttl,
+        at: r.at,
+        verify_checksum: raw_v4 && packet,
+        kind,
+    });
+}
 
 #[derive(Debug)]
 struct Side {
@@ -185,37 +210,20 @@ impl Transport for IcmpTransport {
         let fam = side.family;
         let mut total = 0;
         let mut error = None;
+        // Every lane's error queue first: a probe sent on one socket may
+        // be answered on another (raw sockets), and its timestamp must be
+        // known before its reply is matched.
         for lane in &mut side.lanes {
-            // What the sender thread read first (it arrived earlier), then
-            // the error queue (a probe's timestamp comes before its reply),
-            // then the packets.
             if side.errqueue {
                 let fd = lane.raw_fd();
                 read_errqueue(fd, &mut lane.errbuf, &mut lane.stash);
             }
-            total += lane.stash.drain(|r| {
-                let kind = match r.kind {
-                    Stashed::Packet => IncomingKind::Packet,
-                    Stashed::Sent => IncomingKind::SendStamp,
-                    Stashed::Error(ty, code, dst) => match icmp_message(fam, ty) {
-                        Some(message) => {
-                            IncomingKind::QueuedError(QueuedIcmpError { message, code, dst })
-                        }
-                        None => return,
-                    },
-                };
-                let packet = kind == IncomingKind::Packet;
-                f(&Incoming {
-                    family: fam,
-                    from: r.from,
-                    bytes: r.data,
-                    ip_header: raw_v4 && packet,
-                    ttl: r.ttl,
-                    at: r.at,
-                    verify_checksum: raw_v4 && packet,
-                    kind,
-                });
-            });
+            total += lane.stash.visit(false, |r| deliver(fam, raw_v4, r, f));
+        }
+        for lane in &mut side.lanes {
+            // What the sender thread read first (it arrived earlier).
+            total += lane.stash.visit(true, |r| deliver(fam, raw_v4, r, f));
+            lane.stash.clear();
             if !lane.receives {
                 continue;
             }
