@@ -198,7 +198,11 @@ fn run_style(a: &Args, fping: bool) -> anyhow::Result<u8> {
         }
     };
     check_memory(&p, &shape)?;
-    p.opts.tx_timestamps = shows_rtt(&p);
+    p.opts.tx_timestamps = match a.send_time.as_str() {
+        "kernel" => true,
+        "clock" => false,
+        _ => shows_rtt(&p),
+    };
     let strict = matches!(&shape.input, Input::Ranges(_))
         || matches!(&shape.input, Input::Words(w) if w.iter().all(|w| w.parse::<IpAddr>().is_ok()));
     // A sweep sends from one thread per core, each on its own socket.

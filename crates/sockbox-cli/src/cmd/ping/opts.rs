@@ -214,6 +214,12 @@ pub struct Opts {
     /// Which ICMP socket to use: auto (datagram, then raw), dgram or raw.
     #[arg(long = "socket", value_name = "KIND", default_value = "auto", value_parser = ["auto", "dgram", "raw"])]
     pub socket: String,
+    /// Where each probe's send time comes from: auto (the kernel's transmit
+    /// timestamp when RTTs are shown), kernel, or clock (read around each
+    /// sendmmsg call). For measurements.
+    #[arg(long = "send-time", value_name = "SOURCE", default_value = "auto", hide = true,
+          value_parser = ["auto", "kernel", "clock"])]
+    pub send_time: String,
     /// Print the socket kinds and the foreign/late/bad-checksum counts to stderr at the end.
     #[arg(short = 'v', long = "verbose")]
     pub verbose: bool,
