@@ -40,6 +40,7 @@ mod mock;
 pub mod probe;
 pub mod socket;
 pub mod source;
+mod stash;
 pub mod stats;
 pub mod targets;
 #[cfg(test)]

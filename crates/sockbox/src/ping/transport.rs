@@ -15,10 +15,9 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 
 use super::engine::{Incoming, IncomingKind, QueuedIcmpError};
-use super::lanes::{
-    Lane, SendOut, Stash, Stashed, StashedReply, read_errqueue, recv_timed, send_turn,
-};
+use super::lanes::{Lane, SendOut, send_turn};
 use super::socket::{BATCH, FamilySockets, SendReport, SendSpan, Transport};
+use super::stash::{Stash, Stashed, StashedReply, read_errqueue, recv_timed};
 use crate::sys::ping::IcmpKind;
 use crate::sys::ping_io::{RecvBuffers, dest};
 

@@ -1,6 +1,7 @@
 //! Platform-specific system calls. Everything Linux-only is behind this
 //! module so other platforms can add their own versions.
 
+pub mod caps;
 pub mod device;
 pub mod linux;
 pub mod mcast;

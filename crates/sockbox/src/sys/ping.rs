@@ -2,14 +2,16 @@
 //! sockets with the options ping needs (kernel receive timestamps
 //! `SO_TIMESTAMPNS`, TTL / hop-limit control messages, `IP_RECVERR` on
 //! datagram sockets, type filters on raw sockets so the kernel does not copy
-//! traffic that is neither a reply nor an error), and dropping capabilities
-//! once the sockets are open. Batched I/O is in [`super::ping_io`].
+//! traffic that is neither a reply nor an error). Dropping capabilities
+//! once the sockets are open is in [`super::caps`]; batched I/O in
+//! [`super::ping_io`].
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 
 use nix::sys::socket::{setsockopt, sockopt};
 
+pub use super::caps::{capabilities, drop_capabilities};
 use super::sockopt::{self as raw_opt, IcmpV6Filter};
 use sockbox_wire::icmp::Family;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -374,82 +376,12 @@ pub fn make_send_only(s: &IcmpSocket, keep_buffer: bool) -> io::Result<()> {
     s.socket.set_recv_buffer_size(0)
 }
 
-/// The Linux capability ABI (`_LINUX_CAPABILITY_VERSION_3`).
-const CAP_V3: u32 = 0x2008_0522;
-
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-/// Drop every capability of the calling thread (effective, permitted and
-/// inheritable, so they cannot come back), set `no_new_privs`, and check
-/// that none is left. Call it before any other thread is started:
-/// capabilities are per thread and threads inherit them when created.
-pub fn drop_capabilities() -> io::Result<()> {
-    let mut hdr = CapHeader {
-        version: CAP_V3,
-        pid: 0,
-    };
-    let data = [CapData::default(); 2];
-    // SAFETY: capset reads a valid v3 header and two data structs, both
-    // live for the duration of the call.
-    #[expect(unsafe_code)]
-    let rc = unsafe { libc::syscall(libc::SYS_capset, &raw mut hdr, data.as_ptr()) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    nix::sys::prctl::set_no_new_privs().map_err(io::Error::from)?;
-    let (eff, perm) = capabilities()?;
-    if eff != 0 || perm != 0 {
-        return Err(io::Error::other(format!(
-            "capabilities still present after dropping them (effective {eff:#x}, permitted {perm:#x})"
-        )));
-    }
-    Ok(())
-}
-
-/// The calling thread's effective and permitted capability sets (64 bits).
-pub fn capabilities() -> io::Result<(u64, u64)> {
-    let mut hdr = CapHeader {
-        version: CAP_V3,
-        pid: 0,
-    };
-    let mut data = [CapData::default(); 2];
-    // SAFETY: capget writes two data structs into our array, which is large
-    // enough for the v3 ABI.
-    #[expect(unsafe_code)]
-    let rc = unsafe { libc::syscall(libc::SYS_capget, &raw mut hdr, data.as_mut_ptr()) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let join = |lo: u32, hi: u32| u64::from(lo) | (u64::from(hi) << 32);
-    Ok((
-        join(data[0].effective, data[1].effective),
-        join(data[0].permitted, data[1].permitted),
-    ))
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use std::io::Read;
 
     use super::*;
-
-    #[test]
-    fn capabilities_can_be_read() {
-        assert!(capabilities().is_ok());
-    }
 
     #[test]
     fn options_read_back_on_a_raw_or_dgram_socket() {
