@@ -404,6 +404,10 @@ fn unprivileged_datagram_socket_and_the_denied_message() {
     for fix in ["run as root", "setcap cap_net_raw+ep", "ping_group_range"] {
         assert!(err.contains(fix), "{err}");
     }
+    // fping style: fping's "system call failure", 4.
+    let out = as_nobody(&closed, &["ping", "127.0.0.1", "127.0.0.2"]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("setcap"), "{out:?}");
 }
 
 /// A router that sends ICMP errors: they quote our probes and are reported
