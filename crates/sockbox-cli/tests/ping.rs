@@ -407,7 +407,10 @@ fn unprivileged_datagram_socket_and_the_denied_message() {
     // fping style: fping's "system call failure", 4.
     let out = as_nobody(&closed, &["ping", "127.0.0.1", "127.0.0.2"]);
     assert_eq!(out.status.code(), Some(4), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("setcap"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("setcap"),
+        "{out:?}"
+    );
 }
 
 /// A router that sends ICMP errors: they quote our probes and are reported

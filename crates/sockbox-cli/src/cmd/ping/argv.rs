@@ -206,10 +206,25 @@ pub fn looks_like_fping(words: &[OsString]) -> bool {
                 if FPING_SHORT.contains(&c) {
                     return true;
                 }
-                if SHORT_WITH_VALUE.contains(&c) || c == 's' {
-                    if group.len() == at + c.len_utf8() && c != 's' {
+                let last = group.len() == at + c.len_utf8();
+                if SHORT_WITH_VALUE.contains(&c) {
+                    if last {
                         i += 1;
                     }
+                    break;
+                }
+                if c == 's' {
+                    // `-s N` is the size; a bare `-s` is fping's statistics.
+                    let size = words
+                        .get(i)
+                        .is_some_and(|n| is_number(&n.to_string_lossy()));
+                    if !last {
+                        break;
+                    }
+                    if !size {
+                        return true;
+                    }
+                    i += 1;
                     break;
                 }
             }
@@ -272,5 +287,6 @@ mod tests {
         assert!(!looks_like_fping(&v("-c 3 host")));
         assert!(!looks_like_fping(&v("-I eth0 host")));
         assert!(!looks_like_fping(&v("-W 2 -w 5 -s 100 host")));
+        assert!(looks_like_fping(&v("-s host")));
     }
 }

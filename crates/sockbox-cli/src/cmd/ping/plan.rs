@@ -312,7 +312,7 @@ mod tests {
         for (flag, s) in [
             ("-W", "99999y"),
             ("-w", "366days"),
-            ("-i", "3000000"),
+            ("-i", "40000000"),
             ("-Q", "1e308"),
         ] {
             let e = parse_duration(flag, s, Duration::from_secs(1)).unwrap_err();
