@@ -203,10 +203,10 @@ pub struct Opts {
     #[arg(short = 'T', value_name = "N", hide = true)]
     pub ignored_t: Option<String>,
     /// Resolve names to IPv4 only; refuse IPv6 addresses.
-    #[arg(short = '4', conflicts_with = "ipv6")]
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
     pub ipv4: bool,
     /// Resolve names to IPv6 only; refuse IPv4 addresses.
-    #[arg(short = '6')]
+    #[arg(short = '6', long = "ipv6")]
     pub ipv6: bool,
     /// One JSON object per line: reply, timeout, error, summary per target, totals.
     #[arg(long = "json")]
