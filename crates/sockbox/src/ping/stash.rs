@@ -179,6 +179,31 @@ impl Stash {
         n
     }
 
+    /// Arrival times of the stashed packets, with their places, for
+    /// merging several stashes in time order.
+    pub fn packet_times(&self, lane: usize, out: &mut Vec<(Instant, usize, usize)>) {
+        out.extend(
+            self.entries
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| e.kind == Stashed::Packet)
+                .map(|(i, e)| (e.at, lane, i)),
+        );
+    }
+
+    /// The message at place `i`.
+    pub fn get(&self, i: usize) -> Option<StashedReply<'_>> {
+        let e = self.entries.get(i)?;
+        let start = i.checked_sub(1).map_or(0, |p| self.entries[p].end);
+        Some(StashedReply {
+            data: &self.bytes[start..e.end],
+            from: e.from,
+            ttl: e.ttl,
+            at: e.at,
+            kind: e.kind,
+        })
+    }
+
     /// Forget everything.
     pub fn clear(&mut self) {
         self.entries.clear();

@@ -66,6 +66,8 @@ struct Side {
     lanes: Vec<Lane>,
     dests: Vec<Option<SockaddrStorage>>,
     out: SendOut,
+    /// Scratch for merging the stashes in arrival order.
+    order: Vec<(tokio::time::Instant, usize, usize)>,
     /// The error queues are read by the main loop too (always for
     /// datagram sockets: ICMP errors).
     errqueue: bool,
@@ -135,6 +137,7 @@ impl IcmpTransport {
                 lanes,
                 dests: Vec::with_capacity(BATCH),
                 out: SendOut::default(),
+                order: Vec::new(),
                 errqueue: s.tx_timestamps || s.kind == IcmpKind::Dgram,
             }))
         };
@@ -219,9 +222,20 @@ impl Transport for IcmpTransport {
             }
             total += lane.stash.visit(false, |r| deliver(fam, raw_v4, r, f));
         }
+        // What the sender threads read (it arrived first), merged in
+        // arrival order across the sockets.
+        side.order.clear();
+        for (i, lane) in side.lanes.iter().enumerate() {
+            lane.stash.packet_times(i, &mut side.order);
+        }
+        side.order.sort_unstable_by_key(|o| o.0);
+        for &(_, lane, at) in &side.order {
+            if let Some(r) = side.lanes[lane].stash.get(at) {
+                deliver(fam, raw_v4, &r, f);
+                total += 1;
+            }
+        }
         for lane in &mut side.lanes {
-            // What the sender thread read first (it arrived earlier).
-            total += lane.stash.visit(true, |r| deliver(fam, raw_v4, r, f));
             lane.stash.clear();
             if !lane.receives {
                 continue;

@@ -115,7 +115,10 @@ impl Engine {
         let rtt_ns = self.now_ns(pkt.at).saturating_sub(f.sent_ns);
         let duplicate = match f.state {
             State::Pending if current => {
-                if rtt_ns > self.timeout_ns[usize::from(f.level)] {
+                let limit = self.timeout_ns[usize::from(f.level)];
+                // A zero timeout takes no reply, however the send time was
+                // estimated.
+                if rtt_ns > limit || limit == 0 {
                     // Longer than its timeout: not counted (fping), and the
                     // timeout will be reported when it comes.
                     self.counters.late += 1;
