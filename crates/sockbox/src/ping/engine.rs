@@ -11,7 +11,7 @@
 //!
 //! Memory: targets live in slots only while they are probed (a finished
 //! target's final statistics go out in [`Event::Done`] and its slot is
-//! reused), and probes live in the in-flight [`Ring`] until settled. A run
+//! reused), and probes live in the in-flight ring until settled. A run
 //! over millions of targets therefore holds what is in flight, not the
 //! target list. Nothing assumes the run ends: in [`Mode::Forever`] targets
 //! are probed until [`Engine::stop`], and sequence numbers wrap.
