@@ -156,7 +156,8 @@ fn error_exit_codes_hold_when_stderr_is_unwritable() {
         // No targets and nothing on stdin: fping style (targets would come
         // from stdin), whose usage errors exit 3 as fping documents.
         (&["ping"], b"", 3),
-        (&["ping", "-c", "1", "-f", "/nonexistent"], b"", 2),
+        // -f is fping style: a missing file is its usage error (3).
+        (&["ping", "-c", "1", "-f", "/nonexistent"], b"", 3),
         (&["ifaces", "nosuch0"], b"", 2),
         (&["hexdump", "/nonexistent"], b"", 2),
         (&["checksum", "--hex", "-"], b"\x45\x00", 2),
