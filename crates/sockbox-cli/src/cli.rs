@@ -61,15 +61,22 @@ pub enum Command {
 
 /// Parse the process arguments and run the chosen subcommand.
 pub fn run() -> anyhow::Result<u8> {
-    let cli = match Cli::try_parse() {
+    // `ping -s` is the size or fping's stats: settled before clap parses.
+    let args = cmd::ping::argv::rewrite_command_line(std::env::args_os().collect());
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
             // --help and --version are not errors; clap's own usage errors
-            // exit 2, even when standard error cannot be written (a broken
-            // pipe there must not read as success).
+            // exit 2 (3 for an fping-style ping command line, as fping
+            // documents), even when standard error cannot be written (a
+            // broken pipe there must not read as success).
             if e.use_stderr() {
                 let _ = e.print();
-                return Ok(crate::exit::USAGE);
+                return Ok(if cmd::ping::argv::is_fping_command_line(&args) {
+                    3
+                } else {
+                    crate::exit::USAGE
+                });
             }
             e.print()?;
             return Ok(crate::exit::SUCCESS);

@@ -100,7 +100,34 @@ pub fn render(err: &anyhow::Error) -> String {
         }
         out.push_str(&s);
     }
+    if let Some(hint) = tls_flag_hint(err.as_ref()) {
+        out.push_str(hint);
+    }
     out
+}
+
+/// The flags that answer a refused server certificate, wherever in the
+/// chain the TLS error sits.
+pub fn tls_flag_hint(err: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    use sockbox::tls::CertProblem;
+    let mut cause = Some(err);
+    let mut problem = None;
+    while let Some(c) = cause {
+        problem = c.downcast_ref::<std::io::Error>().and_then(CertProblem::of);
+        if problem.is_some() {
+            break;
+        }
+        cause = c.source();
+    }
+    let problem = problem?;
+    Some(match problem {
+        CertProblem::Untrusted => {
+            "; --tls-ca FILE trusts a certificate or its CA; --tls-insecure skips the check (for testing only)"
+        }
+        CertProblem::NoNames | CertProblem::WrongName => {
+            "; --tls-insecure skips the check (for testing only)"
+        }
+    })
 }
 
 #[cfg(test)]

@@ -3,9 +3,12 @@
 //! link, a router sending ICMP errors) and `sockbox checksum`.
 
 mod checksum;
+mod fping_compat;
 pub mod lossy;
 mod progress;
+mod regressions;
 mod sweep;
+mod timing;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
@@ -171,12 +174,13 @@ fn interface_source_rate_deadline_and_file() {
         .timeout(Duration::from_secs(20))
         .assert()
         .success();
-    // Binding to an interface that does not exist is a system error.
+    // An interface that does not exist is a usage error naming it.
     sockbox()
         .args(["ping", "-c", "1", "-I", "nosuchif0", "127.0.0.1"])
         .timeout(Duration::from_secs(20))
         .assert()
-        .code(3);
+        .code(2)
+        .stderr(contains("nosuchif0"));
     // 20 probes at 100 per second over two targets: about 0.1 s of sending.
     let t0 = std::time::Instant::now();
     sockbox()
@@ -221,22 +225,48 @@ fn unresolvable_names_exit_2_and_the_rest_go_on() {
         .stderr(contains("no-such-host.invalid"));
 }
 
+/// Usage errors exit 2 in ping style and 3 (fping's documented code) in
+/// fping style. None of these sends anything.
 #[test]
-fn bad_arguments_exit_2() {
-    for args in [
-        &["ping"][..],
-        &["ping", "-s", "4", "127.0.0.1"],
-        &["ping", "-g", "10.0.0.9-10.0.0.1"],
-        &["ping", "-g", "10.0.0.0/4"],
-        &["ping", "-i", "fast", "127.0.0.1"],
-        &["ping", "bad host!"],
-        &["ping", "-c", "0", "127.0.0.1"],
+fn bad_arguments_exit_2_or_3_in_fping_style() {
+    for (args, code) in [
+        (&["ping", "-s", "4", "127.0.0.1"][..], 2),
+        (&["ping", "-i", "fast", "127.0.0.1"], 2),
+        (&["ping", "bad host!"], 2),
+        (&["ping", "-c", "0", "127.0.0.1"], 2),
+        (&["ping", "-W", "99999y", "127.0.0.1"], 2),
+        (&["ping", "-w", "99999y", "127.0.0.1"], 2),
+        (&["ping", "--ttl", "0", "127.0.0.1"], 2),
+        (&["ping", "--ttl", "256", "127.0.0.1"], 2),
+        (&["ping", "-I", "300.1.1.1", "127.0.0.1"], 2),
+        (&["ping", "-6", "127.0.0.1"], 2),
+        (&["ping", "-4", "::1"], 2),
+        (&["ping", "--baffle", "127.0.0.1"], 2),
+        (&["ping"], 3),
+        (&["ping", "-g", "10.0.0.9-10.0.0.1"], 3),
+        (&["ping", "-B", "nan", "127.0.0.1"], 3),
+        (&["ping", "-B", "1e308", "127.0.0.1"], 3),
+        (&["ping", "-B", "9", "127.0.0.1"], 3),
+        (&["ping", "-a", "-u", "127.0.0.1"], 3),
+        (&["ping", "-H", "256", "127.0.0.1"], 3),
+        (&["ping", "-S", "300.1.1.1", "127.0.0.1"], 3),
+        (&["ping", "-O", "256", "127.0.0.1"], 3),
+        (&["ping", "-N", "127.0.0.1"], 3),
+        (&["ping", "-t", "99999y", "127.0.0.1", "127.0.0.2"], 3),
+        (&["ping", "--baffle", "127.0.0.1", "127.0.0.2"], 3),
+        (&["ping", "-l", "-c", "3", "127.0.0.1"], 3),
     ] {
-        sockbox()
+        let out = sockbox()
             .args(args)
             .timeout(Duration::from_secs(10))
             .assert()
-            .code(2);
+            .code(code);
+        let err = String::from_utf8_lossy(&out.get_output().stderr).to_lowercase();
+        assert!(!err.trim().is_empty(), "{args:?}: no message");
+        if let Some(v) = args.get(2).filter(|_| args.len() > 3) {
+            let named = err.contains(&v.to_lowercase()) || err.contains("unexpected");
+            assert!(named || err.contains("cannot be used"), "{args:?}: {err}");
+        }
     }
 }
 
@@ -374,6 +404,13 @@ fn unprivileged_datagram_socket_and_the_denied_message() {
     for fix in ["run as root", "setcap cap_net_raw+ep", "ping_group_range"] {
         assert!(err.contains(fix), "{err}");
     }
+    // fping style: fping's "system call failure", 4.
+    let out = as_nobody(&closed, &["ping", "127.0.0.1", "127.0.0.2"]);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("setcap"),
+        "{out:?}"
+    );
 }
 
 /// A router that sends ICMP errors: they quote our probes and are reported
@@ -414,8 +451,8 @@ fn icmp_errors_from_a_router_are_reported() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    let want =
-        "ICMP Communication prohibited by filter from 10.203.0.2 for ICMP Echo sent to 10.203.9.10";
+    let want = "ICMP Unreachable (Communication Administratively Prohibited) from 10.203.0.2 \
+                for ICMP Echo sent to 10.203.9.10";
     assert!(err.contains(want), "{err}");
     for kind in ["raw", "dgram"] {
         let args = [

@@ -13,6 +13,7 @@ use crate::util::server::Spawned;
 use crate::util::{procs, sockbox_std};
 
 mod faults;
+mod regressions;
 mod server;
 
 const T: Duration = Duration::from_secs(20);

@@ -12,6 +12,7 @@ mod monitor;
 mod offline;
 mod ping;
 mod relay;
+mod tls;
 mod udp;
 mod usage;
 mod wake;

@@ -153,8 +153,11 @@ fn error_exit_codes_hold_when_stderr_is_unwritable() {
         (&["mcast", "listen", "127.0.0.1", "5000"], b"", 2),
         (&["wake", "zz"], b"", 2),
         (&["wake", "listen", "--port", &udp], b"", 3),
-        (&["ping"], b"", 2),
-        (&["ping", "-c", "1", "-f", "/nonexistent"], b"", 2),
+        // No targets and nothing on stdin: fping style (targets would come
+        // from stdin), whose usage errors exit 3 as fping documents.
+        (&["ping"], b"", 3),
+        // -f is fping style: a missing file is its usage error (3).
+        (&["ping", "-c", "1", "-f", "/nonexistent"], b"", 3),
         (&["ifaces", "nosuch0"], b"", 2),
         (&["hexdump", "/nonexistent"], b"", 2),
         (&["checksum", "--hex", "-"], b"\x45\x00", 2),

@@ -6,10 +6,15 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sockbox::relay::client::{ClientLocal, Connected, relay_exec, relay_stdio, relay_tls};
-use sockbox::relay::net::{self, Family};
+use std::net::SocketAddr;
+
+use sockbox::net::{self, AddrError, ConnectError, Connector, Family};
+use sockbox::relay::client::{
+    ClientLocal, Connected, connect_tcp, connect_udp, relay_exec, relay_stdio, relay_stream,
+};
 use sockbox::relay::pump::Stopper;
 use sockbox::relay::{Dump, DumpFormat, ExecSpec, Flow, Outcome, RelayError, RelayOptions, Report};
+use sockbox::tls::{TlsConnector, TlsError};
 
 use crate::cmd::runtime;
 use crate::cmd::serve::path_arg;
@@ -240,28 +245,79 @@ pub fn finish(result: Result<Report, RelayError>, say: Say) -> anyhow::Result<u8
 }
 
 /// Map a relay error: peer trouble exits 1, said where `say` says; bad
-/// input 2; anything else is a system failure (3).
+/// input 2; anything else is a system failure (3). Flag hints are added
+/// here: the library's messages name no flag.
 pub fn relay_error(e: RelayError, say: Say) -> anyhow::Result<u8> {
     match e {
         RelayError::Reset { .. }
         | RelayError::Unreachable(_)
-        | RelayError::Connect { .. }
-        | RelayError::ConnectTimeout { .. }
         | RelayError::Recv { .. }
         | RelayError::Send { .. }
-        | RelayError::Tls(sockbox::tls::TlsError::Handshake { .. })
+        | RelayError::Tls(TlsError::Handshake { .. })
         | RelayError::TlsTimeout(_) => {
-            say.say(&e.to_string());
+            say.say(&with_tls_hint(&e));
             Ok(PARTIAL)
         }
+        RelayError::Connect(c) => connect_error(c, say),
+        RelayError::Addr(a) => Err(addr_error(&a)),
         RelayError::Tls(_)
-        | RelayError::Resolve { .. }
-        | RelayError::NoAddress { .. }
         | RelayError::Acl(_)
         | RelayError::Dump { .. }
         | RelayError::Exec { .. } => Err(usage(e.to_string())),
         other => Err(anyhow::Error::new(other)),
     }
+}
+
+/// The error's text, with the flags that answer a refused server
+/// certificate when that is what it is.
+fn with_tls_hint(e: &(dyn std::error::Error + 'static)) -> String {
+    format!("{e}{}", crate::exit::tls_flag_hint(e).unwrap_or(""))
+}
+
+/// Connecting failed: the server's fault exits 1, the input's 2.
+fn connect_error(e: ConnectError, say: Say) -> anyhow::Result<u8> {
+    match e {
+        ConnectError::Addr(a) => Err(addr_error(&a)),
+        ConnectError::Tls(TlsError::Handshake { .. })
+        | ConnectError::Connect { .. }
+        | ConnectError::TlsTimeout { .. }
+        | ConnectError::GaveUp { .. } => {
+            say.say(&with_tls_hint(&e));
+            Ok(PARTIAL)
+        }
+        ConnectError::Timeout { .. } => {
+            say.say(&format!("{e} (raise -w to wait longer)"));
+            Ok(PARTIAL)
+        }
+        ConnectError::Tls(t) => Err(usage(t.to_string())),
+        ConnectError::Stopped => Ok(SUCCESS),
+    }
+}
+
+/// A host that gave no usable address is the input's fault (exit 2).
+pub fn addr_error(e: &AddrError) -> anyhow::Error {
+    match e {
+        AddrError::NoAddress {
+            family: Family::V4 | Family::V6,
+            ..
+        } => usage(format!("{e} (drop -4/-6 or use another name)")),
+        _ => usage(e.to_string()),
+    }
+}
+
+/// The TLS client settings, read now: a missing or unreadable CA file is a
+/// usage error before anything is connected.
+fn client_tls(a: &Args) -> anyhow::Result<TlsConnector> {
+    let tls = sockbox::tls::ClientTls {
+        ca: a.tls_ca.clone(),
+        insecure: a.tls_insecure,
+    };
+    tls.connector().map_err(|e| match (&e, &a.tls_ca) {
+        (TlsError::Pem { .. } | TlsError::Missing { .. } | TlsError::NoRoots(_), Some(_)) => {
+            usage(format!("--tls-ca: {e}"))
+        }
+        _ => usage(e.to_string()),
+    })
 }
 
 /// Run `sockbox connect`.
@@ -270,15 +326,26 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
     r.init_logging();
     let spec = r.exec_spec()?;
     let opts = r.options();
-    let addrs = match net::resolve(&a.host, a.port, r.family()) {
-        Ok(v) => v,
-        Err(e) => return relay_error(e, Say::Stderr),
-    };
+    let tls = if a.tls { Some(client_tls(a)?) } else { None };
+    let addrs = net::resolve(&a.host, a.port, r.family()).map_err(|e| addr_error(&e))?;
     let dump = r.dump()?;
+    if let Some(tls) = tls {
+        let local = match spec {
+            Some(s) => ClientLocal::Exec(s),
+            None => ClientLocal::Stdio,
+        };
+        let connector = Connector::new().family(r.family()).tls(tls);
+        let connector = match a.wait {
+            Some(w) => connector.timeout(w),
+            None => connector,
+        };
+        let result = run_stream(&connector, &addrs, &a.host, &local, &opts, dump)?;
+        return finish(result, Say::Stderr);
+    }
     let sock = if r.udp {
-        net::connect_udp(&addrs).map(Connected::Udp)
+        connect_udp(&addrs)
     } else {
-        net::connect_tcp(&addrs, a.wait).map(Connected::Tcp)
+        connect_tcp(&addrs, a.wait)
     };
     let sock = match sock {
         Ok(s) => s,
@@ -287,39 +354,63 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
     if let Ok(peer) = sock.peer() {
         tracing::info!("connected to {peer}");
     }
-    let result = if a.tls {
-        let Connected::Tcp(tcp) = sock else {
-            return Err(usage("--tls needs TCP"));
-        };
-        let tls = sockbox::tls::ClientTls {
-            ca: a.tls_ca.clone(),
-            insecure: a.tls_insecure,
-        };
-        let connector = tls.connector().map_err(|e| usage(e.to_string()))?;
-        let local = match spec {
-            Some(s) => ClientLocal::Exec(s),
-            None => ClientLocal::Stdio,
-        };
-        let host = a.host.clone();
-        runtime::block_on(async move {
-            let stop = sockbox::Shutdown::new();
-            runtime::shutdown_on_signals(&stop)?;
-            Ok::<_, anyhow::Error>(
-                relay_tls(tcp, &connector, &host, &local, &opts, dump, &stop).await,
-            )
-        })??
-    } else if let Some(spec) = spec {
-        runtime::block_on(async move {
-            let stop = sockbox::Shutdown::new();
-            runtime::shutdown_on_signals(&stop)?;
-            Ok::<_, anyhow::Error>(relay_exec(sock, &spec, &opts, dump, &stop).await)
-        })??
-    } else {
-        let stopper = Stopper::new().map_err(anyhow::Error::new)?;
-        relay_stdio(sock, &opts, dump, &stopper)
-    };
+    let result = relay_connected(sock, spec, &opts, dump)?;
     if let Ok(rep) = &result {
         tracing::info!("closed: sent {}, received {}", rep.sent, rep.received);
     }
     finish(result, Say::Stderr)
+}
+
+/// Relay a connected socket: the blocking pump for standard I/O, the async
+/// engine for a program.
+fn relay_connected(
+    sock: Connected,
+    spec: Option<ExecSpec>,
+    opts: &RelayOptions,
+    dump: Option<Dump>,
+) -> anyhow::Result<Result<Report, RelayError>> {
+    let Some(spec) = spec else {
+        let stopper = Stopper::new().map_err(anyhow::Error::new)?;
+        return Ok(relay_stdio(sock, opts, dump, &stopper));
+    };
+    let opts = opts.clone();
+    runtime::block_on(async move {
+        let stop = sockbox::Shutdown::new();
+        runtime::shutdown_on_signals(&stop)?;
+        Ok::<_, anyhow::Error>(relay_exec(sock, &spec, &opts, dump, &stop).await)
+    })?
+}
+
+/// Connect with `connector` (TLS) and relay the stream, in a runtime.
+fn run_stream(
+    connector: &Connector,
+    addrs: &[SocketAddr],
+    host: &str,
+    local: &ClientLocal,
+    opts: &RelayOptions,
+    dump: Option<Dump>,
+) -> anyhow::Result<Result<Report, RelayError>> {
+    runtime::block_on(async move {
+        let stop = sockbox::Shutdown::new();
+        runtime::shutdown_on_signals(&stop)?;
+        let stream = tokio::select! {
+            r = connector.connect_addrs(addrs, host) => r,
+            () = stop.wait() => {
+                let stopped = Report { outcome: Outcome::Stopped, sent: 0, received: 0 };
+                return Ok(Ok(stopped));
+            }
+        };
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(e.into())),
+        };
+        if let Ok(peer) = stream.peer_addr() {
+            tracing::info!("connected to {peer}");
+        }
+        let result = relay_stream(stream, local, opts, dump, &stop).await;
+        if let Ok(rep) = &result {
+            tracing::info!("closed: sent {}, received {}", rep.sent, rep.received);
+        }
+        Ok::<_, anyhow::Error>(result)
+    })?
 }

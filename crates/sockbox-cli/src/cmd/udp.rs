@@ -107,8 +107,8 @@ Datagrams print as `SOURCE:PORT  PAYLOAD` (or -x, --json, --raw). Without ADDR t
 listener binds every address, so broadcasts arrive too; one unicast address does not
 see them. On start it logs where it listens, on stderr (not with -q); with --daemon or
 --log-file each datagram's source and length is logged too. Datagrams from sources
-refused by --allow/--deny (and their files, one address or CIDR per line, re-read on
-SIGHUP) are dropped unprinted and unanswered, and counted as refused (SIGUSR1 stats).
+refused by --allow/--deny (and their files: addresses, CIDR ranges or host names, re-read
+on SIGHUP) are dropped unprinted and unanswered, and counted as refused (SIGUSR1 stats).
 Answers leave from the address the datagram was sent to (for a broadcast or multicast,
 from the receiving interface), so a client that wrote to a host's second address gets
 its answer from there.

@@ -99,7 +99,7 @@ fn max_conns_refuses_extra_clients_cleanly() {
         == Some(b"again".as_slice())));
 }
 
-fn from(ip: &str, to: SocketAddr) -> TcpStream {
+pub(super) fn from(ip: &str, to: SocketAddr) -> TcpStream {
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     sock.bind(&format!("{ip}:0").parse::<SocketAddr>().unwrap().into())
         .unwrap();
@@ -110,7 +110,7 @@ fn from(ip: &str, to: SocketAddr) -> TcpStream {
     s
 }
 
-fn echo_from(ip: &str, to: SocketAddr) -> Vec<u8> {
+pub(super) fn echo_from(ip: &str, to: SocketAddr) -> Vec<u8> {
     let mut s = from(ip, to);
     let _ = s.write_all(b"hi");
     let _ = s.shutdown(Shutdown::Write);

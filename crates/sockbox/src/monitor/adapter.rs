@@ -15,10 +15,10 @@ use sockbox_wire::icmp::Family;
 use super::MonitorError;
 use super::metrics::{Buckets, ErrorKind, Globals, TargetCells};
 use crate::Shutdown;
-use crate::ping::engine::Incoming;
+use crate::ping::engine::{Incoming, IncomingKind};
 use crate::ping::{
-    Event, FamilySockets, IcmpKind, IcmpTransport, Mode, OpenError, PingConfig, SocketChoice,
-    SocketOptions, Transport,
+    Event, FamilySockets, IcmpKind, IcmpTransport, IterSource, Mode, OpenError, PingConfig,
+    SendReport, SocketChoice, SocketOptions, Target, Transport,
 };
 
 /// What decides how a group's targets are probed (groups with equal
@@ -51,16 +51,16 @@ pub struct ProbeTarget {
 }
 
 /// Expand a range word (`10.0.0.0/24`, `10.0.0.1-10.0.0.9`), refusing
-/// one of more than `room` addresses.
+/// one of more than `room` addresses before expanding it.
 pub fn expand_range(word: &str, room: usize) -> Result<Vec<IpAddr>, String> {
-    let addrs = crate::ping::targets::expand_range(word).map_err(|e| e.to_string())?;
-    if addrs.len() > room {
+    let range = crate::ping::targets::parse_range(word).map_err(|e| e.to_string())?;
+    if range.len() > room as u128 {
         return Err(format!(
             "{} addresses is more than the {room} targets one prober may still take",
-            addrs.len()
+            range.len()
         ));
     }
-    Ok(addrs)
+    Ok(range.collect())
 }
 
 /// Open the sockets for `settings`, for the families wanted.
@@ -74,6 +74,10 @@ pub fn open(
         ttl: settings.ttl,
         device: settings.interface.clone(),
         source: settings.source,
+        tos: settings.tos,
+        // Each probe's send time from the kernel: exact RTTs however many
+        // probes leave together.
+        tx_timestamps: true,
         // Room for a second of replies from many targets.
         recv_buffer: 8 << 20,
         send_buffer: 4 << 20,
@@ -114,12 +118,12 @@ impl Transport for Counting<'_> {
         family: Family,
         packets: &[&[u8]],
         dests: &[IpAddr],
-        failed: &mut Vec<(usize, io::ErrorKind)>,
+        report: &mut SendReport,
     ) -> io::Result<()> {
-        let before = failed.len();
-        let r = self.inner.send(family, packets, dests, failed);
+        let before = report.failed.len();
+        let r = self.inner.send(family, packets, dests, report);
         if r.is_ok() {
-            let refused = failed.len() - before;
+            let refused = report.failed.len() - before;
             self.globals
                 .packets_sent
                 .fetch_add((packets.len() - refused) as u64, Relaxed);
@@ -132,10 +136,17 @@ impl Transport for Counting<'_> {
     }
 
     fn recv(&mut self, family: Family, f: &mut dyn FnMut(&Incoming<'_>)) -> io::Result<usize> {
-        let r = self.inner.recv(family, f);
+        // Transmit timestamps come back as messages too: not received packets.
+        let mut packets = 0u64;
+        let r = self.inner.recv(family, &mut |inc| {
+            if inc.kind != IncomingKind::SendStamp {
+                packets += 1;
+            }
+            f(inc);
+        });
         match &r {
-            Ok(n) => {
-                self.globals.packets_received.fetch_add(*n as u64, Relaxed);
+            Ok(_) => {
+                self.globals.packets_received.fetch_add(packets, Relaxed);
             }
             Err(e)
                 if matches!(
@@ -174,12 +185,20 @@ pub async fn run(
         timeout: settings.timeout,
         payload_len: settings.size,
         deadline: None,
+        ..PingConfig::default()
     };
-    let addrs: Vec<IpAddr> = targets.iter().map(|t| t.addr).collect();
-    let cell = |i: u32| targets.get(i as usize).map(|t| &*t.cells);
-    let mut obs = |ev: &Event| match ev {
+    // The engine numbers targets in the order it takes them: ours.
+    let list: Vec<Target> = targets.iter().map(|t| Target::addr(t.addr)).collect();
+    let mut source = IterSource(list.into_iter());
+    let cell = |i: u64| {
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| targets.get(i))
+            .map(|t| &*t.cells)
+    };
+    let mut obs = |ev: &Event<'_>| match ev {
         Event::Reply(r) => {
-            if let Some(c) = cell(r.target) {
+            if let Some(c) = cell(r.target.index) {
                 if r.duplicate {
                     c.duplicate();
                 } else {
@@ -188,27 +207,27 @@ pub async fn run(
             }
         }
         Event::Timeout { target, .. } => {
-            if let Some(c) = cell(*target) {
+            if let Some(c) = cell(target.index) {
                 c.lost();
             }
         }
         Event::Error(e) => {
-            if let Some(c) = cell(e.target) {
+            if let Some(c) = cell(e.target.index) {
                 c.icmp_error(ErrorKind::of(e.message));
             }
         }
         Event::SendFailed { target, .. } => {
-            if let Some(c) = cell(*target) {
+            if let Some(c) = cell(target.index) {
                 c.send_error();
             }
         }
-        Event::Done { .. } => {}
+        Event::Unresolved { .. } | Event::Done { .. } => {}
     };
     let mut transport = Counting {
         inner: &mut probe.inner,
         globals,
     };
-    let outcome = crate::ping::run(&cfg, addrs, &mut transport, stop, &mut obs)
+    let outcome = crate::ping::run(&cfg, &mut source, &mut transport, stop, &mut obs)
         .await
         .map_err(|e| MonitorError::Probe(e.to_string()))?;
     globals

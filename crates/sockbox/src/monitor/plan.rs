@@ -203,6 +203,16 @@ mod tests {
     }
 
     #[test]
+    fn a_range_too_big_for_one_prober_is_refused() {
+        let e = expand(&[group(&["10.0.0.0/8"])], Shard::all())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("16777214") && e.contains("4194304"), "{e}");
+        let ok = expand(&[group(&["10.0.0.0/12"])], Shard::new(1, 8).unwrap()).unwrap();
+        assert!(ok.len() > 100_000 && ok.len() < 160_000, "{}", ok.len());
+    }
+
+    #[test]
     fn bad_targets_are_named() {
         let e = expand(&[group(&["bad host!"])], Shard::all())
             .unwrap_err()

@@ -1,11 +1,15 @@
-//! Allow/deny lists of addresses and CIDR ranges (`--allow`, `--deny`,
-//! `--allowfile`, `--denyfile`).
+//! Allow/deny lists of addresses, CIDR ranges and host names.
 //!
 //! A peer is refused when it matches any deny entry, or when there are allow
 //! entries and it matches none. IPv4 peers seen on a dual-stack socket
-//! (`::ffff:a.b.c.d`) match IPv4 entries. Files hold one address or CIDR per
-//! line; `#` starts a comment; blank lines are skipped. Files are re-read by
-//! [`Acl::reload`]; a file that fails to parse leaves the old lists in force.
+//! (`::ffff:a.b.c.d`) match IPv4 entries. An entry is an address
+//! (`192.0.2.7`), a CIDR range (`10.0.0.0/8`) or a host name (`localhost`),
+//! which stands for every address it resolves to. Entries given inline may
+//! hold several, separated by white space or commas; files hold them the
+//! same way, any number per line; `#` starts a comment. Names are resolved
+//! when the lists are made and again by [`Acl::reload`], which also re-reads
+//! the files; a file that cannot be read or parsed, or a name that does not
+//! resolve, leaves the old lists in force.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -13,19 +17,23 @@ use std::sync::{Arc, RwLock};
 
 use ipnet::IpNet;
 
-/// A wrong allow/deny entry or an unreadable list file.
+use super::addr::{AddrError, Family, parse_literal, resolve};
+
+/// What an entry may look like, for messages.
+const EXAMPLES: &str = "examples: 10.0.0.0/8, 192.0.2.7, fd00::/8, localhost";
+
+/// A wrong allow/deny entry, an unreadable list file, or a name that does
+/// not resolve.
 #[derive(Debug, thiserror::Error)]
 pub enum AclError {
-    /// An entry given on the command line is not an address or CIDR.
-    #[error(
-        "{entry:?} is not an IP address or CIDR range (examples: 10.0.0.0/8, 192.0.2.7, fd00::/8)"
-    )]
+    /// An entry given inline is not an address, CIDR range or host name.
+    #[error("{entry:?} is not an IP address, CIDR range or host name ({EXAMPLES})")]
     Entry {
         /// The entry.
         entry: String,
     },
-    /// A line of a list file is not an address or CIDR.
-    #[error("{}:{line}: {entry:?} is not an IP address or CIDR range (examples: 10.0.0.0/8, 192.0.2.7, fd00::/8)", path.display())]
+    /// An entry of a list file is not an address, CIDR range or host name.
+    #[error("{}:{line}: {entry:?} is not an IP address, CIDR range or host name ({EXAMPLES})", path.display())]
     FileEntry {
         /// The file.
         path: PathBuf,
@@ -43,9 +51,26 @@ pub enum AclError {
         #[source]
         source: std::io::Error,
     },
+    /// A host name in a list did not resolve.
+    #[error("{origin}: {source}")]
+    Resolve {
+        /// Where the name was written: "allow list", "deny list" or
+        /// `FILE:LINE`.
+        origin: String,
+        /// The resolver's answer.
+        #[source]
+        source: AddrError,
+    },
 }
 
-/// Parse one entry: an address (a single host) or a CIDR range.
+/// One entry as written: a range now, or a name to resolve.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Entry {
+    Net(IpNet),
+    Name(String),
+}
+
+/// Parse one entry that is an address (a single host) or a CIDR range.
 pub fn parse_entry(s: &str) -> Option<IpNet> {
     let s = s.trim();
     if let Ok(net) = s.parse::<IpNet>() {
@@ -54,21 +79,56 @@ pub fn parse_entry(s: &str) -> Option<IpNet> {
     s.parse::<IpAddr>().ok().map(IpNet::from)
 }
 
-/// Parse the text of a list file.
-pub fn parse_list(text: &str, path: &Path) -> Result<Vec<IpNet>, AclError> {
+/// Parse one entry: an address, a CIDR range, or something shaped like a
+/// host name (letters, digits, `-`, `_` and dots). `None` for anything
+/// else, an address-shaped string that is no address (`300.1.1.1`) too.
+fn parse_any(s: &str) -> Option<Entry> {
+    if let Some(net) = parse_entry(s) {
+        return Some(Entry::Net(net));
+    }
+    let name_like = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    match parse_literal(s) {
+        Ok(None) if name_like => Some(Entry::Name(s.to_owned())),
+        _ => None,
+    }
+}
+
+/// The entries of one inline argument or file line.
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|w| !w.is_empty())
+}
+
+/// Parse the text of a list file (names are not resolved here).
+fn parse_file(text: &str, path: &Path) -> Result<Vec<(Entry, usize)>, AclError> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
-        let line = raw.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
+        let line = raw.split('#').next().unwrap_or("");
+        for word in words(line) {
+            let entry = parse_any(word).ok_or_else(|| AclError::FileEntry {
+                path: path.to_path_buf(),
+                line: i + 1,
+                entry: word.to_owned(),
+            })?;
+            out.push((entry, i + 1));
         }
-        match parse_entry(line) {
-            Some(net) => out.push(net),
-            None => {
+    }
+    Ok(out)
+}
+
+/// Parse the text of a list file that holds only addresses and ranges.
+pub fn parse_list(text: &str, path: &Path) -> Result<Vec<IpNet>, AclError> {
+    let mut out = Vec::new();
+    for (entry, line) in parse_file(text, path)? {
+        match entry {
+            Entry::Net(net) => out.push(net),
+            Entry::Name(name) => {
                 return Err(AclError::FileEntry {
                     path: path.to_path_buf(),
-                    line: i + 1,
-                    entry: line.to_owned(),
+                    line,
+                    entry: name,
                 });
             }
         }
@@ -76,12 +136,69 @@ pub fn parse_list(text: &str, path: &Path) -> Result<Vec<IpNet>, AclError> {
     Ok(out)
 }
 
+/// Add `entry` to `out`, resolving a name (every address it has).
+fn add(
+    out: &mut Vec<IpNet>,
+    entry: &Entry,
+    origin: impl FnOnce() -> String,
+) -> Result<(), AclError> {
+    match entry {
+        Entry::Net(net) => out.push(*net),
+        Entry::Name(name) => {
+            let found = resolve(name, 0, Family::Any).map_err(|source| AclError::Resolve {
+                origin: origin(),
+                source,
+            })?;
+            out.extend(
+                found
+                    .into_iter()
+                    .map(|a| IpNet::from(a.ip().to_canonical())),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Read a list file and resolve its names.
 fn read_list(path: &Path) -> Result<Vec<IpNet>, AclError> {
     let text = std::fs::read_to_string(path).map_err(|source| AclError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    parse_list(&text, path)
+    let mut out = Vec::new();
+    for (entry, line) in parse_file(&text, path)? {
+        add(&mut out, &entry, || format!("{}:{line}", path.display()))?;
+    }
+    Ok(out)
+}
+
+/// The inline entries `v`, parsed (not resolved).
+fn parse_inline(v: &[String]) -> Result<Vec<Entry>, AclError> {
+    let mut out = Vec::new();
+    for arg in v {
+        if words(arg).next().is_none() {
+            return Err(AclError::Entry { entry: arg.clone() });
+        }
+        for word in words(arg) {
+            let entry = parse_any(word).ok_or_else(|| AclError::Entry {
+                entry: word.to_owned(),
+            })?;
+            out.push(entry);
+        }
+    }
+    Ok(out)
+}
+
+/// Inline entries and files, resolved and read into ranges.
+fn build(entries: &[Entry], files: &[PathBuf], what: &str) -> Result<Vec<IpNet>, AclError> {
+    let mut out = Vec::new();
+    for e in entries {
+        add(&mut out, e, || format!("{what} list"))?;
+    }
+    for f in files {
+        out.extend(read_list(f)?);
+    }
+    Ok(out)
 }
 
 /// `path` made absolute, so a reload still finds it after a daemon's
@@ -93,8 +210,8 @@ fn absolute(path: &Path) -> PathBuf {
 /// Allow and deny lists.
 #[derive(Clone, Debug, Default)]
 pub struct Acl {
-    allow_inline: Vec<IpNet>,
-    deny_inline: Vec<IpNet>,
+    allow_inline: Vec<Entry>,
+    deny_inline: Vec<Entry>,
     allow_files: Vec<PathBuf>,
     deny_files: Vec<PathBuf>,
     allow: Vec<IpNet>,
@@ -102,21 +219,17 @@ pub struct Acl {
 }
 
 impl Acl {
-    /// Lists from command-line entries and files (read now).
+    /// Lists from inline entries and files: the files are read and the
+    /// names resolved now (blocking).
     pub fn new(
         allow: &[String],
         deny: &[String],
         allow_files: &[PathBuf],
         deny_files: &[PathBuf],
     ) -> Result<Self, AclError> {
-        let parse = |v: &[String]| {
-            v.iter()
-                .map(|e| parse_entry(e).ok_or_else(|| AclError::Entry { entry: e.clone() }))
-                .collect::<Result<Vec<_>, _>>()
-        };
         let mut acl = Self {
-            allow_inline: parse(allow)?,
-            deny_inline: parse(deny)?,
+            allow_inline: parse_inline(allow)?,
+            deny_inline: parse_inline(deny)?,
             allow_files: allow_files.iter().map(|p| absolute(p)).collect(),
             deny_files: deny_files.iter().map(|p| absolute(p)).collect(),
             allow: Vec::new(),
@@ -137,21 +250,23 @@ impl Acl {
         !self.allow_files.is_empty() && self.allow.is_empty()
     }
 
-    /// True when the lists come partly from files (worth reloading).
+    /// True when the lists come partly from files.
     pub fn has_files(&self) -> bool {
         !self.allow_files.is_empty() || !self.deny_files.is_empty()
     }
 
-    /// Re-read the files. On error the lists in force stay as they were.
+    /// True when a reload may change the lists: they come partly from
+    /// files or from host names.
+    pub fn needs_reload(&self) -> bool {
+        let named = |v: &[Entry]| v.iter().any(|e| matches!(e, Entry::Name(_)));
+        self.has_files() || named(&self.allow_inline) || named(&self.deny_inline)
+    }
+
+    /// Re-read the files and resolve the names again (blocking). On error
+    /// the lists in force stay as they were.
     pub fn reload(&mut self) -> Result<(), AclError> {
-        let mut allow = self.allow_inline.clone();
-        for f in &self.allow_files {
-            allow.extend(read_list(f)?);
-        }
-        let mut deny = self.deny_inline.clone();
-        for f in &self.deny_files {
-            deny.extend(read_list(f)?);
-        }
+        let allow = build(&self.allow_inline, &self.allow_files, "allow")?;
+        let deny = build(&self.deny_inline, &self.deny_files, "deny")?;
         self.allow = allow;
         self.deny = deny;
         Ok(())
@@ -181,28 +296,28 @@ impl SharedAcl {
         Self(Arc::new(RwLock::new(acl)))
     }
 
-    /// May `ip` connect? (Permits when the lock is poisoned only if the lists were open.)
-    pub fn permits(&self, ip: IpAddr) -> bool {
+    fn read<T>(&self, f: impl FnOnce(&Acl) -> T) -> T {
         match self.0.read() {
-            Ok(acl) => acl.permits(ip),
-            Err(p) => p.into_inner().permits(ip),
+            Ok(acl) => f(&acl),
+            Err(p) => f(&p.into_inner()),
         }
+    }
+
+    /// May `ip` connect?
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        self.read(|acl| acl.permits(ip))
     }
 
     /// See [`Acl::allows_nobody`].
     pub fn allows_nobody(&self) -> bool {
-        match self.0.read() {
-            Ok(acl) => acl.allows_nobody(),
-            Err(p) => p.into_inner().allows_nobody(),
-        }
+        self.read(Acl::allows_nobody)
     }
 
-    /// Re-read the list files.
+    /// Re-read the list files and resolve the names again (blocking: from
+    /// async code, see [`SharedAcl::reload_async`]). On error the lists in
+    /// force stay.
     pub fn reload(&self) -> Result<(), AclError> {
-        let mut copy = match self.0.read() {
-            Ok(acl) => acl.clone(),
-            Err(p) => p.into_inner().clone(),
-        };
+        let mut copy = self.read(Acl::clone);
         copy.reload()?;
         match self.0.write() {
             Ok(mut acl) => *acl = copy,
@@ -211,12 +326,26 @@ impl SharedAcl {
         Ok(())
     }
 
+    /// [`SharedAcl::reload`] on a blocking thread, for async callers (name
+    /// resolution may take a while).
+    pub async fn reload_async(&self) -> Result<(), AclError> {
+        let acl = self.clone();
+        match tokio::task::spawn_blocking(move || acl.reload()).await {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Cancelled as the runtime shuts down: nothing changed.
+            Err(_) => Ok(()),
+        }
+    }
+
     /// True when the lists come partly from files.
     pub fn has_files(&self) -> bool {
-        match self.0.read() {
-            Ok(acl) => acl.has_files(),
-            Err(p) => p.into_inner().has_files(),
-        }
+        self.read(Acl::has_files)
+    }
+
+    /// See [`Acl::needs_reload`].
+    pub fn needs_reload(&self) -> bool {
+        self.read(Acl::needs_reload)
     }
 }
 
@@ -280,10 +409,65 @@ mod tests {
         shared.reload().unwrap();
         assert!(shared.permits(ip("127.0.0.2")));
         assert!(!shared.permits(ip("127.0.0.3")));
-        std::fs::write(&path, "127.0.0.3\nnot-an-ip\n").unwrap();
+        std::fs::write(&path, "127.0.0.3\n10.0.0.0/33\n").unwrap();
         let err = shared.reload().unwrap_err().to_string();
-        assert!(err.contains(":2:") && err.contains("not-an-ip"), "{err}");
+        assert!(err.contains(":2:") && err.contains("10.0.0.0/33"), "{err}");
         // The old list stays in force.
         assert!(!shared.permits(ip("127.0.0.3")));
+    }
+
+    /// ncat resolves host names in --allow/--deny and in its allow files,
+    /// and reads several entries on a line.
+    #[test]
+    fn host_names_and_several_entries_on_a_line_are_accepted() {
+        let acl = Acl::new(&["localhost".into()], &[], &[], &[]).unwrap();
+        assert!(acl.permits(ip("127.0.0.1")) && !acl.permits(ip("127.0.0.2")));
+        assert!(acl.needs_reload());
+        let deny = Acl::new(&[], &["localhost".into()], &[], &[]).unwrap();
+        assert!(!deny.permits(ip("127.0.0.1")) && deny.permits(ip("127.0.0.2")));
+        let several = Acl::new(&["127.0.0.2 127.0.0.3,127.0.0.4".into()], &[], &[], &[]).unwrap();
+        for (host, ok) in [
+            ("127.0.0.2", true),
+            ("127.0.0.4", true),
+            ("127.0.0.5", false),
+        ] {
+            assert_eq!(several.permits(ip(host)), ok, "{host}");
+        }
+        assert!(!several.needs_reload());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("allow.txt");
+        std::fs::write(&path, "localhost 127.0.0.3 # two\n10.0.0.0/8, 192.0.2.7\n").unwrap();
+        let file = Acl::new(&[], &[], std::slice::from_ref(&path), &[]).unwrap();
+        for (host, ok) in [
+            ("127.0.0.1", true),
+            ("127.0.0.3", true),
+            ("10.9.9.9", true),
+            ("192.0.2.7", true),
+            ("127.0.0.2", false),
+        ] {
+            assert_eq!(file.permits(ip(host)), ok, "{host}");
+        }
+        for bad in ["300.1.1.1", "10.0.0.0/33", "a b!", " ", "fe80::zz"] {
+            let err = Acl::new(&[bad.into()], &[], &[], &[]).unwrap_err();
+            assert!(matches!(err, AclError::Entry { .. }), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_name_that_does_not_resolve_fails_at_start_and_keeps_the_old_list_on_reload() {
+        let err = Acl::new(&["nosuch.invalid".into()], &[], &[], &[]).unwrap_err();
+        assert!(matches!(err, AclError::Resolve { .. }), "{err}");
+        assert!(err.to_string().contains("nosuch.invalid"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("allow.txt");
+        std::fs::write(&path, "localhost\n").unwrap();
+        let shared = SharedAcl::new(Acl::new(&[], &[], std::slice::from_ref(&path), &[]).unwrap());
+        std::fs::write(&path, "127.0.0.2\nnosuch.invalid\n").unwrap();
+        let err = shared.reload().unwrap_err().to_string();
+        assert!(
+            err.contains(":2: ") && err.contains("nosuch.invalid"),
+            "{err}"
+        );
+        assert!(shared.permits(ip("127.0.0.1")) && !shared.permits(ip("127.0.0.2")));
     }
 }

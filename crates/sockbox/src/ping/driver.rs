@@ -1,16 +1,18 @@
-//! The async loop that connects an [`Engine`] to a [`Transport`]: read
-//! everything waiting, expire overdue probes, send what is due in batches,
-//! then sleep until a socket is readable, a timer is due, or shutdown.
+//! The async loop that connects an [`Engine`] to a [`Transport`] and a
+//! [`TargetSource`]: read everything waiting, expire overdue probes, take
+//! in as many targets as can be sent now, send what is due in batches
+//! (each probe stamped with its own send time), then sleep until a socket
+//! is readable, a timer is due, the source has more, or shutdown.
 
 use std::io;
-use std::net::IpAddr;
 
 use sockbox_wire::icmp::{ChecksumMode, Family, Message, Packet};
 use tokio::time::Instant;
 
-use super::engine::{Engine, Observer, Probe};
+use super::engine::{Engine, Event, Observer, Probe};
 use super::probe;
-use super::socket::{BATCH, Transport};
+use super::socket::{BATCH, SendReport, Transport};
+use super::source::{Next, TargetSource};
 use crate::Shutdown;
 
 /// Most batches read per socket in one turn before sending again.
@@ -22,14 +24,18 @@ struct Buffers {
     family: Family,
     bufs: Vec<Vec<u8>>,
     payload_len: usize,
+    seed: Option<u64>,
+    probes: Vec<Probe>,
 }
 
 impl Buffers {
-    fn new(family: Family, payload_len: usize) -> Self {
+    fn new(family: Family, payload_len: usize, seed: Option<u64>) -> Self {
         Self {
             family,
             bufs: Vec::new(),
             payload_len,
+            seed,
+            probes: Vec::new(),
         }
     }
 
@@ -39,7 +45,7 @@ impl Buffers {
         while self.bufs.len() < n {
             let mut b = vec![0u8; 8 + self.payload_len];
             b[0] = ty;
-            probe::write_pattern(&mut b[8..]);
+            probe::write_pattern_seeded(&mut b[8..], self.seed);
             self.bufs.push(b);
         }
     }
@@ -66,25 +72,23 @@ impl Buffers {
 pub enum Ending {
     /// Every target finished.
     Complete,
-    /// The deadline (`-w`) passed.
+    /// The deadline passed.
     Deadline,
-    /// Shutdown was triggered (Ctrl-C).
+    /// Shutdown was triggered (Ctrl-C, or the caller had enough).
     Interrupted,
 }
 
-fn family_of(a: &IpAddr) -> Family {
-    if a.is_ipv4() { Family::V4 } else { Family::V6 }
-}
-
-/// Send `probes` (all of `family`); failures are reported to the engine.
+/// Send the probes queued in `bufs` (all of its family) and tell the
+/// engine when each left, or that it failed.
 fn send_family<T: Transport>(
     engine: &mut Engine,
     transport: &mut T,
     bufs: &mut Buffers,
-    probes: &[Probe],
+    report: &mut SendReport,
     obs: &mut impl Observer,
 ) {
     let token = engine.config().token;
+    let probes = std::mem::take(&mut bufs.probes);
     bufs.reserve(probes.len());
     for (i, p) in probes.iter().enumerate() {
         bufs.fill(i, p, token);
@@ -93,101 +97,173 @@ fn send_family<T: Transport>(
         .iter()
         .map(Vec::as_slice)
         .collect();
-    let dests: Vec<IpAddr> = probes.iter().map(|p| p.addr).collect();
-    let mut failed = Vec::new();
-    if let Err(e) = transport.send(bufs.family, &packets, &dests, &mut failed) {
-        failed = (0..probes.len()).map(|i| (i, e.kind())).collect();
+    let dests: Vec<std::net::IpAddr> = probes.iter().map(|p| p.addr).collect();
+    report.clear();
+    let fallback = Instant::now();
+    if let Err(e) = transport.send(bufs.family, &packets, &dests, report) {
+        report.failed = (0..probes.len()).map(|i| (i, e.kind())).collect();
     }
-    for (i, kind) in failed {
-        if let Some(p) = probes.get(i) {
+    report.sort();
+    let mut failed = report.failed.iter().peekable();
+    for (i, p) in probes.iter().enumerate() {
+        if let Some(&(_, kind)) = failed.next_if(|f| f.0 == i) {
             engine.on_send_error(p, kind, obs);
+        } else {
+            engine.on_sent(p, report.time_of(i).unwrap_or(fallback));
         }
     }
+    bufs.probes = probes;
+    bufs.probes.clear();
 }
 
-/// Run `engine` over `transport` until it is done, `deadline` passes or
-/// `shutdown` fires. Events go to `obs`.
-pub async fn drive<T: Transport>(
+/// Read everything waiting on every socket (bounded per turn). True when
+/// a socket may still hold more.
+fn read_all<T: Transport>(engine: &mut Engine, transport: &mut T, obs: &mut impl Observer) -> bool {
+    let mut more = false;
+    for fam in [Family::V4, Family::V6] {
+        if transport.kind(fam).is_none() {
+            continue;
+        }
+        for turn in 0..RECV_TURN {
+            match transport.recv(fam, &mut |inc| engine.on_packet(inc, obs)) {
+                Ok(n) if n >= BATCH => more |= turn + 1 == RECV_TURN,
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // A pending socket error (e.g. an ICMP error reported
+                    // on a datagram socket) is not fatal to the run.
+                    tracing::debug!("recv on the {fam:?} ICMP socket: {e}");
+                    break;
+                }
+            }
+        }
+    }
+    more
+}
+
+/// What the source said when the engine took in targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SourceState {
+    /// It may have more now.
+    Open,
+    /// Not yet: wait for it.
+    Pending,
+    /// No more targets.
+    Ended,
+}
+
+/// Take in up to `room` targets.
+fn admit<S: TargetSource>(
     engine: &mut Engine,
+    source: &mut S,
+    room: usize,
+    obs: &mut impl Observer,
+) -> SourceState {
+    for _ in 0..room {
+        match source.next() {
+            Next::Target(t) => {
+                engine.admit(t);
+            }
+            Next::Unresolved { name, error } => obs.event(&Event::Unresolved {
+                name: &name,
+                error: &error,
+            }),
+            Next::Pending => return SourceState::Pending,
+            Next::End => {
+                engine.source_done();
+                return SourceState::Ended;
+            }
+        }
+    }
+    SourceState::Open
+}
+
+/// Run `engine` over `transport` with targets from `source` until every
+/// target is done, `deadline` passes or `shutdown` fires. Events go to
+/// `obs`.
+pub async fn drive<T: Transport, S: TargetSource>(
+    engine: &mut Engine,
+    source: &mut S,
     transport: &mut T,
     shutdown: &Shutdown,
     deadline: Option<Instant>,
     obs: &mut impl Observer,
 ) -> io::Result<Ending> {
     let payload_len = engine.config().payload_len;
-    let mut v4 = Buffers::new(Family::V4, payload_len);
-    let mut v6 = Buffers::new(Family::V6, payload_len);
-    let mut due: Vec<Probe> = Vec::new();
+    let seed = engine
+        .config()
+        .random_payload
+        .then_some(engine.config().token);
+    let mut v4 = Buffers::new(Family::V4, payload_len, seed);
+    let mut v6 = Buffers::new(Family::V6, payload_len, seed);
+    let mut report = SendReport::default();
+    let mut source_state = SourceState::Open;
     loop {
-        // 1. Read everything waiting (bounded per turn).
-        let mut more_to_read = false;
-        for fam in [Family::V4, Family::V6] {
-            if transport.kind(fam).is_none() {
-                continue;
-            }
-            for turn in 0..RECV_TURN {
-                let got = transport.recv(fam, &mut |inc| engine.on_packet(inc, obs));
-                match got {
-                    Ok(n) if n >= BATCH => more_to_read |= turn + 1 == RECV_TURN,
-                    Ok(_) => break,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        // A pending socket error (e.g. an ICMP error reported
-                        // on a datagram socket) is not fatal to the run.
-                        tracing::debug!("recv on the {fam:?} ICMP socket: {e}");
-                        break;
-                    }
-                }
-            }
-        }
-        // 2. Expire overdue probes; stop when done.
+        // 1. Read everything waiting, then expire overdue probes.
+        let more_to_read = read_all(engine, transport, obs);
         let now = Instant::now();
         engine.poll_timeouts(now, obs);
+        let ending = if deadline.is_some_and(|d| now >= d) {
+            Some(Ending::Deadline)
+        } else if shutdown.is_triggered() {
+            Some(Ending::Interrupted)
+        } else {
+            None
+        };
+        if let Some(ending) = ending {
+            engine.stop(obs);
+            obs.flush();
+            return Ok(ending);
+        }
+        // 2. Take in what can be sent this turn, then send what is due.
+        let window = transport.send_window();
+        if source_state != SourceState::Ended {
+            let room = engine.wants(window);
+            source_state = if room > 0 {
+                admit(engine, source, room, obs)
+            } else {
+                SourceState::Open
+            };
+        }
         if engine.is_done() {
             obs.flush();
             return Ok(Ending::Complete);
         }
-        if deadline.is_some_and(|d| now >= d) {
-            engine.stop(obs);
-            obs.flush();
-            return Ok(Ending::Deadline);
-        }
-        if shutdown.is_triggered() {
-            engine.stop(obs);
-            obs.flush();
-            return Ok(Ending::Interrupted);
-        }
-        // 3. Send what is due: up to one window per turn, per family.
-        let window = transport.send_window();
         let now = Instant::now();
-        due.clear();
-        while due.len() < window {
-            match engine.poll_send(now) {
-                Some(p) => due.push(p),
-                None => break,
+        let mut due = 0;
+        while due < window {
+            let Some(p) = engine.poll_send(now) else {
+                break;
+            };
+            due += 1;
+            match p.addr {
+                std::net::IpAddr::V4(_) => v4.probes.push(p),
+                std::net::IpAddr::V6(_) => v6.probes.push(p),
             }
         }
-        if !due.is_empty() {
-            let (p4, p6): (Vec<Probe>, Vec<Probe>) = due
-                .drain(..)
-                .partition(|p| family_of(&p.addr) == Family::V4);
-            for (probes, bufs) in [(p4, &mut v4), (p6, &mut v6)] {
-                if !probes.is_empty() {
-                    send_family(engine, transport, bufs, &probes, obs);
-                }
+        for bufs in [&mut v4, &mut v6] {
+            if !bufs.probes.is_empty() {
+                send_family(engine, transport, bufs, &mut report, obs);
             }
+        }
+        if obs.wake_at().is_some_and(|w| w <= Instant::now()) {
+            obs.tick(Instant::now());
         }
         obs.flush();
-        // 4. Wait for a reply, a timer, or shutdown.
-        if more_to_read {
+        // A failed send can finish the last target.
+        if engine.is_done() {
+            return Ok(Ending::Complete);
+        }
+        // 3. Wait for a reply, a timer, the source, or shutdown.
+        if more_to_read || due >= window {
             tokio::task::yield_now().await;
             continue;
         }
-        let mut wake = engine.next_wakeup();
-        if let Some(d) = deadline {
-            wake = Some(wake.map_or(d, |w| w.min(d)));
-        }
+        let wake = [engine.next_wakeup(), deadline, obs.wake_at()]
+            .into_iter()
+            .flatten()
+            .min();
         if wake.is_some_and(|w| w <= Instant::now()) {
             tokio::task::yield_now().await;
             continue;
@@ -198,9 +274,17 @@ pub async fn drive<T: Transport>(
                 None => std::future::pending().await,
             }
         };
+        let source_wait = async {
+            if source_state == SourceState::Pending {
+                source.ready().await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
         tokio::select! {
             r = transport.readable() => r?,
             () = sleep => {}
+            () = source_wait => {}
             () = shutdown.wait() => {}
         }
     }

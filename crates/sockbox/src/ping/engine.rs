@@ -1,43 +1,72 @@
 //! The ping engine without I/O: when to send which probe, how to match what
 //! comes back, timeouts, retries and statistics.
 //!
-//! The driver feeds it the time, asks for probes to send
-//! ([`Engine::poll_send`]), hands it every received ICMP message
+//! The driver feeds it targets as it can take them ([`Engine::wants`],
+//! [`Engine::admit`]), asks for probes to send ([`Engine::poll_send`]),
+//! tells it when each probe left ([`Engine::on_sent`]) or that it could
+//! not be sent ([`Engine::on_send_error`]), hands it every received message
 //! ([`Engine::on_packet`]) and lets it expire probes
 //! ([`Engine::poll_timeouts`]); everything it learns goes to an
 //! [`Observer`]. Tests drive it with made-up packets and times.
 //!
-//! Sequence numbers: probe `round` of target `i` (of `n`) is
-//! `seq = (round mod R) * n + i` with `R = 2^32 / n`, so a 32-bit sequence
-//! maps back to (target, round) without any table, for any number of targets
-//! and runs of any length. Per target, the send times and reply bits of the
-//! last `W` (≤ 64) rounds are kept; `W` covers every round that can still be
-//! waited for.
+//! Memory: targets live in slots only while they are probed (a finished
+//! target's final statistics go out in [`Event::Done`] and its slot is
+//! reused), and probes live in the in-flight ring until settled. A run
+//! over millions of targets therefore holds what is in flight, not the
+//! target list. Nothing assumes the run ends: in [`Mode::Forever`] targets
+//! are probed until [`Engine::stop`], and sequence numbers wrap.
+
+mod receive;
+mod timeouts;
 
 use std::collections::VecDeque;
-use std::net::IpAddr;
 use std::time::Duration;
 
-use sockbox_wire::icmp::{ChecksumMode, Family, Ipv4Packet, Message, Packet, Quote, Repr};
 use tokio::time::Instant;
 
 pub use super::config::{ConfigError, EngineConfig, Mode};
 pub use super::event::{
-    Counters, Event, IcmpError, Incoming, Observer, Probe, QueuedIcmpError, Reply,
+    Counters, Event, IcmpError, Incoming, IncomingKind, Observer, Probe, QueuedIcmpError, Reply,
+    Target, TargetRef,
 };
+use super::flight::{Flight, Ring, State};
 use super::probe;
-use super::stats::TargetStats;
+use super::stats::{Rtt, TargetStats};
 
-#[derive(Debug, Clone, Default)]
-struct TargetState {
-    s: TargetStats,
+/// One target being probed.
+#[derive(Debug, Clone)]
+struct Slot {
+    index: u64,
+    target: Target,
+    stats: TargetStats,
+    /// Probes issued (rounds), sent or not.
+    attempts: u32,
     /// Sent and neither answered nor timed out.
     pending: u32,
-    /// Reply bits of the last W rounds, by round % W.
-    replied: u64,
-    /// Timed-out bits of the last W rounds, by round % W.
-    expired: u64,
-    done: bool,
+    /// Bumped when the slot is freed, so stale probes never match.
+    generation: u32,
+    live: bool,
+}
+
+/// Totals of a run, kept as it goes (no per-target list).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Totals {
+    /// Targets taken in.
+    pub targets: u64,
+    /// Finished targets that answered.
+    pub alive: u64,
+    /// Finished targets that never answered.
+    pub unreachable: u64,
+    /// Probes sent.
+    pub sent: u64,
+    /// Fresh replies (duplicates not counted).
+    pub received: u64,
+    /// Probes that timed out.
+    pub timeouts: u64,
+    /// Round-trip times of every fresh reply.
+    pub rtt: Rtt,
+    /// Most targets probed at once.
+    pub peak_active: u64,
 }
 
 /// The engine. See the module documentation.
@@ -45,23 +74,24 @@ struct TargetState {
 pub struct Engine {
     cfg: EngineConfig,
     start: Instant,
-    addrs: Vec<IpAddr>,
-    targets: Vec<TargetState>,
-    /// Rounds kept per target (power of two, ≤ 64).
-    window: u32,
-    /// Rounds a sequence number can tell apart: 2^32 / n.
-    rounds_mod: u64,
-    /// Send times (ns since start) of the last `window` rounds per target.
-    sent_at: Vec<u64>,
-    /// (due ns, target), due times non-decreasing.
-    run_queue: VecDeque<(u64, u32)>,
-    /// Per attempt level (Alive) or one queue: (deadline ns, target, round).
-    timeouts: Vec<VecDeque<(u64, u32, u32)>>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    active: usize,
+    ring: Ring,
+    /// (due ns, slot, generation), due times non-decreasing.
+    run_queue: VecDeque<(u64, u32, u32)>,
+    /// Admitted targets not probed yet: (slot, generation).
+    fresh: VecDeque<(u32, u32)>,
+    /// Per attempt level (Alive) or one queue: (deadline ns, seq).
+    timeouts: Vec<VecDeque<(u64, u32)>>,
     /// Timeout per attempt level, in ns.
     timeout_ns: Vec<u64>,
     next_send: u64,
-    active: usize,
+    source_done: bool,
+    /// The source said it has no more (not just a stop).
+    source_ended: bool,
     counters: Counters,
+    totals: Totals,
 }
 
 /// Bursts after a late wake-up are limited to this much catching up.
@@ -71,71 +101,61 @@ fn ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
+fn levels(cfg: &EngineConfig) -> Result<Vec<u64>, ConfigError> {
+    match cfg.mode {
+        Mode::Alive { retries, backoff } => {
+            if retries > 63 {
+                return Err(ConfigError::TooManyRetries(retries));
+            }
+            let backoff = if backoff.is_finite() && backoff >= 1.0 {
+                backoff
+            } else {
+                1.0
+            };
+            let mut t = cfg.timeout.as_secs_f64();
+            let mut out = Vec::new();
+            for _ in 0..=retries {
+                out.push(ns(Duration::from_secs_f64(t.min(1e9))));
+                t *= backoff;
+            }
+            Ok(out)
+        }
+        Mode::Count(_) | Mode::Forever => {
+            let single = matches!(cfg.mode, Mode::Count(1));
+            if cfg.period.is_zero() && !single {
+                return Err(ConfigError::ZeroPeriod);
+            }
+            Ok(vec![ns(cfg.timeout)])
+        }
+    }
+}
+
 impl Engine {
-    /// An engine for these targets, starting at `start`.
-    pub fn new(cfg: EngineConfig, addrs: Vec<IpAddr>, start: Instant) -> Result<Self, ConfigError> {
+    /// An engine starting at `start`; targets come in through
+    /// [`Engine::admit`].
+    pub fn new(cfg: EngineConfig, start: Instant) -> Result<Self, ConfigError> {
         if cfg.payload_len < probe::ID_LEN {
             return Err(ConfigError::PayloadTooSmall(cfg.payload_len));
         }
-        let n = addrs.len();
-        if n as u64 > u64::from(u32::MAX) {
-            return Err(ConfigError::TooManyTargets(n));
+        if cfg.max_in_flight == 0 || cfg.max_active == 0 {
+            return Err(ConfigError::ZeroWindow);
         }
-        let (window, timeout_ns) = match cfg.mode {
-            Mode::Alive { retries, backoff } => {
-                if retries > 63 {
-                    return Err(ConfigError::TooManyRetries(retries));
-                }
-                let backoff = if backoff.is_finite() && backoff >= 1.0 {
-                    backoff
-                } else {
-                    1.0
-                };
-                let mut t = cfg.timeout.as_secs_f64();
-                let mut levels = Vec::new();
-                for _ in 0..=retries {
-                    levels.push(ns(Duration::from_secs_f64(t.min(1e9))));
-                    t *= backoff;
-                }
-                ((retries + 1).next_power_of_two(), levels)
-            }
-            Mode::Count(_) | Mode::Forever => {
-                let single = matches!(cfg.mode, Mode::Count(1));
-                if cfg.period.is_zero() && !single {
-                    return Err(ConfigError::ZeroPeriod);
-                }
-                let periods = if single {
-                    1
-                } else {
-                    (ns(cfg.timeout) / ns(cfg.period)).saturating_add(2)
-                };
-                let window = periods.next_power_of_two().min(64) as u32;
-                // A round must be settled before its slot is reused.
-                let cap = ns(cfg.period).saturating_mul(u64::from(window) - 1);
-                let t = if single {
-                    ns(cfg.timeout)
-                } else {
-                    ns(cfg.timeout).min(cap)
-                };
-                (window, vec![t])
-            }
-        };
-        let levels = timeout_ns.len();
-        let run_queue = (0..n as u32).map(|i| (0, i)).collect();
-        let rounds_mod = if n == 0 { 1 } else { (1u64 << 32) / n as u64 };
+        let timeout_ns = levels(&cfg)?;
         Ok(Self {
             start,
-            targets: vec![TargetState::default(); n],
-            sent_at: vec![0; n * window as usize],
-            window,
-            rounds_mod,
-            run_queue,
-            timeouts: vec![VecDeque::new(); levels],
+            slots: Vec::new(),
+            free: Vec::new(),
+            active: 0,
+            ring: Ring::new(cfg.max_in_flight),
+            run_queue: VecDeque::new(),
+            fresh: VecDeque::new(),
+            timeouts: vec![VecDeque::new(); timeout_ns.len()],
             timeout_ns,
             next_send: 0,
-            active: n,
+            source_done: false,
+            source_ended: false,
             counters: Counters::default(),
-            addrs,
+            totals: Totals::default(),
             cfg,
         })
     }
@@ -144,14 +164,13 @@ impl Engine {
         ns(t.saturating_duration_since(self.start))
     }
 
+    fn instant(&self, at_ns: u64) -> Instant {
+        self.start + Duration::from_nanos(at_ns)
+    }
+
     /// The settings.
     pub fn config(&self) -> &EngineConfig {
         &self.cfg
-    }
-
-    /// Target addresses, by index.
-    pub fn addrs(&self) -> &[IpAddr] {
-        &self.addrs
     }
 
     /// Counts of everything that was not a fresh reply.
@@ -159,142 +178,234 @@ impl Engine {
         self.counters
     }
 
-    /// True when every target is done (never in [`Mode::Forever`]).
+    /// The run's totals so far.
+    pub fn totals(&self) -> Totals {
+        self.totals
+    }
+
+    /// Targets being probed now.
+    pub fn active(&self) -> usize {
+        self.active
+    }
+
+    /// Places of the in-flight ring now allocated.
+    pub fn ring_capacity(&self) -> usize {
+        self.ring.capacity()
+    }
+
+    /// How many more targets the engine would take now: enough to fill
+    /// `window` probes of fresh targets, within the active limit. Zero in
+    /// [`Mode::Forever`] never happens for lack of room (it takes all).
+    pub fn wants(&self, window: usize) -> usize {
+        let fresh_room = window.saturating_sub(self.fresh.len());
+        if matches!(self.cfg.mode, Mode::Forever) {
+            return fresh_room;
+        }
+        fresh_room.min(self.cfg.max_active.saturating_sub(self.active))
+    }
+
+    /// Take in a target, to be probed as soon as the interval allows.
+    /// Returns its index.
+    pub fn admit(&mut self, target: Target) -> u64 {
+        let index = self.totals.targets;
+        self.totals.targets += 1;
+        let slot = if let Some(s) = self.free.pop() {
+            let generation = self.slots[s as usize].generation;
+            self.slots[s as usize] = Slot {
+                index,
+                target,
+                stats: TargetStats::default(),
+                attempts: 0,
+                pending: 0,
+                generation,
+                live: true,
+            };
+            s
+        } else {
+            self.slots.push(Slot {
+                index,
+                target,
+                stats: TargetStats::default(),
+                attempts: 0,
+                pending: 0,
+                generation: 0,
+                live: true,
+            });
+            (self.slots.len() - 1) as u32
+        };
+        self.active += 1;
+        self.totals.peak_active = self.totals.peak_active.max(self.active as u64);
+        let generation = self.slots[slot as usize].generation;
+        self.fresh.push_back((slot, generation));
+        index
+    }
+
+    /// The target source has nothing more: the run completes when the
+    /// targets taken in are done.
+    pub fn source_done(&mut self) {
+        self.source_done = true;
+        self.source_ended = true;
+    }
+
+    /// True when every target of the source was taken in.
+    pub fn source_ended(&self) -> bool {
+        self.source_ended
+    }
+
+    /// True when every target is done and no more will come (never in
+    /// [`Mode::Forever`] while targets remain).
     pub fn is_done(&self) -> bool {
-        self.active == 0
+        self.source_done && self.active == 0
     }
 
-    /// Probes sent so far, all targets.
-    pub fn total_sent(&self) -> u64 {
-        self.targets.iter().map(|t| u64::from(t.s.sent)).sum()
-    }
-
-    /// Statistics of one target so far.
-    pub fn stats(&self, target: usize) -> TargetStats {
-        self.targets[target].s
-    }
-
-    /// Every target's statistics, consuming the engine (reuses its memory).
-    pub fn into_stats(self) -> Vec<TargetStats> {
-        self.targets.into_iter().map(|t| t.s).collect()
-    }
-
-    fn slot(&self, target: u32, round: u32) -> usize {
-        target as usize * self.window as usize + (round % self.window) as usize
-    }
-
-    fn bit(&self, round: u32) -> u64 {
-        1u64 << (round % self.window)
-    }
-
-    /// The sequence number of probe `round` of `target`.
-    pub fn seq_of(&self, target: u32, round: u32) -> u32 {
-        let n = self.addrs.len() as u64;
-        ((u64::from(round) % self.rounds_mod) * n + u64::from(target)) as u32
-    }
-
-    /// (target, round) of a sequence number, if it names a probe sent.
-    fn decode(&self, seq: u32) -> Option<(u32, u32)> {
-        let n = self.addrs.len() as u64;
-        if n == 0 {
-            return None;
+    fn target_ref(&self, slot: u32) -> TargetRef<'_> {
+        let s = &self.slots[slot as usize];
+        TargetRef {
+            index: s.index,
+            addr: s.target.addr,
+            name: s.target.name.as_deref(),
         }
-        let target = (u64::from(seq) % n) as u32;
-        let rmod = u64::from(seq) / n;
-        if rmod >= self.rounds_mod {
-            return None;
-        }
-        let sent = self.targets[target as usize].s.sent;
-        let last = u64::from(sent.checked_sub(1)?);
-        let diff = (last % self.rounds_mod + self.rounds_mod - rmod) % self.rounds_mod;
-        let round = last.checked_sub(diff)?;
-        Some((target, round as u32))
     }
 
-    /// True when `round` of `target` is still within the kept window.
-    fn in_window(&self, target: u32, round: u32) -> bool {
-        let sent = self.targets[target as usize].s.sent;
-        round < sent && sent - round <= self.window
-    }
-
-    /// The next probe to send at `now`, if one is due and the interval
-    /// allows. Call repeatedly to fill a batch.
+    /// The next probe to send at `now`, if one is due, the interval allows
+    /// and the in-flight window has room. Call repeatedly to fill a batch.
     pub fn poll_send(&mut self, now: Instant) -> Option<Probe> {
         let now = self.now_ns(now);
         let interval = ns(self.cfg.interval);
+        if interval > 0 && self.next_send > now {
+            return None;
+        }
         loop {
-            let &(due, target) = self.run_queue.front()?;
-            if due > now || (interval > 0 && self.next_send > now) {
+            // Rounds and retries that are due go first, then new targets.
+            let scheduled = self.run_queue.front().is_some_and(|e| e.0 <= now);
+            let (slot, generation) = if scheduled {
+                self.run_queue.front().map(|e| (e.1, e.2))?
+            } else {
+                *self.fresh.front()?
+            };
+            let s = &self.slots[slot as usize];
+            if !s.live || s.generation != generation || s.attempts == u32::MAX {
+                if scheduled {
+                    self.run_queue.pop_front();
+                } else {
+                    self.fresh.pop_front();
+                }
+                continue;
+            }
+            if !self.ring.make_room() {
                 return None;
             }
-            self.run_queue.pop_front();
-            if self.targets[target as usize].done {
-                continue;
+            if scheduled {
+                self.run_queue.pop_front();
+            } else {
+                self.fresh.pop_front();
             }
-            if self.targets[target as usize].s.sent == u32::MAX {
-                // 2^32 probes to one target: nothing left to number them.
-                continue;
-            }
-            let t = &self.targets[target as usize];
-            let round = t.s.sent;
-            let level = match self.cfg.mode {
-                Mode::Alive { .. } => (round as usize).min(self.timeout_ns.len() - 1),
-                _ => 0,
-            };
-            let slot = self.slot(target, round);
-            self.sent_at[slot] = now;
-            let bit = self.bit(round);
-            let t = &mut self.targets[target as usize];
-            t.replied &= !bit;
-            t.expired &= !bit;
-            t.s.sent += 1;
-            t.pending += 1;
-            let sent = t.s.sent;
-            if interval > 0 {
-                self.next_send = self.next_send.max(now.saturating_sub(SLACK_NS)) + interval;
-            }
-            let deadline = now.saturating_add(self.timeout_ns[level]);
-            self.timeouts[level].push_back((deadline, target, round));
-            let again = match self.cfg.mode {
-                Mode::Count(c) => sent < c,
-                Mode::Forever => true,
-                Mode::Alive { .. } => false,
-            };
-            if again {
-                let due = now.saturating_add(ns(self.cfg.period));
-                self.run_queue.push_back((due, target));
-            }
-            return Some(Probe {
-                target,
-                round,
-                seq: self.seq_of(target, round),
-                addr: self.addrs[target as usize],
-            });
+            return Some(self.issue(slot, now, interval));
         }
     }
 
-    /// Record that sending `probe` failed locally.
+    fn issue(&mut self, slot: u32, now: u64, interval: u64) -> Probe {
+        let s = &mut self.slots[slot as usize];
+        let round = s.attempts;
+        s.attempts += 1;
+        s.pending += 1;
+        s.stats.sent += 1;
+        self.totals.sent += 1;
+        let (attempts, generation, index, addr) =
+            (s.attempts, s.generation, s.index, s.target.addr);
+        let level = match self.cfg.mode {
+            Mode::Alive { .. } => (round as usize).min(self.timeout_ns.len() - 1),
+            _ => 0,
+        };
+        let seq = self.ring.issue(Flight {
+            seq: 0,
+            slot,
+            generation,
+            round,
+            sent_ns: now,
+            level: level as u8,
+            state: State::Pending,
+        });
+        if interval > 0 {
+            self.next_send = self.next_send.max(now.saturating_sub(SLACK_NS)) + interval;
+        }
+        let deadline = now.saturating_add(self.timeout_ns[level]);
+        self.timeouts[level].push_back((deadline, seq));
+        let again = match self.cfg.mode {
+            Mode::Count(c) => attempts < c,
+            Mode::Forever => true,
+            Mode::Alive { .. } => false,
+        };
+        if again {
+            let due = now.saturating_add(ns(self.cfg.period));
+            self.run_queue.push_back((due, slot, generation));
+        }
+        Probe {
+            slot,
+            target: index,
+            round,
+            seq,
+            addr,
+        }
+    }
+
+    /// Record when `probe` left (a clock read at its place in the batch,
+    /// or the kernel's transmit timestamp).
+    pub fn on_sent(&mut self, probe: &Probe, at: Instant) {
+        let at = self.now_ns(at);
+        if let Some(f) = self.ring.pending_mut(probe.seq) {
+            f.sent_ns = at;
+        }
+    }
+
+    /// Record that sending `probe` failed locally: it does not count as
+    /// sent, gets no timeout, and a target left with nothing in flight and
+    /// nothing more to send ends at once.
     pub fn on_send_error(
         &mut self,
         probe: &Probe,
         kind: std::io::ErrorKind,
         obs: &mut impl Observer,
     ) {
-        let e = &mut self.targets[probe.target as usize].s.errors;
-        *e = e.saturating_add(1);
+        let Some(f) = self.ring.pending_mut(probe.seq) else {
+            return;
+        };
+        f.state = State::Free;
+        let slot = probe.slot;
+        let s = &mut self.slots[slot as usize];
+        s.pending = s.pending.saturating_sub(1);
+        s.stats.sent = s.stats.sent.saturating_sub(1);
+        s.stats.send_errors = s.stats.send_errors.saturating_add(1);
+        self.totals.sent = self.totals.sent.saturating_sub(1);
+        self.counters.send_errors += 1;
         obs.event(&Event::SendFailed {
-            target: probe.target,
+            target: self.target_ref(slot),
             round: probe.round,
             kind,
         });
+        let s = &self.slots[slot as usize];
+        let more = match self.cfg.mode {
+            Mode::Count(c) => s.attempts < c,
+            Mode::Forever => true,
+            // A failed send is not retried: the network said no already.
+            Mode::Alive { .. } => false,
+        };
+        if !more && s.pending == 0 {
+            self.finish(slot, obs);
+        }
     }
 
     /// When the engine next needs attention (a send or a timeout), if ever.
     pub fn next_wakeup(&self) -> Option<Instant> {
-        let send = self
-            .run_queue
-            .front()
-            .map(|&(due, _)| due.max(self.next_send));
+        let first_due = if self.fresh.is_empty() {
+            self.run_queue.front().map(|e| e.0)
+        } else {
+            Some(0)
+        };
+        // A full window waits for a reply or a timeout, not the clock.
+        let send = first_due
+            .filter(|_| !self.ring.is_full())
+            .map(|due| due.max(self.next_send));
         let timeout = self
             .timeouts
             .iter()
@@ -304,244 +415,42 @@ impl Engine {
             (Some(a), Some(b)) => a.min(b),
             (a, b) => a.or(b)?,
         };
-        Some(self.start + Duration::from_nanos(at))
+        Some(self.instant(at))
     }
 
-    fn finish(&mut self, target: u32, obs: &mut impl Observer) {
-        let t = &mut self.targets[target as usize];
-        if !t.done {
-            t.done = true;
-            self.active -= 1;
-            let alive = t.s.received > 0;
-            obs.event(&Event::Done { target, alive });
-        }
-    }
-
-    fn count_done(&self, target: u32) -> bool {
-        let t = &self.targets[target as usize];
-        matches!(self.cfg.mode, Mode::Count(c) if t.s.sent >= c && t.pending == 0)
-    }
-
-    /// Expire probes whose reply is overdue at `now`.
-    pub fn poll_timeouts(&mut self, now: Instant, obs: &mut impl Observer) {
-        let now = self.now_ns(now);
-        for level in 0..self.timeouts.len() {
-            while let Some(&(deadline, target, round)) = self.timeouts[level].front() {
-                if deadline > now {
-                    break;
-                }
-                self.timeouts[level].pop_front();
-                if self.targets[target as usize].done {
-                    continue;
-                }
-                let replied = self.targets[target as usize].replied & self.bit(round) != 0;
-                if replied {
-                    continue;
-                }
-                let bit = self.bit(round);
-                let t = &mut self.targets[target as usize];
-                t.expired |= bit;
-                t.pending = t.pending.saturating_sub(1);
-                obs.event(&Event::Timeout { target, round });
-                match self.cfg.mode {
-                    Mode::Alive { retries, .. } => {
-                        if round < retries {
-                            self.run_queue.push_back((now, target));
-                        } else {
-                            self.finish(target, obs);
-                        }
-                    }
-                    Mode::Count(_) if self.count_done(target) => self.finish(target, obs),
-                    _ => {}
-                }
-            }
-        }
-    }
-
-    /// Stop: no target gets more probes (Ctrl-C, deadline). Targets that
-    /// were probed are reported done; those never probed are left out.
-    pub fn stop(&mut self, obs: &mut impl Observer) {
-        self.run_queue.clear();
-        for i in 0..self.targets.len() {
-            if self.targets[i].s.sent > 0 {
-                self.finish(i as u32, obs);
-            } else if !self.targets[i].done {
-                self.targets[i].done = true;
-                self.active -= 1;
-            }
-        }
-    }
-
-    /// Handle one received ICMP message.
-    pub fn on_packet(&mut self, pkt: &Incoming<'_>, obs: &mut impl Observer) {
-        if let Some(e) = pkt.error {
-            self.on_queued_error(pkt, e, obs);
+    fn finish(&mut self, slot: u32, obs: &mut impl Observer) {
+        let s = &self.slots[slot as usize];
+        if !s.live {
             return;
         }
-        let (icmp, ttl) = if pkt.ip_header {
-            let Ok(ip) = Ipv4Packet::new_checked(pkt.bytes) else {
-                self.counters.malformed += 1;
-                return;
-            };
-            (&pkt.bytes[ip.header_len()..], Some(ip.ttl()))
+        let alive = s.stats.received > 0;
+        if alive {
+            self.totals.alive += 1;
         } else {
-            (pkt.bytes, pkt.ttl)
-        };
-        let Ok(p) = Packet::new_checked(icmp) else {
-            self.counters.malformed += 1;
-            return;
-        };
-        let mode = if pkt.verify_checksum && pkt.family == Family::V4 {
-            ChecksumMode::V4
-        } else {
-            ChecksumMode::Kernel
-        };
-        let repr = match Repr::parse(&p, pkt.family, &mode) {
-            Ok(r) => r,
-            Err(sockbox_wire::icmp::Error::Checksum) => {
-                self.counters.bad_checksum += 1;
-                return;
-            }
-            // Types we do not track (router adverts, our own requests seen
-            // on a raw socket…) are not replies: ignore them.
-            Err(_) => return,
-        };
-        match repr {
-            Repr::EchoReply { data, .. } => self.on_reply(pkt, data, icmp.len(), ttl, obs),
-            Repr::DstUnreachable { code, quoted }
-            | Repr::TimeExceeded { code, quoted }
-            | Repr::ParamProblem { code, quoted, .. } => {
-                self.on_error(pkt, repr.message(), code, quoted, obs);
-            }
-            Repr::PacketTooBig { quoted, .. } => {
-                self.on_error(pkt, Message::PacketTooBig, 0, quoted, obs);
-            }
-            Repr::EchoRequest { .. } => {}
+            self.totals.unreachable += 1;
         }
-    }
-
-    fn on_reply(
-        &mut self,
-        pkt: &Incoming<'_>,
-        data: &[u8],
-        bytes: usize,
-        ttl: Option<u8>,
-        obs: &mut impl Observer,
-    ) {
-        let Some((target, round)) = probe::read(data, self.cfg.token).and_then(|s| self.decode(s))
-        else {
-            self.counters.foreign += 1;
-            return;
-        };
-        if self.addrs[target as usize] != pkt.from {
-            self.counters.foreign += 1;
-            return;
-        }
-        if !probe::pattern_ok(data) {
-            self.counters.corrupt += 1;
-            return;
-        }
-        if !self.in_window(target, round) {
-            self.counters.late += 1;
-            return;
-        }
-        let now = self.now_ns(pkt.at);
-        let sent = self.sent_at[self.slot(target, round)];
-        let rtt_ns = now.saturating_sub(sent);
-        let bit = self.bit(round);
-        let alive_mode = matches!(self.cfg.mode, Mode::Alive { .. });
-        let t = &mut self.targets[target as usize];
-        let duplicate = t.replied & bit != 0;
-        let expired = t.expired & bit != 0;
-        if duplicate {
-            t.s.duplicates = t.s.duplicates.saturating_add(1);
-            self.counters.duplicates += 1;
-        } else if expired && !alive_mode {
-            // Its timeout was reported already; in Alive mode a late reply
-            // still proves the host is up.
-            self.counters.late += 1;
-            return;
-        } else {
-            t.replied |= bit;
-            if !expired {
-                t.pending = t.pending.saturating_sub(1);
-            }
-            t.s.received += 1;
-            t.s.rtt.add(Duration::from_nanos(rtt_ns));
-        }
-        obs.event(&Event::Reply(Reply {
-            target,
-            round,
-            from: pkt.from,
-            bytes,
-            ttl,
-            rtt: Duration::from_nanos(rtt_ns),
-            duplicate,
-        }));
-        if !duplicate && (alive_mode || self.count_done(target)) {
-            self.finish(target, obs);
-        }
-    }
-
-    fn on_queued_error(&mut self, pkt: &Incoming<'_>, e: QueuedIcmpError, obs: &mut impl Observer) {
-        let Ok(p) = Packet::new_checked(pkt.bytes) else {
-            return;
-        };
-        if p.message(pkt.family) != Message::EchoRequest {
-            return;
-        }
-        let Some(seq) = probe::read(p.payload(), self.cfg.token) else {
-            return;
-        };
-        self.report_error(pkt, seq, e.dst, e.message, e.code, obs);
-    }
-
-    fn report_error(
-        &mut self,
-        pkt: &Incoming<'_>,
-        seq: u32,
-        dst: IpAddr,
-        message: Message,
-        code: u8,
-        obs: &mut impl Observer,
-    ) {
-        let Some((target, round)) = self.decode(seq) else {
-            return;
-        };
-        if self.addrs[target as usize] != dst || !self.in_window(target, round) {
-            return;
-        }
-        self.counters.errors += 1;
-        let e = &mut self.targets[target as usize].s.errors;
-        *e = e.saturating_add(1);
-        obs.event(&Event::Error(IcmpError {
-            target,
-            round,
-            from: pkt.from,
-            message,
-            code,
-            family: pkt.family,
-        }));
-    }
-
-    fn on_error(
-        &mut self,
-        pkt: &Incoming<'_>,
-        message: Message,
-        code: u8,
-        quoted: &[u8],
-        obs: &mut impl Observer,
-    ) {
-        let Ok(q) = Quote::parse(pkt.family, quoted) else {
-            return;
-        };
-        // Prefer the id in the quoted data; routers that quote only the
-        // ICMP header leave the sequence in the ident/seq fields.
-        let seq = probe::read(q.data, self.cfg.token).or_else(|| {
-            (q.data.len() < probe::ID_LEN).then(|| probe::from_header_fields(q.ident, q.seq_no))
+        obs.event(&Event::Done {
+            target: self.target_ref(slot),
+            alive,
+            stats: &s.stats,
         });
-        if let Some(seq) = seq {
-            self.report_error(pkt, seq, q.dst, message, code, obs);
+        self.release(slot);
+    }
+
+    fn release(&mut self, slot: u32) {
+        let s = &mut self.slots[slot as usize];
+        if !s.live {
+            return;
         }
+        s.live = false;
+        s.generation = s.generation.wrapping_add(1);
+        s.target.name = None;
+        self.active -= 1;
+        self.free.push(slot);
+    }
+
+    fn count_done(&self, slot: u32) -> bool {
+        let s = &self.slots[slot as usize];
+        matches!(self.cfg.mode, Mode::Count(c) if s.attempts >= c && s.pending == 0)
     }
 }

@@ -7,7 +7,10 @@ use std::time::Duration;
 use sockbox_wire::icmp::{Family, Message};
 use tokio::time::Instant;
 
-/// Counts of what arrived that was not a fresh reply to one of our probes.
+use super::stats::TargetStats;
+
+/// Counts of what arrived that was not a fresh reply to one of our probes,
+/// and of probes that could not be sent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counters {
     /// Echo replies that are not ours: another process's, a wrong token, a
@@ -20,25 +23,90 @@ pub struct Counters {
     pub bad_checksum: u64,
     /// Our replies whose data came back changed.
     pub corrupt: u64,
-    /// Our replies that came after their probe had timed out.
+    /// Our replies that came after their probe had timed out, or took
+    /// longer than the timeout, or came for a target already finished.
     pub late: u64,
     /// ICMP errors (unreachable, time exceeded…) quoting one of our probes.
     pub errors: u64,
+    /// Probes the system refused to send (no route, permission…); they
+    /// are not counted as sent.
+    pub send_errors: u64,
     /// Packets too short or malformed to read.
     pub malformed: u64,
+}
+
+/// A target being probed: its place in the target list, its address and
+/// the label to show for it (the name as given, or as looked up).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The label, when it is not just the address.
+    pub name: Option<Box<str>>,
+    /// The address probed.
+    pub addr: IpAddr,
+}
+
+impl Target {
+    /// A target given as an address.
+    pub const fn addr(addr: IpAddr) -> Self {
+        Self { name: None, addr }
+    }
+
+    /// How to show it: the label when there is one, else the address.
+    pub fn display(&self) -> String {
+        match &self.name {
+            Some(n) => n.to_string(),
+            None => self.addr.to_string(),
+        }
+    }
+}
+
+/// A target as events name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TargetRef<'a> {
+    /// Its place among the targets probed (0, 1, 2… in the order they
+    /// were taken from the source).
+    pub index: u64,
+    /// The address probed.
+    pub addr: IpAddr,
+    /// Its label, when it is not just the address.
+    pub name: Option<&'a str>,
+}
+
+impl TargetRef<'_> {
+    /// The label, or the address as text.
+    pub fn display(&self) -> String {
+        self.name
+            .map_or_else(|| self.addr.to_string(), str::to_owned)
+    }
 }
 
 /// A probe to put on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Probe {
-    /// Index of the target.
-    pub target: u32,
+    /// The engine's slot of the target (internal handle).
+    pub slot: u32,
+    /// The target's index.
+    pub target: u64,
     /// Its round (0-based probe number for this target).
     pub round: u32,
     /// The sequence number carried in the payload.
     pub seq: u32,
     /// Where it goes.
     pub addr: IpAddr,
+}
+
+/// What a received message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncomingKind {
+    /// A packet: an echo reply or an ICMP error read as a packet.
+    Packet,
+    /// An ICMP error the kernel queued for a datagram socket: the bytes
+    /// are our probe as sent.
+    QueuedError(QueuedIcmpError),
+    /// The kernel's transmit timestamp of one of our probes: the bytes
+    /// hold the probe as sent (possibly with link and IP headers before
+    /// it), `at` is when it left.
+    SendStamp,
 }
 
 /// A received ICMP message, as the socket layer hands it over.
@@ -59,9 +127,8 @@ pub struct Incoming<'a> {
     /// Whether the ICMP checksum must be checked here (raw IPv4) or was
     /// already checked by the kernel.
     pub verify_checksum: bool,
-    /// Set when this is not a packet but an ICMP error the kernel queued
-    /// for a datagram socket: `bytes` is then our probe as sent.
-    pub error: Option<QueuedIcmpError>,
+    /// What it is.
+    pub kind: IncomingKind,
 }
 
 /// An ICMP error reported through a datagram socket's error queue.
@@ -77,9 +144,9 @@ pub struct QueuedIcmpError {
 
 /// A reply to one of our probes.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Reply {
-    /// Target index.
-    pub target: u32,
+pub struct Reply<'a> {
+    /// The target.
+    pub target: TargetRef<'a>,
     /// Round of the probe answered.
     pub round: u32,
     /// Who answered.
@@ -90,15 +157,19 @@ pub struct Reply {
     pub ttl: Option<u8>,
     /// Round-trip time.
     pub rtt: Duration,
+    /// When the reply arrived.
+    pub at: Instant,
     /// True when this probe had already been answered.
     pub duplicate: bool,
+    /// The target's statistics, this reply included.
+    pub stats: &'a TargetStats,
 }
 
 /// An ICMP error about one of our probes.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct IcmpError {
-    /// Target index.
-    pub target: u32,
+pub struct IcmpError<'a> {
+    /// The target.
+    pub target: TargetRef<'a>,
     /// Round of the probe concerned.
     pub round: u32,
     /// The router or host that sent the error.
@@ -111,9 +182,9 @@ pub struct IcmpError {
     pub family: Family,
 }
 
-impl IcmpError {
-    /// The error as ping and fping name it ("Host Unreachable", "Time to
-    /// live exceeded"…).
+impl IcmpError<'_> {
+    /// The error as ping names it ("Host Unreachable", "Time to live
+    /// exceeded"…).
     pub fn describe(&self) -> String {
         let v4 = self.family == Family::V4;
         match (self.message, self.code) {
@@ -141,46 +212,67 @@ impl IcmpError {
 
 /// What the engine reports.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Event {
+pub enum Event<'a> {
     /// A reply (also duplicates, flagged).
-    Reply(Reply),
+    Reply(Reply<'a>),
     /// No reply to probe `round` of `target` within the timeout.
     Timeout {
-        /// Target index.
-        target: u32,
+        /// The target.
+        target: TargetRef<'a>,
         /// Round.
         round: u32,
+        /// The target's statistics, this timeout included.
+        stats: &'a TargetStats,
     },
     /// An ICMP error quoting one of our probes.
-    Error(IcmpError),
-    /// Sending a probe failed locally (no route, permission…).
+    Error(IcmpError<'a>),
+    /// Sending a probe failed locally (no route, permission…): it does not
+    /// count as sent and gets no timeout.
     SendFailed {
-        /// Target index.
-        target: u32,
+        /// The target.
+        target: TargetRef<'a>,
         /// Round.
         round: u32,
         /// The OS error kind.
         kind: std::io::ErrorKind,
     },
+    /// A name from the target source that did not resolve; it is not
+    /// probed.
+    Unresolved {
+        /// The name as given.
+        name: &'a str,
+        /// Why.
+        error: &'a str,
+    },
     /// The target will get no more probes: `alive` when it ever answered.
+    /// Its statistics are final; the engine forgets it after this event.
     Done {
-        /// Target index.
-        target: u32,
+        /// The target.
+        target: TargetRef<'a>,
         /// True when at least one reply came.
         alive: bool,
+        /// Its final statistics.
+        stats: &'a TargetStats,
     },
 }
 
 /// Receives the engine's events.
 pub trait Observer {
     /// One event.
-    fn event(&mut self, ev: &Event);
+    fn event(&mut self, ev: &Event<'_>);
     /// A batch of events is complete (flush output here).
     fn flush(&mut self) {}
+    /// When the observer wants [`Observer::tick`] called next (periodic
+    /// reports, exports), if ever.
+    fn wake_at(&self) -> Option<Instant> {
+        None
+    }
+    /// Called on every turn of the loop, at least at [`Observer::wake_at`].
+    fn tick(&mut self, _now: Instant) {}
 }
 
-impl<F: FnMut(&Event)> Observer for F {
-    fn event(&mut self, ev: &Event) {
+impl<F: FnMut(&Event<'_>)> Observer for F {
+    fn event(&mut self, ev: &Event<'_>) {
         self(ev);
     }
 }

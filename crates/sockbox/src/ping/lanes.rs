@@ -17,159 +17,15 @@
 //! socket would get a copy of every reply; the others block all input).
 
 use std::io;
-use std::net::IpAddr;
 use std::ops::Range;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::sys::socket::SockaddrStorage;
 use tokio::io::unix::AsyncFd;
-use tokio::time::Instant;
 
-use crate::sys::ping_io::{BATCH_MAX, Received, RecvBuffers, recv_batch, send_all};
-
-/// Most bytes of reply data one stash holds; past that, replies stay in
-/// the socket until the main loop reads them.
-const STASH_MAX_BYTES: usize = 4 << 20;
-
-/// One reading of the monotonic and the real-time clock, to turn kernel
-/// receive stamps (`CLOCK_REALTIME`) into [`Instant`]s.
-#[derive(Debug, Clone, Copy)]
-pub struct Clocks {
-    mono: Instant,
-    real: Duration,
-}
-
-impl Clocks {
-    /// Read both clocks now.
-    pub fn now() -> Self {
-        Self {
-            mono: Instant::now(),
-            real: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default(),
-        }
-    }
-
-    /// When a message stamped `stamp` arrived, on the monotonic clock; the
-    /// reading itself when there is no stamp or it makes no sense (in the
-    /// future, or more than 10 s ago).
-    pub fn instant(self, stamp: Option<Duration>) -> Instant {
-        match stamp.and_then(|s| self.real.checked_sub(s)) {
-            Some(ago) if ago < Duration::from_secs(10) => {
-                self.mono.checked_sub(ago).unwrap_or(self.mono)
-            }
-            _ => self.mono,
-        }
-    }
-}
-
-/// Read one batch from `fd` (see [`recv_batch`]), handing each message to
-/// `f` with its arrival time. The clocks are read after the system call,
-/// so no kernel stamp is later than the reading.
-pub fn recv_timed(
-    fd: RawFd,
-    bufs: &mut RecvBuffers,
-    mut f: impl FnMut(&Received<'_>, Instant),
-) -> io::Result<usize> {
-    let mut clocks: Option<Clocks> = None;
-    recv_batch(fd, bufs, |r| {
-        let c = *clocks.get_or_insert_with(Clocks::now);
-        f(&r, c.instant(r.stamp));
-    })
-}
-
-/// A reply a sender thread read, waiting for the engine.
-#[derive(Debug, Clone, Copy)]
-pub struct StashedReply<'a> {
-    /// The bytes read.
-    pub data: &'a [u8],
-    /// The sender.
-    pub from: IpAddr,
-    /// TTL / hop limit, if the kernel said.
-    pub ttl: Option<u8>,
-    /// When it arrived.
-    pub at: Instant,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    end: usize,
-    from: IpAddr,
-    ttl: Option<u8>,
-    at: Instant,
-}
-
-/// Replies read by a sender thread, in arrival order, copied out of the
-/// receive buffers (one allocation reused from turn to turn).
-#[derive(Debug, Default)]
-pub struct Stash {
-    bytes: Vec<u8>,
-    entries: Vec<Entry>,
-}
-
-impl Stash {
-    /// Keep a copy of one reply.
-    pub fn push(&mut self, data: &[u8], from: IpAddr, ttl: Option<u8>, at: Instant) {
-        self.bytes.extend_from_slice(data);
-        self.entries.push(Entry {
-            end: self.bytes.len(),
-            from,
-            ttl,
-            at,
-        });
-    }
-
-    /// True when nothing is waiting.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// How many replies are waiting.
-    #[cfg(test)]
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    fn full(&self) -> bool {
-        self.bytes.len() >= STASH_MAX_BYTES
-    }
-
-    /// Hand every reply to `f`, oldest first, and empty the stash. Returns
-    /// how many there were.
-    pub fn drain(&mut self, mut f: impl FnMut(&StashedReply<'_>)) -> usize {
-        let mut start = 0;
-        for e in &self.entries {
-            f(&StashedReply {
-                data: &self.bytes[start..e.end],
-                from: e.from,
-                ttl: e.ttl,
-                at: e.at,
-            });
-            start = e.end;
-        }
-        let n = self.entries.len();
-        self.entries.clear();
-        self.bytes.clear();
-        n
-    }
-}
-
-/// Read `fd` into `stash` until the socket is empty or the stash full.
-fn read_into(fd: RawFd, bufs: &mut RecvBuffers, stash: &mut Stash) {
-    while !stash.full() {
-        let got = recv_timed(fd, bufs, |r, at| {
-            if let Some(from) = r.from {
-                stash.push(r.data, from, r.ttl, at);
-            }
-        });
-        match got {
-            Ok(n) if n >= bufs.count() => {}
-            _ => break,
-        }
-    }
-}
+use super::stash::{Stash, read_errqueue, read_into};
+use crate::sys::ping_io::{BATCH_MAX, CallSpan, RecvBuffers, send_all};
 
 /// One socket of a family, registered with the runtime, with its receive
 /// buffers and the replies its sender thread read.
@@ -186,6 +42,11 @@ pub struct Lane {
     /// False for a send-only socket (the extra raw sockets): nothing to
     /// read or wait for.
     pub receives: bool,
+    /// Its error queue holds transmit timestamps (or ICMP errors, for a
+    /// datagram socket) to read with the replies.
+    pub errqueue: bool,
+    /// Buffer for error-queue messages.
+    pub errbuf: Vec<u8>,
 }
 
 impl Lane {
@@ -203,14 +64,18 @@ impl Lane {
         dests: &[Option<SockaddrStorage>],
         chunks: &Chunks,
         cap: usize,
-        failed: &mut Vec<(usize, io::ErrorKind)>,
+        out: &mut SendOut,
     ) {
         let fd = self.raw_fd();
         let mut sent = 0;
         while sent < cap {
             let Some(r) = chunks.next() else { break };
             sent += r.len();
-            send_all(fd, &packets[r.clone()], &dests[r.clone()], r.start, failed);
+            let (p, d) = (&packets[r.clone()], &dests[r.clone()]);
+            send_all(fd, p, d, r.start, &mut out.failed, &mut out.spans);
+            if self.errqueue {
+                read_errqueue(fd, &mut self.errbuf, &mut self.stash);
+            }
             if self.receives {
                 read_into(fd, &mut self.recv, &mut self.stash);
             }
@@ -263,33 +128,38 @@ pub fn lanes_for(n: usize, lanes: usize) -> usize {
     lanes.min(n.div_ceil(BATCH_MAX)).max(1)
 }
 
+/// What a send turn reports: refused packets and the span of each call.
+#[derive(Debug, Default)]
+pub struct SendOut {
+    /// Refused packets by index, with the error.
+    pub failed: Vec<(usize, io::ErrorKind)>,
+    /// One per `sendmmsg` call that sent something.
+    pub spans: Vec<CallSpan>,
+}
+
 /// Send `packets[i]` to `dests[i]` over `lanes`. A send big enough for
 /// several lanes is shared out batch by batch ([`Chunks`]) to one thread
 /// per lane (the calling thread is one of them), each sending on its own
 /// socket, at most its receive window, and reading that socket's replies
 /// into its lane's stash. A small send goes out on the first lane from the
 /// calling thread, and its replies are left in the socket. Refused packets
-/// are listed in `failed` by index, in order.
+/// are listed in `out.failed` by index, in order.
 pub fn send_turn(
     lanes: &mut [Lane],
     packets: &[&[u8]],
     dests: &[Option<SockaddrStorage>],
-    failed: &mut Vec<(usize, io::ErrorKind)>,
+    out: &mut SendOut,
 ) {
     let count = packets.len().min(dests.len());
     let used = lanes_for(count, lanes.len());
     let Some(first) = lanes.first_mut() else {
-        failed.extend((0..count).map(|i| (i, io::ErrorKind::NotConnected)));
+        out.failed
+            .extend((0..count).map(|i| (i, io::ErrorKind::NotConnected)));
         return;
     };
     if used == 1 {
-        send_all(
-            first.raw_fd(),
-            &packets[..count],
-            &dests[..count],
-            0,
-            failed,
-        );
+        let (p, d) = (&packets[..count], &dests[..count]);
+        send_all(first.raw_fd(), p, d, 0, &mut out.failed, &mut out.spans);
         return;
     }
     let chunks = Chunks::new(count, BATCH_MAX);
@@ -301,18 +171,19 @@ pub fn send_turn(
             .iter_mut()
             .map(|lane| {
                 scope.spawn(move || {
-                    let mut refused = Vec::new();
+                    let mut mine = SendOut::default();
                     let cap = lane.cap();
-                    lane.send_and_read(packets, dests, chunks, cap, &mut refused);
-                    refused
+                    lane.send_and_read(packets, dests, chunks, cap, &mut mine);
+                    mine
                 })
             })
             .collect();
         let cap = first[0].cap();
-        first[0].send_and_read(packets, dests, chunks, cap, failed);
+        first[0].send_and_read(packets, dests, chunks, cap, out);
         for handle in handles {
-            if let Ok(refused) = handle.join() {
-                failed.extend(refused);
+            if let Ok(mine) = handle.join() {
+                out.failed.extend(mine.failed);
+                out.spans.extend(mine.spans);
             } else {
                 // A sender thread panicked (a bug): which of its packets
                 // went out is unknown; their timeouts will tell.
@@ -321,65 +192,14 @@ pub fn send_turn(
         }
         // More than every lane's cap (a caller past the send window): the
         // rest goes out here rather than not at all.
-        first[0].send_and_read(packets, dests, chunks, usize::MAX, failed);
+        first[0].send_and_read(packets, dests, chunks, usize::MAX, out);
     });
-    failed.sort_unstable_by_key(|f| f.0);
+    out.failed.sort_unstable_by_key(|f| f.0);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stamps_convert_and_bad_ones_fall_back() {
-        let c = Clocks {
-            mono: Instant::now(),
-            real: Duration::from_secs(1_000_000),
-        };
-        let at = c.instant(c.real.checked_sub(Duration::from_millis(5)));
-        assert_eq!(c.mono - at, Duration::from_millis(5));
-        assert_eq!(c.instant(None), c.mono);
-        assert_eq!(c.instant(Some(c.real + Duration::from_secs(1))), c.mono);
-        assert_eq!(c.instant(Some(Duration::from_secs(1))), c.mono);
-    }
-
-    #[test]
-    fn stash_hands_back_replies_in_order_and_empties() {
-        let mut stash = Stash::default();
-        assert!(stash.is_empty());
-        let t0 = Instant::now();
-        let one: IpAddr = [127, 0, 0, 1].into();
-        let two: IpAddr = [127, 0, 0, 2].into();
-        stash.push(b"first", one, Some(64), t0);
-        stash.push(b"", two, None, t0 + Duration::from_millis(1));
-        stash.push(b"third!", two, Some(1), t0 + Duration::from_millis(2));
-        assert_eq!(stash.len(), 3);
-        let mut seen = Vec::new();
-        let count = stash.drain(|r| seen.push((r.data.to_vec(), r.from, r.ttl, r.at - t0)));
-        assert_eq!(count, 3);
-        assert_eq!(
-            seen,
-            vec![
-                (b"first".to_vec(), one, Some(64), Duration::ZERO),
-                (Vec::new(), two, None, Duration::from_millis(1)),
-                (b"third!".to_vec(), two, Some(1), Duration::from_millis(2)),
-            ]
-        );
-        assert!(stash.is_empty());
-        assert_eq!(stash.drain(|_| panic!("empty")), 0);
-        stash.push(b"again", one, None, t0);
-        assert_eq!(stash.drain(|r| assert_eq!(r.data, b"again")), 1);
-    }
-
-    #[test]
-    fn stash_stops_filling_at_its_limit() {
-        let mut s = Stash::default();
-        let chunk = vec![0u8; 1 << 20];
-        while !s.full() {
-            s.push(&chunk, [127, 0, 0, 1].into(), None, Instant::now());
-        }
-        assert_eq!(s.len(), STASH_MAX_BYTES >> 20);
-    }
 
     #[test]
     fn chunks_hand_out_everything_once() {

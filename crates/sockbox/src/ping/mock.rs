@@ -11,8 +11,8 @@ use std::time::Duration;
 use sockbox_wire::icmp::{ChecksumMode, Family, Packet, Repr};
 use tokio::time::Instant;
 
-use super::engine::Incoming;
-use super::socket::{BATCH, Transport};
+use super::engine::{Incoming, IncomingKind};
+use super::socket::{BATCH, SendReport, SendSpan, Transport};
 use crate::sys::ping::IcmpKind;
 
 /// How one simulated host behaves.
@@ -36,6 +36,8 @@ pub struct Host {
     pub reply_from: Option<IpAddr>,
     /// Instead of a reply, a destination-unreachable from this router.
     pub unreachable_from: Option<IpAddr>,
+    /// The local system refuses to send to it (no route…).
+    pub refuse: Option<io::ErrorKind>,
 }
 
 #[derive(Debug, Default)]
@@ -51,6 +53,8 @@ struct State {
 pub struct MockNet {
     kind: IcmpKind,
     hosts: HashMap<IpAddr, Host>,
+    /// How every host not listed behaves (`None`: silent).
+    others: Option<Host>,
     state: Mutex<State>,
 }
 
@@ -60,11 +64,26 @@ impl MockNet {
         Self {
             kind,
             hosts: hosts.into_iter().collect(),
+            others: None,
             state: Mutex::new(State {
                 rng: 0x9e37_79b9_7f4a_7c15,
                 ..State::default()
             }),
         }
+    }
+
+    /// A network where every address answers after `delay`.
+    pub fn answering(kind: IcmpKind, delay: Duration) -> Self {
+        let mut net = Self::new(kind, []);
+        net.others = Some(Host {
+            delay,
+            ..Host::default()
+        });
+        net
+    }
+
+    fn host(&self, dst: &IpAddr) -> Option<&Host> {
+        self.hosts.get(dst).or(self.others.as_ref())
     }
 
     /// Queue raw bytes as if received from `from` at `at`.
@@ -123,20 +142,31 @@ impl Transport for MockNet {
         family: Family,
         packets: &[&[u8]],
         dests: &[IpAddr],
-        _failed: &mut Vec<(usize, io::ErrorKind)>,
+        report: &mut SendReport,
     ) -> io::Result<()> {
         let now = Instant::now();
+        report.spans.push(SendSpan {
+            range: 0..packets.len(),
+            before: now,
+            after: now,
+        });
         let Ok(mut st) = self.state.lock() else {
             return Err(io::Error::other("poisoned"));
         };
-        for (pkt, &dst) in packets.iter().zip(dests) {
+        for (i, (pkt, &dst)) in packets.iter().zip(dests).enumerate() {
+            if let Some(kind) = self.host(&dst).and_then(|h| h.refuse) {
+                report.failed.push((i, kind));
+                continue;
+            }
             st.sent += 1;
-            let n = {
+            let n = if self.hosts.contains_key(&dst) {
                 let c = st.counts.entry(dst).or_insert(0);
                 *c += 1;
                 *c - 1
+            } else {
+                0
             };
-            let Some(host) = self.hosts.get(&dst) else {
+            let Some(host) = self.host(&dst) else {
                 continue;
             };
             let p = Packet::new_checked(*pkt).map_err(io::Error::other)?;
@@ -224,7 +254,7 @@ impl Transport for MockNet {
                 ttl: if raw_v4 { None } else { Some(61) },
                 at: *at,
                 verify_checksum: raw_v4,
-                error: None,
+                kind: IncomingKind::Packet,
             });
         }
         if ready.is_empty() {

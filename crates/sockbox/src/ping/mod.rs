@@ -8,7 +8,12 @@
 //!   in its data ([`probe`]), so replies are matched exactly, for any number
 //!   of targets and runs of any length; foreign replies, duplicates, bad
 //!   checksums, late and corrupt replies are counted apart ([`Counters`]);
-//! * round-trip times from kernel receive timestamps (`SO_TIMESTAMPNS`);
+//! * round-trip times from kernel receive timestamps (`SO_TIMESTAMPNS`)
+//!   and a send time of each probe's own: the kernel's transmit timestamp
+//!   (`SO_TIMESTAMPING`) when asked for, else a clock read around each
+//!   `sendmmsg` call, divided among its packets;
+//! * targets streamed from a [`TargetSource`] (ranges, files, pipes of any
+//!   length): memory follows the probes in flight, not the target count;
 //! * batched `sendmmsg`/`recvmmsg`, split over the cores, so a /16 sweep
 //!   takes a fraction of a second.
 //!
@@ -18,8 +23,9 @@
 //!
 //! Two entry points:
 //!
-//! * [`run`]: a sweep or a ping run over many targets, reporting to an
-//!   [`Observer`];
+//! * [`run`]: a sweep or a ping run over targets from a [`TargetSource`],
+//!   reporting to an [`Observer`] (also for runs that never end:
+//!   [`Mode::Forever`]);
 //! * [`wait_until_up`]: probe one address until it answers or time runs out
 //!   (used by `sockbox wake --wait`).
 
@@ -27,11 +33,14 @@ pub mod config;
 pub mod driver;
 pub mod engine;
 pub mod event;
+mod flight;
 mod lanes;
 #[cfg(test)]
 mod mock;
 pub mod probe;
 pub mod socket;
+pub mod source;
+mod stash;
 pub mod stats;
 pub mod targets;
 #[cfg(test)]
@@ -44,17 +53,21 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+pub use crate::sys::ping::SetupError;
 pub use crate::sys::ping::{IcmpKind, SocketOptions, drop_capabilities};
+pub use config::{DEFAULT_MAX_ACTIVE, DEFAULT_MAX_IN_FLIGHT};
 pub use driver::Ending;
 pub use engine::{
-    ConfigError, Counters, EngineConfig, Event, IcmpError, Incoming, Mode, Observer,
-    QueuedIcmpError, Reply,
+    ConfigError, Counters, EngineConfig, Event, IcmpError, Incoming, IncomingKind, Mode, Observer,
+    QueuedIcmpError, Reply, Target, TargetRef, Totals,
 };
 pub use socket::{
-    FamilySockets, IcmpTransport, MAX_LANES, OpenError, OpenSockets, SocketChoice, Transport,
+    FamilySockets, IcmpTransport, MAX_LANES, OpenError, OpenSockets, SendReport, SendSpan,
+    SocketChoice, Transport,
 };
+pub use source::{ChannelSource, IterSource, Next, TargetSource};
 pub use stats::{Rtt, TargetStats};
-pub use targets::{FamilyPref, Spec, Target};
+pub use targets::{AddrRange, FamilyPref, Spec};
 
 use crate::Shutdown;
 
@@ -100,6 +113,12 @@ pub struct PingConfig {
     pub payload_len: usize,
     /// Stop everything after this long (`ping -w`).
     pub deadline: Option<Duration>,
+    /// Most probes in flight at once (see [`EngineConfig::max_in_flight`]).
+    pub max_in_flight: usize,
+    /// Most targets probed at once (see [`EngineConfig::max_active`]).
+    pub max_active: usize,
+    /// Random-looking echo data (fping -R).
+    pub random_payload: bool,
 }
 
 impl Default for PingConfig {
@@ -111,6 +130,9 @@ impl Default for PingConfig {
             timeout: Duration::from_millis(500),
             payload_len: 56,
             deadline: None,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_active: DEFAULT_MAX_ACTIVE,
+            random_payload: false,
         }
     }
 }
@@ -118,31 +140,37 @@ impl Default for PingConfig {
 /// The result of a run.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    /// Per-target statistics, in target order.
-    pub stats: Vec<TargetStats>,
+    /// Totals over every target (per-target results went out in
+    /// [`Event::Done`]).
+    pub totals: Totals,
     /// Everything that was not a fresh reply.
     pub counters: Counters,
     /// Wall time of the run.
     pub elapsed: Duration,
     /// Why it ended.
     pub ending: Ending,
+    /// Every target of the source was taken in (false when stopped early).
+    pub source_ended: bool,
+    /// Places of the in-flight ring at the end (its memory is this times
+    /// about 32 bytes).
+    pub ring_capacity: usize,
 }
 
-/// Ping `addrs` over `transport` as `cfg` says, reporting to `obs`, until
-/// done, the deadline, or `shutdown`.
-pub async fn run<T: Transport>(
+/// Ping the targets of `source` over `transport` as `cfg` says, reporting
+/// to `obs`, until done, the deadline, or `shutdown`.
+pub async fn run<T: Transport, S: TargetSource>(
     cfg: &PingConfig,
-    addrs: Vec<IpAddr>,
+    source: &mut S,
     transport: &mut T,
     shutdown: &Shutdown,
     obs: &mut impl Observer,
 ) -> Result<Outcome, PingError> {
-    run_with_token(cfg, addrs, transport, shutdown, obs, rand::random()).await
+    run_with_token(cfg, source, transport, shutdown, obs, rand::random()).await
 }
 
-async fn run_with_token<T: Transport>(
+async fn run_with_token<T: Transport, S: TargetSource>(
     cfg: &PingConfig,
-    addrs: Vec<IpAddr>,
+    source: &mut S,
     transport: &mut T,
     shutdown: &Shutdown,
     obs: &mut impl Observer,
@@ -156,20 +184,23 @@ async fn run_with_token<T: Transport>(
         timeout: cfg.timeout,
         payload_len: cfg.payload_len,
         token,
+        max_in_flight: cfg.max_in_flight,
+        max_active: cfg.max_active,
+        random_payload: cfg.random_payload,
     };
-    let mut engine = engine::Engine::new(ecfg, addrs, start)?;
+    let mut engine = engine::Engine::new(ecfg, start)?;
     // A deadline too far to represent is no deadline at all.
     let deadline = cfg.deadline.and_then(|d| start.checked_add(d));
-    let ending = driver::drive(&mut engine, transport, shutdown, deadline, obs)
+    let ending = driver::drive(&mut engine, source, transport, shutdown, deadline, obs)
         .await
         .map_err(PingError::Io)?;
-    let counters = engine.counters();
-    let elapsed = start.elapsed();
     Ok(Outcome {
-        stats: engine.into_stats(),
-        counters,
-        elapsed,
+        totals: engine.totals(),
+        counters: engine.counters(),
+        elapsed: start.elapsed(),
         ending,
+        ring_capacity: engine.ring_capacity(),
+        source_ended: engine.source_ended(),
     })
 }
 
@@ -236,10 +267,11 @@ pub async fn wait_on<T: Transport>(
         timeout: interval.max(Duration::from_secs(1)).min(cfg.timeout),
         payload_len: 56,
         deadline: Some(cfg.timeout),
+        ..PingConfig::default()
     };
     let stop = shutdown.child();
     let mut first: Option<Duration> = None;
-    let mut obs = |ev: &Event| {
+    let mut obs = |ev: &Event<'_>| {
         if let Event::Reply(r) = ev
             && first.is_none()
         {
@@ -247,6 +279,7 @@ pub async fn wait_on<T: Transport>(
             stop.trigger();
         }
     };
-    run(&run_cfg, vec![addr], transport, &stop, &mut obs).await?;
+    let mut source = IterSource(std::iter::once(Target::addr(addr)));
+    run(&run_cfg, &mut source, transport, &stop, &mut obs).await?;
     Ok(first)
 }

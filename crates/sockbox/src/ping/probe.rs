@@ -32,6 +32,34 @@ pub fn write_pattern(payload: &mut [u8]) {
     }
 }
 
+/// Byte `i` of the random-looking pattern of a run seeded `seed` (fping
+/// -R: data that link compression cannot shrink). A hash of the position,
+/// so the receiver checks it without keeping a copy.
+pub fn random_byte(seed: u64, i: usize) -> u8 {
+    let mut x = seed ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x as u8
+}
+
+/// Fill the pattern part: position bytes, or with `seed` random-looking
+/// ones.
+pub fn write_pattern_seeded(payload: &mut [u8], seed: Option<u64>) {
+    for (i, b) in payload.iter_mut().enumerate().skip(ID_LEN) {
+        *b = seed.map_or(i as u8, |s| random_byte(s, i));
+    }
+}
+
+/// [`pattern_ok`] for a pattern written by [`write_pattern_seeded`].
+pub fn pattern_ok_seeded(payload: &[u8], seed: Option<u64>) -> bool {
+    payload
+        .iter()
+        .enumerate()
+        .skip(ID_LEN)
+        .all(|(i, &b)| b == seed.map_or(i as u8, |s| random_byte(s, i)))
+}
+
 /// Write just the id (the pattern is already there).
 pub fn write_id(payload: &mut [u8], token: u64, seq: u32) {
     payload[..8].copy_from_slice(&token.to_be_bytes());
@@ -87,6 +115,13 @@ mod tests {
         assert!(pattern_ok(&p[..20]));
         p[40] ^= 1;
         assert!(!pattern_ok(&p));
+        let mut r = [0u8; 64];
+        write_pattern_seeded(&mut r, Some(42));
+        assert!(pattern_ok_seeded(&r, Some(42)));
+        assert!(!pattern_ok_seeded(&r, Some(43)));
+        assert!(!pattern_ok_seeded(&r, None));
+        // Not a constant fill.
+        assert!(r[ID_LEN..].windows(2).any(|w| w[0] != w[1]));
         let (i, s) = header_fields(0xdead_beef);
         assert_eq!(from_header_fields(i, s), 0xdead_beef);
     }

@@ -8,12 +8,14 @@
 use std::future::Future;
 use std::io;
 use std::net::IpAddr;
+use std::ops::Range;
 
 use sockbox_wire::icmp::Family;
+use tokio::time::Instant;
 
 use super::engine::Incoming;
 pub use super::transport::IcmpTransport;
-use crate::sys::ping::{IcmpKind, SocketOptions, make_send_only, open_icmp};
+use crate::sys::ping::{IcmpKind, SetupError, SocketOptions, make_send_only, open_icmp};
 
 /// Messages per `sendmmsg` / `recvmmsg` call.
 pub const BATCH: usize = 64;
@@ -37,14 +39,15 @@ pub trait Transport {
     fn kind(&self, family: Family) -> Option<IcmpKind>;
 
     /// Send every `packets[i]` to `dests[i]`. Packets the system refused
-    /// are listed in `failed` by index; an error means there is no socket
-    /// for `family` at all.
+    /// are listed in `report.failed` by index, and each system call's span
+    /// in `report.spans`; an error means there is no socket for `family`
+    /// at all.
     fn send(
         &mut self,
         family: Family,
         packets: &[&[u8]],
         dests: &[IpAddr],
-        failed: &mut Vec<(usize, io::ErrorKind)>,
+        report: &mut SendReport,
     ) -> io::Result<()>;
 
     /// Most probes worth sending in one turn before reading replies again
@@ -64,6 +67,62 @@ pub trait Transport {
     fn readable(&self) -> impl Future<Output = io::Result<()>> + Send;
 }
 
+/// The clock read just before and just after one system call that sent
+/// the packets `range` (one `sendmmsg`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendSpan {
+    /// The packets it sent, by index.
+    pub range: Range<usize>,
+    /// Read just before the call.
+    pub before: Instant,
+    /// Read just after it returned.
+    pub after: Instant,
+}
+
+impl SendSpan {
+    /// When packet `i` (in `range`) left: the middle of its share of the
+    /// call, the packets going out one after another at an even pace.
+    pub fn time_of(&self, i: usize) -> Instant {
+        let n = self.range.len().max(1) as u32;
+        let k = i.saturating_sub(self.range.start).min(n as usize - 1) as u32;
+        let took = self.after.saturating_duration_since(self.before);
+        self.before + took * (2 * k + 1) / (2 * n)
+    }
+}
+
+/// What a [`Transport::send`] reports back.
+#[derive(Debug, Default)]
+pub struct SendReport {
+    /// Packets the system refused, by index, with the error.
+    pub failed: Vec<(usize, io::ErrorKind)>,
+    /// One per system call, in no particular order.
+    pub spans: Vec<SendSpan>,
+}
+
+impl SendReport {
+    /// Empty it for the next send.
+    pub fn clear(&mut self) {
+        self.failed.clear();
+        self.spans.clear();
+    }
+
+    /// Sort the spans by first packet, for [`SendReport::time_of`].
+    pub fn sort(&mut self) {
+        self.spans.sort_unstable_by_key(|s| s.range.start);
+        self.failed.sort_unstable_by_key(|f| f.0);
+    }
+
+    /// When packet `i` left, from the span that sent it (after
+    /// [`SendReport::sort`]).
+    pub fn time_of(&self, i: usize) -> Option<Instant> {
+        let at = self.spans.partition_point(|s| s.range.end <= i);
+        self.spans
+            .get(at)
+            .filter(|s| s.range.contains(&i))
+            .map(|s| s.time_of(i))
+    }
+}
+
 /// The open sockets of one family, all of one kind.
 #[derive(Debug)]
 pub struct FamilySockets {
@@ -77,6 +136,8 @@ pub struct FamilySockets {
     /// get a copy of every reply, so only the first raw socket receives: the
     /// others are send-only (their ICMP filter blocks every type).
     pub sockets: Vec<socket2::Socket>,
+    /// The sockets queue a transmit timestamp for every probe.
+    pub tx_timestamps: bool,
 }
 
 /// Most datagram sockets [`open`] opens per family.
@@ -106,6 +167,25 @@ pub enum OpenError {
         /// Each kind tried and its error.
         tries: String,
     },
+    /// No ICMP socket of this family exists here (not for lack of
+    /// privilege: the family is disabled or unsupported).
+    #[error("cannot open an ICMP socket for {family}: {tries}")]
+    Unavailable {
+        /// "IPv4" or "IPv6".
+        family: &'static str,
+        /// Each kind tried and its error.
+        tries: String,
+    },
+    /// The socket opened but an option, the interface or the source
+    /// address was refused.
+    #[error("ICMP socket for {family}: {error}")]
+    Setup {
+        /// "IPv4" or "IPv6".
+        family: &'static str,
+        /// What failed.
+        #[source]
+        error: SetupError,
+    },
     /// Not asked for.
     #[error("not opened")]
     NotWanted,
@@ -130,18 +210,21 @@ fn open_family(
         SocketChoice::Raw => &[IcmpKind::Raw],
     };
     let mut tries = Vec::new();
+    let mut denied = false;
     for &kind in kinds {
         match open_icmp(family, kind, opts) {
             Ok(s) => {
                 let mut sockets = vec![s.socket];
                 // More lanes if they open; one is enough to run.
                 while sockets.len() < lanes.min(MAX_LANES) {
-                    let more = open_icmp(family, kind, opts).and_then(|more| {
-                        if kind == IcmpKind::Raw {
-                            make_send_only(&more)?;
-                        }
-                        Ok(more)
-                    });
+                    let more = open_icmp(family, kind, opts)
+                        .map_err(|e| io::Error::new(e.io().kind(), e.to_string()))
+                        .and_then(|more| {
+                            if kind == IcmpKind::Raw {
+                                make_send_only(&more, opts.tx_timestamps)?;
+                            }
+                            Ok(more)
+                        });
                     match more {
                         Ok(more) => sockets.push(more.socket),
                         Err(e) => {
@@ -154,23 +237,36 @@ fn open_family(
                     family,
                     kind,
                     sockets,
+                    tx_timestamps: opts.tx_timestamps,
                 });
             }
-            Err(e) => {
-                let hint = match (kind, e.raw_os_error()) {
+            Err(e) if e.is_denied() => {
+                denied = true;
+                let hint = match (kind, e.io().raw_os_error()) {
                     (IcmpKind::Dgram, Some(libc::EACCES)) => {
                         " (the group is not in net.ipv4.ping_group_range)"
                     }
                     (IcmpKind::Raw, Some(libc::EPERM)) => " (needs CAP_NET_RAW)",
                     _ => "",
                 };
-                tries.push(format!("{} socket: {e}{hint}", kind.as_str()));
+                tries.push(format!("{} socket: {}{hint}", kind.as_str(), e.io()));
+            }
+            Err(e @ SetupError::Create(_)) => {
+                tries.push(format!("{} socket: {}", kind.as_str(), e.io()));
+            }
+            Err(error) => {
+                return Err(OpenError::Setup {
+                    family: family_name(family),
+                    error,
+                });
             }
         }
     }
-    Err(OpenError::Denied {
-        family: family_name(family),
-        tries: tries.join("; "),
+    let (family, tries) = (family_name(family), tries.join("; "));
+    Err(if denied {
+        OpenError::Denied { family, tries }
+    } else {
+        OpenError::Unavailable { family, tries }
     })
 }
 

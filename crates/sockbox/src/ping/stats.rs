@@ -61,14 +61,18 @@ impl Rtt {
 /// What happened to one target so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct TargetStats {
-    /// Probes sent.
+    /// Probes sent (handed to the kernel without error).
     pub sent: u32,
     /// Probes answered (duplicates not counted).
     pub received: u32,
     /// Extra replies to probes already answered.
     pub duplicates: u32,
-    /// ICMP errors and local send failures.
+    /// Probes that got no reply within the timeout.
+    pub timeouts: u32,
+    /// ICMP errors quoting one of its probes.
     pub errors: u32,
+    /// Probes the system refused to send (not counted in `sent`).
+    pub send_errors: u32,
     /// Round-trip times of the answered probes.
     pub rtt: Rtt,
 }

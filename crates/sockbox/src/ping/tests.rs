@@ -22,21 +22,82 @@ fn ms(v: u64) -> Duration {
     Duration::from_millis(v)
 }
 
+#[derive(Debug, Clone, Copy)]
+struct OwnedReply {
+    target: u64,
+    round: u32,
+    bytes: usize,
+    rtt: Duration,
+    duplicate: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Rec {
+    Reply(OwnedReply),
+    Timeout {
+        target: u64,
+    },
+    Error {
+        round: u32,
+        message: Message,
+        from: IpAddr,
+    },
+    SendFailed {
+        target: u64,
+    },
+    Done {
+        target: u64,
+        alive: bool,
+        stats: TargetStats,
+    },
+    Unresolved,
+}
+
 #[derive(Default)]
-struct Log(Vec<Event>);
+struct Log(Vec<Rec>);
 
 impl Observer for Log {
-    fn event(&mut self, ev: &Event) {
-        self.0.push(*ev);
+    fn event(&mut self, ev: &Event<'_>) {
+        let rec = match ev {
+            Event::Reply(r) => Rec::Reply(OwnedReply {
+                target: r.target.index,
+                round: r.round,
+                bytes: r.bytes,
+                rtt: r.rtt,
+                duplicate: r.duplicate,
+            }),
+            Event::Timeout { target, .. } => Rec::Timeout {
+                target: target.index,
+            },
+            Event::Error(e) => Rec::Error {
+                round: e.round,
+                message: e.message,
+                from: e.from,
+            },
+            Event::SendFailed { target, .. } => Rec::SendFailed {
+                target: target.index,
+            },
+            Event::Done {
+                target,
+                alive,
+                stats,
+            } => Rec::Done {
+                target: target.index,
+                alive: *alive,
+                stats: **stats,
+            },
+            Event::Unresolved { .. } => Rec::Unresolved,
+        };
+        self.0.push(rec);
     }
 }
 
 impl Log {
-    fn replies(&self) -> Vec<Reply> {
+    fn replies(&self) -> Vec<OwnedReply> {
         self.0
             .iter()
             .filter_map(|e| match e {
-                Event::Reply(r) => Some(*r),
+                Rec::Reply(r) => Some(*r),
                 _ => None,
             })
             .collect()
@@ -44,14 +105,41 @@ impl Log {
     fn timeouts(&self) -> usize {
         self.0
             .iter()
-            .filter(|e| matches!(e, Event::Timeout { .. }))
+            .filter(|e| matches!(e, Rec::Timeout { .. }))
             .count()
     }
-    fn done(&self, target: u32) -> Option<bool> {
+    fn done(&self, target: u64) -> Option<bool> {
         self.0.iter().find_map(|e| match e {
-            Event::Done { target: t, alive } if *t == target => Some(*alive),
+            Rec::Done {
+                target: t, alive, ..
+            } if *t == target => Some(*alive),
             _ => None,
         })
+    }
+    /// The final statistics of `target` (from its Done event).
+    fn stats(&self, target: u64) -> TargetStats {
+        self.0
+            .iter()
+            .find_map(|e| match e {
+                Rec::Done {
+                    target: t, stats, ..
+                } if *t == target => Some(*stats),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("target {target} never finished"))
+    }
+    /// Every finished target's statistics, by index.
+    fn all_stats(&self) -> Vec<TargetStats> {
+        let mut done: Vec<(u64, TargetStats)> = self
+            .0
+            .iter()
+            .filter_map(|e| match e {
+                Rec::Done { target, stats, .. } => Some((*target, *stats)),
+                _ => None,
+            })
+            .collect();
+        done.sort_by_key(|d| d.0);
+        done.into_iter().map(|d| d.1).collect()
     }
 }
 
@@ -62,15 +150,26 @@ fn count_cfg(n: u32) -> PingConfig {
         period: ms(100),
         timeout: ms(50),
         payload_len: 56,
-        deadline: None,
+        ..PingConfig::default()
     }
+}
+
+fn source(addrs: Vec<IpAddr>) -> IterSource<impl Iterator<Item = Target>> {
+    IterSource(addrs.into_iter().map(Target::addr))
 }
 
 async fn go(cfg: &PingConfig, addrs: Vec<IpAddr>, net: &mut MockNet) -> (Outcome, Log) {
     let mut log = Log::default();
-    let out = run_with_token(cfg, addrs, net, &Shutdown::new(), &mut log, TOKEN)
-        .await
-        .unwrap();
+    let out = run_with_token(
+        cfg,
+        &mut source(addrs),
+        net,
+        &Shutdown::new(),
+        &mut log,
+        TOKEN,
+    )
+    .await
+    .unwrap();
     (out, log)
 }
 
@@ -102,7 +201,7 @@ async fn counts_and_exact_rtts() {
         .await;
         assert_eq!(out.ending, Ending::Complete);
         for (i, want) in [(0usize, 10u64), (1, 20)] {
-            let s = out.stats[i];
+            let s = log.stats(i as u64);
             assert_eq!((s.sent, s.received, s.duplicates), (3, 3, 0), "{kind:?}");
             assert_eq!(s.rtt.min().unwrap(), ms(want));
             assert_eq!(s.rtt.max().unwrap(), ms(want));
@@ -124,8 +223,8 @@ async fn loss_gives_timeouts_and_loss_percent() {
         ..Host::default()
     };
     let mut net = MockNet::new(IcmpKind::Dgram, [(ip("10.0.0.2"), host)]);
-    let (out, log) = go(&count_cfg(4), vec![ip("10.0.0.2")], &mut net).await;
-    let s = out.stats[0];
+    let (_, log) = go(&count_cfg(4), vec![ip("10.0.0.2")], &mut net).await;
+    let s = log.stats(0);
     assert_eq!((s.sent, s.received), (4, 2));
     assert_eq!(s.loss_percent(), 50.0);
     assert_eq!(log.timeouts(), 2);
@@ -143,8 +242,8 @@ async fn duplicates_are_flagged_not_counted() {
     let mut net = MockNet::new(IcmpKind::Raw, [(ip("10.0.0.2"), host)]);
     // The last reply's copy arrives after the run is over: 2 of 3 seen.
     let (out, log) = go(&count_cfg(3), vec![ip("10.0.0.2")], &mut net).await;
-    assert_eq!(out.stats[0].received, 3);
-    assert_eq!(out.stats[0].duplicates, 2);
+    assert_eq!(log.stats(0).received, 3);
+    assert_eq!(log.stats(0).duplicates, 2);
     assert_eq!(out.counters.duplicates, 2);
     assert_eq!(log.replies().iter().filter(|r| r.duplicate).count(), 2);
 }
@@ -158,7 +257,7 @@ async fn bad_checksums_are_counted_and_never_replies() {
     };
     let mut net = MockNet::new(IcmpKind::Raw, [(ip("10.0.0.2"), host)]);
     let (out, log) = go(&count_cfg(3), vec![ip("10.0.0.2")], &mut net).await;
-    assert_eq!(out.stats[0].received, 0);
+    assert_eq!(log.stats(0).received, 0);
     assert_eq!(out.counters.bad_checksum, 3);
     assert!(log.replies().is_empty());
     assert_eq!(log.done(0), Some(false));
@@ -180,7 +279,7 @@ async fn corrupt_data_and_wrong_source_are_not_replies() {
         IcmpKind::Raw,
         [(ip("10.0.0.2"), corrupt), (ip("10.0.0.3"), other)],
     );
-    let (out, _) = go(
+    let (out, log) = go(
         &count_cfg(1),
         vec![ip("10.0.0.2"), ip("10.0.0.3")],
         &mut net,
@@ -188,7 +287,7 @@ async fn corrupt_data_and_wrong_source_are_not_replies() {
     .await;
     assert_eq!(out.counters.corrupt, 1);
     assert_eq!(out.counters.foreign, 1);
-    assert_eq!(out.stats[0].received + out.stats[1].received, 0);
+    assert_eq!(log.stats(0).received + log.stats(1).received, 0);
 }
 
 fn reply_bytes(token: u64, seq: u32) -> Vec<u8> {
@@ -223,7 +322,7 @@ async fn foreign_replies_are_counted_apart() {
     let (out, log) = go(&count_cfg(1), vec![ip("10.0.0.2")], &mut net).await;
     assert_eq!(out.counters.foreign, 2);
     assert_eq!(out.counters.malformed, 1);
-    assert_eq!(out.stats[0].received, 1);
+    assert_eq!(log.stats(0).received, 1);
     assert_eq!(log.replies()[0].rtt, ms(30));
 }
 
@@ -239,7 +338,7 @@ async fn late_replies_after_the_timeout() {
         ..count_cfg(3)
     };
     let (out, log) = go(&cfg, vec![ip("10.0.0.2")], &mut net).await;
-    assert_eq!(out.stats[0].received, 0);
+    assert_eq!(log.stats(0).received, 0);
     assert_eq!(log.timeouts(), 3);
     // The last probe's reply arrives after the run ended; two are seen late.
     assert_eq!(out.counters.late, 2);
@@ -263,10 +362,10 @@ async fn alive_mode_retries_with_backoff() {
         ..PingConfig::default()
     };
     let (out, log) = go(&cfg, vec![ip("10.0.0.2"), ip("10.0.0.9")], &mut net).await;
-    assert_eq!(out.stats[0].sent, 3);
+    assert_eq!(log.stats(0).sent, 3);
     assert_eq!(log.done(0), Some(true));
     // The dead one: 4 probes, timeouts 100, 150, 225, 337.5 ms.
-    assert_eq!(out.stats[1].sent, 4);
+    assert_eq!(log.stats(1).sent, 4);
     assert_eq!(log.done(1), Some(false));
     // (tokio timers have millisecond resolution)
     let us = out.elapsed.as_micros();
@@ -285,8 +384,8 @@ async fn interval_paces_all_targets() {
         interval: ms(10),
         ..count_cfg(1)
     };
-    let (out, _) = go(&cfg, addrs, &mut net).await;
-    assert!(out.stats.iter().all(|s| s.received == 1));
+    let (out, log) = go(&cfg, addrs, &mut net).await;
+    assert!(log.all_stats().iter().all(|s| s.received == 1));
     // Ten probes 10 ms apart: the last goes out at 90 ms.
     assert_eq!(out.elapsed, ms(90));
 }
@@ -301,18 +400,20 @@ async fn icmp_errors_are_matched_to_the_probe() {
     let mut net = MockNet::new(IcmpKind::Raw, [(ip("10.0.7.7"), host)]);
     let (out, log) = go(&count_cfg(2), vec![ip("10.0.7.7")], &mut net).await;
     assert_eq!(out.counters.errors, 2);
-    assert_eq!(out.stats[0].errors, 2);
+    assert_eq!(log.stats(0).errors, 2);
     let err = log
         .0
         .iter()
         .find_map(|e| match e {
-            Event::Error(x) => Some(*x),
+            Rec::Error {
+                round,
+                message,
+                from,
+            } => Some((*round, *message, *from)),
             _ => None,
         })
         .unwrap();
-    assert_eq!(err.message, Message::DstUnreachable);
-    assert_eq!(err.from, ip("10.0.0.1"));
-    assert_eq!(err.round, 0);
+    assert_eq!(err, (0, Message::DstUnreachable, ip("10.0.0.1")));
 }
 
 #[tokio::test(start_paused = true)]
@@ -334,7 +435,7 @@ async fn many_targets_never_collide() {
     let mut net = MockNet::new(IcmpKind::Dgram, hosts);
     let (out, log) = go(&count_cfg(2), addrs, &mut net).await;
     assert!(
-        out.stats
+        log.all_stats()
             .iter()
             .all(|s| s.received == 2 && s.duplicates == 0)
     );
@@ -350,10 +451,10 @@ async fn shutdown_and_deadline_stop_with_stats_so_far() {
         deadline: Some(ms(450)),
         ..count_cfg(0)
     };
-    let (out, _) = go(&cfg, vec![ip("10.0.0.2")], &mut net).await;
+    let (out, log) = go(&cfg, vec![ip("10.0.0.2")], &mut net).await;
     assert_eq!(out.ending, Ending::Deadline);
-    assert_eq!(out.stats[0].sent, 5);
-    assert_eq!(out.stats[0].received, 5);
+    assert_eq!(log.stats(0).sent, 5);
+    assert_eq!(log.stats(0).received, 5);
 
     let sd = Shutdown::new();
     let sd2 = sd.clone();
@@ -366,11 +467,12 @@ async fn shutdown_and_deadline_stop_with_stats_so_far() {
         ..count_cfg(0)
     };
     let mut log = Log::default();
-    let out = run_with_token(&cfg, vec![ip("10.0.0.2")], &mut net, &sd, &mut log, TOKEN)
+    let mut src = source(vec![ip("10.0.0.2")]);
+    let out = run_with_token(&cfg, &mut src, &mut net, &sd, &mut log, TOKEN)
         .await
         .unwrap();
     assert_eq!(out.ending, Ending::Interrupted);
-    assert_eq!(out.stats[0].sent, 3);
+    assert_eq!(log.stats(0).sent, 3);
 }
 
 #[tokio::test(start_paused = true)]
@@ -386,10 +488,10 @@ async fn seeded_loss_is_reported_close_to_the_rate() {
         timeout: ms(100),
         ..count_cfg(1000)
     };
-    let (out, _) = go(&cfg, vec![ip("10.0.0.2")], &mut net).await;
-    let loss = out.stats[0].loss_percent();
+    let (_, log) = go(&cfg, vec![ip("10.0.0.2")], &mut net).await;
+    let loss = log.stats(0).loss_percent();
     assert!((25.0..35.0).contains(&loss), "{loss}");
-    assert_eq!(out.stats[0].rtt.avg().unwrap(), ms(20));
+    assert_eq!(log.stats(0).rtt.avg().unwrap(), ms(20));
 }
 
 #[tokio::test(start_paused = true)]
@@ -446,21 +548,24 @@ fn config_errors() {
         timeout: ms(10),
         payload_len,
         token: 1,
+        max_in_flight: 16,
+        max_active: 16,
+        random_payload: false,
     };
     assert!(matches!(
-        engine::Engine::new(cfg(Mode::Count(1), 8), vec![], start),
+        engine::Engine::new(cfg(Mode::Count(1), 8), start),
         Err(ConfigError::PayloadTooSmall(8))
     ));
     assert!(matches!(
-        engine::Engine::new(cfg(Mode::Count(2), 56), vec![], start),
+        engine::Engine::new(cfg(Mode::Count(2), 56), start),
         Err(ConfigError::ZeroPeriod)
     ));
     let alive = Mode::Alive {
         retries: 64,
         backoff: 1.5,
     };
-    assert!(engine::Engine::new(cfg(alive, 56), vec![], start).is_err());
-    assert!(engine::Engine::new(cfg(Mode::Count(1), 12), vec![], start).is_ok());
+    assert!(engine::Engine::new(cfg(alive, 56), start).is_err());
+    assert!(engine::Engine::new(cfg(Mode::Count(1), 12), start).is_ok());
 }
 
 /// Whatever the network does (loss, duplicates, replies before and after
@@ -486,13 +591,14 @@ async fn every_probe_is_answered_or_timed_out_exactly_once() {
             timeout: ms(60),
             ..count_cfg(40)
         };
-        let (out, log) = go(&cfg, addrs, &mut net).await;
-        for (i, s) in out.stats.iter().enumerate() {
+        let (_, log) = go(&cfg, addrs, &mut net).await;
+        for (i, s) in log.all_stats().iter().enumerate() {
             let timeouts = log
                 .0
                 .iter()
-                .filter(|e| matches!(e, Event::Timeout { target, .. } if *target as usize == i))
+                .filter(|e| matches!(e, Rec::Timeout { target } if *target as usize == i))
                 .count() as u32;
+            assert_eq!(timeouts, s.timeouts, "seed {seed} target {i}");
             assert_eq!(s.sent, 40, "seed {seed} target {i}");
             assert_eq!(
                 s.received + timeouts,
@@ -503,3 +609,5 @@ async fn every_probe_is_answered_or_timed_out_exactly_once() {
         }
     }
 }
+
+mod streaming;

@@ -13,13 +13,13 @@ use nix::sys::socket::SockaddrStorage;
 use sockbox_wire::icmp::{Family, Message};
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
-use tokio::time::Instant;
 
-use super::engine::{Incoming, QueuedIcmpError};
-use super::lanes::{Lane, Stash, recv_timed, send_turn};
-use super::socket::{BATCH, FamilySockets, Transport};
+use super::engine::{Incoming, IncomingKind, QueuedIcmpError};
+use super::lanes::{Lane, SendOut, send_turn};
+use super::socket::{BATCH, FamilySockets, SendReport, SendSpan, Transport};
+use super::stash::{Stash, Stashed, StashedReply, read_errqueue, recv_timed};
 use crate::sys::ping::IcmpKind;
-use crate::sys::ping_io::{RecvBuffers, dest, recv_errqueue};
+use crate::sys::ping_io::{RecvBuffers, dest};
 
 /// The error kinds worth reporting, from an error-queue type number.
 fn icmp_message(family: Family, ty: u8) -> Option<Message> {
@@ -36,13 +36,41 @@ fn icmp_message(family: Family, ty: u8) -> Option<Message> {
 /// about 1 KiB; the other half is margin).
 const BYTES_PER_REPLY: usize = 2048;
 
+/// Hand one stashed message to the engine's callback.
+fn deliver(fam: Family, raw_v4: bool, r: &StashedReply<'_>, f: &mut dyn FnMut(&Incoming<'_>)) {
+    let kind = match r.kind {
+        Stashed::Packet => IncomingKind::Packet,
+        Stashed::Sent => IncomingKind::SendStamp,
+        Stashed::Error(ty, code, dst) => match icmp_message(fam, ty) {
+            Some(message) => IncomingKind::QueuedError(QueuedIcmpError { message, code, dst }),
+            None => return,
+        },
+    };
+    let packet = kind == IncomingKind::Packet;
+    f(&Incoming {
+        family: fam,
+        from: r.from,
+        bytes: r.data,
+        ip_header: raw_v4 && packet,
+        ttl: r.ttl,
+        at: r.at,
+        verify_checksum: raw_v4 && packet,
+        kind,
+    });
+}
+
 #[derive(Debug)]
 struct Side {
     kind: IcmpKind,
     family: Family,
     lanes: Vec<Lane>,
-    errbuf: Vec<u8>,
     dests: Vec<Option<SockaddrStorage>>,
+    out: SendOut,
+    /// Scratch for merging the stashes in arrival order.
+    order: Vec<(tokio::time::Instant, usize, usize)>,
+    /// The error queues are read by the main loop too (always for
+    /// datagram sockets: ICMP errors).
+    errqueue: bool,
 }
 
 impl Side {
@@ -81,7 +109,7 @@ impl IcmpTransport {
                 let receives = i == 0 || s.kind == IcmpKind::Dgram;
                 let rcvbuf = socket.recv_buffer_size().unwrap_or(200 << 10);
                 let window = (rcvbuf / BYTES_PER_REPLY).clamp(BATCH, 32 * BATCH);
-                #[allow(unsafe_code)]
+                #[expect(unsafe_code)]
                 // SAFETY: socket2::Socket owns its descriptor, keeps it open
                 // until dropped and always returns the same one from
                 // as_raw_fd. Read interest only: with WRITABLE too every
@@ -96,6 +124,8 @@ impl IcmpTransport {
                     stash: Stash::default(),
                     window,
                     receives,
+                    errqueue: s.tx_timestamps,
+                    errbuf: vec![0u8; buf_len],
                 });
             }
             if lanes.is_empty() {
@@ -105,8 +135,10 @@ impl IcmpTransport {
                 kind: s.kind,
                 family: s.family,
                 lanes,
-                errbuf: vec![0u8; buf_len],
                 dests: Vec::with_capacity(BATCH),
+                out: SendOut::default(),
+                order: Vec::new(),
+                errqueue: s.tx_timestamps || s.kind == IcmpKind::Dgram,
             }))
         };
         Ok(Self {
@@ -148,7 +180,7 @@ impl Transport for IcmpTransport {
         family: Family,
         packets: &[&[u8]],
         dests: &[IpAddr],
-        failed: &mut Vec<(usize, io::ErrorKind)>,
+        report: &mut SendReport,
     ) -> io::Result<()> {
         let Some(side) = self.side(family) else {
             return Err(io::Error::new(
@@ -158,7 +190,17 @@ impl Transport for IcmpTransport {
         };
         side.dests.clear();
         side.dests.extend(dests.iter().map(|&a| Some(dest(a))));
-        send_turn(&mut side.lanes, packets, &side.dests, failed);
+        side.out.failed.clear();
+        side.out.spans.clear();
+        send_turn(&mut side.lanes, packets, &side.dests, &mut side.out);
+        report.failed.append(&mut side.out.failed);
+        report
+            .spans
+            .extend(side.out.spans.drain(..).map(|s| SendSpan {
+                range: s.range,
+                before: s.before,
+                after: s.after,
+            }));
         Ok(())
     }
 
@@ -167,23 +209,37 @@ impl Transport for IcmpTransport {
             return Ok(0);
         };
         let raw_v4 = side.kind == IcmpKind::Raw && side.family == Family::V4;
-        let (fam, dgram) = (side.family, side.kind == IcmpKind::Dgram);
+        let fam = side.family;
         let mut total = 0;
         let mut error = None;
-        for lane in side.lanes.iter_mut().filter(|l| l.receives) {
-            // What the sender thread read first (it arrived earlier).
-            total += lane.stash.drain(|r| {
-                f(&Incoming {
-                    family: fam,
-                    from: r.from,
-                    bytes: r.data,
-                    ip_header: raw_v4,
-                    ttl: r.ttl,
-                    at: r.at,
-                    verify_checksum: raw_v4,
-                    error: None,
-                });
-            });
+        // Every lane's error queue first: a probe sent on one socket may
+        // be answered on another (raw sockets), and its timestamp must be
+        // known before its reply is matched.
+        for lane in &mut side.lanes {
+            if side.errqueue {
+                let fd = lane.raw_fd();
+                read_errqueue(fd, &mut lane.errbuf, &mut lane.stash);
+            }
+            total += lane.stash.visit(false, |r| deliver(fam, raw_v4, r, f));
+        }
+        // What the sender threads read (it arrived first), merged in
+        // arrival order across the sockets.
+        side.order.clear();
+        for (i, lane) in side.lanes.iter().enumerate() {
+            lane.stash.packet_times(i, &mut side.order);
+        }
+        side.order.sort_unstable_by_key(|o| o.0);
+        for &(_, lane, at) in &side.order {
+            if let Some(r) = side.lanes[lane].stash.get(at) {
+                deliver(fam, raw_v4, &r, f);
+                total += 1;
+            }
+        }
+        for lane in &mut side.lanes {
+            lane.stash.clear();
+            if !lane.receives {
+                continue;
+            }
             let fd = lane.raw_fd();
             let got = recv_timed(fd, &mut lane.recv, |r, at| {
                 let Some(from) = r.from else { return };
@@ -195,7 +251,7 @@ impl Transport for IcmpTransport {
                     ttl: r.ttl,
                     at,
                     verify_checksum: raw_v4,
-                    error: None,
+                    kind: IncomingKind::Packet,
                 });
             });
             // Fewer than a batch from every socket means all are empty.
@@ -203,29 +259,6 @@ impl Transport for IcmpTransport {
                 Ok(n) => total += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => error = Some(e),
-            }
-            if dgram {
-                // ICMP errors about our probes (IP_RECVERR); cheap when empty.
-                let now = Instant::now();
-                recv_errqueue(fd, &mut side.errbuf, |e| {
-                    let (Some(dst), Some(msg)) = (e.dst, icmp_message(fam, e.icmp_type)) else {
-                        return;
-                    };
-                    f(&Incoming {
-                        family: fam,
-                        from: e.offender.unwrap_or(dst),
-                        bytes: e.data,
-                        ip_header: false,
-                        ttl: None,
-                        at: now,
-                        verify_checksum: false,
-                        error: Some(QueuedIcmpError {
-                            message: msg,
-                            code: e.icmp_code,
-                            dst,
-                        }),
-                    });
-                });
             }
         }
         match error {
@@ -247,7 +280,12 @@ impl Transport for IcmpTransport {
         // and are not Sync.
         let fds: Vec<&AsyncFd<socket2::Socket>> = self
             .sides()
-            .flat_map(|s| s.lanes.iter().filter(|l| l.receives).map(|l| &l.fd))
+            .flat_map(|s| {
+                s.lanes
+                    .iter()
+                    .filter(|l| l.receives || s.errqueue)
+                    .map(|l| &l.fd)
+            })
             .collect();
         async move {
             if stashed {

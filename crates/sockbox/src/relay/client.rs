@@ -1,9 +1,12 @@
-//! The connecting side (`sockbox connect`): relay an already connected
-//! socket to standard input/output (blocking fast path) or to a program.
+//! The connecting side (`sockbox connect`): connect — blocking
+//! ([`connect_tcp`], [`connect_udp`]) for the splice pump and programs, or
+//! with [`Connector`](crate::net::Connector) for TLS ([`relay_stream`]) —
+//! then relay the socket to standard input/output or to a program.
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::dump::Dump;
 use super::ends::{LocalIn, LocalOut, RemoteIn, RemoteOut};
@@ -11,8 +14,10 @@ use super::exec::{ExecSpec, Program, relay_program};
 use super::hub::stdin_chunks;
 use super::pump::{PumpEnds, PumpExtras, Stopper, pump, stdio_fds};
 use super::session::{self, Ends, Extras};
-use super::{Outcome, RelayError, RelayOptions, Report};
+use super::{RelayError, RelayOptions, Report};
 use crate::Shutdown;
+use crate::net::client::connect_blocking;
+use crate::net::{Bind, ClientStream, ConnectError, Family, wildcard};
 
 /// A connected socket.
 #[derive(Debug)]
@@ -42,6 +47,45 @@ impl Connected {
     }
 }
 
+/// Connect over TCP to the first of `addrs` that answers, each attempt
+/// bounded by `timeout`. Blocking.
+pub fn connect_tcp(
+    addrs: &[SocketAddr],
+    timeout: Option<Duration>,
+) -> Result<Connected, RelayError> {
+    Ok(Connected::Tcp(connect_blocking(addrs, timeout)?))
+}
+
+/// A UDP socket connected to the first of `addrs` that it can be connected
+/// to (UDP connect sends nothing; it fixes the peer). `SO_BROADCAST` is on,
+/// so the peer may be a broadcast address.
+pub fn connect_udp(addrs: &[SocketAddr]) -> Result<Connected, RelayError> {
+    let mut last = None;
+    for &addr in addrs {
+        let family = if addr.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        };
+        let sock = Bind::new(wildcard(0, family))
+            .broadcast(true)
+            .v4_fallback(false)
+            .udp_std()?;
+        match sock.connect(addr) {
+            Ok(()) => return Ok(Connected::Udp(sock)),
+            Err(source) => last = Some(ConnectError::Connect { addr, source }),
+        }
+    }
+    let none = || {
+        let host = "(no addresses)".to_owned();
+        ConnectError::Addr(crate::net::AddrError::NoAddress {
+            host,
+            family: Family::Any,
+        })
+    };
+    Err(last.unwrap_or_else(none).into())
+}
+
 /// Relay `sock` to this process's stdin/stdout until done. Blocking; stop
 /// it from another thread with `stopper`.
 pub fn relay_stdio(
@@ -67,7 +111,7 @@ pub fn relay_stdio(
         dump,
         ..PumpExtras::default()
     };
-    pump(ends, opts, extras, stopper)
+    pump(ends, opts, &extras, stopper)
 }
 
 /// Relay `sock` to a program started for it; the program is always reaped.
@@ -100,7 +144,10 @@ pub async fn relay_exec(
         local,
         proto,
     };
-    let extras = Extras { dump, stats: None };
+    let extras = Extras {
+        dump,
+        ..Extras::default()
+    };
     relay_program(prog, remote, opts, &extras, None, stop, stop).await
 }
 
@@ -113,32 +160,31 @@ pub enum ClientLocal {
     Exec(ExecSpec),
 }
 
-/// Run the TLS handshake over `tcp` (checking the certificate against
-/// `host`) and relay it to stdin/stdout or a program. Must run inside a
-/// tokio runtime.
-pub async fn relay_tls(
-    tcp: std::net::TcpStream,
-    connector: &tokio_rustls::TlsConnector,
-    host: &str,
+/// Relay a connection made by [`Connector`](crate::net::Connector) (TLS,
+/// or plain TCP) to stdin/stdout or a program. Must run inside a tokio
+/// runtime.
+pub async fn relay_stream(
+    stream: ClientStream,
     local: &ClientLocal,
     opts: &RelayOptions,
     dump: Option<Dump>,
     stop: &Shutdown,
 ) -> Result<Report, RelayError> {
-    let peer = tcp.peer_addr().map_err(RelayError::Setup)?;
-    let local_addr = tcp.local_addr().ok();
-    tcp.set_nonblocking(true).map_err(RelayError::Setup)?;
-    let tcp = tokio::net::TcpStream::from_std(tcp).map_err(RelayError::Setup)?;
-    let tls = tokio::select! {
-        r = crate::tls::connect(connector, host, tcp) => r?,
-        () = stop.wait() => return Ok(Report { outcome: Outcome::Stopped, sent: 0, received: 0 }),
+    let peer = stream.peer_addr().map_err(RelayError::Setup)?;
+    let local_addr = stream.tcp().local_addr().ok();
+    let proto = match stream {
+        ClientStream::Tls(_) => "tls",
+        ClientStream::Tcp(_) => "tcp",
     };
-    let (r, w) = tokio::io::split(tls);
+    let (r, w) = tokio::io::split(stream);
     let (remote_in, remote_out) = (
         RemoteIn::Stream(Box::new(r)),
         RemoteOut::Stream(Box::new(w)),
     );
-    let extras = Extras { dump, stats: None };
+    let extras = Extras {
+        dump,
+        ..Extras::default()
+    };
     match local {
         ClientLocal::Stdio => {
             let ends = Ends {
@@ -155,7 +201,7 @@ pub async fn relay_tls(
                 spec,
                 peer,
                 local: local_addr,
-                proto: "tls",
+                proto,
             };
             let remote = (remote_in, remote_out);
             relay_program(prog, remote, opts, &extras, None, stop, stop).await

@@ -4,7 +4,6 @@
 //! UDP server).
 
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -12,6 +11,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UdpSocket;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{Mutex, mpsc};
+
+use crate::net::Replier;
 
 /// A boxed async reader.
 pub(crate) type BoxRead = Box<dyn AsyncRead + Unpin + Send>;
@@ -152,8 +153,8 @@ pub(crate) enum RemoteOut {
     Tcp(OwnedWriteHalf),
     /// A UDP socket connected to the peer.
     Udp(Arc<UdpSocket>),
-    /// A shared UDP socket and the peer's address.
-    UdpTo(Arc<UdpSocket>, SocketAddr),
+    /// A UDP server's answers to one peer (from the address it wrote to).
+    Reply(Replier),
     /// Any byte stream (TLS over TCP); closing sends close_notify and FIN.
     Stream(BoxWrite),
 }
@@ -175,9 +176,9 @@ impl RemoteOut {
                 }
                 Ok(())
             }
-            Self::UdpTo(s, peer) => {
+            Self::Reply(r) => {
                 for part in data.chunks(MAX_DATAGRAM) {
-                    s.send_to(part, *peer).await?;
+                    r.send(part).await?;
                 }
                 Ok(())
             }
@@ -193,11 +194,11 @@ impl RemoteOut {
             Self::Stream(w) => {
                 let _ = w.shutdown().await;
             }
-            Self::Udp(_) | Self::UdpTo(..) => {}
+            Self::Udp(_) | Self::Reply(_) => {}
         }
     }
 
     pub(crate) fn is_datagram(&self) -> bool {
-        matches!(self, Self::Udp(_) | Self::UdpTo(..))
+        matches!(self, Self::Udp(_) | Self::Reply(_))
     }
 }

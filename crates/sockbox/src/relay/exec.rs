@@ -13,9 +13,11 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 
 use super::ends::{LocalIn, LocalOut, RemoteIn, RemoteOut};
+use super::event::RelayEvent;
 use super::session::{self, Ends, Extras};
 use super::{Outcome, RelayError, RelayOptions, Report};
 use crate::Shutdown;
+use crate::event::Events;
 
 /// What to run per connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,7 +124,7 @@ impl ExecSpec {
 }
 
 /// The program side of a session: what to run, for whom.
-pub(super) struct Program<'a> {
+pub(crate) struct Program<'a> {
     /// What to run.
     pub spec: &'a ExecSpec,
     /// The peer it talks to.
@@ -138,7 +140,7 @@ pub(super) struct Program<'a> {
 /// the program's exit ends the conversation unless `-q` says otherwise. The
 /// program is always reaped: given time to finish after a clean end, cut at
 /// once otherwise or when `reap_stop` fires.
-pub(super) async fn relay_program(
+pub(crate) async fn relay_program(
     prog: Program<'_>,
     remote: (RemoteIn, RemoteOut),
     opts: &RelayOptions,
@@ -177,7 +179,15 @@ pub(super) async fn relay_program(
         Ok(r) if matches!(r.outcome, Outcome::Done | Outcome::OutputClosed) => None,
         _ => Some(Duration::ZERO),
     };
-    reap(child, peer, &spec.display(), patience, reap_stop).await;
+    reap(
+        child,
+        peer,
+        &spec.display(),
+        patience,
+        reap_stop,
+        &extras.events,
+    )
+    .await;
     result
 }
 
@@ -199,15 +209,17 @@ fn check_executable(path: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Wait for a child whose session is over and log how it ended. After
-/// `patience` (or once `stop` fires) it is sent SIGTERM, and SIGKILL a
-/// second later; it is always reaped before this returns.
+/// Wait for a child whose session is over and report how it ended
+/// ([`RelayEvent::ProgramEnded`]). After `patience` (or once `stop` fires)
+/// it is sent SIGTERM, and SIGKILL a second later; it is always reaped
+/// before this returns.
 pub async fn reap(
     mut child: Child,
     peer: SocketAddr,
     cmd: &str,
     patience: Option<Duration>,
     stop: &Shutdown,
+    events: &Events<RelayEvent>,
 ) -> Option<ExitStatus> {
     let limit = async {
         match patience {
@@ -220,40 +232,32 @@ pub async fn reap(
         () = limit => None,
         () = stop.wait() => None,
     };
-    let status = if let Some(s) = waited {
-        s
-    } else {
-        {
-            if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGTERM,
-                );
-            }
-            if let Ok(s) = tokio::time::timeout(Duration::from_secs(1), child.wait()).await {
-                s
-            } else {
-                let _ = child.start_kill();
-                child.wait().await
-            }
-        }
+    let status = match waited {
+        Some(s) => s,
+        None => terminate(&mut child).await,
     };
-    match &status {
-        Ok(s) if s.success() => tracing::info!(%peer, "{cmd}: exited with status 0"),
-        Ok(s) => tracing::warn!(%peer, "{cmd}: {}", describe(*s)),
-        Err(e) => tracing::warn!(%peer, "{cmd}: cannot wait for it: {e}"),
-    }
-    status.ok()
+    let ok = status.as_ref().ok().copied();
+    events.on_event(&RelayEvent::ProgramEnded {
+        peer,
+        program: cmd.to_owned(),
+        status,
+    });
+    ok
 }
 
-/// "exited with status 3" / "killed by signal 9".
-pub fn describe(s: ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (s.code(), s.signal()) {
-        (Some(c), _) => format!("exited with status {c}"),
-        (None, Some(sig)) => format!("killed by signal {sig}"),
-        _ => "ended".to_owned(),
+/// SIGTERM, a second's patience, then SIGKILL; reaped either way.
+async fn terminate(child: &mut Child) -> io::Result<ExitStatus> {
+    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
     }
+    if let Ok(s) = tokio::time::timeout(Duration::from_secs(1), child.wait()).await {
+        return s;
+    }
+    let _ = child.start_kill();
+    child.wait().await
 }
 
 #[cfg(test)]
@@ -320,14 +324,32 @@ mod tests {
             .spawn(peer, None, "tcp")
             .unwrap();
         let stop = Shutdown::new();
-        let s = reap(c, peer, "x", None, &stop).await.unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let events: Events<RelayEvent> = std::sync::Arc::new(move |e: &RelayEvent| {
+            if let RelayEvent::ProgramEnded { status, .. } = e {
+                log.lock()
+                    .unwrap()
+                    .push(status.as_ref().ok().and_then(ExitStatus::code));
+            }
+        });
+        let s = reap(c, peer, "x", None, &stop, &events).await.unwrap();
         assert_eq!(s.code(), Some(3));
         let c = ExecSpec::Shell("sleep 30".into())
             .spawn(peer, None, "tcp")
             .unwrap();
-        let s = reap(c, peer, "x", Some(Duration::from_millis(50)), &stop)
-            .await
-            .unwrap();
+        let s = reap(
+            c,
+            peer,
+            "x",
+            Some(Duration::from_millis(50)),
+            &stop,
+            &events,
+        )
+        .await
+        .unwrap();
         assert!(!s.success());
+        // Both were reported: status 3, then killed by a signal (no code).
+        assert_eq!(*seen.lock().unwrap(), vec![Some(3), None]);
     }
 }

@@ -8,6 +8,7 @@
 //! later clients get EOF at once.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +16,9 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::ends::{BoxWrite, SharedWrite};
+use super::event::RelayEvent;
 use crate::Shutdown;
+use crate::event::Events;
 
 /// How long a client may keep its stdin queue full before it is dropped.
 pub(crate) const SLOW: Duration = Duration::from_secs(10);
@@ -23,6 +26,7 @@ const QUEUE: usize = 64;
 
 struct Member {
     tx: Option<mpsc::Sender<Bytes>>,
+    peer: SocketAddr,
     kick: Shutdown,
 }
 
@@ -39,6 +43,7 @@ struct Inner {
 pub(crate) struct Hub {
     inner: Arc<Mutex<Inner>>,
     read_stdin: bool,
+    events: Events<RelayEvent>,
     /// Shared standard output.
     pub(crate) stdout: SharedWrite,
 }
@@ -58,19 +63,25 @@ impl Drop for Membership {
 }
 
 impl Hub {
-    /// A hub over the process's stdin/stdout; `read_stdin` false never reads it.
-    pub(crate) fn new(read_stdin: bool) -> Self {
+    /// A hub over the process's stdin/stdout; `read_stdin` false never
+    /// reads it. Slow clients are reported to `events`.
+    pub(crate) fn new(read_stdin: bool, events: Events<RelayEvent>) -> Self {
         let out: BoxWrite = Box::new(tokio::io::stdout());
         Self {
             inner: Arc::new(Mutex::new(Inner::default())),
             read_stdin,
+            events,
             stdout: Arc::new(tokio::sync::Mutex::new(out)),
         }
     }
 
     /// Join: returns the membership and the client's stdin queue. `kick`
     /// fires if the client is too slow.
-    pub(crate) fn join(&self, kick: Shutdown) -> (Membership, mpsc::Receiver<Bytes>) {
+    pub(crate) fn join(
+        &self,
+        peer: SocketAddr,
+        kick: Shutdown,
+    ) -> (Membership, mpsc::Receiver<Bytes>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let mut start = false;
         let id = {
@@ -86,7 +97,7 @@ impl Hub {
             let id = i.next;
             i.next += 1;
             let tx = (!i.eof && self.read_stdin).then_some(tx);
-            i.members.insert(id, Member { tx, kick });
+            i.members.insert(id, Member { tx, peer, kick });
             if self.read_stdin && !i.reading {
                 i.reading = true;
                 start = true;
@@ -117,22 +128,22 @@ impl Hub {
                 }
                 return;
             };
-            let targets: Vec<(mpsc::Sender<Bytes>, Shutdown)> = match self.inner.lock() {
+            let targets: Vec<(mpsc::Sender<Bytes>, SocketAddr, Shutdown)> = match self.inner.lock()
+            {
                 Ok(i) => i
                     .members
                     .values()
-                    .filter_map(|m| m.tx.clone().map(|t| (t, m.kick.clone())))
+                    .filter_map(|m| m.tx.clone().map(|t| (t, m.peer, m.kick.clone())))
                     .collect(),
                 Err(_) => return,
             };
-            for (tx, kick) in targets {
+            for (tx, peer, kick) in targets {
                 if tokio::time::timeout(SLOW, tx.send(chunk.clone()))
                     .await
                     .is_err()
                 {
-                    tracing::warn!(
-                        "a client has not taken standard input for {SLOW:?}: disconnecting it"
-                    );
+                    let waited = SLOW;
+                    self.events.on_event(&RelayEvent::TooSlow { peer, waited });
                     kick.trigger();
                 }
             }

@@ -6,6 +6,13 @@ use std::time::{Duration, Instant};
 
 use super::{Flow, Outcome, RelayOptions};
 
+/// When the peer's EOF ends a relay whose local input is still open (a
+/// terminal, a one-shot listener), what that input already holds is still
+/// sent: until it pauses this long…
+pub(crate) const FINISH_IDLE: Duration = Duration::from_millis(50);
+/// …or for at most this long.
+pub(crate) const FINISH_MAX: Duration = Duration::from_secs(2);
+
 /// What the engine should do after an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Step {

@@ -7,9 +7,13 @@
 //!   blocking thread per direction. It moves data with `splice(2)` when an
 //!   end is a pipe (through an internal pipe otherwise) and falls back to
 //!   `read`/`write` for terminals, for datagrams and when dumping traffic.
-//! - the async session engine (inside [`server`] and [`exec`]): many
-//!   connections, programs per connection, UDP peers told apart by source
-//!   address.
+//! - the async session engine: programs per connection, TLS, standard
+//!   input shared by many clients, UDP peers told apart by source address.
+//!
+//! The server side, [`RelayServer`], is built on the socket framework
+//! ([`crate::net`]): TCP on [`TcpServer`](crate::net::TcpServer), UDP peers
+//! on [`UdpServer`](crate::net::UdpServer). The client side,
+//! [`client`], connects with [`crate::net::client`].
 //!
 //! The rules: end of the local input shuts down the socket's write side
 //! (unless `half_close` is off) and the relay keeps reading until the peer
@@ -19,16 +23,20 @@
 //! [`dump::Dump`] tagged with direction, peer, byte offset and time.
 
 pub mod client;
+mod config;
+mod conn;
 pub mod dump;
 mod ends;
+mod event;
 pub mod exec;
 mod hub;
 mod life;
-pub mod net;
+mod method;
 mod pace;
 pub mod pump;
 pub mod server;
 mod session;
+mod tcp;
 mod udp;
 mod worker;
 
@@ -37,10 +45,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use crate::net::acl::{self, Acl, AclError, SharedAcl};
+use crate::net::AclError;
+
+pub use config::{ListenConfig, Local, Proto, ServeReport};
 pub use dump::{Dump, DumpFormat};
+pub use event::{RelayEvent, log_events};
 pub use exec::ExecSpec;
-pub use server::{ListenConfig, Listener, Local, Proto};
+pub use server::RelayServer;
 
 /// Which directions carry data.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -61,11 +72,11 @@ pub struct RelayOptions {
     /// Which directions carry data.
     pub flow: Flow,
     /// At local EOF, shut down the socket's write side (TCP FIN). Off keeps
-    /// it open (`--no-shutdown`).
+    /// it open.
     pub half_close: bool,
-    /// End this long after local EOF (`-q`); `None` waits for the peer.
+    /// End this long after local EOF; `None` waits for the peer.
     pub quit_after_eof: Option<Duration>,
-    /// End after this long with no data either way (`-i`).
+    /// End after this long with no data either way.
     pub idle_timeout: Option<Duration>,
     /// End as soon as the peer stops sending, even if local input is still
     /// open (used for terminals and for shared stdin with many clients).
@@ -158,44 +169,19 @@ pub enum RelayError {
         #[source]
         source: io::Error,
     },
-    /// The host name did not resolve.
-    #[error("cannot resolve {host}: {source}")]
-    Resolve {
-        /// What was asked.
-        host: String,
-        /// The resolver's answer.
-        #[source]
-        source: io::Error,
-    },
-    /// The host resolved, but not to an address of the wanted family.
-    #[error("{host} has no {family} address (drop -4/-6 or use another name)")]
-    NoAddress {
-        /// What was asked.
-        host: String,
-        /// "IPv4" or "IPv6".
-        family: &'static str,
-    },
-    /// Connecting failed.
-    #[error("cannot connect to {addr}: {source}")]
-    Connect {
-        /// The address tried (the last one when there were several).
-        addr: SocketAddr,
-        /// The error.
-        #[source]
-        source: io::Error,
-    },
-    /// Connecting took longer than the connect timeout.
-    #[error("connecting to {addr} timed out after {timeout:?} (raise -w)")]
-    ConnectTimeout {
-        /// The address tried.
-        addr: SocketAddr,
-        /// The limit.
-        timeout: Duration,
-    },
+    /// The host was not a usable name or address.
+    #[error(transparent)]
+    Addr(#[from] crate::net::AddrError),
+    /// Connecting (or the client's TLS handshake) failed.
+    #[error(transparent)]
+    Connect(#[from] crate::net::ConnectError),
     /// Binding the listening socket failed.
-    #[error("cannot bind {addr}: {source} (is the port in use, or below 1024 without root?)")]
-    Bind {
-        /// The address.
+    #[error(transparent)]
+    Bind(#[from] crate::net::BindError),
+    /// Receiving on the listening socket failed for good.
+    #[error("receiving on {addr}: {source}")]
+    Listen {
+        /// The bound address.
         addr: SocketAddr,
         /// The error.
         #[source]
@@ -242,3 +228,30 @@ pub(crate) fn is_reset(e: &io::Error) -> bool {
             | io::ErrorKind::ConnectionAborted
     )
 }
+
+/// A socket error as the relay reports it: ICMP unreachable on UDP, a
+/// reset, or a failure to send or receive.
+pub(crate) fn peer_error(
+    peer: SocketAddr,
+    e: io::Error,
+    datagram: bool,
+    sending: bool,
+    (sent, received): (u64, u64),
+) -> RelayError {
+    if datagram && e.raw_os_error() == Some(libc::ECONNREFUSED) {
+        RelayError::Unreachable(peer)
+    } else if is_reset(&e) {
+        RelayError::Reset {
+            peer,
+            sent,
+            received,
+        }
+    } else if sending {
+        RelayError::Send { peer, source: e }
+    } else {
+        RelayError::Recv { peer, source: e }
+    }
+}
+
+#[cfg(test)]
+mod tests;

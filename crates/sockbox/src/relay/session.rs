@@ -2,18 +2,21 @@
 //! pair and a [`RemoteIn`]/[`RemoteOut`] pair, under the same lifecycle rules
 //! as the blocking pump.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use super::dump::{Dir, Dump};
+use super::dump::{Dir, Dump, DumpDir};
 use super::ends::{LocalIn, LocalOut, RemoteIn, RemoteOut};
-use super::life::{Activity, Life, Step};
-use super::pump::peer_error;
-use super::{Flow, Outcome, RelayError, RelayOptions, Report};
+use super::event::{RelayEvent, log_events};
+use super::life::{Activity, FINISH_IDLE, FINISH_MAX, Life, Step};
+use super::{Flow, Outcome, RelayError, RelayOptions, Report, peer_error};
 use crate::Shutdown;
 use crate::daemon::ServerStats;
+use crate::event::Events;
 
 /// Everything one session moves data between.
 pub(crate) struct Ends {
@@ -25,15 +28,121 @@ pub(crate) struct Ends {
 }
 
 /// Extras shared by the sessions of a server.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct Extras {
     pub(crate) dump: Option<Dump>,
     pub(crate) stats: Option<ServerStats>,
+    pub(crate) events: Events<RelayEvent>,
 }
 
+impl Default for Extras {
+    fn default() -> Self {
+        Self {
+            dump: None,
+            stats: None,
+            events: log_events(),
+        }
+    }
+}
+
+/// Which end of a direction failed.
 enum DirEnd {
     Read(io::Error),
     Write(io::Error),
+}
+
+/// Byte counts and the activity clock of one session.
+struct Meter<'a> {
+    sent: AtomicU64,
+    received: AtomicU64,
+    activity: Activity,
+    stats: Option<&'a ServerStats>,
+}
+
+impl Meter<'_> {
+    fn account(&self, n: usize, inbound: bool) {
+        let counter = if inbound { &self.received } else { &self.sent };
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+        self.activity.touch();
+        if let Some(s) = self.stats {
+            if inbound {
+                s.add_in(n as u64);
+            } else {
+                s.add_out(n as u64);
+            }
+        }
+    }
+
+    fn counts(&self) -> (u64, u64) {
+        (
+            self.sent.load(Ordering::Relaxed),
+            self.received.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Local input to the peer until local EOF; then the half-close, if asked.
+async fn send_loop(
+    local_in: &mut LocalIn,
+    remote_out: &mut RemoteOut,
+    mut dump: Option<DumpDir>,
+    meter: &Meter<'_>,
+    (cap, half_close): (usize, bool),
+) -> Result<(), DirEnd> {
+    let mut buf = Vec::with_capacity(cap);
+    loop {
+        let n = local_in
+            .read_chunk(&mut buf, cap)
+            .await
+            .map_err(DirEnd::Read)?;
+        if n == 0 {
+            break;
+        }
+        remote_out.write_all(&buf).await.map_err(DirEnd::Write)?;
+        if let Some(d) = &mut dump {
+            d.record(&buf);
+        }
+        meter.account(n, false);
+    }
+    if half_close {
+        remote_out.close().await;
+    }
+    Ok(())
+}
+
+/// The peer's data (after `first`, already received) to the local output
+/// until the peer's EOF; then the local output is closed.
+async fn recv_loop(
+    remote_in: &mut RemoteIn,
+    local_out: &mut LocalOut,
+    mut dump: Option<DumpDir>,
+    meter: &Meter<'_>,
+    (cap, first): (usize, Option<&[u8]>),
+) -> Result<(), DirEnd> {
+    if let Some(first) = first {
+        if let Some(d) = &mut dump {
+            d.record(first);
+        }
+        meter.account(first.len(), true);
+        local_out.write_all(first).await.map_err(DirEnd::Write)?;
+    }
+    let mut buf = Vec::with_capacity(cap);
+    loop {
+        let n = remote_in
+            .read_chunk(&mut buf, cap)
+            .await
+            .map_err(DirEnd::Read)?;
+        if n == 0 {
+            break;
+        }
+        if let Some(d) = &mut dump {
+            d.record(&buf);
+        }
+        meter.account(n, true);
+        local_out.write_all(&buf).await.map_err(DirEnd::Write)?;
+    }
+    local_out.close().await;
+    Ok(())
 }
 
 /// Run one session until the rules end it or `stop` fires.
@@ -53,91 +162,67 @@ pub(crate) async fn run(
     } = ends;
     let datagram = remote_out.is_datagram();
     let cap = opts.buffer_size.clamp(16 * 1024, 256 * 1024);
-    let activity = Activity::new();
-    let sent = AtomicU64::new(0);
-    let received = AtomicU64::new(0);
+    let meter = Meter {
+        sent: AtomicU64::new(0),
+        received: AtomicU64::new(0),
+        activity: Activity::new(),
+        stats: extras.stats.as_ref(),
+    };
     let dump = extras.dump.as_ref();
     if let Some(d) = dump {
         d.opened(peer);
     }
-    let mut tx_dump = dump.map(|d| d.direction(peer, Dir::Sent));
-    let mut rx_dump = dump.map(|d| d.direction(peer, Dir::Received));
     if opts.flow == Flow::SendOnly {
         local_out = LocalOut::Discard;
     }
-    let account = |n: usize, counter: &AtomicU64, inbound: bool| {
-        counter.fetch_add(n as u64, Ordering::Relaxed);
-        activity.touch();
-        if let Some(s) = &extras.stats {
-            if inbound {
-                s.add_in(n as u64);
-            } else {
-                s.add_out(n as u64);
-            }
-        }
-    };
-
-    let tx = async {
-        let mut buf = Vec::with_capacity(cap);
-        loop {
-            let n = local_in
-                .read_chunk(&mut buf, cap)
-                .await
-                .map_err(DirEnd::Read)?;
-            if n == 0 {
-                break;
-            }
-            remote_out.write_all(&buf).await.map_err(DirEnd::Write)?;
-            if let Some(d) = &mut tx_dump {
-                d.record(&buf);
-            }
-            account(n, &sent, false);
-        }
-        if opts.half_close {
-            remote_out.close().await;
-        }
-        Ok::<(), DirEnd>(())
-    };
-    let rx = async {
-        if let Some(first) = initial_rx {
-            if let Some(d) = &mut rx_dump {
-                d.record(first);
-            }
-            account(first.len(), &received, true);
-            local_out.write_all(first).await.map_err(DirEnd::Write)?;
-        }
-        let mut buf = Vec::with_capacity(cap);
-        loop {
-            let n = remote_in
-                .read_chunk(&mut buf, cap)
-                .await
-                .map_err(DirEnd::Read)?;
-            if n == 0 {
-                break;
-            }
-            if let Some(d) = &mut rx_dump {
-                d.record(&buf);
-            }
-            account(n, &received, true);
-            local_out.write_all(&buf).await.map_err(DirEnd::Write)?;
-        }
-        local_out.close().await;
-        Ok::<(), DirEnd>(())
-    };
+    let tx_dump = dump.map(|d| d.direction(peer, Dir::Sent));
+    let rx_dump = dump.map(|d| d.direction(peer, Dir::Received));
+    let tx = send_loop(
+        &mut local_in,
+        &mut remote_out,
+        tx_dump,
+        &meter,
+        (cap, opts.half_close),
+    );
+    let rx = recv_loop(
+        &mut remote_in,
+        &mut local_out,
+        rx_dump,
+        &meter,
+        (cap, initial_rx),
+    );
     tokio::pin!(tx, rx);
+    let result = supervise(tx, rx, opts, &meter, (peer, datagram), stop).await;
+    let (sent, received) = meter.counts();
+    if let Some(d) = dump {
+        d.closed(peer, sent, received);
+    }
+    result.map(|outcome| Report {
+        outcome,
+        sent,
+        received,
+    })
+}
 
+/// Drive both directions and the timers until the rules end the session.
+async fn supervise<T, R>(
+    mut tx: Pin<&mut T>,
+    mut rx: Pin<&mut R>,
+    opts: &RelayOptions,
+    meter: &Meter<'_>,
+    (peer, datagram): (SocketAddr, bool),
+    stop: &Shutdown,
+) -> Result<Outcome, RelayError>
+where
+    T: Future<Output = Result<(), DirEnd>>,
+    R: Future<Output = Result<(), DirEnd>>,
+{
     let mut life = Life::new(opts);
     let mut tx_done = opts.flow == Flow::RecvOnly;
     let mut rx_done = false;
     let mut output_closed = false;
-    let counts = || {
-        (
-            sent.load(Ordering::Relaxed),
-            received.load(Ordering::Relaxed),
-        )
-    };
-    let result: Result<Outcome, RelayError> = loop {
-        let deadline = life.deadline(activity.last());
+    loop {
+        let deadline = life.deadline(meter.activity.last());
         let timer = async {
             match deadline {
                 Some(d) => tokio::time::sleep_until(d.into()).await,
@@ -145,48 +230,65 @@ pub(crate) async fn run(
             }
         };
         let step = tokio::select! {
-            r = &mut tx, if !tx_done => {
+            r = tx.as_mut(), if !tx_done => {
                 tx_done = true;
                 match r {
                     Ok(()) => life.local_eof(Instant::now()),
-                    Err(DirEnd::Read(e)) => break Err(RelayError::LocalRead(e)),
-                    Err(DirEnd::Write(e)) => break Err(peer_error(peer, e, datagram, true, counts())),
+                    Err(DirEnd::Read(e)) => return Err(RelayError::LocalRead(e)),
+                    Err(DirEnd::Write(e)) => {
+                        return Err(peer_error(peer, e, datagram, true, meter.counts()));
+                    }
                 }
             }
-            r = &mut rx, if !rx_done => {
+            r = rx.as_mut(), if !rx_done => {
                 rx_done = true;
                 match r {
                     Ok(()) => life.remote_eof(),
-                    Err(DirEnd::Read(e)) => break Err(peer_error(peer, e, datagram, false, counts())),
+                    Err(DirEnd::Read(e)) => {
+                        return Err(peer_error(peer, e, datagram, false, meter.counts()));
+                    }
                     Err(DirEnd::Write(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
                         // The program stopped reading; let it finish writing.
                         output_closed = true;
                         Step::Continue
                     }
-                    Err(DirEnd::Write(e)) => break Err(RelayError::LocalWrite(e)),
+                    Err(DirEnd::Write(e)) => return Err(RelayError::LocalWrite(e)),
                 }
             }
-            () = timer => life.on_timer(Instant::now(), activity.last()),
+            () = timer => life.on_timer(Instant::now(), meter.activity.last()),
             () = stop.wait() => Step::Finish(Outcome::Stopped),
         };
-        if let Step::Finish(o) = step {
-            break Ok(o);
+        if let Step::Finish(outcome) = step {
+            if outcome == Outcome::Done && !tx_done {
+                finish_sending(tx, meter).await;
+            }
+            return Ok(outcome);
         }
         if tx_done && rx_done {
-            break Ok(if output_closed {
+            return Ok(if output_closed {
                 Outcome::OutputClosed
             } else {
                 Outcome::Done
             });
         }
-    };
-    let (s, r) = counts();
-    if let Some(d) = dump {
-        d.closed(peer, s, r);
     }
-    result.map(|outcome| Report {
-        outcome,
-        sent: s,
-        received: r,
-    })
+}
+
+/// The peer's EOF ended a session whose local input is still open: let
+/// what that input already holds reach the peer first, until it pauses
+/// for [`FINISH_IDLE`] (or for at most [`FINISH_MAX`]).
+async fn finish_sending<T: Future>(mut tx: Pin<&mut T>, meter: &Meter<'_>) {
+    let give_up = Instant::now() + FINISH_MAX;
+    let mut last = meter.counts().0;
+    loop {
+        let wait = FINISH_IDLE.min(give_up.saturating_duration_since(Instant::now()));
+        if tokio::time::timeout(wait, tx.as_mut()).await.is_ok() {
+            return;
+        }
+        let now = meter.counts().0;
+        if now == last || Instant::now() >= give_up {
+            return;
+        }
+        last = now;
+    }
 }

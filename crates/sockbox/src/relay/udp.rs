@@ -1,164 +1,212 @@
-//! The UDP side of the listener: one peer (the socket is connected to the
-//! first permitted sender) or, with `keep_open`, peers told apart by source
-//! address, each with its own session, up to `max_conns` at once.
+//! The UDP side of a relay server.
+//!
+//! Keeping open, peers are told apart by source address on
+//! [`UdpServer`](crate::net::UdpServer) ([`UdpRelay`]): a new peer gets a
+//! session (its own program, or a member of the shared standard
+//! input/output) fed through a queue, answered through a
+//! [`Replier`](crate::net::Replier) from the address it wrote to; at most
+//! `max_conns` peers at once.
+//!
+//! A single peer ([`serve_one`]) does not fit `UdpServer`, which keeps its
+//! socket shared and unconnected and reads every datagram itself: here the
+//! first permitted sender is connected on the socket, and the socket is
+//! handed to the blocking splice pump (or to a program) for good. That mode
+//! uses the allow/deny lists and canonical addresses of [`crate::net`]
+//! directly.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-use tokio_util::task::TaskTracker;
 
+use super::conn::{Remote, Shared};
 use super::ends::{RemoteIn, RemoteOut};
-use super::server::{Conn, Local, ServeReport, log_report, run_exec, run_hub, run_pump};
+use super::event::RelayEvent;
 use super::{RelayError, Report};
 use crate::Shutdown;
+use crate::net::{
+    Answer, Datagram, DatagramCtx, DatagramHandler, Refusal, Replier, ServerEvent, ServerOptions,
+    canonical,
+};
 
-pub(super) async fn run_udp(
-    conn: Conn,
-    sock: std::net::UdpSocket,
-    shutdown: Shutdown,
-) -> Result<ServeReport, RelayError> {
-    let sock = UdpSocket::from_std(sock).map_err(RelayError::Setup)?;
-    let cfg = Arc::clone(&conn.cfg);
-    let mut buf = vec![0u8; 65_536];
-    if !cfg.keep_open {
-        let (n, peer) = loop {
-            let r = tokio::select! {
-                r = sock.recv_from(&mut buf) => r,
-                () = shutdown.wait() => return Ok(ServeReport::default()),
-            };
-            match r {
-                Ok((n, peer)) if cfg.acl.permits(peer.ip()) => break (n, peer),
-                Ok((_, peer)) => {
-                    cfg.stats.refused();
-                    tracing::info!(%peer, "dropped datagram: not permitted by --allow/--deny");
-                }
-                Err(e) => tracing::debug!("recv: {e}"),
-            }
-        };
-        sock.connect(peer).await.map_err(RelayError::Setup)?;
-        tracing::info!(%peer, "first datagram");
-        let _guard = cfg.stats.connection();
-        let first = buf[..n].to_vec();
-        let report = match &cfg.local {
-            Local::Exec(spec) => {
-                let s = Arc::new(sock);
-                run_exec(
-                    &conn,
-                    spec,
-                    peer,
-                    RemoteIn::Udp(Arc::clone(&s)),
-                    RemoteOut::Udp(s),
-                    Some(Bytes::from(first)),
-                    "udp",
-                    &shutdown,
-                )
-                .await?
-            }
-            Local::Stdio => {
-                let std = sock.into_std().map_err(RelayError::Setup)?;
-                run_pump(&conn, OwnedFd::from(std), peer, true, first, &shutdown).await?
-            }
-        };
-        log_report(peer, &report);
-        return Ok(ServeReport {
-            served: 1,
-            single: Some(report),
-        });
-    }
+/// Datagrams queued per peer session; more are dropped.
+const QUEUE: usize = 256;
 
-    let sock = Arc::new(sock);
-    let mut peers: HashMap<SocketAddr, mpsc::Sender<Bytes>> = HashMap::new();
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<SocketAddr>();
-    let tracker = TaskTracker::new();
-    let mut served = 0;
-    loop {
-        tokio::select! {
-            got = sock.recv_from(&mut buf) => {
-                let (n, peer) = match got {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::debug!("recv: {e}");
-                        continue;
-                    }
-                };
-                let data = Bytes::copy_from_slice(&buf[..n]);
-                if let Some(tx) = peers.get(&peer) {
-                    if tx.try_send(data).is_err() {
-                        tracing::debug!(%peer, "dropped a datagram: the peer's queue is full");
-                    }
-                    continue;
-                }
-                if !cfg.acl.permits(peer.ip()) {
-                    cfg.stats.refused();
-                    tracing::info!(%peer, "dropped datagram: not permitted by --allow/--deny");
-                    continue;
-                }
-                if peers.len() >= cfg.max_conns {
-                    cfg.stats.refused();
-                    tracing::warn!(%peer, "dropped datagram: {} peers already active (-m/--max-conns)", cfg.max_conns);
-                    continue;
-                }
-                let (tx, rx) = mpsc::channel(256);
-                let _ = tx.try_send(data);
-                peers.insert(peer, tx);
-                served += 1;
-                tracing::info!(%peer, "new peer");
-                let conn2 = conn.clone();
-                let sock2 = Arc::clone(&sock);
-                let done = done_tx.clone();
-                tracker.spawn(async move {
-                    let _guard = conn2.cfg.stats.connection();
-                    match serve_udp_peer(&conn2, sock2, peer, rx).await {
-                        Ok(report) => log_report(peer, &report),
-                        Err(e) => tracing::warn!(%peer, "{e}"),
-                    }
-                    let _ = done.send(peer);
-                });
-            }
-            Some(p) = done_rx.recv() => {
-                peers.remove(&p);
-            }
-            () = shutdown.wait() => break,
-        }
-    }
-    peers.clear();
-    tracker.close();
-    if tokio::time::timeout(cfg.grace, tracker.wait())
-        .await
-        .is_err()
-    {
-        conn.drain.trigger();
-        tracker.wait().await;
-    }
-    Ok(ServeReport {
-        served,
-        single: None,
-    })
+/// The largest datagram received whole.
+const MAX_DATAGRAM: usize = 65_536;
+
+/// Count and report a refused peer.
+fn refuse(shared: &Shared, opts: &ServerOptions, peer: SocketAddr, reason: Refusal) {
+    opts.stats.refused();
+    shared.count_refused();
+    opts.events.on_event(&ServerEvent::Refused { peer, reason });
 }
 
-async fn serve_udp_peer(
-    conn: &Conn,
-    sock: Arc<UdpSocket>,
-    peer: SocketAddr,
-    rx: mpsc::Receiver<Bytes>,
-) -> Result<Report, RelayError> {
-    let remote_in = RemoteIn::Datagrams(rx);
-    let remote_out = RemoteOut::UdpTo(sock, peer);
-    match (&conn.cfg.local, &conn.hub) {
-        (Local::Exec(spec), _) => {
-            let drain = conn.drain.clone();
-            run_exec(conn, spec, peer, remote_in, remote_out, None, "udp", &drain).await
+/// Serve the first permitted sender only, until the relay ends or
+/// `shutdown` fires.
+pub(crate) async fn serve_one(
+    shared: &Shared,
+    socket: UdpSocket,
+    opts: &ServerOptions,
+    shutdown: &Shutdown,
+) -> Result<(), RelayError> {
+    let Some((first, from)) = first_datagram(shared, &socket, opts, shutdown).await else {
+        return Ok(());
+    };
+    socket.connect(from).await.map_err(RelayError::Setup)?;
+    let peer = canonical(from);
+    shared.count_served();
+    let _active = opts.stats.connection();
+    shared.extras.events.on_event(&RelayEvent::NewPeer { peer });
+    let result = if shared.runs_programs() {
+        let s = Arc::new(socket);
+        let remote = Remote {
+            peer,
+            read: RemoteIn::Udp(Arc::clone(&s)),
+            write: RemoteOut::Udp(s),
+            proto: "udp",
+            first: Some(Bytes::from(first)),
+        };
+        shared.relay(remote, shutdown).await
+    } else {
+        let std = socket.into_std().map_err(RelayError::Setup)?;
+        shared
+            .pump(OwnedFd::from(std), (peer, true), first, shutdown)
+            .await
+    };
+    shared.finished(peer, result);
+    Ok(())
+}
+
+/// The first datagram the allow/deny lists permit, and its sender (as the
+/// socket saw it); `None` when `shutdown` fired first.
+async fn first_datagram(
+    shared: &Shared,
+    socket: &UdpSocket,
+    opts: &ServerOptions,
+    shutdown: &Shutdown,
+) -> Option<(Vec<u8>, SocketAddr)> {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        let got = tokio::select! {
+            r = socket.recv_from(&mut buf) => r,
+            () = shutdown.wait() => return None,
+        };
+        match got {
+            Ok((n, from)) if opts.acl.permits(canonical(from).ip()) => {
+                return Some((buf[..n].to_vec(), from));
+            }
+            Ok((_, from)) => refuse(shared, opts, canonical(from), Refusal::Denied),
+            Err(e) => tracing::debug!("recv: {e}"),
         }
-        (Local::Stdio, hub) => {
-            let Some(hub) = hub else {
-                return Err(RelayError::Setup(std::io::Error::other("no stdin hub")));
+    }
+}
+
+/// The sessions open now, by peer; the number tells a session its own
+/// entry from a later one of the same peer.
+#[derive(Default)]
+struct Peers {
+    next: u64,
+    open: HashMap<SocketAddr, (u64, mpsc::Sender<Bytes>)>,
+}
+
+/// Demultiplexes a keep-open UDP relay server's datagrams by peer.
+pub(crate) struct UdpRelay {
+    shared: Arc<Shared>,
+    peers: Arc<Mutex<Peers>>,
+    /// The server's own options (its statistics, events and cap; the
+    /// receive loop counts datagrams in a statistics of its own).
+    opts: ServerOptions,
+}
+
+impl UdpRelay {
+    pub(crate) fn new(shared: Arc<Shared>, opts: ServerOptions) -> Self {
+        Self {
+            shared,
+            peers: Arc::default(),
+            opts,
+        }
+    }
+
+    /// A new peer's session, fed by `rx`, answered by `replier`.
+    fn start(&self, id: u64, rx: mpsc::Receiver<Bytes>, replier: Replier, ctx: &DatagramCtx) {
+        let peer = replier.peer();
+        self.shared.count_served();
+        let active = self.opts.stats.connection();
+        self.shared
+            .extras
+            .events
+            .on_event(&RelayEvent::NewPeer { peer });
+        let (shared, peers, drain) = (self.shared.clone(), self.peers.clone(), ctx.drain().clone());
+        ctx.spawn(async move {
+            let _active = active;
+            let remote = Remote {
+                peer,
+                read: RemoteIn::Datagrams(rx),
+                write: RemoteOut::Reply(replier),
+                proto: "udp",
+                first: None,
             };
-            run_hub(conn, hub, peer, remote_in, remote_out, &conn.drain).await
+            let session = shared.relay(remote, drain.hard());
+            tokio::pin!(session);
+            // At shutdown the peer's queue closes: its session sees the
+            // end of the peer's data and finishes within the grace period.
+            let result: Result<Report, RelayError> = tokio::select! {
+                r = &mut session => r,
+                () = drain.soft().wait() => {
+                    forget(&peers, peer, id);
+                    session.await
+                }
+            };
+            forget(&peers, peer, id);
+            shared.finished(peer, result);
+        });
+    }
+}
+
+/// Drop the queue of session `id` of `peer`, if it is still there.
+fn forget(peers: &Mutex<Peers>, peer: SocketAddr, id: u64) {
+    let mut p = peers.lock().unwrap_or_else(PoisonError::into_inner);
+    if p.open.get(&peer).is_some_and(|(n, _)| *n == id) {
+        p.open.remove(&peer);
+    }
+}
+
+impl DatagramHandler for UdpRelay {
+    fn datagram<'a>(&'a self, dg: &Datagram<'a>, ctx: &DatagramCtx) -> Answer<'a> {
+        let data = Bytes::copy_from_slice(dg.payload);
+        let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, tx)) = peers.open.get(&dg.peer) {
+            if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(data) {
+                let peer = dg.peer;
+                self.shared
+                    .extras
+                    .events
+                    .on_event(&RelayEvent::QueueFull { peer });
+            }
+            return Answer::Nothing;
         }
+        let max = self.opts.max_conns;
+        if peers.open.len() >= max {
+            drop(peers);
+            refuse(&self.shared, &self.opts, dg.peer, Refusal::Full { max });
+            return Answer::Nothing;
+        }
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let _ = tx.try_send(data);
+        let id = peers.next;
+        peers.next += 1;
+        peers.open.insert(dg.peer, (id, tx));
+        drop(peers);
+        self.start(id, rx, ctx.replier(dg), ctx);
+        Answer::Nothing
+    }
+
+    fn denied(&self, from: SocketAddr, _len: usize) {
+        refuse(&self.shared, &self.opts, from, Refusal::Denied);
     }
 }

@@ -1,6 +1,7 @@
 //! One direction of the blocking pump: the worker thread's loops for
 //! `splice` straight through a pipe, `splice` through an internal pipe, and
-//! plain `read`/`write`, with the choice between them.
+//! plain `read`/`write` (chosen by [`super::method`]), and the [`Stopper`]
+//! every wait also watches.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -13,18 +14,43 @@ use nix::errno::Errno;
 use super::RelayError;
 use super::dump::DumpDir;
 use super::life::Activity;
+use super::method::Method;
 use super::pace::Pacer;
-use super::pump::Stopper;
 use crate::daemon::ServerStats;
 use crate::sys::splice::{self, FdKind, Ready, fd_kind, is_nonblocking, wait_ready, writable_now};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Stops a running pump from any thread: every wait of its workers also
+/// watches this. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Stopper(Arc<(OwnedFd, OwnedFd)>);
+
+impl Stopper {
+    /// A stopper that has not fired.
+    pub fn new() -> Result<Self, RelayError> {
+        let flags = nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK;
+        nix::unistd::pipe2(flags)
+            .map(|p| Self(Arc::new(p)))
+            .map_err(|e| RelayError::Setup(e.into()))
+    }
+
+    /// Ask the relay to stop (the read end of a pipe becomes readable).
+    pub fn stop(&self) {
+        let _ = nix::unistd::write(self.0.1.as_fd(), b"x");
+    }
+
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.0.0.as_fd()
+    }
+}
+
 /// Which direction a worker moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Side {
     Tx,
     Rx,
 }
 
+/// How a worker's loop ended.
 #[derive(Debug)]
 pub(crate) enum End {
     Eof,
@@ -35,12 +61,7 @@ pub(crate) enum End {
     Write(io::Error),
 }
 
-pub(crate) enum Method {
-    Copy,
-    Direct,
-    Via { r: OwnedFd, w: OwnedFd },
-}
-
+/// One direction of a pump, run on its own thread.
 pub(crate) struct Worker {
     pub(crate) side: Side,
     pub(crate) src: Arc<OwnedFd>,
@@ -326,70 +347,6 @@ impl Worker {
             self.pace(n);
         }
     }
-}
-
-/// How one direction moves bytes, given its local end (`input`: standard
-/// input, read by the worker; otherwise standard output, written by it).
-/// A local pipe is grown to `size` whatever the method.
-///
-/// A pipe on the input side goes through an internal pipe rather than
-/// straight into the socket: splicing into a socket holds the source pipe's
-/// lock for the whole TCP send (on loopback that includes the receiver's
-/// processing), and the producer writing into that pipe would spin on the
-/// lock meanwhile. Moving pages pipe to pipe holds it only briefly.
-pub(crate) fn choose(
-    local: BorrowedFd<'_>,
-    zero_copy: bool,
-    input: bool,
-    size: usize,
-) -> Result<Method, RelayError> {
-    let kind = fd_kind(local);
-    if kind == FdKind::Pipe {
-        splice::grow_pipe(local, size);
-    }
-    if !zero_copy {
-        return Ok(Method::Copy);
-    }
-    let via = || -> Result<Method, RelayError> {
-        let (r, w) = splice::pipe().map_err(RelayError::Setup)?;
-        splice::grow_pipe(r.as_fd(), size);
-        Ok(Method::Via { r, w })
-    };
-    match kind {
-        FdKind::Pipe if input => via(),
-        FdKind::Pipe => Ok(Method::Direct),
-        // splice(2) refuses files opened for appending (`>> file`).
-        FdKind::File if appending(local) => Ok(Method::Copy),
-        FdKind::File | FdKind::Socket | FdKind::CharDevice => via(),
-        FdKind::Tty | FdKind::Other => Ok(Method::Copy),
-    }
-}
-
-/// How much a direction can buffer between two transfers: its chunk,
-/// or less when the local end is a smaller pipe (for the [`Pacer`]).
-pub(crate) fn room(local: BorrowedFd<'_>, chunk: usize) -> usize {
-    pipe_size(local).map_or(chunk, |p| p.min(chunk))
-}
-
-fn pipe_size(fd: BorrowedFd<'_>) -> Option<usize> {
-    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETPIPE_SZ)
-        .ok()
-        .and_then(|n| usize::try_from(n).ok())
-}
-
-pub(crate) fn pipe_chunk(method: &Method, local: BorrowedFd<'_>, size: usize) -> usize {
-    let fd = match method {
-        Method::Copy => return size.clamp(16 * 1024, 1 << 20),
-        Method::Direct => local,
-        Method::Via { r, .. } => r.as_fd(),
-    };
-    pipe_size(fd).unwrap_or(64 * 1024)
-}
-
-fn appending(fd: BorrowedFd<'_>) -> bool {
-    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL).is_ok_and(|f| {
-        nix::fcntl::OFlag::from_bits_truncate(f).contains(nix::fcntl::OFlag::O_APPEND)
-    })
 }
 
 #[cfg(test)]

@@ -2,14 +2,17 @@
 //! sockets with the options ping needs (kernel receive timestamps
 //! `SO_TIMESTAMPNS`, TTL / hop-limit control messages, `IP_RECVERR` on
 //! datagram sockets, type filters on raw sockets so the kernel does not copy
-//! traffic that is neither a reply nor an error), and dropping capabilities
-//! once the sockets are open. Batched I/O is in [`super::ping_io`].
+//! traffic that is neither a reply nor an error). Dropping capabilities
+//! once the sockets are open is in [`super::caps`]; batched I/O in
+//! [`super::ping_io`].
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::AsRawFd;
 
 use nix::sys::socket::{setsockopt, sockopt};
+
+pub use super::caps::{capabilities, drop_capabilities};
+use super::sockopt::{self as raw_opt, IcmpV6Filter};
 use sockbox_wire::icmp::Family;
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -38,7 +41,7 @@ impl IcmpKind {
 /// Options applied when a socket is opened.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SocketOptions {
-    /// IP TTL / IPv6 unicast hop limit of probes.
+    /// IP TTL / IPv6 unicast hop limit of probes (1 to 255).
     pub ttl: Option<u32>,
     /// Bind to this interface (`SO_BINDTODEVICE`).
     pub device: Option<String>,
@@ -49,10 +52,74 @@ pub struct SocketOptions {
     pub recv_buffer: usize,
     /// Send buffer to ask for, bytes.
     pub send_buffer: usize,
-    /// Set the IPv4 don't-fragment bit (`IP_PMTUDISC_DO`). Probes that fit
-    /// any path (up to 576 bytes) lose nothing by it, and the kernel then
-    /// skips picking an IP ID for each of them.
+    /// Set the don't-fragment bit (`IP_PMTUDISC_DO`, and for IPv6
+    /// `IPV6_PMTUDISC_DO`: never fragment locally). Probes that fit any
+    /// path (up to 576 bytes) lose nothing by it, and the kernel then skips
+    /// picking an IP ID for each of them.
     pub dont_fragment: bool,
+    /// Type of service (IPv4) / traffic class (IPv6) byte of probes.
+    pub tos: Option<u8>,
+    /// Ask the kernel for a software transmit timestamp of every probe
+    /// (`SO_TIMESTAMPING`, read back from the error queue), so each probe's
+    /// send time is the moment it left, not a clock read around the batch.
+    pub tx_timestamps: bool,
+}
+
+/// Why an ICMP socket could not be opened or set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The socket itself could not be created (privilege, no ICMP support).
+    #[error("cannot create the socket: {0}")]
+    Create(#[source] io::Error),
+    /// The kernel refused an option value.
+    #[error("cannot set {name} to {value}: {source}")]
+    Option {
+        /// The option (`IP_TTL`, `IP_TOS`…).
+        name: &'static str,
+        /// The value asked for.
+        value: String,
+        /// The kernel's answer.
+        #[source]
+        source: io::Error,
+    },
+    /// Binding to an interface failed (usually: there is no such interface).
+    #[error("cannot bind to interface {device:?}: {source}")]
+    Device {
+        /// The interface name.
+        device: String,
+        /// The kernel's answer.
+        #[source]
+        source: io::Error,
+    },
+    /// Binding to a source address failed (usually: not an address of
+    /// this host).
+    #[error("cannot send from {addr}: {source}")]
+    Source {
+        /// The address.
+        addr: IpAddr,
+        /// The kernel's answer.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl SetupError {
+    /// True when the socket could not be created for lack of privilege
+    /// (the next kind of socket may still work).
+    pub fn is_denied(&self) -> bool {
+        matches!(self, Self::Create(e)
+            if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)))
+    }
+
+    /// The OS error behind it.
+    pub fn io(&self) -> &io::Error {
+        match self {
+            Self::Create(e)
+            | Self::Option { source: e, .. }
+            | Self::Device { source: e, .. }
+            | Self::Source { source: e, .. } => e,
+        }
+    }
 }
 
 /// An open, non-blocking ICMP socket.
@@ -73,57 +140,6 @@ const RAW_V4_TYPES: [u32; 4] = [0, 3, 11, 12];
 /// `ICMP_FILTER` from `<linux/icmp.h>` (option level `SOL_RAW`).
 const ICMP_FILTER: libc::c_int = 1;
 
-/// Set an integer socket option that neither socket2 nor nix wraps.
-fn set_int_option(
-    socket: &Socket,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: libc::c_int,
-) -> io::Result<()> {
-    // SAFETY: setsockopt reads exactly size_of::<c_int>() bytes from
-    // `value`, which lives across the call; the descriptor is open.
-    #[allow(unsafe_code)]
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            level,
-            name,
-            (&raw const value).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
-/// Set `ICMP_FILTER` on a raw IPv4 socket so the kernel does not even copy
-/// the rest to us (our own looped-back requests, other traffic): the mask
-/// has a bit set for each type to drop.
-fn set_icmp_filter(socket: &Socket, keep_types: &[u32]) -> io::Result<()> {
-    let keep = keep_types.iter().fold(0u32, |m, t| m | (1 << t));
-    let mask: u32 = !keep;
-    // SAFETY: setsockopt reads exactly size_of::<u32>() bytes from `mask`,
-    // which lives across the call; the descriptor is open.
-    #[allow(unsafe_code)]
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_RAW,
-            ICMP_FILTER,
-            (&raw const mask).cast(),
-            std::mem::size_of::<u32>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
-
 /// ICMPv6 types a raw IPv6 socket lets through: destination unreachable
 /// (1), packet too big (2), time exceeded (3), parameter problem (4), echo
 /// reply (129). Neighbour discovery and our own requests stay out.
@@ -132,34 +148,176 @@ const RAW_V6_TYPES: [u32; 5] = [1, 2, 3, 4, 129];
 /// `ICMP6_FILTER` from `<netinet/icmp6.h>` (level `IPPROTO_ICMPV6`).
 const ICMP6_FILTER: libc::c_int = 1;
 
-/// Set `ICMP6_FILTER` on a raw IPv6 socket: 256 bits, a set bit blocks
+/// The `ICMP_FILTER` mask of a raw IPv4 socket: a set bit drops that type.
+fn icmp_filter(keep_types: &[u32]) -> u32 {
+    !keep_types.iter().fold(0u32, |m, t| m | (1 << t))
+}
+
+/// The `ICMP6_FILTER` of a raw IPv6 socket: 256 bits, a set bit blocks
 /// that type (Linux semantics).
-fn set_icmp6_filter(socket: &Socket, keep_types: &[u32]) -> io::Result<()> {
+fn icmp6_filter(keep_types: &[u32]) -> IcmpV6Filter {
     let mut filter = [u32::MAX; 8];
     for &t in keep_types {
         filter[(t >> 5) as usize] &= !(1 << (t & 31));
     }
-    // SAFETY: setsockopt reads the 32-byte filter, which lives across the
-    // call; the descriptor is open.
-    #[allow(unsafe_code)]
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
+    IcmpV6Filter(filter)
+}
+
+/// Set the ICMP type filter of a raw socket of `family` so the kernel does
+/// not even copy the other types to us (our own looped-back requests,
+/// neighbour discovery, other traffic).
+fn set_type_filter(socket: &Socket, family: Family, keep_types: &[u32]) -> io::Result<()> {
+    match family {
+        Family::V4 => raw_opt::set(socket, libc::SOL_RAW, ICMP_FILTER, &icmp_filter(keep_types)),
+        Family::V6 => raw_opt::set(
+            socket,
             libc::IPPROTO_ICMPV6,
             ICMP6_FILTER,
-            filter.as_ptr().cast(),
-            std::mem::size_of_val(&filter) as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+            &icmp6_filter(keep_types),
+        ),
     }
 }
 
+fn opt<T: std::fmt::Display + Copy>(
+    name: &'static str,
+    value: T,
+    r: io::Result<()>,
+) -> Result<(), SetupError> {
+    r.map_err(|source| SetupError::Option {
+        name,
+        value: value.to_string(),
+        source,
+    })
+}
+
+fn nix_opt(name: &'static str, r: nix::Result<()>) -> Result<(), SetupError> {
+    opt(name, 1, r.map_err(io::Error::from))
+}
+
+/// Receive-side options: kernel receive timestamps, TTL control messages,
+/// the error queue (datagram) or the type filter (raw), and transmit
+/// timestamps when asked for.
+fn set_receive_options(
+    socket: &Socket,
+    family: Family,
+    kind: IcmpKind,
+    tx_timestamps: bool,
+) -> Result<(), SetupError> {
+    nix_opt(
+        "SO_TIMESTAMPNS",
+        setsockopt(socket, sockopt::ReceiveTimestampns, &true),
+    )?;
+    match (family, kind) {
+        (Family::V4, IcmpKind::Dgram) => {
+            nix_opt(
+                "IP_RECVTTL",
+                setsockopt(socket, sockopt::Ipv4RecvTtl, &true),
+            )?;
+            // ICMP errors about our probes arrive on the error queue.
+            nix_opt(
+                "IP_RECVERR",
+                setsockopt(socket, sockopt::Ipv4RecvErr, &true),
+            )?;
+        }
+        (Family::V6, IcmpKind::Dgram) => {
+            nix_opt(
+                "IPV6_RECVHOPLIMIT",
+                setsockopt(socket, sockopt::Ipv6RecvHopLimit, &true),
+            )?;
+            nix_opt(
+                "IPV6_RECVERR",
+                setsockopt(socket, sockopt::Ipv6RecvErr, &true),
+            )?;
+        }
+        (Family::V4, IcmpKind::Raw) => {
+            opt(
+                "ICMP_FILTER",
+                "replies and errors",
+                set_type_filter(socket, family, &RAW_V4_TYPES),
+            )?;
+        }
+        (Family::V6, IcmpKind::Raw) => {
+            nix_opt(
+                "IPV6_RECVHOPLIMIT",
+                setsockopt(socket, sockopt::Ipv6RecvHopLimit, &true),
+            )?;
+            opt(
+                "ICMP6_FILTER",
+                "replies and errors",
+                set_type_filter(socket, family, &RAW_V6_TYPES),
+            )?;
+        }
+    }
+    if tx_timestamps {
+        use nix::sys::socket::TimestampingFlag as F;
+        let flags = F::SOF_TIMESTAMPING_TX_SOFTWARE | F::SOF_TIMESTAMPING_SOFTWARE;
+        nix_opt(
+            "SO_TIMESTAMPING",
+            setsockopt(socket, sockopt::Timestamping, &flags),
+        )?;
+    }
+    Ok(())
+}
+
+/// Send-side options: TTL, don't-fragment, type of service, buffers.
+fn set_send_options(
+    socket: &Socket,
+    family: Family,
+    opts: &SocketOptions,
+) -> Result<(), SetupError> {
+    let v4 = family == Family::V4;
+    if let Some(ttl) = opts.ttl {
+        if v4 {
+            opt("IP_TTL", ttl, socket.set_ttl_v4(ttl))?;
+        } else {
+            opt("IPV6_UNICAST_HOPS", ttl, socket.set_unicast_hops_v6(ttl))?;
+        }
+    }
+    if opts.dont_fragment {
+        if v4 {
+            let r = raw_opt::set(
+                socket,
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                &libc::IP_PMTUDISC_DO,
+            );
+            opt("IP_MTU_DISCOVER", "IP_PMTUDISC_DO", r)?;
+        } else {
+            let r = raw_opt::set(
+                socket,
+                libc::IPPROTO_IPV6,
+                libc::IPV6_MTU_DISCOVER,
+                &libc::IPV6_PMTUDISC_DO,
+            );
+            opt("IPV6_MTU_DISCOVER", "IPV6_PMTUDISC_DO", r)?;
+        }
+    }
+    if let Some(tos) = opts.tos {
+        if v4 {
+            opt("IP_TOS", tos, socket.set_tos_v4(u32::from(tos)))?;
+        } else {
+            opt("IPV6_TCLASS", tos, socket.set_tclass_v6(u32::from(tos)))?;
+        }
+    }
+    if opts.recv_buffer > 0 {
+        // Privileged: past rmem_max. Otherwise the kernel caps it.
+        if setsockopt(socket, sockopt::RcvBufForce, &opts.recv_buffer).is_err() {
+            let _ = socket.set_recv_buffer_size(opts.recv_buffer);
+        }
+    }
+    if opts.send_buffer > 0 && setsockopt(socket, sockopt::SndBufForce, &opts.send_buffer).is_err()
+    {
+        let _ = socket.set_send_buffer_size(opts.send_buffer);
+    }
+    Ok(())
+}
+
 /// Open an ICMP socket of `family` and `kind` with `opts` applied.
-pub fn open_icmp(family: Family, kind: IcmpKind, opts: &SocketOptions) -> io::Result<IcmpSocket> {
+pub fn open_icmp(
+    family: Family,
+    kind: IcmpKind,
+    opts: &SocketOptions,
+) -> Result<IcmpSocket, SetupError> {
     let (domain, proto) = match family {
         Family::V4 => (Domain::IPV4, Protocol::ICMPV4),
         Family::V6 => (Domain::IPV6, Protocol::ICMPV6),
@@ -168,54 +326,17 @@ pub fn open_icmp(family: Family, kind: IcmpKind, opts: &SocketOptions) -> io::Re
         IcmpKind::Dgram => Type::DGRAM,
         IcmpKind::Raw => Type::RAW,
     };
-    let socket = Socket::new(domain, ty, Some(proto))?;
-    socket.set_nonblocking(true)?;
-    setsockopt(&socket, sockopt::ReceiveTimestampns, &true).map_err(io::Error::from)?;
-    match family {
-        Family::V4 => {
-            if kind == IcmpKind::Dgram {
-                setsockopt(&socket, sockopt::Ipv4RecvTtl, &true).map_err(io::Error::from)?;
-                // ICMP errors about our probes arrive on the error queue.
-                setsockopt(&socket, sockopt::Ipv4RecvErr, &true).map_err(io::Error::from)?;
-            } else {
-                set_icmp_filter(&socket, &RAW_V4_TYPES)?;
-            }
-            if let Some(ttl) = opts.ttl {
-                socket.set_ttl_v4(ttl)?;
-            }
-            if opts.dont_fragment {
-                set_int_option(
-                    &socket,
-                    libc::IPPROTO_IP,
-                    libc::IP_MTU_DISCOVER,
-                    libc::IP_PMTUDISC_DO,
-                )?;
-            }
-        }
-        Family::V6 => {
-            setsockopt(&socket, sockopt::Ipv6RecvHopLimit, &true).map_err(io::Error::from)?;
-            if kind == IcmpKind::Dgram {
-                setsockopt(&socket, sockopt::Ipv6RecvErr, &true).map_err(io::Error::from)?;
-            } else {
-                set_icmp6_filter(&socket, &RAW_V6_TYPES)?;
-            }
-            if let Some(ttl) = opts.ttl {
-                socket.set_unicast_hops_v6(ttl)?;
-            }
-        }
-    }
-    if opts.recv_buffer > 0 {
-        // Privileged: past rmem_max. Otherwise the kernel caps it.
-        if setsockopt(&socket, sockopt::RcvBufForce, &opts.recv_buffer).is_err() {
-            let _ = socket.set_recv_buffer_size(opts.recv_buffer);
-        }
-    }
-    if opts.send_buffer > 0 && setsockopt(&socket, sockopt::SndBufForce, &opts.send_buffer).is_err()
-    {
-        let _ = socket.set_send_buffer_size(opts.send_buffer);
-    }
+    let socket = Socket::new(domain, ty, Some(proto)).map_err(SetupError::Create)?;
+    socket.set_nonblocking(true).map_err(SetupError::Create)?;
+    set_receive_options(&socket, family, kind, opts.tx_timestamps)?;
+    set_send_options(&socket, family, opts)?;
     if let Some(dev) = &opts.device {
-        socket.bind_device(Some(dev.as_bytes()))?;
+        socket
+            .bind_device(Some(dev.as_bytes()))
+            .map_err(|source| SetupError::Device {
+                device: dev.clone(),
+                source,
+            })?;
     }
     if let Some(src) = opts.source {
         let matches = matches!(
@@ -223,7 +344,9 @@ pub fn open_icmp(family: Family, kind: IcmpKind, opts: &SocketOptions) -> io::Re
             (Family::V4, IpAddr::V4(_)) | (Family::V6, IpAddr::V6(_))
         );
         if matches {
-            socket.bind(&SocketAddr::new(src, 0).into())?;
+            socket
+                .bind(&SocketAddr::new(src, 0).into())
+                .map_err(|source| SetupError::Source { addr: src, source })?;
         }
     }
     Ok(IcmpSocket {
@@ -236,85 +359,21 @@ pub fn open_icmp(family: Family, kind: IcmpKind, opts: &SocketOptions) -> io::Re
 /// Make an open raw socket send-only: its ICMP filter blocks every type,
 /// so the kernel never copies a message to it (every raw ICMP socket would
 /// otherwise get its own copy of every reply), and its receive buffer is
-/// shrunk to the minimum. More raw sockets can then share the sending.
-pub fn make_send_only(s: &IcmpSocket) -> io::Result<()> {
+/// shrunk to the minimum unless `keep_buffer` (its error queue holds
+/// transmit timestamps). More raw sockets can then share the sending.
+pub fn make_send_only(s: &IcmpSocket, keep_buffer: bool) -> io::Result<()> {
     if s.kind != IcmpKind::Raw {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
             "only raw ICMP sockets can be made send-only",
         ));
     }
-    match s.family {
-        Family::V4 => set_icmp_filter(&s.socket, &[])?,
-        Family::V6 => set_icmp6_filter(&s.socket, &[])?,
+    set_type_filter(&s.socket, s.family, &[])?;
+    if keep_buffer {
+        return Ok(());
     }
     // The kernel rounds this up to its minimum.
     s.socket.set_recv_buffer_size(0)
-}
-
-/// The Linux capability ABI (`_LINUX_CAPABILITY_VERSION_3`).
-const CAP_V3: u32 = 0x2008_0522;
-
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: i32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-/// Drop every capability of the calling thread (effective, permitted and
-/// inheritable, so they cannot come back), set `no_new_privs`, and check
-/// that none is left. Call it before any other thread is started:
-/// capabilities are per thread and threads inherit them when created.
-pub fn drop_capabilities() -> io::Result<()> {
-    let mut hdr = CapHeader {
-        version: CAP_V3,
-        pid: 0,
-    };
-    let data = [CapData::default(); 2];
-    // SAFETY: capset reads a valid v3 header and two data structs, both
-    // live for the duration of the call.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::syscall(libc::SYS_capset, &raw mut hdr, data.as_ptr()) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    nix::sys::prctl::set_no_new_privs().map_err(io::Error::from)?;
-    let (eff, perm) = capabilities()?;
-    if eff != 0 || perm != 0 {
-        return Err(io::Error::other(format!(
-            "capabilities still present after dropping them (effective {eff:#x}, permitted {perm:#x})"
-        )));
-    }
-    Ok(())
-}
-
-/// The calling thread's effective and permitted capability sets (64 bits).
-pub fn capabilities() -> io::Result<(u64, u64)> {
-    let mut hdr = CapHeader {
-        version: CAP_V3,
-        pid: 0,
-    };
-    let mut data = [CapData::default(); 2];
-    // SAFETY: capget writes two data structs into our array, which is large
-    // enough for the v3 ABI.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::syscall(libc::SYS_capget, &raw mut hdr, data.as_mut_ptr()) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let join = |lo: u32, hi: u32| u64::from(lo) | (u64::from(hi) << 32);
-    Ok((
-        join(data[0].effective, data[1].effective),
-        join(data[0].permitted, data[1].permitted),
-    ))
 }
 
 #[cfg(test)]
@@ -323,11 +382,6 @@ mod tests {
     use std::io::Read;
 
     use super::*;
-
-    #[test]
-    fn capabilities_can_be_read() {
-        assert!(capabilities().is_ok());
-    }
 
     #[test]
     fn options_read_back_on_a_raw_or_dgram_socket() {
@@ -347,6 +401,57 @@ mod tests {
     }
 
     #[test]
+    fn raw_type_filters_read_back() {
+        // Root only (raw sockets); elsewhere there is nothing to test.
+        let opts = SocketOptions::default();
+        let Ok(v4) = open_icmp(Family::V4, IcmpKind::Raw, &opts) else {
+            return;
+        };
+        let mask: u32 = raw_opt::get(&v4.socket, libc::SOL_RAW, ICMP_FILTER).unwrap();
+        // Replies (0) and errors pass; echo requests (8) are dropped.
+        assert_eq!(mask & 1, 0);
+        assert_eq!(mask & (1 << 3), 0);
+        assert_ne!(mask & (1 << 8), 0);
+        make_send_only(&v4, false).unwrap();
+        let mask: u32 = raw_opt::get(&v4.socket, libc::SOL_RAW, ICMP_FILTER).unwrap();
+        assert_eq!(mask, u32::MAX);
+        if let Ok(v6) = open_icmp(Family::V6, IcmpKind::Raw, &opts) {
+            let f: IcmpV6Filter =
+                raw_opt::get(&v6.socket, libc::IPPROTO_ICMPV6, ICMP6_FILTER).unwrap();
+            assert_eq!(f, icmp6_filter(&RAW_V6_TYPES));
+            // Echo reply (129) passes, echo request (128) is blocked.
+            assert_eq!(f.0[4] & (1 << 1), 0);
+            assert_ne!(f.0[4] & 1, 0);
+        }
+    }
+
+    #[test]
+    fn bad_option_values_name_the_option() {
+        let opts = SocketOptions {
+            ttl: Some(0),
+            ..SocketOptions::default()
+        };
+        let r = open_icmp(Family::V4, IcmpKind::Raw, &opts)
+            .or_else(|_| open_icmp(Family::V4, IcmpKind::Dgram, &opts));
+        match r {
+            Err(e @ SetupError::Option { .. }) => assert!(e.to_string().contains("IP_TTL"), "{e}"),
+            Err(e) => assert!(e.is_denied(), "{e}"),
+            Ok(_) => panic!("a TTL of 0 was accepted"),
+        }
+        let opts = SocketOptions {
+            device: Some("nosuch0".into()),
+            ..SocketOptions::default()
+        };
+        let r = open_icmp(Family::V4, IcmpKind::Raw, &opts)
+            .or_else(|_| open_icmp(Family::V4, IcmpKind::Dgram, &opts));
+        match r {
+            Err(e @ SetupError::Device { .. }) => assert!(e.to_string().contains("nosuch0"), "{e}"),
+            Err(e) => assert!(e.is_denied(), "{e}"),
+            Ok(_) => panic!("a missing interface was accepted"),
+        }
+    }
+
+    #[test]
     fn a_send_only_raw_socket_receives_nothing() {
         // Root only (raw sockets); elsewhere there is nothing to test.
         let opts = SocketOptions::default();
@@ -354,7 +459,7 @@ mod tests {
             return;
         };
         let sender = open_icmp(Family::V4, IcmpKind::Raw, &opts).unwrap();
-        make_send_only(&sender).unwrap();
+        make_send_only(&sender, false).unwrap();
         assert!(sender.socket.recv_buffer_size().unwrap() < 64 << 10);
         // An echo request to 127.0.0.1 from the send-only socket: its
         // reply reaches the ordinary raw socket, never the send-only one.
@@ -393,6 +498,6 @@ mod tests {
             family: Family::V4,
             kind: IcmpKind::Dgram,
         };
-        assert!(make_send_only(&dgram).is_err());
+        assert!(make_send_only(&dgram, false).is_err());
     }
 }

@@ -48,10 +48,48 @@ pub struct QueuedError<'a> {
 /// message (not a local error).
 const EE_ORIGIN_ICMP: u8 = 2;
 const EE_ORIGIN_ICMP6: u8 = 3;
+/// `SO_EE_ORIGIN_TIMESTAMPING`: a transmit timestamp.
+const EE_ORIGIN_TIMESTAMPING: u8 = 4;
+
+/// What a socket's error queue holds.
+#[derive(Debug, Clone, Copy)]
+pub enum ErrQueued<'a> {
+    /// An ICMP error about one of our probes.
+    Icmp(QueuedError<'a>),
+    /// The kernel's software transmit timestamp of one of our packets
+    /// (`SO_TIMESTAMPING`): `data` is the packet as it left, headers
+    /// included.
+    Sent {
+        /// The packet.
+        data: &'a [u8],
+        /// When it left, since the Unix epoch (CLOCK_REALTIME).
+        at: Duration,
+    },
+}
+
+fn timespec(ts: &TimeSpec) -> Option<Duration> {
+    let (s, ns) = (
+        u64::try_from(ts.tv_sec()).ok()?,
+        u32::try_from(ts.tv_nsec()).ok()?,
+    );
+    (s > 0 || ns > 0).then(|| Duration::new(s, ns))
+}
 
 /// Drain a datagram socket's error queue (at most 64 entries per call),
-/// handing each ICMP error to `f`. Returns how many were read.
+/// handing each ICMP error to `f` (transmit timestamps are dropped).
+/// Returns how many entries were read.
 pub fn recv_errqueue(fd: RawFd, buf: &mut [u8], mut f: impl FnMut(QueuedError<'_>)) -> usize {
+    recv_errqueue_all(fd, buf, |m| {
+        if let ErrQueued::Icmp(e) = m {
+            f(e);
+        }
+    })
+}
+
+/// Drain a socket's error queue (at most 64 entries per call), handing
+/// each ICMP error and transmit timestamp to `f`. Returns how many were
+/// read.
+pub fn recv_errqueue_all(fd: RawFd, buf: &mut [u8], mut f: impl FnMut(ErrQueued<'_>)) -> usize {
     let mut count = 0;
     for _ in 0..64 {
         // Room for the error with its offender address, and the timestamp
@@ -60,6 +98,7 @@ pub fn recv_errqueue(fd: RawFd, buf: &mut [u8], mut f: impl FnMut(QueuedError<'_
             libc::sock_extended_err,
             libc::sockaddr_in6,
             TimeSpec,
+            [TimeSpec; 3],
             libc::c_int,
             libc::c_int,
             libc::in6_pktinfo
@@ -77,9 +116,18 @@ pub fn recv_errqueue(fd: RawFd, buf: &mut [u8], mut f: impl FnMut(QueuedError<'_
         let dst = msg.address.as_ref().and_then(sockaddr_ip);
         let len = msg.bytes;
         let mut found = None;
+        let mut stamp = None;
+        let mut sent = false;
         if let Ok(cmsgs) = msg.cmsgs() {
             for c in cmsgs {
                 match c {
+                    ControlMessageOwned::Ipv4RecvErr(e, _)
+                    | ControlMessageOwned::Ipv6RecvErr(e, _)
+                        if e.ee_origin == EE_ORIGIN_TIMESTAMPING =>
+                    {
+                        sent = true;
+                    }
+                    ControlMessageOwned::ScmTimestampsns(ts) => stamp = timespec(&ts.system),
                     ControlMessageOwned::Ipv4RecvErr(e, off) if e.ee_origin == EE_ORIGIN_ICMP => {
                         let ip = off.map(|a| {
                             IpAddr::V4(std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)))
@@ -95,14 +143,19 @@ pub fn recv_errqueue(fd: RawFd, buf: &mut [u8], mut f: impl FnMut(QueuedError<'_
                 }
             }
         }
-        if let Some((icmp_type, icmp_code, offender)) = found {
-            f(QueuedError {
-                data: &buf[..len.min(buf.len())],
+        let data = &buf[..len.min(buf.len())];
+        if sent {
+            if let Some(at) = stamp {
+                f(ErrQueued::Sent { data, at });
+            }
+        } else if let Some((icmp_type, icmp_code, offender)) = found {
+            f(ErrQueued::Icmp(QueuedError {
+                data,
                 dst,
                 offender,
                 icmp_type,
                 icmp_code,
-            });
+            }));
         }
     }
     count
@@ -147,7 +200,7 @@ pub fn recv_batch(
     // in place and nix does not reset them.
     let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(
         n,
-        Some(nix::cmsg_space!(TimeSpec, libc::c_int)),
+        Some(nix::cmsg_space!(TimeSpec, [TimeSpec; 3], libc::c_int)),
     );
     let mut iovs: Vec<[IoSliceMut<'_>; 1]> = bufs
         .bufs
@@ -205,16 +258,30 @@ pub fn dest(addr: IpAddr) -> SockaddrStorage {
 /// the rest of its packets.
 const SEND_WAIT_MS: u16 = 1000;
 
+/// The clock read around one `sendmmsg` call that sent packets `range`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallSpan {
+    /// Indexes (plus the caller's base) of the packets it sent.
+    pub range: std::ops::Range<usize>,
+    /// Read just before the call.
+    pub before: tokio::time::Instant,
+    /// Read just after it.
+    pub after: tokio::time::Instant,
+}
+
 /// Send every `packets[i]` to `dests[i]` on `fd` with `sendmmsg`, up to
 /// [`BATCH_MAX`] per call. A packet the kernel refuses (no route,
 /// permission…) is recorded in `failed` with its index (plus `base`) and
 /// skipped; when the send buffer is full it waits for room (bounded).
+/// Each call that sent something is recorded in `spans`, with the clock
+/// read just before and after it.
 pub fn send_all(
     fd: RawFd,
     packets: &[&[u8]],
     dests: &[Option<SockaddrStorage>],
     base: usize,
     failed: &mut Vec<(usize, io::ErrorKind)>,
+    spans: &mut Vec<CallSpan>,
 ) {
     let n = packets.len().min(dests.len());
     let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(BATCH_MAX.min(n.max(1)), None);
@@ -223,6 +290,7 @@ pub fn send_all(
         let end = n.min(at + BATCH_MAX);
         let iovs: Vec<[IoSlice<'_>; 1]> =
             packets[at..end].iter().map(|p| [IoSlice::new(p)]).collect();
+        let before = tokio::time::Instant::now();
         let r = sendmmsg(
             fd,
             &mut headers,
@@ -232,6 +300,7 @@ pub fn send_all(
             MsgFlags::MSG_DONTWAIT,
         )
         .map(Iterator::count);
+        let after = tokio::time::Instant::now();
         match r {
             Ok(0) | Err(nix::errno::Errno::EAGAIN) => {
                 if !wait_writable(fd) {
@@ -239,7 +308,14 @@ pub fn send_all(
                     return;
                 }
             }
-            Ok(k) => at += k,
+            Ok(k) => {
+                spans.push(CallSpan {
+                    range: base + at..base + at + k,
+                    before,
+                    after,
+                });
+                at += k;
+            }
             Err(nix::errno::Errno::EINTR) => {}
             Err(e) => {
                 failed.push((base + at, io::Error::from(e).kind()));
@@ -253,7 +329,7 @@ fn wait_writable(fd: RawFd) -> bool {
     use nix::poll::{PollFd, PollFlags, poll};
     // SAFETY: `fd` is open for the duration of this call (the caller holds
     // the socket).
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code)]
     let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
     let mut fds = [PollFd::new(bfd, PollFlags::POLLOUT)];
     matches!(poll(&mut fds, SEND_WAIT_MS), Ok(n) if n > 0)

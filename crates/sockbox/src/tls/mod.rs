@@ -35,6 +35,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use verify::{Verifier, handshake_hint};
 
+pub use verify::CertProblem;
+
 pub use tokio_rustls::client::TlsStream as ClientTlsStream;
 pub use tokio_rustls::server::TlsStream as ServerTlsStream;
 pub use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -62,10 +64,8 @@ pub enum TlsError {
         /// The file.
         path: PathBuf,
     },
-    /// No certificate in `--tls-ca` (or the system store) could be used as a root.
-    #[error(
-        "no usable CA certificate in {0}: give --tls-ca FILE with PEM certificates, or --tls-insecure"
-    )]
+    /// No certificate in the CA file (or the system store) could be used as a root.
+    #[error("no usable CA certificate in {0}: give a file of PEM CA certificates")]
     NoRoots(String),
     /// rustls refused the certificate/key pair or the configuration.
     #[error(
@@ -93,6 +93,17 @@ pub enum TlsError {
         /// The I/O error carrying the TLS alert.
         source: io::Error,
     },
+}
+
+impl TlsError {
+    /// Why the server's certificate was refused, for a handshake that
+    /// failed on it.
+    pub fn cert_problem(&self) -> Option<CertProblem> {
+        match self {
+            Self::Handshake { source, .. } => CertProblem::of(source),
+            _ => None,
+        }
+    }
 }
 
 /// The crypto provider every config uses: `ring` (aws-lc needs cmake to build).

@@ -1,5 +1,5 @@
-//! The server-certificate check of `--tls-ca FILE` and `--tls-insecure`
-//! ([`Verifier`]), and the hint a refused certificate's error ends with.
+//! The server-certificate check (trust a CA file, or nothing: [`Verifier`]),
+//! and why a refused certificate was refused ([`CertProblem`]).
 
 use std::fmt;
 use std::io;
@@ -12,31 +12,55 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureScheme};
 
-/// What to suggest after a failed handshake: when the server's certificate
-/// was refused, how to trust it.
-pub(super) fn handshake_hint(source: &io::Error) -> &'static str {
-    match source
-        .get_ref()
-        .and_then(|e| e.downcast_ref::<rustls::Error>())
-    {
-        Some(rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
-            presented,
-            ..
-        })) if presented.is_empty() => {
-            " (the certificate names no host: make it with a subjectAltName, e.g. openssl req … \
-             -addext subjectAltName=DNS:localhost,IP:127.0.0.1; --tls-insecure skips the check, \
-             for testing only)"
+/// Why the server's certificate was refused, when it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CertProblem {
+    /// The certificate lists no host name or address at all (made
+    /// without a subjectAltName: a common name alone counts for nothing).
+    NoNames,
+    /// The certificate lists other names than the one connected to.
+    WrongName,
+    /// The certificate (or its CA) is not trusted.
+    Untrusted,
+}
+
+impl CertProblem {
+    /// The problem behind a failed handshake's error, if it is one.
+    pub fn of(source: &io::Error) -> Option<Self> {
+        match source
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>())
+        {
+            Some(rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+                presented,
+                ..
+            })) if presented.is_empty() => Some(Self::NoNames),
+            Some(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Some(Self::WrongName),
+            Some(rustls::Error::InvalidCertificate(_)) => Some(Self::Untrusted),
+            _ => None,
         }
-        Some(rustls::Error::InvalidCertificate(
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-        )) => {
-            " (connect by a name the certificate lists; --tls-insecure skips the check, for testing only)"
-        }
-        Some(rustls::Error::InvalidCertificate(_)) => {
-            " (trust the server's certificate or its CA with --tls-ca FILE; --tls-insecure skips the check, for testing only)"
-        }
-        _ => "",
     }
+
+    /// What to do about it.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Self::NoNames => {
+                "the certificate names no host (a common name alone does not count): make it \
+                 with a subjectAltName, with openssl's -addext option, e.g. openssl req -x509 \
+                 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -subj /CN=localhost \
+                 -addext \"subjectAltName=DNS:localhost,IP:127.0.0.1\""
+            }
+            Self::WrongName => "connect by a name the certificate lists",
+            Self::Untrusted => "trust the server's certificate or its CA",
+        }
+    }
+}
+
+/// The hint a failed handshake's message ends with.
+pub(super) fn handshake_hint(source: &io::Error) -> String {
+    CertProblem::of(source).map_or_else(String::new, |p| format!(" ({})", p.hint()))
 }
 
 /// The server-certificate check of `--tls-ca FILE` and `--tls-insecure`;

@@ -1,277 +1,332 @@
 //! Printing ping events: iputils style for one target, fping style for
-//! many, or JSON lines.
+//! many, or JSON lines. What is kept per target is only what the output
+//! needs: nothing for `-a`/`-u`/`-q` sweeps (lines are printed as targets
+//! finish), a summary line per target with -c/-C/-l (fping prints those
+//! at the end), split counters with -Q.
 
+mod fping_style;
+mod json;
+mod ping_style;
+
+use std::collections::HashMap;
 use std::io::{self, BufWriter, IsTerminal, Stdout, Write};
 use std::net::IpAddr;
 use std::time::Duration;
 
-use serde_json::json;
-use sockbox::ping::targets::Target;
-use sockbox::ping::{Event, IcmpKind, Mode, Observer, Outcome, PingConfig, Rtt};
+use sockbox::Shutdown;
+use sockbox::ping::{Event, IcmpKind, Mode, Observer, Outcome, TargetRef, TargetStats};
+use tokio::time::Instant;
 
-use super::Args;
-use super::format::{ms_f, ms3, ping_ms};
+use super::plan::{Output, Plan};
 use super::progress::Bar;
 
-mod summary;
-
 /// How to print.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Style {
     /// Like iputils ping (one target).
     Ping,
     /// Like fping.
-    Fping {
-        /// -a: only alive targets.
-        alive: bool,
-        /// -u: only unreachable targets.
-        unreachable: bool,
-        /// -q: no per-probe lines.
-        quiet: bool,
-        /// -e: RTT after "is alive".
-        elapsed: bool,
-        /// -C: RTT columns at the end.
-        columns: bool,
-    },
+    Fping,
     /// One JSON object per line.
     Json,
 }
 
-impl Style {
-    /// The style the flags ask for.
-    pub fn from_args(a: &Args, many: bool) -> Self {
-        if a.json {
-            Self::Json
-        } else if many {
-            Self::Fping {
-                alive: a.alive,
-                unreachable: a.unreachable,
-                quiet: a.quiet,
-                elapsed: a.elapsed,
-                columns: a.vcount.is_some(),
-            }
-        } else {
-            Self::Ping
+/// A finished target, for the summaries fping prints at the end.
+#[derive(Debug, Clone)]
+struct Final {
+    addr: IpAddr,
+    name: Option<Box<str>>,
+    stats: TargetStats,
+    /// -C: RTT of each round in ns (`u64::MAX`: none).
+    columns: Option<Box<[u64]>>,
+}
+
+impl Final {
+    fn label(&self) -> String {
+        self.name
+            .as_deref()
+            .map_or_else(|| self.addr.to_string(), str::to_owned)
+    }
+}
+
+/// -Q counters of one target since the last report.
+#[derive(Debug, Clone, Default)]
+struct Split {
+    addr: Option<IpAddr>,
+    name: Option<Box<str>>,
+    sent: u32,
+    received: u32,
+    min: Option<Duration>,
+    max: Option<Duration>,
+    sum: Duration,
+}
+
+/// Counts for fping's -s.
+#[derive(Debug, Clone, Copy, Default)]
+struct Global {
+    replies: u64,
+    other_icmp: u64,
+    timeouts: u64,
+}
+
+/// Stdout, with the first write error kept (a closed pipe ends the run).
+struct Out {
+    buf: BufWriter<Stdout>,
+    error: Option<io::Error>,
+    stop: Shutdown,
+}
+
+impl Out {
+    fn line(&mut self, s: &str) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Err(e) = writeln!(self.buf, "{s}") {
+            self.stop.trigger();
+            self.error = Some(e);
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.error.is_none()
+            && let Err(e) = self.buf.flush()
+        {
+            self.stop.trigger();
+            self.error = Some(e);
         }
     }
 }
 
-#[derive(Debug, Clone, Default)]
-struct Live {
-    received: u32,
-    rtt: Rtt,
-    first_rtt: Option<Duration>,
+/// Write to stderr; a failing stderr (closed, full) is ignored.
+fn err_line(s: &str) {
+    let _ = writeln!(io::stderr().lock(), "{s}");
 }
 
 /// Prints events as they come and the summaries at the end.
 pub struct Printer {
     style: Style,
-    out: BufWriter<Stdout>,
-    targets: Vec<Target>,
-    /// Width of the longest name (fping pads names to it), computed when
-    /// first needed: a plain sweep never needs it.
-    width: std::cell::OnceCell<usize>,
-    live: Vec<Live>,
-    columns: Vec<Vec<Option<Duration>>>,
-    count: Option<u32>,
+    o: Output,
+    mode: Mode,
+    period: Duration,
     payload: usize,
+    /// Width fping pads names to (0: not known).
+    width: usize,
+    out: Out,
+    /// fping: a line per reply and timeout (fping's `per_recv_flag`).
+    per_recv: bool,
+    finals: Vec<Option<Final>>,
+    columns: HashMap<u64, Vec<u64>>,
+    splits: Vec<Split>,
+    next_split: Option<Instant>,
+    netdata_charts: bool,
+    global: Global,
+    alive: u64,
+    unresolved: u64,
+    /// Stops the run (-X reached, out of memory for the summaries).
+    stop: Shutdown,
+    memory_error: Option<String>,
     kinds: (Option<IcmpKind>, Option<IcmpKind>),
-    /// The sweep progress bar on stderr, when stderr is a terminal.
     progress: Option<Bar>,
-    /// Stdout is a terminal too: erase the bar before printing a result.
     stdout_tty: bool,
-    verbose: bool,
-    write_error: Option<io::Error>,
-    stop: Option<sockbox::Shutdown>,
+    /// Ping style: the one target, and its running statistics.
+    single: Option<(String, IpAddr)>,
 }
 
+/// Bytes one finished target's summary takes (for the memory check).
+pub const FINAL_BYTES: u64 = size_of::<Option<Final>>() as u64;
+
 impl Printer {
-    /// A printer for these targets.
-    pub fn new(
-        style: Style,
-        targets: Vec<Target>,
-        cfg: &PingConfig,
-        kinds: (Option<IcmpKind>, Option<IcmpKind>),
-    ) -> Self {
-        let count = match cfg.mode {
-            Mode::Count(n) => Some(n),
-            _ => None,
-        };
-        let columns = match (&style, count) {
-            (Style::Fping { columns: true, .. }, Some(n)) => {
-                vec![vec![None; n as usize]; targets.len()]
-            }
-            _ => Vec::new(),
-        };
-        // A bar for sweeps only; never with --json (machine output, and the
-        // style is not Fping) nor -q (asks for silence).
-        let sweep = matches!(style, Style::Fping { quiet: false, .. }) && targets.len() > 1;
-        let count_for_live = count;
+    /// A printer for a run planned as `p`; `stop` is triggered when the
+    /// output wants the run to end.
+    pub fn new(style: Style, p: &Plan, width: usize, total: Option<u128>, stop: Shutdown) -> Self {
+        let mode = p.cfg.mode;
+        let o = p.out.clone();
+        let counting = matches!(mode, Mode::Count(_));
+        let looping = matches!(mode, Mode::Forever);
+        let per_recv = style == Style::Fping
+            && ((counting && !(o.quiet || o.alive || o.unreachable || o.reachable.is_some()))
+                || (looping && o.squiet.is_none()));
+        let sweep = style == Style::Fping && !o.quiet && total.is_some_and(|t| t > 1);
         let progress = if sweep {
-            Bar::for_stderr(targets.len() as u64)
+            total
+                .and_then(|t| u64::try_from(t).ok())
+                .and_then(Bar::for_stderr)
         } else {
             None
         };
-        // Running per-target numbers are only printed in count mode, by -e
-        // and for a single target: a plain sweep does without them.
-        let needs_live = count_for_live.is_some()
-            || style == Style::Ping
-            || matches!(style, Style::Fping { elapsed: true, .. });
-        let live = if needs_live {
-            vec![Live::default(); targets.len()]
-        } else {
-            Vec::new()
-        };
+        let next_split = o.squiet.map(|d| Instant::now() + d);
         Self {
             style,
-            out: BufWriter::with_capacity(64 * 1024, io::stdout()),
-            live,
-            targets,
-            width: std::cell::OnceCell::new(),
-            columns,
-            count,
-            payload: cfg.payload_len,
-            kinds,
+            mode,
+            period: p.cfg.period,
+            payload: p.cfg.payload_len,
+            width,
+            out: Out {
+                buf: BufWriter::with_capacity(64 * 1024, io::stdout()),
+                error: None,
+                stop: stop.clone(),
+            },
+            per_recv,
+            finals: Vec::new(),
+            columns: HashMap::new(),
+            splits: Vec::new(),
+            next_split,
+            netdata_charts: false,
+            global: Global::default(),
+            alive: 0,
+            unresolved: 0,
+            stop,
+            memory_error: None,
+            kinds: (None, None),
             progress,
             stdout_tty: io::stdout().is_terminal(),
-            verbose: false,
-            write_error: None,
-            stop: None,
+            single: None,
+            o,
         }
     }
 
-    /// Trigger `stop` when stdout fails (closed pipe).
-    pub fn stop_on_write_error(&mut self, stop: sockbox::Shutdown) {
-        self.stop = Some(stop);
+    /// The socket kinds, for -v and JSON totals.
+    pub fn set_kinds(&mut self, kinds: (Option<IcmpKind>, Option<IcmpKind>)) {
+        self.kinds = kinds;
     }
 
-    fn failed(&mut self, e: io::Error) {
-        if let Some(s) = &self.stop {
-            s.trigger();
-        }
-        self.write_error = Some(e);
+    /// Ping style: the target, named as given.
+    pub fn set_single(&mut self, name: String, addr: IpAddr) {
+        self.single = Some((name, addr));
     }
 
-    /// Print socket kinds and counters to stderr at the end.
-    pub fn set_verbose(&mut self, v: bool) {
-        self.verbose = v;
+    /// Targets that answered so far.
+    pub fn alive(&self) -> u64 {
+        self.alive
     }
 
-    /// Erase the bar before a line goes to stdout, when stdout shares the
-    /// terminal (it is redrawn after the next flush).
-    fn clear_for_stdout(&mut self) {
+    /// Names that did not resolve so far.
+    pub fn unresolved(&self) -> u64 {
+        self.unresolved
+    }
+
+    /// Why the run was stopped for lack of memory, if it was.
+    pub fn memory_error(&self) -> Option<&str> {
+        self.memory_error.as_deref()
+    }
+
+    fn line(&mut self, s: &str) {
         if self.stdout_tty
             && let Some(bar) = &mut self.progress
         {
             bar.erase();
         }
+        self.out.line(s);
     }
 
-    fn line(&mut self, s: &str) {
-        if self.write_error.is_some() {
-            return;
-        }
-        self.clear_for_stdout();
-        if let Err(e) = writeln!(self.out, "{s}") {
-            self.failed(e);
-        }
-    }
-
-    fn json(&mut self, v: &serde_json::Value) {
-        let s = v.to_string();
-        self.line(&s);
-    }
-
-    fn err_line(&mut self, s: &str) {
+    fn err(&mut self, s: &str) {
         if let Some(bar) = &mut self.progress {
             bar.erase();
         }
-        crate::output::errln!("{s}");
+        err_line(s);
     }
 
-    /// A name that did not resolve.
-    pub fn unresolved(&mut self, name: &str, err: &str) {
-        match self.style {
-            Style::Json => {
-                self.json(&json!({"type": "unresolved", "target": name, "error": err}));
-            }
-            _ => self.err_line(&format!("{name}: {err}")),
-        }
+    /// fping's name column: the label padded to the longest.
+    fn padded(&self, t: &TargetRef<'_>) -> String {
+        format!("{:<w$}", t.display(), w = self.width)
     }
 
-    /// The header line before the first probe (iputils style only).
-    pub fn start(&mut self) {
-        if self.style != Style::Ping {
+    /// Keep what the end-of-run summary of `t` needs.
+    fn keep_final(&mut self, t: &TargetRef<'_>, stats: &TargetStats) {
+        let needs = match self.style {
+            Style::Ping => true,
+            Style::Fping => matches!(self.mode, Mode::Count(_) | Mode::Forever),
+            Style::Json => false,
+        };
+        if !needs {
             return;
         }
-        let (name, addr, s) = (self.name(0), self.targets[0].addr, self.payload);
-        let head = if addr.is_ipv4() {
-            format!("PING {name} ({addr}) {s}({}) bytes of data.", s + 28)
-        } else {
-            format!("PING {name}({addr}) {s} data bytes")
+        let Ok(i) = usize::try_from(t.index) else {
+            return;
         };
-        self.line(&head);
-        let _ = self.out.flush();
-    }
-
-    fn who(&self, i: usize, from: IpAddr) -> String {
-        if self.name(i) == from.to_string() || from != self.targets[i].addr {
-            from.to_string()
-        } else {
-            format!("{} ({from})", self.name(i))
+        if self.finals.len() <= i {
+            let more = i + 1 - self.finals.len();
+            if self
+                .finals
+                .try_reserve(more.max(self.finals.len() / 2))
+                .is_err()
+            {
+                self.out_of_memory(t.index);
+                return;
+            }
+            self.finals.resize(i + 1, None);
         }
-    }
-
-    fn name(&self, i: usize) -> String {
-        self.targets[i].display()
-    }
-
-    fn fping_name(&self, i: usize) -> String {
-        let width = *self.width.get_or_init(|| {
-            self.targets
-                .iter()
-                .map(|t| {
-                    t.name
-                        .as_ref()
-                        .map_or_else(|| t.addr.to_string().len(), |n| n.len())
-                })
-                .max()
-                .unwrap_or(0)
+        let columns = self.columns.remove(&t.index).map(Vec::into_boxed_slice);
+        self.finals[i] = Some(Final {
+            addr: t.addr,
+            name: t.name.map(Into::into),
+            stats: *stats,
+            columns,
         });
-        format!("{:<width$}", self.name(i))
     }
 
-    /// Nothing could be pinged (every name failed).
-    pub fn finish_empty(&mut self, unresolved: usize) {
-        if self.style == Style::Json {
-            self.json(&json!({"type": "totals", "targets": 0, "unresolved": unresolved}));
+    fn out_of_memory(&mut self, index: u64) {
+        if self.memory_error.is_none() {
+            self.memory_error = Some(format!(
+                "out of memory keeping the results of {index} targets for the final summary; \
+                 stopped early (ping fewer targets with -c/-C/-l, or use -q with -a/-u)"
+            ));
+            self.stop.trigger();
         }
-        let _ = self.out.flush();
     }
 
-    /// Print the summaries; true when every target answered at least once.
-    pub fn finish(&mut self, o: &Outcome, unresolved: usize) -> anyhow::Result<bool> {
-        // Off the screen before any summary line.
+    /// -C: note the RTT of round `round` of target `t`.
+    fn note_column(&mut self, t: u64, round: u32, rtt: Duration) {
+        let Mode::Count(n) = self.mode else { return };
+        if !self.o.columns {
+            return;
+        }
+        let col = self.columns.entry(t).or_default();
+        if col.is_empty() && col.try_reserve_exact(n as usize).is_err() {
+            self.out_of_memory(t);
+            return;
+        }
+        if col.len() <= round as usize {
+            col.resize(round as usize + 1, u64::MAX);
+        }
+        col[round as usize] = u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX - 1);
+    }
+
+    fn split(&mut self, t: &TargetRef<'_>) -> Option<&mut Split> {
+        self.o.squiet?;
+        let i = usize::try_from(t.index).ok()?;
+        if self.splits.len() <= i {
+            if self.splits.try_reserve(i + 1 - self.splits.len()).is_err() {
+                self.out_of_memory(t.index);
+                return None;
+            }
+            self.splits.resize(i + 1, Split::default());
+        }
+        let s = &mut self.splits[i];
+        if s.addr.is_none() {
+            s.addr = Some(t.addr);
+            s.name = t.name.map(Into::into);
+        }
+        Some(s)
+    }
+
+    /// Print the summaries and flush. Returns the first stdout error.
+    pub fn finish(&mut self, o: &Outcome) -> io::Result<()> {
         if let Some(mut bar) = self.progress.take() {
             bar.erase();
         }
-        let alive = o.stats.iter().filter(|s| s.received > 0).count();
-        match self.style.clone() {
+        match self.style {
             Style::Ping => self.ping_summary(o),
-            Style::Fping { columns, .. } => self.fping_summary(o, columns),
-            Style::Json => self.json_summary(o, alive, unresolved),
+            Style::Fping => self.fping_summary(o),
+            Style::Json => self.json_totals(o),
         }
-        if let Err(e) = self.out.flush() {
-            self.write_error.get_or_insert(e);
-        }
-        if let Some(e) = self.write_error.take() {
-            return Err(e.into());
-        }
-        if self.verbose {
+        self.out.flush();
+        if self.o.verbose {
             let k = |x: Option<IcmpKind>| x.map_or("none", IcmpKind::as_str);
             let c = o.counters;
-            crate::output::errln!(
-                "sockbox: sockets v4 {} v6 {}; foreign {}, duplicates {}, bad checksum {}, late {}, corrupt {}, errors {}, malformed {}",
+            err_line(&format!(
+                "sockbox: sockets v4 {} v6 {}; foreign {}, duplicates {}, bad checksum {}, \
+                 late {}, corrupt {}, errors {}, send errors {}, malformed {}",
                 k(self.kinds.0),
                 k(self.kinds.1),
                 c.foreign,
@@ -280,228 +335,90 @@ impl Printer {
                 c.late,
                 c.corrupt,
                 c.errors,
+                c.send_errors,
                 c.malformed
-            );
+            ));
         }
-        Ok(alive == o.stats.len())
-    }
-
-    fn on_reply(&mut self, r: &sockbox::ping::Reply) {
-        let i = r.target as usize;
-        if !r.duplicate
-            && let Some(l) = self.live.get_mut(i)
-        {
-            l.received += 1;
-            l.rtt.add(r.rtt);
-            l.first_rtt.get_or_insert(r.rtt);
-            if let Some(c) = self
-                .columns
-                .get_mut(i)
-                .and_then(|c| c.get_mut(r.round as usize))
-            {
-                *c = Some(r.rtt);
-            }
-        }
-        match self.style.clone() {
-            Style::Ping => {
-                let ttl = r.ttl.map(|t| format!(" ttl={t}")).unwrap_or_default();
-                let dup = if r.duplicate { " (DUP!)" } else { "" };
-                let line = format!(
-                    "{} bytes from {}: icmp_seq={}{ttl} time={} ms{dup}",
-                    r.bytes,
-                    self.who(i, r.from),
-                    r.round + 1,
-                    ping_ms(r.rtt)
-                );
-                self.line(&line);
-            }
-            Style::Fping { quiet, .. } => {
-                if quiet || self.count.is_none() || r.duplicate {
-                    return;
-                }
-                let l = self.live.get(i).cloned().unwrap_or_default();
-                let sent = r.round + 1;
-                let loss = f64::from(sent.saturating_sub(l.received)) * 100.0 / f64::from(sent);
-                let line = format!(
-                    "{} : [{}], {} bytes, {} ms ({} avg, {}% loss)",
-                    self.fping_name(i),
-                    r.round,
-                    r.bytes,
-                    ms3(Some(r.rtt)),
-                    ms3(l.rtt.avg()),
-                    loss.round()
-                );
-                self.line(&line);
-            }
-            Style::Json => {
-                let v = json!({
-                    "type": "reply",
-                    "target": self.name(i),
-                    "addr": self.targets[i].addr.to_string(),
-                    "from": r.from.to_string(),
-                    "seq": r.round,
-                    "bytes": r.bytes,
-                    "ttl": r.ttl,
-                    "rtt_ms": ms_f(Some(r.rtt)),
-                    "duplicate": r.duplicate,
-                });
-                self.json(&v);
-            }
-        }
-    }
-
-    fn on_timeout(&mut self, target: u32, round: u32) {
-        let i = target as usize;
-        match self.style.clone() {
-            Style::Ping => {}
-            Style::Fping { quiet, .. } => {
-                if quiet || self.count.is_none() {
-                    return;
-                }
-                let l = self.live.get(i).cloned().unwrap_or_default();
-                let sent = round + 1;
-                let loss = f64::from(sent.saturating_sub(l.received)) * 100.0 / f64::from(sent);
-                let line = format!(
-                    "{} : [{round}], timed out ({} avg, {}% loss)",
-                    self.fping_name(i),
-                    ms3(l.rtt.avg()),
-                    loss.round()
-                );
-                self.line(&line);
-            }
-            Style::Json => {
-                let v = json!({
-                    "type": "timeout",
-                    "target": self.name(i),
-                    "addr": self.targets[i].addr.to_string(),
-                    "seq": round,
-                });
-                self.json(&v);
-            }
-        }
-    }
-
-    fn on_done(&mut self, target: u32, alive: bool) {
-        if let Some(bar) = &mut self.progress {
-            bar.inc();
-        }
-        let Style::Fping {
-            alive: only_alive,
-            unreachable: only_unreach,
-            quiet,
-            elapsed,
-            ..
-        } = self.style
-        else {
-            return;
-        };
-        let i = target as usize;
-        if only_alive || only_unreach {
-            if (alive && only_alive) || (!alive && only_unreach) {
-                // Written straight into the buffer: a sweep prints 10^5 of these.
-                if self.write_error.is_none() {
-                    self.clear_for_stdout();
-                    let t = &self.targets[i];
-                    let r = match &t.name {
-                        Some(n) => writeln!(self.out, "{n}"),
-                        None => writeln!(self.out, "{}", t.addr),
-                    };
-                    if let Err(e) = r {
-                        self.failed(e);
-                    }
-                }
-            }
-            return;
-        }
-        let name = self.name(i);
-        if quiet || self.count.is_some() {
-            return;
-        }
-        if alive {
-            let rtt = match (elapsed, self.live.get(i).and_then(|l| l.first_rtt)) {
-                (true, Some(d)) => format!(" ({} ms)", ms3(Some(d))),
-                _ => String::new(),
-            };
-            self.line(&format!("{name} is alive{rtt}"));
-        } else {
-            self.line(&format!("{name} is unreachable"));
+        match self.out.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
     }
 }
 
 impl Observer for Printer {
-    fn event(&mut self, ev: &Event) {
+    fn event(&mut self, ev: &Event<'_>) {
         match ev {
-            Event::Reply(r) => self.on_reply(r),
-            Event::Timeout { target, round } => self.on_timeout(*target, *round),
-            Event::Done { target, alive } => self.on_done(*target, *alive),
-            Event::Error(e) => {
-                let i = e.target as usize;
-                match self.style.clone() {
-                    Style::Ping => {
-                        let line =
-                            format!("From {} icmp_seq={} {}", e.from, e.round + 1, e.describe());
-                        self.line(&line);
+            Event::Reply(r) => {
+                if !r.duplicate {
+                    self.global.replies += 1;
+                    if r.stats.received == 1 {
+                        self.alive += 1;
                     }
-                    Style::Fping { quiet, .. } => {
-                        if !quiet {
-                            self.err_line(&format!(
-                                "ICMP {} from {} for ICMP Echo sent to {}",
-                                e.describe(),
-                                e.from,
-                                self.targets[i].addr
-                            ));
-                        }
-                    }
-                    Style::Json => {
-                        let v = json!({
-                            "type": "error",
-                            "target": self.name(i),
-                            "addr": self.targets[i].addr.to_string(),
-                            "seq": e.round,
-                            "from": e.from.to_string(),
-                            "error": e.describe(),
-                        });
-                        self.json(&v);
+                    self.note_column(r.target.index, r.round, r.rtt);
+                    if let Some(s) = self.split(&r.target) {
+                        s.received += 1;
+                        s.sent += 1;
+                        s.sum += r.rtt;
+                        s.min = Some(s.min.map_or(r.rtt, |m| m.min(r.rtt)));
+                        s.max = Some(s.max.map_or(r.rtt, |m| m.max(r.rtt)));
                     }
                 }
             }
-            Event::SendFailed {
-                target,
-                round,
-                kind,
-            } => {
-                let i = *target as usize;
-                let msg = format!(
-                    "{}: sending probe {round} failed: {}",
-                    self.name(i),
-                    io::Error::from(*kind)
-                );
-                if self.style == Style::Json {
-                    let v = json!({
-                        "type": "send_error",
-                        "target": self.name(i),
-                        "addr": self.targets[i].addr.to_string(),
-                        "seq": round,
-                        "error": io::Error::from(*kind).to_string(),
-                    });
-                    self.json(&v);
-                } else {
-                    self.err_line(&msg);
+            Event::Timeout { target, .. } => {
+                self.global.timeouts += 1;
+                if let Some(s) = self.split(target) {
+                    s.sent += 1;
                 }
             }
+            Event::Error(_) => self.global.other_icmp += 1,
+            Event::Unresolved { .. } => self.unresolved += 1,
+            Event::Done { target, stats, .. } => {
+                self.keep_final(target, stats);
+                if let Some(bar) = &mut self.progress {
+                    bar.inc();
+                }
+            }
+            Event::SendFailed { .. } => {}
+        }
+        match self.style {
+            Style::Ping => self.ping_event(ev),
+            Style::Fping => self.fping_event(ev),
+            Style::Json => self.json_event(ev),
+        }
+        if let (Event::Reply(r), Some((n, true))) = (ev, self.o.reachable)
+            && !r.duplicate
+            && self.alive >= u64::from(n)
+        {
+            // -X: enough are alive.
+            self.stop.trigger();
         }
     }
 
     fn flush(&mut self) {
-        if self.write_error.is_none()
-            && let Err(e) = self.out.flush()
-        {
-            self.failed(e);
-        }
+        self.out.flush();
         // Results first, then the bar under them (rate-limited).
         if let Some(bar) = &mut self.progress {
             bar.tick();
         }
+    }
+
+    fn wake_at(&self) -> Option<Instant> {
+        self.next_split
+    }
+
+    fn tick(&mut self, now: Instant) {
+        let (Some(next), Some(every)) = (self.next_split, self.o.squiet) else {
+            return;
+        };
+        if now < next {
+            return;
+        }
+        self.report_splits();
+        let mut n = next;
+        while n <= now {
+            n += every;
+        }
+        self.next_split = Some(n);
     }
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use sockbox::net::{Bind, ServerEvent, ServerOptions};
 use sockbox::ping::SocketChoice;
 
-use super::Opts;
+use super::opts::Opts;
 use crate::cmd::serve::{DaemonArgs, path_arg, serve_with};
 use crate::exit::{SUCCESS, usage};
 
@@ -103,8 +103,17 @@ fn duration_flag(flag: &str, v: Option<&String>) -> anyhow::Result<Option<Durati
         .transpose()
 }
 
-/// The group ping's own flags describe (`None` without targets).
-fn flag_group(o: &Opts) -> anyhow::Result<Option<Group>> {
+/// A `-O` value: decimal or `0x` hex, 0 to 255.
+fn tos_flag(s: &str) -> anyhow::Result<u8> {
+    let v = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u8::from_str_radix(h, 16),
+        None => s.parse(),
+    };
+    v.map_err(|_| usage(format!("-O {s:?}: expected 0 to 255, decimal or 0xNN")))
+}
+
+/// Refuse ping flags that mean nothing to a prober.
+fn refuse_run_flags(o: &Opts) -> anyhow::Result<()> {
     for (given, flag) in [
         (o.count.is_some(), "-c"),
         (o.vcount.is_some(), "-C"),
@@ -113,6 +122,8 @@ fn flag_group(o: &Opts) -> anyhow::Result<Option<Group>> {
         (o.alive, "-a"),
         (o.unreachable, "-u"),
         (o.rate.is_some(), "--rate"),
+        (o.squiet.is_some(), "-Q"),
+        (o.reachable.is_some() || o.fast_reachable.is_some(), "-x/-X"),
     ] {
         if given {
             return Err(usage(format!(
@@ -126,6 +137,12 @@ fn flag_group(o: &Opts) -> anyhow::Result<Option<Group>> {
             "-f -: with --serve, targets come from files that SIGHUP re-reads, not stdin",
         ));
     }
+    Ok(())
+}
+
+/// The group ping's own flags describe (`None` without targets).
+fn flag_group(o: &Opts) -> anyhow::Result<Option<Group>> {
+    refuse_run_flags(o)?;
     if o.targets.is_empty() && o.file.is_none() {
         return Ok(None);
     }
@@ -136,8 +153,9 @@ fn flag_group(o: &Opts) -> anyhow::Result<Option<Group>> {
             .iter()
             .map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone()))
             .collect(),
-        size: o.size,
-        ttl: o.ttl,
+        size: o.size.or(o.fping_size).unwrap_or(56),
+        ttl: o.ttl.or(o.fping_ttl),
+        tos: o.tos.as_deref().map(tos_flag).transpose()?,
         ..Group::default()
     };
     let interval =
@@ -159,6 +177,12 @@ fn flag_group(o: &Opts) -> anyhow::Result<Option<Group>> {
             Ok(a) => g.source = Some(a),
             Err(_) => g.interface = Some(i.clone()),
         }
+    }
+    if let Some(s) = &o.source {
+        g.source = Some(
+            s.parse()
+                .map_err(|_| usage(format!("-S {s:?}: expected an IP address")))?,
+        );
     }
     g.validate(1)
         .map_err(|e| usage(format!("{e} (from the command line)")))?;

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sockbox::relay::acl::{Acl, SharedAcl};
+use sockbox::net::acl::{Acl, SharedAcl};
 
 use crate::exit::usage;
 
@@ -79,16 +79,19 @@ pub fn path_arg(s: &str) -> Result<PathBuf, String> {
 /// `listen`, `chat`, `broker` and `udp listen`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct AclArgs {
-    /// Accept only these addresses/CIDRs (repeat, or separate with commas).
-    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
+    /// Accept only these addresses, CIDR ranges or host names (repeat, or
+    /// separate with commas; names are resolved at start and on SIGHUP).
+    #[arg(long, value_name = "CIDR|HOST", value_delimiter = ',')]
     pub allow: Vec<String>,
-    /// Refuse these addresses/CIDRs (repeat, or separate with commas).
-    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
+    /// Refuse these addresses, CIDR ranges or host names (repeat, or separate
+    /// with commas).
+    #[arg(long, value_name = "CIDR|HOST", value_delimiter = ',')]
     pub deny: Vec<String>,
-    /// Accept only addresses listed in FILE (one per line, # comments; re-read on SIGHUP).
+    /// Accept only what FILE lists: addresses, CIDR ranges or host names,
+    /// several per line separated by spaces, # comments; re-read on SIGHUP.
     #[arg(long, value_name = "FILE", value_parser = path_arg)]
     pub allowfile: Vec<PathBuf>,
-    /// Refuse addresses listed in FILE (re-read on SIGHUP).
+    /// Refuse what FILE lists (same format; re-read on SIGHUP).
     #[arg(long, value_name = "FILE", value_parser = path_arg)]
     pub denyfile: Vec<PathBuf>,
 }

@@ -308,7 +308,7 @@ fn exit_for(collecting: bool, got: usize, wait: Option<Duration>) -> u8 {
     if collecting && got == 0 {
         match wait {
             Some(w) => {
-                crate::output::errln!("sockbox: no reply within {}", humantime::format_duration(w))
+                crate::output::errln!("sockbox: no reply within {}", humantime::format_duration(w));
             }
             None => crate::output::errln!("sockbox: no reply"),
         }

@@ -1,0 +1,72 @@
+//! Timeouts, retries and stopping: what happens to probes nobody answered.
+
+use tokio::time::Instant;
+
+use super::{Engine, Event, Mode, Observer, State};
+
+impl Engine {
+    /// Expire probes whose reply is overdue at `now`.
+    pub fn poll_timeouts(&mut self, now: Instant, obs: &mut impl Observer) {
+        let now = self.now_ns(now);
+        for level in 0..self.timeouts.len() {
+            while let Some(&(deadline, seq)) = self.timeouts[level].front() {
+                if deadline > now {
+                    break;
+                }
+                self.timeouts[level].pop_front();
+                self.expire(seq, now, obs);
+            }
+        }
+    }
+
+    fn expire(&mut self, seq: u32, now: u64, obs: &mut impl Observer) {
+        let Some(f) = self.ring.pending_mut(seq) else {
+            return;
+        };
+        f.state = State::Expired;
+        let (slot, generation, round) = (f.slot, f.generation, f.round);
+        let s = &mut self.slots[slot as usize];
+        if !s.live || s.generation != generation {
+            return;
+        }
+        s.pending = s.pending.saturating_sub(1);
+        s.stats.timeouts = s.stats.timeouts.saturating_add(1);
+        self.totals.timeouts += 1;
+        obs.event(&Event::Timeout {
+            target: self.target_ref(slot),
+            round,
+            stats: &self.slots[slot as usize].stats,
+        });
+        match self.cfg.mode {
+            Mode::Alive { retries, .. } => {
+                let s = &self.slots[slot as usize];
+                if round < retries && s.attempts == round + 1 {
+                    self.run_queue.push_back((now, slot, generation));
+                } else if s.pending == 0 {
+                    self.finish(slot, obs);
+                }
+            }
+            Mode::Count(_) if self.count_done(slot) => self.finish(slot, obs),
+            _ => {}
+        }
+    }
+
+    /// Stop: no target gets more probes (Ctrl-C, deadline). Targets that
+    /// were probed are reported done; those never probed are left out.
+    pub fn stop(&mut self, obs: &mut impl Observer) {
+        self.run_queue.clear();
+        self.fresh.clear();
+        self.source_done = true;
+        for slot in 0..self.slots.len() as u32 {
+            let s = &self.slots[slot as usize];
+            if !s.live {
+                continue;
+            }
+            if s.attempts > 0 {
+                self.finish(slot, obs);
+            } else {
+                self.release(slot);
+            }
+        }
+    }
+}
