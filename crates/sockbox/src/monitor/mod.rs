@@ -7,7 +7,8 @@
 //!   family, source or interface, labels) and smokeping_prober's YAML file;
 //! - [`shard`]: split one list among N probers by a stable hash;
 //! - [`metrics`]: per-target counters in atomics, kept across reloads for
-//!   the targets that stay; [`encode`]: the text exposition;
+//!   the targets that stay; [`series`]: their labels; [`encode`]: the text
+//!   exposition;
 //! - [`http`]: `/metrics` over HTTP (hyper on the [`net`](crate::net)
 //!   accept loop), rendered on a blocking thread from a snapshot of the
 //!   counters, in chunks, so a slow scraper never holds up probing;
@@ -39,6 +40,7 @@ pub mod http;
 pub mod metrics;
 pub mod plan;
 mod prober;
+pub mod series;
 pub mod shard;
 
 use std::path::PathBuf;

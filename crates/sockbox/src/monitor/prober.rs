@@ -13,8 +13,9 @@ use tokio::task::JoinHandle;
 
 use super::adapter::{self, Probe, ProbeSettings, ProbeTarget};
 use super::config::{Group, Network};
-use super::metrics::{Generation, Metrics, SeriesSpec, TargetCells};
+use super::metrics::{Metrics, TargetCells};
 use super::plan::{self, Planned, Resolve};
+use super::series::{Generation, SeriesSpec};
 use super::{MonitorError, MonitorEvent, MonitorOptions};
 use crate::Shutdown;
 use crate::event::Events;

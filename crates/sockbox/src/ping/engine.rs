@@ -87,6 +87,8 @@ pub struct Engine {
     /// Timeout per attempt level, in ns.
     timeout_ns: Vec<u64>,
     next_send: u64,
+    /// The due time last put on `run_queue` (it stays non-decreasing).
+    last_due: u64,
     source_done: bool,
     /// The source said it has no more (not just a stop).
     source_ended: bool,
@@ -152,6 +154,7 @@ impl Engine {
             timeouts: vec![VecDeque::new(); timeout_ns.len()],
             timeout_ns,
             next_send: 0,
+            last_due: 0,
             source_done: false,
             source_ended: false,
             counters: Counters::default(),
@@ -278,10 +281,11 @@ impl Engine {
         loop {
             // Rounds and retries that are due go first, then new targets.
             let scheduled = self.run_queue.front().is_some_and(|e| e.0 <= now);
-            let (slot, generation) = if scheduled {
-                self.run_queue.front().map(|e| (e.1, e.2))?
+            let (due, slot, generation) = if scheduled {
+                *self.run_queue.front()?
             } else {
-                *self.fresh.front()?
+                let (slot, generation) = *self.fresh.front()?;
+                (now, slot, generation)
             };
             let s = &self.slots[slot as usize];
             if !s.live || s.generation != generation || s.attempts == u32::MAX {
@@ -300,11 +304,12 @@ impl Engine {
             } else {
                 self.fresh.pop_front();
             }
-            return Some(self.issue(slot, now, interval));
+            return Some(self.issue(slot, now, due, interval));
         }
     }
 
-    fn issue(&mut self, slot: u32, now: u64, interval: u64) -> Probe {
+    /// Send round `attempts` of `slot` at `now`; it was due at `due`.
+    fn issue(&mut self, slot: u32, now: u64, due: u64, interval: u64) -> Probe {
         let s = &mut self.slots[slot as usize];
         let round = s.attempts;
         s.attempts += 1;
@@ -337,8 +342,19 @@ impl Engine {
             Mode::Alive { .. } => false,
         };
         if again {
-            let due = now.saturating_add(ns(self.cfg.period));
-            self.run_queue.push_back((due, slot, generation));
+            // The next round is due a period after this one was due, not
+            // after it went out: a loop that wakes late does not stretch
+            // every period (a prober would send fewer probes than asked).
+            // More than a period late, the missed rounds are skipped rather
+            // than sent in a burst. Due times stay in order.
+            let period = ns(self.cfg.period);
+            let mut next = due.saturating_add(period);
+            if next < now && period > 0 {
+                next = next.saturating_add((now - next).div_ceil(period) * period);
+            }
+            let next = next.max(self.last_due);
+            self.last_due = next;
+            self.run_queue.push_back((next, slot, generation));
         }
         Probe {
             slot,

@@ -3,7 +3,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::monitor::metrics::{Buckets, Generation, Metrics, SeriesSpec, TargetCells};
+use crate::monitor::metrics::{Buckets, Metrics, TargetCells};
+use crate::monitor::series::{Generation, SeriesSpec};
 
 fn g(v: f64) -> String {
     let mut out = Vec::new();
