@@ -12,3 +12,4 @@ pub mod pktinfo;
 pub mod process;
 pub mod rlimit;
 pub mod splice;
+pub mod tcp;
