@@ -14,6 +14,7 @@ use super::ChatEvent;
 use super::room::Room;
 use super::session::{self, AnyRead, Peer};
 use crate::net::{Connection, Drain, Handler, Refusal, Refused};
+use crate::tls::TlsAcceptor;
 
 /// How long a refused client gets to take its goodbye line.
 const GOODBYE_WAIT: Duration = Duration::from_secs(1);
@@ -33,26 +34,14 @@ impl Handler for ChatHandler {
             ..
         } = conn;
         let label = peer.to_string();
-        let Some(acceptor) = room.config.tls.clone() else {
-            let (r, w) = stream.into_split();
-            let who = Peer::network(label, drain);
-            session::serve(&room, r, w, who, None).await;
-            return;
-        };
-        let handshake =
-            tokio::time::timeout(room.config.handshake_timeout, acceptor.accept(stream));
-        let tls = tokio::select! {
-            r = handshake => r,
-            () = drain.soft().wait() => return,
-        };
-        match tls {
-            Ok(Ok(tls)) => {
-                let (r, w) = tokio::io::split(tls);
+        match room.config.tls.clone() {
+            None => {
+                let (r, w) = stream.into_split();
                 let who = Peer::network(label, drain);
-                session::serve(&room, AnyRead(r), w, who, None).await;
+                session::serve(&room, r, w, who, None).await;
             }
-            Ok(Err(e)) => refuse_tls(&room, &label, &e.to_string()),
-            Err(_) => refuse_tls(&room, &label, "handshake timed out"),
+            // Boxed: plain connections do not carry the TLS state.
+            Some(acceptor) => Box::pin(serve_tls(room, acceptor, stream, label, drain)).await,
         }
     }
 
@@ -71,6 +60,33 @@ impl Handler for ChatHandler {
 
     async fn draining(&self) {
         self.room.close();
+    }
+}
+
+/// Handshake within the time allowed (or until shutdown), then a session.
+async fn serve_tls(
+    room: Arc<Room>,
+    acceptor: TlsAcceptor,
+    stream: TcpStream,
+    label: String,
+    drain: Drain,
+) {
+    let handshake = tokio::time::timeout(room.config.handshake_timeout, acceptor.accept(stream));
+    let tls = tokio::select! {
+        r = handshake => r,
+        () = drain.soft().wait() => return,
+    };
+    match tls {
+        Ok(Ok(tls)) => {
+            // Valid while the halves live: the session holds them.
+            let tcp_fd = Some(tls.get_ref().0.as_raw_fd());
+            let (r, w) = tokio::io::split(tls);
+            let who = Peer::network(label, drain);
+            let reader = AnyRead { inner: r, tcp_fd };
+            session::serve(&room, reader, w, who, None).await;
+        }
+        Ok(Err(e)) => refuse_tls(&room, &label, &e.to_string()),
+        Err(_) => refuse_tls(&room, &label, "handshake timed out"),
     }
 }
 

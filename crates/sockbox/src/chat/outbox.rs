@@ -255,13 +255,15 @@ impl Outbox {
         self.lagging(&self.lock())
     }
 
-    /// The writer wrote `n` bytes of what it took.
-    pub fn sent(&self, n: usize) {
+    /// The writer wrote `n` bytes of what it took. Returns the lag
+    /// deadline now in force, as [`Outbox::lag_deadline`] does.
+    pub fn sent(&self, n: usize) -> Option<Instant> {
         let mut st = self.lock();
         st.inflight = st.inflight.saturating_sub(n);
         if st.backlog() <= self.limits.soft {
             st.over_since = None;
         }
+        st.over_since.map(|t| t + self.limits.max_lag)
     }
 
     /// Close the queue. The first close wins, except that a kick replaces a

@@ -18,7 +18,7 @@ use crate::net::Drain;
 pub(crate) struct Room {
     pub config: ChatConfig,
     pub hub: Hub,
-    /// The operator's participants (`--stdin`): not network clients, so
+    /// The operator's own participants (a terminal): not network clients, so
     /// neither capped nor drained by the skeleton.
     pub participants: TaskTracker,
     /// Their shutdown stages.

@@ -85,7 +85,11 @@ impl ChatServer {
         self.room.participants.spawn(async move {
             let _active = room.config.server.stats.connection();
             let peer = Peer::participant(room.participant_drain.clone());
-            session::serve(&room, AnyRead(reader), writer, peer, nick).await;
+            let reader = AnyRead {
+                inner: reader,
+                tcp_fd: None,
+            };
+            session::serve(&room, reader, writer, peer, nick).await;
         });
     }
 

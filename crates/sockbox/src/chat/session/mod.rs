@@ -142,7 +142,9 @@ pub(crate) async fn serve<R, W>(
         online,
     });
     member.outbox.close(Close::Flush);
-    finish(reader, write_task, &peer, eof).await;
+    // Boxed: its buffers are needed only at the end, not for the whole
+    // life of every idle connection.
+    Box::pin(finish(reader, write_task, &peer, eof)).await;
 }
 
 /// Wait for the writer (flush, FIN) while discarding what the client still

@@ -63,8 +63,12 @@ impl ChunkRead for OwnedReadHalf {
     }
 }
 
-/// Any other stream (TLS, the operator's stdin).
-pub(crate) struct AnyRead<R>(pub R);
+/// Any other stream (TLS, the operator's stdin), with the TCP socket
+/// underneath when there is one.
+pub(crate) struct AnyRead<R> {
+    pub inner: R,
+    pub tcp_fd: Option<RawFd>,
+}
 
 impl<R: AsyncRead + Unpin> AsyncRead for AnyRead<R> {
     fn poll_read(
@@ -72,14 +76,18 @@ impl<R: AsyncRead + Unpin> AsyncRead for AnyRead<R> {
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<io::Result<()>> {
-        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
     }
 }
 
 impl<R: AsyncRead + Unpin + Send> ChunkRead for AnyRead<R> {
     async fn read_chunk<'a>(&'a mut self, buf: &'a mut BytesMut) -> io::Result<usize> {
         buf.reserve(CHUNK);
-        self.0.read_buf(buf).await
+        self.inner.read_buf(buf).await
+    }
+
+    fn tcp_fd(&self) -> Option<RawFd> {
+        self.tcp_fd
     }
 }
 

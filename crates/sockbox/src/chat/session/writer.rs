@@ -2,12 +2,13 @@
 //! enforce the lag rule while a write is stuck, say why when the client is
 //! kicked, and send FIN when the queue is closed.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Buf;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::chat::hub::Member;
 use crate::chat::outbox::{Batch, Close, Take};
@@ -48,10 +49,14 @@ pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
     stats: ServerStats,
     goodbye: bool,
 ) -> WriteEnd {
+    // The lag timer, armed only while the backlog is over the soft limit.
+    let lag = tokio::time::sleep_until(Instant::now());
+    tokio::pin!(lag);
     loop {
         match member.outbox.take() {
             Take::Data(mut batch) => {
-                if let Some(end) = write_batch(&member, &mut w, &mut batch, &stats).await {
+                let writing = write_batch(&member, &mut w, &mut batch, &stats, lag.as_mut());
+                if let Some(end) = writing.await {
                     return match end {
                         WriteEnd::Kicked => kicked(&member, &mut w, goodbye).await,
                         other => other,
@@ -86,13 +91,12 @@ async fn write_batch<W: AsyncWrite + Unpin>(
     w: &mut W,
     batch: &mut Batch,
     stats: &ServerStats,
+    mut lag: Pin<&mut Sleep>,
 ) -> Option<WriteEnd> {
     let abort = member.abort_writes.cancelled();
     tokio::pin!(abort);
-    let lag = tokio::time::sleep_until(Instant::now());
-    tokio::pin!(lag);
+    let mut deadline = member.outbox.lag_deadline();
     while batch.has_remaining() {
-        let deadline = member.outbox.lag_deadline();
         if let Some(at) = deadline
             && at != lag.deadline()
         {
@@ -109,7 +113,7 @@ async fn write_batch<W: AsyncWrite + Unpin>(
             }
             r = w.write_buf(batch) => match r {
                 Ok(n) if n > 0 => {
-                    member.outbox.sent(n);
+                    deadline = member.outbox.sent(n);
                     stats.add_out(n as u64);
                 }
                 Ok(_) => {
@@ -125,9 +129,12 @@ async fn write_batch<W: AsyncWrite + Unpin>(
                 if let Some(slow) = member.outbox.check_lag() {
                     member.kick(format!("too slow: {slow}"));
                 }
+                deadline = member.outbox.lag_deadline();
             }
             // The backlog may have passed the soft limit: arm the timer.
-            () = member.outbox.notified(), if deadline.is_none() => {}
+            () = member.outbox.notified(), if deadline.is_none() => {
+                deadline = member.outbox.lag_deadline();
+            }
         }
     }
     None
