@@ -72,14 +72,13 @@ start_server() {
 stop_server() {
     local v c
     c=$(cpu_secs "$SERVER_PID")
-    if [ "$c" != n/a ]; then
-        v=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0)
-        echo "$v $c" > "$HWM_FILE"
-    fi
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
+    v=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0)
+    # The sampler first: killed while it rewrites the file, it could leave it empty.
     kill "$SAMPLER_PID" 2>/dev/null || true
     wait "$SAMPLER_PID" 2>/dev/null || true
+    [ "$c" != n/a ] && echo "$v $c" > "$HWM_FILE"
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID= SAMPLER_PID=
 }
 
@@ -97,7 +96,7 @@ for sc in "${SCENARIOS[@]}"; do
             start_server "$server"
             out=$("$LOAD" fanout 127.0.0.1 "$PORT" --receivers "$recv" --lines "$lines" --idle 3 $flag)
             stop_server
-            read -r hwm cpu < "$HWM_FILE"
+            read -r hwm cpu < "$HWM_FILE" || true
             printf '| 1 -> %s x %s | %s | %s | %s / %s | %s | %s | %.3f | %.0f | %s | %s |\n' \
                 "$recv" "$lines" "$style" "$server" \
                 "$(field "$out" delivered)" "$(field "$out" expected)" "$(field "$out" lost)" \

@@ -317,15 +317,13 @@ impl Setup {
     }
 }
 
-/// The skeleton's events worth a log line here: draining and the end of
-/// the grace period (refusals and accept errors come as chat events).
+/// The skeleton's events worth a log line here: the end of the grace
+/// period with connections still open (refusals and accept errors come as
+/// chat events; the harness says when draining begins).
 fn drain_events() -> sockbox::event::Events<ServerEvent> {
     let log = log_events();
     Arc::new(move |e: &ServerEvent| {
-        if matches!(
-            e,
-            ServerEvent::Draining { .. } | ServerEvent::GraceExpired { .. }
-        ) {
+        if matches!(e, ServerEvent::GraceExpired { .. }) {
             log.on_event(e);
         }
     })
