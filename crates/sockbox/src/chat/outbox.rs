@@ -235,8 +235,13 @@ impl Outbox {
     }
 
     /// The lag rule: `Some` once the backlog has been above the soft limit
-    /// for longer than allowed.
+    /// for longer than allowed. Not once the queue is closed: what is left
+    /// is being flushed, within the time its closer allows (the grace
+    /// period on shutdown).
     fn lagging(&self, st: &State) -> Option<Slow> {
+        if st.close.is_some() {
+            return None;
+        }
         let since = st.over_since?;
         (since.elapsed() >= self.limits.max_lag).then_some(Slow::Lag {
             soft: self.limits.soft,
@@ -245,9 +250,16 @@ impl Outbox {
     }
 
     /// When the lag rule fires if nothing is written before then (`None`:
-    /// the backlog is within the soft limit).
+    /// the backlog is within the soft limit, or the queue is closed).
     pub fn lag_deadline(&self) -> Option<Instant> {
-        self.lock().over_since.map(|t| t + self.limits.max_lag)
+        Self::deadline(&self.lock(), self.limits.max_lag)
+    }
+
+    fn deadline(st: &State, max_lag: Duration) -> Option<Instant> {
+        if st.close.is_some() {
+            return None;
+        }
+        st.over_since.map(|t| t + max_lag)
     }
 
     /// The lag rule, checked now (for a writer stuck on a socket).
@@ -263,7 +275,7 @@ impl Outbox {
         if st.backlog() <= self.limits.soft {
             st.over_since = None;
         }
-        st.over_since.map(|t| t + self.limits.max_lag)
+        Self::deadline(&st, self.limits.max_lag)
     }
 
     /// Close the queue. The first close wins, except that a kick replaces a

@@ -121,6 +121,10 @@ async fn a_burst_is_tolerated_and_sustained_lag_is_not() {
     };
     assert_eq!(o.check_lag(), Some(lag));
     assert_eq!(o.push(&msg), Push::Full(lag));
+    // Closed for a flush (shutdown): what is left has the grace period,
+    // the lag rule no longer applies.
+    o.close(Close::Flush);
+    assert_eq!((o.check_lag(), o.lag_deadline()), (None, None));
     assert_eq!(
         lag.to_string(),
         "more than 1000 bytes waiting to be sent for over 2s"

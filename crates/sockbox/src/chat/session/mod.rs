@@ -41,9 +41,10 @@ pub(crate) struct Peer {
     pub label: String,
     /// Its shutdown stages.
     pub drain: Drain,
-    /// Drain its unread input before closing (network clients; not the
-    /// operator's terminal).
-    pub linger: bool,
+    /// A network client: its unread input is drained before closing, and a
+    /// line it starts must end within the line timeout. Not the operator's
+    /// own terminal.
+    pub network: bool,
 }
 
 impl Peer {
@@ -52,7 +53,7 @@ impl Peer {
         Self {
             label,
             drain,
-            linger: true,
+            network: true,
         }
     }
 
@@ -61,7 +62,7 @@ impl Peer {
         Self {
             label: "stdin".to_owned(),
             drain,
-            linger: false,
+            network: false,
         }
     }
 }
@@ -115,7 +116,7 @@ pub(crate) async fn serve<R, W>(
         peer: peer.label.clone(),
         online,
     });
-    let mut session = reader::Session::new(room.clone(), member.clone(), nick);
+    let mut session = reader::Session::new(room.clone(), member.clone(), nick, peer.network);
     let (reason, eof) = if chat {
         session.announce(
             AnnounceKind::Join,
@@ -155,7 +156,7 @@ async fn finish<R: ChunkRead>(
     peer: &Peer,
     eof: bool,
 ) {
-    let mut open = peer.linger && !eof;
+    let mut open = peer.network && !eof;
     let end = loop {
         tokio::select! {
             r = &mut write_task => break r.unwrap_or(WriteEnd::Failed),

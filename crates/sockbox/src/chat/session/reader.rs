@@ -117,17 +117,21 @@ pub(super) struct Session {
     /// Lines of the current read, formatted, not yet fanned out.
     batch: BytesMut,
     bucket: Option<Bucket>,
+    /// How long a started line may take (network clients only).
+    line_timeout: Option<Duration>,
 }
 
 impl Session {
-    pub(super) fn new(room: Arc<Room>, member: Arc<Member>, nick: String) -> Self {
+    pub(super) fn new(room: Arc<Room>, member: Arc<Member>, nick: String, network: bool) -> Self {
         let bucket = room.config.rate.map(Bucket::new);
+        let line_timeout = room.config.line_timeout.filter(|_| network);
         Self {
             room,
             member,
             nick,
             batch: BytesMut::new(),
             bucket,
+            line_timeout,
         }
     }
 
@@ -187,7 +191,7 @@ impl Session {
             .idle_timeout
             .map(|d| (Instant::now() + d, Timeout::Idle(d)));
         let line = line_since
-            .zip(cfg.line_timeout)
+            .zip(self.line_timeout)
             .map(|(t, d)| (t + d, Timeout::Line(d)));
         let first = match (idle, line) {
             (Some(i), Some(l)) => Some(if l.0 < i.0 { l } else { i }),
