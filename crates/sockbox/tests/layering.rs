@@ -181,7 +181,7 @@ fn the_checks_themselves_catch_what_they_look_for() {
     assert!(flag_in_literal(
         r#"    #[error("cannot bind (raise --max-conns)")]"#
     ));
-    assert!(!flag_in_literal(r#"    // the --daemon flag"#));
+    assert!(!flag_in_literal("    // the --daemon flag"));
     assert!(!flag_in_literal(r#"    cmd.arg("-c")"#));
     let f = "fn a() {\n    x();\n}\n    pub async fn b() {\n    }\n";
     assert_eq!(
