@@ -107,6 +107,7 @@ pub struct ListenArgs {
 #[command(next_help_heading = "Limits and access")]
 pub struct ServerArgs {
     /// Most network clients at once (--stdin does not count); more are told the server is full.
+    /// 0 refuses every network client (as ncat's -m 0 does).
     #[arg(
         short = 'm',
         long,
@@ -202,9 +203,6 @@ impl Setup {
                 "--queue-ceiling ({c}) is below --queue-limit ({}): raise it or lower --queue-limit",
                 server.queue_limit
             )));
-        }
-        if server.max_clients == 0 {
-            return Err(usage("--max-clients must be at least 1"));
         }
         let tls = match (&server.tls_cert, &server.tls_key) {
             (Some(cert), Some(key)) => Some(

@@ -163,3 +163,15 @@ fn tab_passes_raw_and_other_controls_are_escaped_as_help_says() {
     };
     assert_eq!(got, "<user2> a\tb\\x07c");
 }
+
+/// Regression: `-m 0` was refused as a flag value; in ncat it refuses every
+/// client, and so it does here (each is told the server is full).
+#[test]
+fn max_clients_0_refuses_every_network_client() {
+    let srv = Server::start("chat", &["--quiet", "-m", "0"]);
+    for _ in 0..2 {
+        let mut c = Client::connect(srv.addr);
+        assert_eq!(c.line(), "*** server full (0 clients), try again later");
+        assert_eq!(c.rest(), "");
+    }
+}
