@@ -27,7 +27,9 @@ SOCKBOX=target/release/sockbox
 LOAD=target/release/examples/chatload
 ulimit -n "$(ulimit -Hn)"
 
-PORT=$((20000 + RANDOM % 20000))
+# Below the ephemeral range (32768+), where the load clients of earlier runs
+# linger in TIME-WAIT and would make the bind fail.
+PORT=$((20000 + RANDOM % 12000))
 SERVER_PID=
 SAMPLER_PID=
 HWM_FILE=$(mktemp)
@@ -45,7 +47,8 @@ cpu_secs() { awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat" 2>/dev/nul
 start_server() {
     PORT=$((PORT + 1))
     case "$1" in
-        sockbox) "$SOCKBOX" chat 127.0.0.1 "$PORT" --quiet 2>/dev/null & ;;
+        # Every load client comes from 127.0.0.1: no per-address cap.
+        sockbox) "$SOCKBOX" chat 127.0.0.1 "$PORT" --quiet --max-per-addr 0 2>/dev/null & ;;
         ncat) ncat --chat -l 127.0.0.1 "$PORT" 2>/dev/null & ;;
     esac
     SERVER_PID=$!
@@ -69,14 +72,13 @@ start_server() {
 stop_server() {
     local v c
     c=$(cpu_secs "$SERVER_PID")
-    if [ "$c" != n/a ]; then
-        v=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0)
-        echo "$v $c" > "$HWM_FILE"
-    fi
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
+    v=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || echo 0)
+    # The sampler first: killed while it rewrites the file, it could leave it empty.
     kill "$SAMPLER_PID" 2>/dev/null || true
     wait "$SAMPLER_PID" 2>/dev/null || true
+    [ "$c" != n/a ] && echo "$v $c" > "$HWM_FILE"
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID= SAMPLER_PID=
 }
 
@@ -94,7 +96,7 @@ for sc in "${SCENARIOS[@]}"; do
             start_server "$server"
             out=$("$LOAD" fanout 127.0.0.1 "$PORT" --receivers "$recv" --lines "$lines" --idle 3 $flag)
             stop_server
-            read -r hwm cpu < "$HWM_FILE"
+            read -r hwm cpu < "$HWM_FILE" || true
             printf '| 1 -> %s x %s | %s | %s | %s / %s | %s | %s | %.3f | %.0f | %s | %s |\n' \
                 "$recv" "$lines" "$style" "$server" \
                 "$(field "$out" delivered)" "$(field "$out" expected)" "$(field "$out" lost)" \

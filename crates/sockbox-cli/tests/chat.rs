@@ -309,6 +309,8 @@ fn stdin_operator_takes_part() {
     assert_eq!(srv.sigterm(), 0);
 }
 
+mod drain;
 mod events;
 mod flags;
+mod limits;
 mod load;

@@ -9,10 +9,12 @@ use crate::cmd::serve::{DaemonArgs, serve_with};
 
 const AFTER_HELP: &str = "\
 Every byte a client sends is passed, unchanged and in order, to every other client; \
-nothing is added, framed or escaped. A client that does not read fast enough is \
-disconnected once --queue-limit bytes wait for it, instead of slowing the others. \
---rate counts bytes per second here. On SIGINT/SIGTERM queued bytes are flushed and \
-the connections closed; nothing is added to the stream.
+nothing is added, framed or escaped. A client may fall more than --queue-limit behind \
+for up to --max-lag; one that stays behind longer, or reaches --queue-ceiling, is \
+disconnected instead of slowing the others. --rate counts bytes per second here. \
+--max-clients counts network clients only (--stdin takes part on top). On SIGINT/SIGTERM \
+reading stops, queued bytes are flushed for up to --grace and each connection is closed \
+cleanly (FIN); nothing is added to the stream.
 
 Examples:
   sockbox broker 7001

@@ -2,19 +2,22 @@
 //! `ncat --chat`, without split lines or a slow client stalling the room).
 //! Also the flags and the server body `sockbox broker` shares.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+mod flags;
+mod output;
+
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use sockbox::chat::{ChatConfig, ChatError, ChatEvent, ChatServer, EventSink, Mode, Rate};
-use tokio::io::{AsyncRead, ReadBuf};
-use tokio::sync::mpsc;
+use sockbox::chat::{ChatConfig, ChatError, ChatEvent, ChatServer, Mode, Rate};
+use sockbox::net::{ServerEvent, ServerOptions, log_events};
 
-use crate::cmd::serve::{AclArgs, Ctx, DaemonArgs, LineQueue, Stream, path_arg, serve_with};
+use crate::cmd::serve::{AclArgs, Ctx, DaemonArgs, Stream, path_arg, serve_with};
 use crate::exit::{UsageContext, usage};
+use flags::parse_listen;
+use flags::parse_size;
+use output::{Logger, dropped_event, stdin_reader};
 
 const AFTER_HELP: &str = "\
 Clients connect with telnet, nc or `sockbox connect`. Each joins as userN and everyone \
@@ -22,10 +25,27 @@ is told; lines are sent to everyone else as `<nick> text`. Commands: /nick NAME,
 /me TEXT, /msg NICK TEXT, /quit [REASON], /help; `//text` sends a line starting with /.
 
 Lines are reassembled across reads and never split or merged; \\n and \\r\\n both end a \
-line; control characters and invalid UTF-8 are shown escaped (\\x1b, \\xff). A client \
-that does not read fast enough is disconnected with a reason once --queue-limit bytes \
-wait for it; the others are not slowed. SIGHUP re-reads --allowfile/--denyfile; \
-SIGINT/SIGTERM tell everyone the server is shutting down, flush, and exit 0.
+line; control characters other than TAB, and invalid UTF-8, are shown escaped (\\x1b, \\xff); \
+TAB passes as it is. A line that has started must end within --line-timeout.
+
+Joins, leaves and nick changes are collected for up to 100 ms and sent together, always \
+before the next message (nobody sees a line from someone before their join). Each one \
+arrives on its own line, except in a storm: past 10 within 100 ms, the rest of those \
+100 ms are summed up in one line (`*** 500 more joined (510 online)`).
+
+A client may fall more than --queue-limit behind (a burst) for up to --max-lag; one that \
+stays behind longer, or reaches --queue-ceiling, is disconnected and told which rule \
+fired; the others are not slowed. SIGHUP re-reads --allowfile/--denyfile; SIGINT/SIGTERM \
+stop reading, send `*** server is shutting down` after what is queued for each client, \
+flush for up to --grace, close each connection cleanly (FIN), and exit 0.
+
+Defaults, next to ncat --chat's:
+  clients at once (-m)                   10000        ncat: 100
+  clients per address (--max-per-addr)   64           ncat: no limit
+  unfinished line (--line-timeout)       1m           ncat: no limit
+  TLS handshake (--handshake-timeout)    10s          ncat: no such option
+  silent client (-i, --idle-timeout)     no limit     ncat: no limit
+  behind (--queue-limit for --max-lag)   1MiB for 10s, never over 32MiB (--queue-ceiling)
 
 Examples:
   sockbox chat 7000                          # everyone on port 7000, IPv4 and IPv6
@@ -47,9 +67,14 @@ pub struct Args {
     /// Address and port, or just the port (listens on every address).
     #[command(flatten)]
     pub listen: ListenArgs,
-    /// Longest line in bytes (k or KiB = 1024, KB = 1000, M, MiB…); longer lines are cut and the sender told.
-    #[arg(long, value_name = "BYTES", default_value = "8KiB", value_parser = parse_size)]
+    /// Longest line in bytes, 1 to 16MiB (k or KiB = 1024, KB = 1000, M, MiB…); longer lines are
+    /// cut and the sender told.
+    #[arg(long, value_name = "BYTES", default_value = "8KiB", value_parser = flags::max_line)]
     pub max_line: usize,
+    /// Disconnect a client whose started line does not end within this long (a trickle that
+    /// never sends a newline); 0 turns it off. Clients that send nothing are not concerned.
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = crate::input::duration)]
+    pub line_timeout: Duration,
     /// Take part from this terminal: lines typed are sent, messages are printed.
     #[arg(long, conflicts_with = "daemon")]
     pub stdin: bool,
@@ -81,7 +106,8 @@ pub struct ListenArgs {
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Limits and access")]
 pub struct ServerArgs {
-    /// Most clients at once; more are told the server is full.
+    /// Most network clients at once (--stdin does not count); more are told the server is full.
+    /// 0 refuses every network client (as ncat's -m 0 does).
     #[arg(
         short = 'm',
         long,
@@ -90,9 +116,24 @@ pub struct ServerArgs {
         default_value_t = 10_000
     )]
     pub max_clients: usize,
-    /// Bytes that may wait for one client before it is disconnected as too slow.
-    #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = parse_size)]
+    /// Most clients at once from one address; more are told so. 0: no limit (clients behind one
+    /// proxy or NAT share an address).
+    #[arg(long, value_name = "N", default_value_t = sockbox::chat::DEFAULT_MAX_PER_ADDR)]
+    pub max_per_addr: usize,
+    /// Bytes one client may fall behind for up to --max-lag (1KiB to 1GiB).
+    #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = flags::queue_limit)]
     pub queue_limit: usize,
+    /// How long a client may stay more than --queue-limit behind before it is disconnected as
+    /// too slow.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::input::duration)]
+    pub max_lag: Duration,
+    /// Bytes one client may never have waiting: reaching it disconnects at once (bounds memory;
+    /// 1KiB to 4GiB; default 32MiB, or --queue-limit if larger).
+    #[arg(long, value_name = "BYTES", value_parser = flags::queue_ceiling)]
+    pub queue_ceiling: Option<usize>,
+    /// Longest a TLS handshake may take.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = crate::input::duration)]
+    pub handshake_timeout: Duration,
     /// Disconnect a client that sends nothing for this long (seconds, or e.g. 30s, 10m; at most a year).
     #[arg(short = 'i', long, value_name = "DURATION", value_parser = crate::input::duration)]
     pub idle_timeout: Option<Duration>,
@@ -127,7 +168,8 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
         sockbox::chat::command::validate_nick(a.nick.as_bytes())
             .map_err(|e| usage(format!("--nick {:?}: {e}", a.nick)))?;
     }
-    let setup = Setup::new(&a.listen, &a.server, Mode::Chat, a.max_line)?;
+    let mut setup = Setup::new(&a.listen, &a.server, Mode::Chat, a.max_line)?;
+    setup.config.line_timeout = Some(a.line_timeout).filter(|d| !d.is_zero());
     let stdin = a.stdin.then(|| a.nick.clone());
     serve_with(&a.daemon, tracing::Level::INFO, move |ctx| {
         setup.serve(ctx, stdin)
@@ -154,8 +196,13 @@ impl Setup {
         if max_line == 0 {
             return Err(usage("--max-line must be at least 1"));
         }
-        if server.max_clients == 0 {
-            return Err(usage("--max-clients must be at least 1"));
+        if let Some(c) = server.queue_ceiling
+            && c < server.queue_limit
+        {
+            return Err(usage(format!(
+                "--queue-ceiling ({c}) is below --queue-limit ({}): raise it or lower --queue-limit",
+                server.queue_limit
+            )));
         }
         let tls = match (&server.tls_cert, &server.tls_key) {
             (Some(cert), Some(key)) => Some(
@@ -177,16 +224,26 @@ impl Setup {
             None => None,
         };
         let access = server.access.acl()?;
+        let defaults = ChatConfig::default();
         let config = ChatConfig {
             mode,
             max_line,
-            max_clients: server.max_clients,
             queue_limit: server.queue_limit,
+            max_lag: server.max_lag,
+            queue_ceiling: server
+                .queue_ceiling
+                .unwrap_or(defaults.queue_ceiling.max(server.queue_limit)),
             idle_timeout: server.idle_timeout.filter(|d| !d.is_zero()),
             rate,
-            access,
             tls,
-            ..ChatConfig::default()
+            handshake_timeout: server.handshake_timeout,
+            server: ServerOptions {
+                max_conns: server.max_clients,
+                max_per_addr: Some(server.max_per_addr).filter(|n| *n > 0),
+                acl: access,
+                ..defaults.server.clone()
+            },
+            ..defaults
         };
         Ok(Self {
             addr,
@@ -217,22 +274,25 @@ impl Setup {
             quiet: server.quiet,
         };
         let fd_room = usize::try_from(limit.saturating_sub(64)).unwrap_or(usize::MAX);
-        if config.max_clients > fd_room {
+        if config.server.max_conns > fd_room {
             log.note(&format!(
                 "the open-file limit ({limit}) allows about {fd_room} clients, not {}; raise it with `ulimit -Hn`",
-                config.max_clients
+                config.server.max_conns
             ));
         }
-        config.grace = ctx.grace;
-        config.stats = ctx.stats.clone();
+        config.server.grace = ctx.grace;
+        config.server.stats = ctx.stats.clone();
+        config.server.events = drain_events();
         let sink_log = log.clone();
-        config.events = Some(Arc::new(move |e: &ChatEvent| sink_log.event(e)) as EventSink);
-        let access = config.access.clone();
+        config.events = Arc::new(move |e: &ChatEvent| sink_log.event(e));
+        let access = config.server.acl.clone();
         let server_obj = match (ChatServer::bind(addr, config.clone()), fallback) {
             (Ok(s), _) => s,
             // No IPv6 here: listen on IPv4 only. Other errors (the port is
             // taken…) are reported for the address the user asked for.
-            (Err(ChatError::Bind(e, _)), Some(v4)) if no_ipv6(&e) => ChatServer::bind(v4, config)?,
+            (Err(ChatError::Bind(e)), Some(v4)) if no_ipv6(&e.source) => {
+                ChatServer::bind(v4, config)?
+            }
             (Err(e), _) => return Err(e.into()),
         };
         log.listening(server_obj.local_addr());
@@ -255,205 +315,22 @@ impl Setup {
     }
 }
 
+/// The skeleton's events worth a log line here: the end of the grace
+/// period with connections still open (refusals and accept errors come as
+/// chat events; the harness says when draining begins).
+fn drain_events() -> sockbox::event::Events<ServerEvent> {
+    let log = log_events();
+    Arc::new(move |e: &ServerEvent| {
+        if matches!(e, ServerEvent::GraceExpired { .. }) {
+            log.on_event(e);
+        }
+    })
+}
+
 /// True when binding `[::]` failed because this host has no IPv6.
 fn no_ipv6(e: &std::io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL | libc::EPROTONOSUPPORT)
     )
-}
-
-/// `[ADDR] PORT` → the address to bind, plus an IPv4 fallback when no
-/// address was given (for hosts without IPv6).
-fn parse_listen(v: &[String]) -> anyhow::Result<(SocketAddr, Option<SocketAddr>)> {
-    let (host, port) = match v {
-        [port] => (None, port),
-        [host, port] => (Some(host.as_str()), port),
-        _ => return Err(usage("give [ADDR] PORT")),
-    };
-    let port: u16 = port
-        .parse()
-        .usage_err(format!("{port:?} is not a port number (0-65535)"))?;
-    let Some(host) = host else {
-        return Ok((
-            SocketAddr::from(([0u16; 8], port)),
-            Some(SocketAddr::from(([0u8; 4], port))),
-        ));
-    };
-    let bare = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    let addr = (bare, port)
-        .to_socket_addrs()
-        .usage_err(format!("cannot resolve listen address {host:?}"))?
-        .next()
-        .ok_or_else(|| usage(format!("{host:?} has no address")))?;
-    Ok((addr, None))
-}
-
-/// A byte count or rate for the chat and broker flags (`8192`, `8k`,
-/// `8KiB`, `1MiB`): [`crate::input::size`], the parser `hexdump -s/-n` uses.
-pub fn parse_size(s: &str) -> Result<usize, String> {
-    let n = crate::input::size(s)?;
-    usize::try_from(n).map_err(|_| format!("{s:?} is too large"))
-}
-
-/// The `--json` line that says `n` events were dropped because the output
-/// was not read fast enough.
-fn dropped_event(n: u64) -> Vec<u8> {
-    let v = serde_json::json!({
-        "event": "dropped",
-        "count": n,
-        "message": "events dropped: the output was not read fast enough",
-    });
-    format!("{v}\n").into_bytes()
-}
-
-/// Reports server events: JSON lines (`--json`, through a queue that never
-/// blocks the server), or log lines through the daemon harness (standard
-/// error or `--log-file`, queued the same way).
-#[derive(Clone)]
-struct Logger {
-    /// `--json`: where the lines go.
-    json: Option<LineQueue>,
-    quiet: bool,
-}
-
-impl Logger {
-    fn emit(out: &LineQueue, text: String) {
-        out.push(text.into_bytes());
-    }
-
-    fn note(&self, msg: &str) {
-        if let Some(out) = &self.json {
-            let v = serde_json::json!({"event": "note", "message": msg});
-            Self::emit(out, v.to_string());
-        } else {
-            tracing::warn!("{msg}");
-        }
-    }
-
-    fn listening(&self, addr: SocketAddr) {
-        if let Some(out) = &self.json {
-            let v = serde_json::json!({"event": "listening", "addr": addr.to_string()});
-            Self::emit(out, v.to_string());
-        }
-        tracing::info!("listening on {addr}");
-    }
-
-    fn event(&self, e: &ChatEvent) {
-        if let Some(out) = &self.json {
-            if let Ok(s) = serde_json::to_string(e) {
-                Self::emit(out, s);
-            }
-            return;
-        }
-        if self.quiet {
-            return;
-        }
-        match e {
-            ChatEvent::Join {
-                nick, peer, online, ..
-            } => tracing::info!("join {nick} from {peer} ({online} online)"),
-            ChatEvent::Leave {
-                nick,
-                peer,
-                reason,
-                online,
-                ..
-            } => tracing::info!("leave {nick} from {peer}: {reason} ({online} online)"),
-            ChatEvent::Nick { old, new, .. } => tracing::info!("nick {old} -> {new}"),
-            ChatEvent::Refused { peer, reason } => tracing::info!("refused {peer}: {reason}"),
-            ChatEvent::AcceptError { error, backoff_ms } => {
-                tracing::warn!("accept failed ({error}); pausing {backoff_ms} ms");
-            }
-        }
-    }
-}
-
-/// The operator's stdin, read by a plain thread (so a pending read never
-/// holds up shutdown) and handed over through a bounded channel.
-fn stdin_reader() -> ChannelReader {
-    let (tx, rx) = mpsc::channel::<Vec<u8>>(16);
-    std::thread::spawn(move || {
-        use std::io::Read;
-        let mut stdin = std::io::stdin().lock();
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            match stdin.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if tx.blocking_send(buf[..n].to_vec()).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-    });
-    ChannelReader {
-        rx,
-        pending: Vec::new(),
-        pos: 0,
-    }
-}
-
-/// `AsyncRead` over a channel of byte chunks; EOF when the sender is gone.
-struct ChannelReader {
-    rx: mpsc::Receiver<Vec<u8>>,
-    pending: Vec<u8>,
-    pos: usize,
-}
-
-impl AsyncRead for ChannelReader {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        if self.pos >= self.pending.len() {
-            match self.rx.poll_recv(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(None) => return Poll::Ready(Ok(())),
-                Poll::Ready(Some(chunk)) => {
-                    self.pending = chunk;
-                    self.pos = 0;
-                }
-            }
-        }
-        let n = buf.remaining().min(self.pending.len() - self.pos);
-        let start = self.pos;
-        buf.put_slice(&self.pending[start..start + n]);
-        self.pos += n;
-        Poll::Ready(Ok(()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("8192"), Ok(8192));
-        assert_eq!(parse_size("8KiB"), Ok(8192));
-        assert_eq!(parse_size("8k"), Ok(8192));
-        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
-        assert!(parse_size("1.5M").is_err());
-        assert!(parse_size("").is_err());
-        assert!(parse_size("9999999999999G").is_err());
-    }
-
-    #[test]
-    fn listen_args() {
-        let (a, f) = parse_listen(&["7000".into()]).unwrap();
-        assert_eq!(a.to_string(), "[::]:7000");
-        assert_eq!(f.unwrap().to_string(), "0.0.0.0:7000");
-        let (a, f) = parse_listen(&["127.0.0.1".into(), "0".into()]).unwrap();
-        assert_eq!(a.to_string(), "127.0.0.1:0");
-        assert!(f.is_none());
-        let (a, _) = parse_listen(&["[::1]".into(), "80".into()]).unwrap();
-        assert_eq!(a.to_string(), "[::1]:80");
-        assert!(parse_listen(&["70000".into()]).is_err());
-    }
 }

@@ -14,7 +14,6 @@ pub mod meta;
 pub mod pack;
 pub mod ping;
 pub mod runtime;
-#[allow(dead_code)] // `serve` (the generic server runner) is being rewritten
 pub mod serve;
 pub mod udp;
 pub mod unpack;

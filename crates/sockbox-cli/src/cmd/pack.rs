@@ -79,18 +79,27 @@ pub struct DialectArgs {
     pub struct_: bool,
 }
 
+/// A format error as a usage error naming the format; an unknown code
+/// points at the list of codes.
+pub fn format_error(format: &str, e: &sockbox_wire::pack::Error) -> anyhow::Error {
+    let hint = if matches!(e, sockbox_wire::pack::Error::UnknownCode { .. }) {
+        " (see `sockbox pack --help` for the codes)"
+    } else {
+        ""
+    };
+    usage(format!("format {format:?}: {e}{hint}"))
+}
+
 impl DialectArgs {
     /// Parse `format` in the chosen (or guessed) dialect; errors name it.
     pub fn parse(&self, format: &str) -> anyhow::Result<Format> {
-        Format::parse_as(format, self.dialect(format))
-            .map_err(|e| usage(format!("format {format:?}: {e}")))
+        Format::parse_as(format, self.dialect(format)).map_err(|e| format_error(format, &e))
     }
 
     /// Parse `format` as an unpack format: PHP ones name their fields as
     /// PHP's `unpack()` does (`Nlen` is one `N` named `len`).
     pub fn parse_unpack(&self, format: &str) -> anyhow::Result<Format> {
-        Format::parse_unpack_as(format, self.dialect(format))
-            .map_err(|e| usage(format!("format {format:?}: {e}")))
+        Format::parse_unpack_as(format, self.dialect(format)).map_err(|e| format_error(format, &e))
     }
 
     /// The dialect `format` is read in: the forced one, or the guess.
@@ -123,7 +132,7 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
     }
     let bytes = format
         .pack_args(&values)
-        .map_err(|e| usage(format!("format {:?}: {e}", a.format)))?;
+        .map_err(|e| format_error(&a.format, &e))?;
     let mut out = std::io::stdout().lock();
     if a.hex {
         writeln!(out, "{}", crate::output::hex(&bytes))?;

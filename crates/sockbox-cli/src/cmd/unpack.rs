@@ -110,7 +110,17 @@ fn open_input(a: &Args) -> anyhow::Result<Input> {
 /// error is already whole.
 fn unpack_error(e: anyhow::Error, input: &Input, format: &str, at: &str) -> anyhow::Error {
     match e.downcast::<Error>() {
-        Ok(e) => usage(format!("{} with format {format:?}{at}: {e}", input.name)),
+        Ok(e) => {
+            let hint = if matches!(e, Error::UnknownCode { .. }) {
+                " (see `sockbox pack --help` for the codes)"
+            } else {
+                ""
+            };
+            usage(format!(
+                "{} with format {format:?}{at}: {e}{hint}",
+                input.name
+            ))
+        }
         Err(e) => e,
     }
 }

@@ -13,7 +13,7 @@ fn chat_json_with_unread_stdout_keeps_serving_and_reports_dropped_events() {
     // (64 KiB, about 400 events) and the queue (10 000 events) hold.
     const CLIENTS: usize = 7000;
     let mut child = sockbox_std()
-        .args(["chat", "127.0.0.1", "0", "--json"])
+        .args(["chat", "127.0.0.1", "0", "--json", "--max-per-addr", "0"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -18,11 +18,40 @@ fn usage_errors_exit_2() {
         ],
         &["chat", "7000", "--max-line", "0"],
         &["broker", "7000", "--queue-limit", "lots"],
+        &[
+            "chat",
+            "7000",
+            "--queue-limit",
+            "1MiB",
+            "--queue-ceiling",
+            "64KiB",
+        ],
     ];
     for args in cases {
         let out = sockbox_std().args(*args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
         assert!(!out.stderr.is_empty());
+    }
+}
+
+/// Regression: `--max-line 99999999999999999999` said "is not a size" (it
+/// is too large) and `--max-line 1E` (1 EiB) was accepted. Both are usage
+/// errors that give the valid range.
+#[test]
+fn max_line_out_of_range_is_refused_with_the_range() {
+    for (value, says) in [
+        ("99999999999999999999", "is too large"),
+        ("1E", "(1 EiB) is too large"),
+    ] {
+        let out = sockbox_std()
+            .args(["chat", "127.0.0.1", "0", "--max-line", value])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{value}: {err}");
+        assert!(err.contains("--max-line"), "{err}");
+        assert!(err.contains(says), "{value}: {err}");
+        assert!(err.contains("the valid range is 1 byte to 16 MiB"), "{err}");
     }
 }
 

@@ -275,7 +275,7 @@ fn the_daemon_keeps_no_descriptor_it_inherited() {
         .arg(env.log_file())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code)]
     // SAFETY: dup2 is async-signal-safe; it runs in the forked child only.
     unsafe {
         cmd.pre_exec(move || {

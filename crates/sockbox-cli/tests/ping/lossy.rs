@@ -32,7 +32,7 @@ fn open_tun(name: &str) -> File {
     ifr[16..18].copy_from_slice(&flags.to_ne_bytes());
     // SAFETY: TUNSETIFF reads a 40-byte struct ifreq, which `ifr` is; the
     // descriptor is open.
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code)]
     let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, ifr.as_mut_ptr()) };
     assert_eq!(
         rc,

@@ -202,9 +202,7 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// A character that is not a code of the dialect.
-    #[error(
-        "unknown {dialect} code {code:?} at position {pos} (see `sockbox pack --help` for the codes)"
-    )]
+    #[error("unknown {dialect} code {code:?} at position {pos}")]
     UnknownCode {
         /// The character.
         code: char,

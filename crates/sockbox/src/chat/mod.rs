@@ -2,47 +2,58 @@
 //! of `ncat --chat` and `ncat --broker`), built so that a line is never
 //! split or merged and a slow client never slows the others.
 //!
+//! * The server runs on the [`net`](crate::net) skeleton: a
+//!   [`TcpServer`](crate::net::TcpServer) accepts, applies the connection
+//!   cap, the per-address cap and the allow/deny lists
+//!   ([`ChatConfig::server`]), and hands each client to the chat handler.
 //! * Input is framed with [`line::LineBuffer`]: lines are reassembled across
 //!   reads, capped at [`ChatConfig::max_line`] (longer ones are cut, with a
-//!   notice), `\n` and `\r\n` both end a line, and control characters and
-//!   invalid UTF-8 are escaped ([`line::escape_into`]) before anyone sees them.
+//!   notice), `\n` and `\r\n` both end a line, and control characters other
+//!   than TAB and invalid UTF-8 are escaped ([`line::escape_into`]) before
+//!   anyone sees them. A line that has started must end within
+//!   [`ChatConfig::line_timeout`].
 //! * Every client has a bounded [`outbox::Outbox`]. Fan-out ([`hub::Hub`])
 //!   pushes one shared `Bytes` per read batch into each queue and never
-//!   waits: a client whose queue passes [`ChatConfig::queue_limit`] is
-//!   disconnected with a reason.
+//!   waits. A client may fall behind by more than
+//!   [`ChatConfig::queue_limit`] for up to [`ChatConfig::max_lag`] (a
+//!   burst); staying behind longer, or reaching
+//!   [`ChatConfig::queue_ceiling`], disconnects it with the rule named.
 //! * The lines of one read are formatted into one batch, so a burst from one
 //!   sender costs one queue push per receiver, not one per line; the order
 //!   of each sender's lines is kept for every receiver.
-//! * Limits: clients ([`ChatConfig::max_clients`]), idle timeout, per-client
-//!   rate ([`rate::Rate`]), allow/deny ranges ([`crate::net::acl::SharedAcl`],
-//!   shared with `listen`).
-//!   `accept` errors such as `EMFILE` back off instead of spinning.
+//! * Shutdown drains: readers stop, the shutdown notice goes after what is
+//!   queued, queues are flushed within the grace period, and each
+//!   connection ends with a FIN after its unread input was drained (closing
+//!   over unread input would send a reset instead).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), sockbox::chat::ChatError> {
 //! use sockbox::chat::{ChatConfig, ChatServer};
-//! let server = ChatServer::bind("127.0.0.1:7000".parse().unwrap(), ChatConfig::default())?;
+//! let addr: std::net::SocketAddr = "127.0.0.1:7000".parse().unwrap();
+//! let server = ChatServer::bind(addr, ChatConfig::default())?;
 //! let shutdown = sockbox::Shutdown::new();
-//! server.run(shutdown).await
-//! # }
+//! let report = server.run(shutdown).await?;
+//! println!("{} clients served", report.accepted);
+//! # Ok(()) }
 //! ```
 
 pub mod command;
-mod conn;
+mod handler;
 pub mod hub;
 pub mod outbox;
 pub mod rate;
+mod room;
 mod server;
+mod session;
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::daemon::ServerStats;
-use crate::net::acl::SharedAcl;
+use crate::event::Events;
+use crate::net::{BindError, ServerOptions};
 use crate::tls::TlsAcceptor;
 
 pub use rate::Rate;
@@ -61,12 +72,8 @@ pub enum Mode {
     Broker,
 }
 
-/// Receives server events (joins, leaves, nick changes, refusals).
-///
-/// It is called from the server's tasks and must not block: queue the event
-/// (the `sockbox` command uses a bounded queue with its own writer thread)
-/// rather than write it to a pipe that may be full.
-pub type EventSink = Arc<dyn Fn(&ChatEvent) + Send + Sync>;
+/// Default per-address connection cap ([`ServerOptions::max_per_addr`]).
+pub const DEFAULT_MAX_PER_ADDR: usize = 64;
 
 /// Everything a chat or broker server needs to know.
 #[derive(Clone)]
@@ -75,43 +82,58 @@ pub struct ChatConfig {
     pub mode: Mode,
     /// Longest input line in bytes; longer lines are cut (chat only).
     pub max_line: usize,
-    /// Most clients connected at once; more are told the room is full.
-    pub max_clients: usize,
-    /// Most bytes waiting for one client before it is disconnected.
+    /// Bytes that may wait for one client for up to [`ChatConfig::max_lag`]
+    /// (a burst).
     pub queue_limit: usize,
+    /// How long a client may stay more than `queue_limit` behind before it
+    /// is disconnected.
+    pub max_lag: Duration,
+    /// Bytes that may never wait for one client (raised to at least
+    /// `queue_limit`): reaching it disconnects at once.
+    pub queue_ceiling: usize,
     /// Disconnect a client that sent nothing for this long.
     pub idle_timeout: Option<Duration>,
+    /// Disconnect a client whose started line does not end within this
+    /// long (chat only; a client that sends nothing is not concerned).
+    pub line_timeout: Option<Duration>,
     /// Read each client at most this fast (lines/s for chat, bytes/s for the broker).
     pub rate: Option<Rate>,
-    /// Who may connect.
-    pub access: SharedAcl,
     /// Serve TLS with this acceptor.
     pub tls: Option<TlsAcceptor>,
     /// Longest a TLS handshake may take.
     pub handshake_timeout: Duration,
-    /// After shutdown, how long clients get to receive what is queued.
-    pub grace: Duration,
-    /// Counters the server updates.
-    pub stats: ServerStats,
-    /// Where events go (none: dropped).
-    pub events: Option<EventSink>,
+    /// Where joins, leaves, nick changes and refusals go.
+    pub events: Events<ChatEvent>,
+    /// Admission and draining: `max_conns` caps the network clients (the
+    /// operator's own participant does not count), `max_per_addr` the
+    /// clients of one address; allow/deny lists, grace period, statistics.
+    /// Its `events` see the skeleton's events; refusals and accept errors
+    /// also reach [`ChatConfig::events`].
+    pub server: ServerOptions,
 }
 
 impl Default for ChatConfig {
+    /// 8 KiB lines, 1 MiB behind for up to 10 s, a 32 MiB ceiling, lines
+    /// must end within a minute, TLS handshakes within 10 s, 10 000
+    /// clients, 64 per address, events dropped.
     fn default() -> Self {
         Self {
             mode: Mode::Chat,
             max_line: 8 * 1024,
-            max_clients: 10_000,
             queue_limit: 1024 * 1024,
+            max_lag: Duration::from_secs(10),
+            queue_ceiling: 32 * 1024 * 1024,
             idle_timeout: None,
+            line_timeout: Some(Duration::from_secs(60)),
             rate: None,
-            access: SharedAcl::default(),
             tls: None,
             handshake_timeout: Duration::from_secs(10),
-            grace: Duration::from_secs(10),
-            stats: ServerStats::new(),
-            events: None,
+            events: crate::event::ignore(),
+            server: ServerOptions {
+                max_conns: 10_000,
+                max_per_addr: Some(DEFAULT_MAX_PER_ADDR),
+                ..ServerOptions::default()
+            },
         }
     }
 }
@@ -121,13 +143,14 @@ impl fmt::Debug for ChatConfig {
         f.debug_struct("ChatConfig")
             .field("mode", &self.mode)
             .field("max_line", &self.max_line)
-            .field("max_clients", &self.max_clients)
             .field("queue_limit", &self.queue_limit)
+            .field("max_lag", &self.max_lag)
+            .field("queue_ceiling", &self.queue_ceiling)
             .field("idle_timeout", &self.idle_timeout)
+            .field("line_timeout", &self.line_timeout)
             .field("rate", &self.rate)
-            .field("access", &self.access)
             .field("tls", &self.tls.is_some())
-            .field("grace", &self.grace)
+            .field("server", &self.server)
             .finish_non_exhaustive()
     }
 }
@@ -173,7 +196,7 @@ pub enum ChatEvent {
     Refused {
         /// Its address.
         peer: String,
-        /// Why: `denied`, `full`, `tls: …`.
+        /// Why: `denied`, `full`, `per-address limit`, `tls: …`.
         reason: String,
     },
     /// `accept` failed for lack of resources; the server backs off.
@@ -189,11 +212,51 @@ pub enum ChatEvent {
 #[derive(Debug, thiserror::Error)]
 pub enum ChatError {
     /// The listening socket could not be set up.
-    #[error("cannot listen on {1}: {0} (is the port in use, or below 1024 without root?)")]
-    Bind(#[source] std::io::Error, SocketAddr),
-    /// The bound address could not be read back.
-    #[error("cannot read the listening address: {0}")]
-    LocalAddr(#[source] std::io::Error),
+    #[error(transparent)]
+    Bind(#[from] BindError),
+}
+
+/// What a finished chat or broker server did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChatReport {
+    /// Network clients admitted.
+    pub accepted: u64,
+    /// Network clients refused (allow/deny lists, caps).
+    pub refused: u64,
+    /// Connections still open when the grace period ended (cut).
+    pub cut_at_grace: usize,
+}
+
+/// `90s` → `1m 30s`, for notices.
+pub(crate) fn humanize(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, s) if d.subsec_millis() == 0 || s > 0 => format!("{s}s"),
+        (0, 0, _) => format!("{}ms", d.as_millis()),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m {s}s"),
+        (h, m, _) => format!("{h}h {m}m"),
+    }
+}
+
+/// The listening address as a socket address or a [`Bind`](crate::net::Bind).
+pub trait BindAt {
+    /// The listener builder.
+    fn into_bind(self) -> crate::net::Bind;
+}
+
+impl BindAt for SocketAddr {
+    /// Dual-stack for the IPv6 wildcard, backlog 4096 (bursts of
+    /// thousands of connects).
+    fn into_bind(self) -> crate::net::Bind {
+        crate::net::Bind::new(self).backlog(4096)
+    }
+}
+
+impl BindAt for crate::net::Bind {
+    fn into_bind(self) -> crate::net::Bind {
+        self
+    }
 }
 
 /// Line the chat server sends to everyone on shutdown (the broker sends nothing).

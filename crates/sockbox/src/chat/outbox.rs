@@ -1,24 +1,102 @@
-//! A bounded per-client outbound queue.
+//! A bounded per-client outbound queue with the slow-reader rules.
 //!
 //! Messages are `Bytes`, so one broadcast is shared (reference counted) by
 //! every queue it sits in; small messages are copied into a per-client tail
 //! buffer instead, so thousands of short announcements cost their bytes and
-//! not a queue slot each. The bound is in bytes (plus a per-slot overhead):
-//! a push that would pass it fails, and the caller disconnects the client.
-//! The writer takes the whole queue at once, so at most twice the limit is
-//! held for one client: one batch being written and a full queue behind it.
+//! not a queue slot each.
+//!
+//! What counts is the client's *backlog*: bytes queued plus bytes taken by
+//! the writer and not yet written to the socket. Two rules bound it
+//! ([`Limits`]):
+//!
+//! * **sustained lag**: a backlog above the soft limit is fine for a while
+//!   (a burst); one that stays above it for longer than the allowed lag
+//!   disconnects the client ([`Slow::Lag`]);
+//! * **hard ceiling**: a push that would take the backlog past the ceiling
+//!   disconnects the client at once ([`Slow::Ceiling`]), so memory per
+//!   client stays bounded whatever the timing.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 /// Messages shorter than this are copied into the tail buffer.
 const COALESCE: usize = 128;
 /// What one queue slot is charged on top of its bytes.
 const SLOT_COST: usize = 64;
+
+/// The slow-reader rules of one queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Backlog a client may carry for up to `max_lag` (a burst).
+    pub soft: usize,
+    /// Longest time the backlog may stay above `soft`.
+    pub max_lag: Duration,
+    /// Backlog never allowed (raised to at least `soft`).
+    pub ceiling: usize,
+}
+
+impl Limits {
+    /// Only a hard limit of `bytes` (no time allowance): the rule of a
+    /// simple bounded queue.
+    pub fn hard(bytes: usize) -> Self {
+        Self {
+            soft: bytes,
+            max_lag: Duration::ZERO,
+            ceiling: bytes,
+        }
+    }
+}
+
+/// Which slow-reader rule fired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Slow {
+    /// The backlog stayed above `soft` bytes for longer than `lag`.
+    Lag {
+        /// The soft limit.
+        soft: usize,
+        /// The time allowed above it.
+        lag: Duration,
+    },
+    /// The backlog would have passed the hard ceiling.
+    Ceiling {
+        /// The ceiling.
+        max: usize,
+    },
+}
+
+impl std::fmt::Display for Slow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Lag { soft, lag } => write!(
+                f,
+                "more than {} waiting to be sent for over {}",
+                bytes_text(*soft),
+                super::humanize(*lag)
+            ),
+            Self::Ceiling { max } => write!(
+                f,
+                "{} waiting to be sent, the most one client may have",
+                bytes_text(*max)
+            ),
+        }
+    }
+}
+
+/// `1048576` → `1 MiB`, `1500` → `1500 bytes`.
+pub(crate) fn bytes_text(n: usize) -> String {
+    for (unit, size) in [("GiB", 1usize << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if n >= size && n.is_multiple_of(size) {
+            return format!("{} {unit}", n / size);
+        }
+    }
+    format!("{n} bytes")
+}
 
 /// How a queue was closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,8 +112,8 @@ pub enum Close {
 pub enum Push {
     /// Queued.
     Queued,
-    /// The queue is over its limit; nothing was queued.
-    Full,
+    /// A slow-reader rule refused it; nothing was queued.
+    Full(Slow),
     /// The queue is closed; nothing was queued.
     Closed,
 }
@@ -43,7 +121,7 @@ pub enum Push {
 /// What the writer gets from [`Outbox::take`].
 #[derive(Debug)]
 pub enum Take {
-    /// Data to write, in order.
+    /// Data to write, in order; report progress with [`Outbox::sent`].
     Data(Batch),
     /// Nothing queued: wait on [`Outbox::notified`].
     Empty,
@@ -55,7 +133,12 @@ pub enum Take {
 struct State {
     queue: VecDeque<Bytes>,
     tail: BytesMut,
-    charged: usize,
+    /// Charged for what is queued (bytes plus slot costs).
+    queued: usize,
+    /// Taken by the writer, not yet reported written.
+    inflight: usize,
+    /// Since when the backlog is above the soft limit.
+    over_since: Option<Instant>,
     close: Option<Close>,
 }
 
@@ -66,6 +149,19 @@ impl State {
             self.queue.push_back(b);
         }
     }
+
+    fn backlog(&self) -> usize {
+        self.queued + self.inflight
+    }
+
+    fn append(&mut self, msg: &Bytes) {
+        if msg.len() < COALESCE {
+            self.tail.extend_from_slice(msg);
+        } else {
+            self.seal_tail();
+            self.queue.push_back(msg.clone());
+        }
+    }
 }
 
 /// The queue between the tasks that produce messages for one client and the
@@ -74,16 +170,21 @@ impl State {
 pub struct Outbox {
     state: Mutex<State>,
     notify: Notify,
-    limit: usize,
+    limits: Limits,
 }
 
 impl Outbox {
-    /// A queue that holds at most `limit` bytes.
-    pub fn new(limit: usize) -> Self {
+    /// A queue under `limits`.
+    pub fn new(limits: Limits) -> Self {
+        let soft = limits.soft.max(COALESCE);
         Self {
             state: Mutex::new(State::default()),
             notify: Notify::new(),
-            limit: limit.max(COALESCE),
+            limits: Limits {
+                soft,
+                max_lag: limits.max_lag,
+                ceiling: limits.ceiling.max(soft),
+            },
         }
     }
 
@@ -94,7 +195,13 @@ impl Outbox {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Queue `msg`; fails (without queuing) when over the limit or closed.
+    /// The rules in force.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Queue `msg`; fails (without queuing) when a slow-reader rule refuses
+    /// it or the queue is closed.
     pub fn push(&self, msg: &Bytes) -> Push {
         if msg.is_empty() {
             return Push::Queued;
@@ -103,36 +210,96 @@ impl Outbox {
         if st.close.is_some() {
             return Push::Closed;
         }
-        let small = msg.len() < COALESCE;
-        let cost = msg.len() + if small { 0 } else { SLOT_COST };
-        if st.charged + cost > self.limit {
-            return Push::Full;
+        if let Some(slow) = self.lagging(&st) {
+            return Push::Full(slow);
         }
-        st.charged += cost;
-        if small {
-            st.tail.extend_from_slice(msg);
-        } else {
-            st.seal_tail();
-            st.queue.push_back(msg.clone());
+        let cost = msg.len() + if msg.len() < COALESCE { 0 } else { SLOT_COST };
+        if st.backlog() + cost > self.limits.ceiling {
+            return Push::Full(Slow::Ceiling {
+                max: self.limits.ceiling,
+            });
         }
-        let was_idle = st.charged == cost;
+        let mut wake = st.queued == 0;
+        st.queued += cost;
+        st.append(msg);
+        if st.over_since.is_none() && st.backlog() > self.limits.soft {
+            // The writer arms its lag timer on this wake-up.
+            st.over_since = Some(Instant::now());
+            wake = true;
+        }
         drop(st);
-        if was_idle {
+        if wake {
             self.notify.notify_one();
         }
         Push::Queued
     }
 
+    /// The lag rule: `Some` once the backlog has been above the soft limit
+    /// for longer than allowed. Not once the queue is closed: what is left
+    /// is being flushed, within the time its closer allows (the grace
+    /// period on shutdown).
+    fn lagging(&self, st: &State) -> Option<Slow> {
+        if st.close.is_some() {
+            return None;
+        }
+        let since = st.over_since?;
+        (since.elapsed() >= self.limits.max_lag).then_some(Slow::Lag {
+            soft: self.limits.soft,
+            lag: self.limits.max_lag,
+        })
+    }
+
+    /// When the lag rule fires if nothing is written before then (`None`:
+    /// the backlog is within the soft limit, or the queue is closed).
+    pub fn lag_deadline(&self) -> Option<Instant> {
+        Self::deadline(&self.lock(), self.limits.max_lag)
+    }
+
+    fn deadline(st: &State, max_lag: Duration) -> Option<Instant> {
+        if st.close.is_some() {
+            return None;
+        }
+        st.over_since.map(|t| t + max_lag)
+    }
+
+    /// The lag rule, checked now (for a writer stuck on a socket).
+    pub fn check_lag(&self) -> Option<Slow> {
+        self.lagging(&self.lock())
+    }
+
+    /// The writer wrote `n` bytes of what it took. Returns the lag
+    /// deadline now in force, as [`Outbox::lag_deadline`] does.
+    pub fn sent(&self, n: usize) -> Option<Instant> {
+        let mut st = self.lock();
+        st.inflight = st.inflight.saturating_sub(n);
+        if st.backlog() <= self.limits.soft {
+            st.over_since = None;
+        }
+        Self::deadline(&st, self.limits.max_lag)
+    }
+
     /// Close the queue. The first close wins, except that a kick replaces a
     /// pending flush. Returns true when this call changed the state.
     pub fn close(&self, how: Close) -> bool {
+        self.close_with(how, None)
+    }
+
+    /// Close the queue after appending `last` (a goodbye line) to what is
+    /// queued. `last` is not subject to the limits: a client that is behind
+    /// still gets it after everything it was sent. It is dropped when the
+    /// queue was closed already.
+    pub fn close_with(&self, how: Close, last: Option<&Bytes>) -> bool {
         let mut st = self.lock();
         let changed = match (&st.close, &how) {
             (None, _) | (Some(Close::Flush), Close::Kick(_)) => {
                 if matches!(how, Close::Kick(_)) {
                     st.queue.clear();
                     st.tail = BytesMut::new();
-                    st.charged = 0;
+                    st.queued = 0;
+                    st.over_since = None;
+                } else if let Some(last) = last.filter(|l| !l.is_empty()) {
+                    st.queued += last.len();
+                    st.append(last);
                 }
                 st.close = Some(how);
                 true
@@ -144,20 +311,15 @@ impl Outbox {
         changed
     }
 
-    /// The queue's limit in bytes.
-    pub fn limit(&self) -> usize {
-        self.limit
-    }
-
     /// How the queue was closed, if it was.
     pub fn closed(&self) -> Option<Close> {
         self.lock().close.clone()
     }
 
-    /// Bytes queued now.
-    pub fn queued(&self) -> usize {
+    /// Bytes waiting now: queued, and taken but not yet written.
+    pub fn backlog(&self) -> usize {
         let st = self.lock();
-        st.queue.iter().map(Bytes::len).sum::<usize>() + st.tail.len()
+        st.queue.iter().map(Bytes::len).sum::<usize>() + st.tail.len() + st.inflight
     }
 
     /// Take everything queued (for the writer).
@@ -180,12 +342,15 @@ impl Outbox {
             };
         }
         let parts: VecDeque<Bytes> = std::mem::take(&mut st.queue);
-        st.charged = 0;
-        Take::Data(Batch::new(parts))
+        let batch = Batch::new(parts);
+        st.queued = 0;
+        st.inflight += batch.remaining;
+        Take::Data(batch)
     }
 
-    /// Wait until something was pushed or the queue was closed. A push that
-    /// happened before this call is not missed (the wake-up is stored).
+    /// Wait until something was pushed to an empty queue, the backlog
+    /// passed the soft limit, or the queue was closed. A wake-up that
+    /// happened before this call is not missed (it is stored).
     pub async fn notified(&self) {
         self.notify.notified().await;
     }
@@ -240,80 +405,4 @@ impl Buf for Batch {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    fn drain(o: &Outbox) -> Vec<u8> {
-        match o.take() {
-            Take::Data(mut b) => {
-                let mut v = vec![0; b.remaining()];
-                b.copy_to_slice(&mut v);
-                v
-            }
-            other => panic!("expected data, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn order_is_kept_across_small_and_large() {
-        let o = Outbox::new(1 << 20);
-        let big = Bytes::from(vec![b'x'; 600]);
-        o.push(&Bytes::from_static(b"a\n"));
-        o.push(&big);
-        o.push(&Bytes::from_static(b"b\n"));
-        let got = drain(&o);
-        assert_eq!(&got[..2], b"a\n");
-        assert_eq!(&got[2..602], &big[..]);
-        assert_eq!(&got[602..], b"b\n");
-        assert!(matches!(o.take(), Take::Empty));
-    }
-
-    #[test]
-    fn limit_refuses_and_kick_drops_queue() {
-        let o = Outbox::new(1000);
-        let msg = Bytes::from(vec![b'y'; 400]);
-        assert_eq!(o.push(&msg), Push::Queued);
-        assert_eq!(o.push(&msg), Push::Queued);
-        assert_eq!(o.push(&msg), Push::Full);
-        assert_eq!(o.queued(), 800);
-        assert!(o.close(Close::Kick("slow".into())));
-        assert_eq!(o.queued(), 0);
-        assert_eq!(o.push(&msg), Push::Closed);
-        assert!(matches!(o.take(), Take::Closed(Close::Kick(r)) if r == "slow"));
-    }
-
-    #[test]
-    fn flush_close_drains_first() {
-        let o = Outbox::new(1000);
-        o.push(&Bytes::from_static(b"last\n"));
-        o.close(Close::Flush);
-        assert!(!o.close(Close::Flush));
-        assert_eq!(drain(&o), b"last\n");
-        assert!(matches!(o.take(), Take::Closed(Close::Flush)));
-    }
-
-    #[test]
-    fn batch_advances_over_parts() {
-        let mut b = Batch::new(VecDeque::from([
-            Bytes::from_static(b"abc"),
-            Bytes::from_static(b"de"),
-        ]));
-        let mut io = [IoSlice::new(&[]); 4];
-        assert_eq!(b.chunks_vectored(&mut io), 2);
-        b.advance(4);
-        assert_eq!(b.remaining(), 1);
-        assert_eq!(b.chunk(), b"e");
-        b.advance(1);
-        assert_eq!(b.remaining(), 0);
-    }
-
-    #[tokio::test]
-    async fn push_before_wait_is_not_missed() {
-        let o = Outbox::new(1000);
-        o.push(&Bytes::from_static(b"x"));
-        tokio::time::timeout(std::time::Duration::from_secs(1), o.notified())
-            .await
-            .unwrap();
-    }
-}
+mod tests;

@@ -92,7 +92,7 @@ pub fn detach(stderr: Option<BorrowedFd<'_>>) -> Result<Detached, DaemonError> {
     let (rx, tx) = nix::unistd::pipe2(OFlag::O_CLOEXEC)
         .map_err(|e| detach_err("create the readiness pipe", e))?;
 
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code)]
     // SAFETY: the process has exactly one thread (checked above), so the child
     // is an ordinary copy of it and may run any code, not only async-signal-safe
     // functions.
@@ -124,7 +124,7 @@ pub fn detach(stderr: Option<BorrowedFd<'_>>) -> Result<Detached, DaemonError> {
 /// daemon's environment. Returns only in the daemon.
 fn intermediate(stderr: Option<BorrowedFd<'_>>) -> Result<(), DaemonError> {
     setsid().map_err(|e| detach_err("setsid", e))?;
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code)]
     // SAFETY: still single-threaded: the intermediate child is a copy of the
     // single-threaded original.
     let forked = unsafe { fork() };
@@ -208,7 +208,7 @@ fn close_inherited_fds() {
         .filter(|&fd| fd > 2)
         .collect();
     for fd in fds {
-        #[allow(unsafe_code)]
+        #[expect(unsafe_code)]
         // SAFETY: F_GETFD only reads the flags of a descriptor number. Only
         // descriptors without FD_CLOEXEC are closed: this process did not
         // open them (see above), so no Rust object owns them and nothing
@@ -232,7 +232,7 @@ fn detach_err(op: &'static str, e: nix::Error) -> DaemonError {
 /// Leave a forked process at once, without running anything the parent
 /// registered (buffers were flushed before the fork).
 fn exit_now(code: i32) -> ! {
-    #[allow(unsafe_code)]
+    #[expect(unsafe_code)]
     // SAFETY: `_exit` ends the process immediately; no Rust state is observed
     // afterwards.
     unsafe {

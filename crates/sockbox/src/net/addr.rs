@@ -130,15 +130,9 @@ pub fn parse_literal(host: &str) -> Result<Option<IpAddr>, AddrError> {
 /// IPv6) and keep the addresses of `family`, in resolver order. Blocking:
 /// call it from a blocking context or use [`resolve_async`].
 pub fn resolve(host: &str, port: u16, family: Family) -> Result<Vec<SocketAddr>, AddrError> {
-    let found: Vec<SocketAddr> = match parse_literal(host)? {
+    let found = match parse_literal(host)? {
         Some(ip) => vec![SocketAddr::new(ip, port)],
-        None => (unbracket(host.trim()), port)
-            .to_socket_addrs()
-            .map_err(|source| AddrError::Resolve {
-                host: host.to_owned(),
-                source,
-            })?
-            .collect(),
+        None => answer(host, (unbracket(host.trim()), port).to_socket_addrs())?,
     };
     keep_family(host, found, family)
 }
@@ -149,17 +143,27 @@ pub async fn resolve_async(
     port: u16,
     family: Family,
 ) -> Result<Vec<SocketAddr>, AddrError> {
-    let found: Vec<SocketAddr> = match parse_literal(host)? {
+    let found = match parse_literal(host)? {
         Some(ip) => vec![SocketAddr::new(ip, port)],
-        None => tokio::net::lookup_host((unbracket(host.trim()), port))
-            .await
-            .map_err(|source| AddrError::Resolve {
-                host: host.to_owned(),
-                source,
-            })?
-            .collect(),
+        None => answer(
+            host,
+            tokio::net::lookup_host((unbracket(host.trim()), port)).await,
+        )?,
     };
     keep_family(host, found, family)
+}
+
+/// The resolver's answer for `host`, or its error naming the host.
+fn answer(
+    host: &str,
+    looked_up: io::Result<impl Iterator<Item = SocketAddr>>,
+) -> Result<Vec<SocketAddr>, AddrError> {
+    looked_up
+        .map(Iterator::collect)
+        .map_err(|source| AddrError::Resolve {
+            host: host.to_owned(),
+            source,
+        })
 }
 
 fn keep_family(

@@ -19,7 +19,7 @@ use tokio_util::task::TaskTracker;
 use super::addr::canonical;
 use super::bind::{Bind, BindError};
 use super::drain::Drain;
-use super::{ServerEvent, ServerOptions, ServerReport};
+use super::{ServerOptions, ServerReport};
 use crate::Shutdown;
 use crate::daemon::ServerStats;
 use crate::sys::pktinfo::{self, Arrival};
@@ -218,19 +218,10 @@ impl<H: DatagramHandler> UdpServer<H> {
         };
         let mut report = ServerReport::default();
         let result = self.receive(&ctx, &shutdown, &mut report).await;
-        ctx.drain.begin();
-        ctx.tracker.close();
-        if tokio::time::timeout(self.opts.grace, ctx.tracker.wait())
-            .await
-            .is_err()
-        {
-            report.cut_at_grace = ctx.tracker.len();
-            self.opts.events.on_event(&ServerEvent::GraceExpired {
-                open: report.cut_at_grace,
-            });
-            ctx.drain.end();
-            ctx.tracker.wait().await;
-        }
+        report.cut_at_grace = ctx
+            .drain
+            .wait_out(&ctx.tracker, self.opts.grace, &self.opts.events)
+            .await;
         result.map(|()| report)
     }
 

@@ -30,10 +30,6 @@ use crate::Shutdown;
 use crate::daemon::ServerStats;
 use crate::event::Events;
 
-/// After the grace period and [`Drain::hard`], how long the server still
-/// waits for connections before it returns anyway.
-const HARD_WAIT: Duration = Duration::from_secs(2);
-
 /// Refusals in progress at once (each may write a goodbye); beyond this a
 /// refused client is closed without one, so a flood cannot pile up tasks.
 const REFUSING_AT_ONCE: usize = 64;
@@ -337,23 +333,14 @@ impl<H: Handler> Run<H> {
     async fn finish(self) -> ServerReport {
         let mut report = self.report;
         self.handler.draining().await;
-        self.drain.begin();
-        self.tracker.close();
         let open = self.tracker.len();
         if open > 0 {
             self.opts.events.on_event(&ServerEvent::Draining { open });
         }
-        if tokio::time::timeout(self.opts.grace, self.tracker.wait())
-            .await
-            .is_err()
-        {
-            report.cut_at_grace = self.tracker.len();
-            self.opts.events.on_event(&ServerEvent::GraceExpired {
-                open: report.cut_at_grace,
-            });
-            self.drain.end();
-            let _ = tokio::time::timeout(HARD_WAIT, self.tracker.wait()).await;
-        }
+        report.cut_at_grace = self
+            .drain
+            .wait_out(&self.tracker, self.opts.grace, &self.opts.events)
+            .await;
         report
     }
 }

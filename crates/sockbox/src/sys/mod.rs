@@ -15,3 +15,4 @@ pub mod rdns;
 pub mod rlimit;
 pub mod sockopt;
 pub mod splice;
+pub mod tcp;

@@ -44,7 +44,7 @@ pub fn last_capability() -> u32 {
 /// thread, before any runtime starts.
 pub fn drop_capability_bounding_set() -> io::Result<()> {
     for cap in 0..=last_capability() {
-        #[allow(unsafe_code)]
+        #[expect(unsafe_code)]
         // SAFETY: PR_CAPBSET_DROP takes an integer capability number and
         // touches no memory of ours.
         let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };

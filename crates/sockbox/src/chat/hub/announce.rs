@@ -1,11 +1,18 @@
 //! Announcements (joins, leaves, nick changes): collected, then fanned out
 //! together by a ticker or before the next message; storms are summed up.
+//!
+//! A storm is judged per kind by when the announcements were made, not by
+//! how many wait for one flush: more than [`ANNOUNCE_MAX`] joins (or leaves,
+//! or nick changes) within one [`ANNOUNCE_EVERY`] window. A flush that comes
+//! late (a busy machine) still sends leaves made 100 ms apart one by one,
+//! and so does a storm of joins for the leaves among it.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use tokio::time::Instant;
 
 use super::{Flavours, Hub, Member, to_crlf};
 
@@ -13,11 +20,11 @@ use super::{Flavours, Hub, Member, to_crlf};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AnnounceKind {
     /// Someone joined.
-    Join,
+    Join = 0,
     /// Someone left.
-    Leave,
+    Leave = 1,
     /// Someone changed nickname.
-    Nick,
+    Nick = 2,
 }
 
 /// One announcement line waiting to be sent.
@@ -28,6 +35,8 @@ pub(super) struct Pending {
     except: Option<u64>,
     /// Joins so far when it was made: later joiners do not get it.
     joins: u64,
+    /// When it was made.
+    at: Instant,
     line: Bytes,
 }
 
@@ -40,8 +49,9 @@ impl Pending {
 /// How often collected announcements are sent at the latest.
 pub const ANNOUNCE_EVERY: Duration = Duration::from_millis(100);
 
-/// At most this many announcements are sent one by one per batch; the rest
-/// are summed up in one line (`*** 5000 more joined, 3 more left`).
+/// At most this many announcements of one kind made within one
+/// [`ANNOUNCE_EVERY`] are sent one by one; the rest are summed up in one
+/// line (`*** 5000 more joined, 3 more left`).
 pub const ANNOUNCE_MAX: usize = 10;
 
 impl Hub {
@@ -59,6 +69,7 @@ impl Hub {
             kind,
             except,
             joins: self.joins.load(Ordering::Acquire),
+            at: Instant::now(),
             line: line.freeze(),
         });
         self.has_pending.store(true, Ordering::Release);
@@ -80,12 +91,7 @@ impl Hub {
             self.has_pending.store(false, Ordering::Release);
             return;
         }
-        let mut lines = std::mem::take(&mut *p);
-        if lines.len() > ANNOUNCE_MAX {
-            let summary = self.summary(&lines[ANNOUNCE_MAX..]);
-            lines.truncate(ANNOUNCE_MAX);
-            lines.push(summary);
-        }
+        let lines = self.sum_up_storms(std::mem::take(&mut *p));
         let mut all = BytesMut::new();
         for l in &lines {
             all.extend_from_slice(&l.line);
@@ -121,6 +127,42 @@ impl Hub {
         drop(p);
     }
 
+    /// Keep the first [`ANNOUNCE_MAX`] announcements of each kind in each
+    /// [`ANNOUNCE_EVERY`] window (by when they were made); sum up the rest
+    /// in one line at the end. A leave in the middle of a storm of joins is
+    /// still sent on its own.
+    fn sum_up_storms(&self, pending: Vec<Pending>) -> Vec<Pending> {
+        if pending.len() <= ANNOUNCE_MAX {
+            return pending;
+        }
+        let mut out = Vec::with_capacity(pending.len().min(8 * ANNOUNCE_MAX));
+        let mut rest = Vec::new();
+        // Per kind: the window's start and how many it holds.
+        let mut windows: [Option<(Instant, usize)>; 3] = [None; 3];
+        for p in pending {
+            let slot = &mut windows[p.kind as usize];
+            let n = match *slot {
+                Some((start, n)) if p.at.duration_since(start) < ANNOUNCE_EVERY => {
+                    *slot = Some((start, n + 1));
+                    n + 1
+                }
+                _ => {
+                    *slot = Some((p.at, 1));
+                    1
+                }
+            };
+            if n <= ANNOUNCE_MAX {
+                out.push(p);
+            } else {
+                rest.push(p);
+            }
+        }
+        if !rest.is_empty() {
+            out.push(self.summary(&rest));
+        }
+        out
+    }
+
     /// One line that counts `rest`, for everyone.
     fn summary(&self, rest: &[Pending]) -> Pending {
         let count = |k| rest.iter().filter(|p| p.kind == k).count();
@@ -138,6 +180,7 @@ impl Hub {
             kind: AnnounceKind::Join,
             except: None,
             joins: rest.iter().map(|p| p.joins).max().unwrap_or(0),
+            at: rest.last().map_or_else(Instant::now, |p| p.at),
             line: Bytes::from(text),
         }
     }

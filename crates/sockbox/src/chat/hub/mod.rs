@@ -1,12 +1,22 @@
 //! The room: who is connected, their nicknames, and fan-out of messages to
-//! everyone's bounded queue. Fan-out never waits: a client whose queue is
-//! full is kicked instead.
+//! everyone's bounded queue. Fan-out never waits: a client that a
+//! slow-reader rule refuses ([`Slow`](super::outbox::Slow)) is kicked
+//! instead.
 //!
 //! Announcements (joins, leaves, nick changes) are collected and fanned out
 //! together, by a ticker every [`ANNOUNCE_EVERY`] or before the next message,
 //! whichever comes first: a storm of 10 000 joins then costs a few writes
 //! per client, not 10 000, and nobody sees a message from a client before
 //! the announcement of its join or new name.
+//!
+//! # The seam
+//! Sessions reach other members only through the hub: [`Hub::broadcast`]
+//! and [`Hub::broadcast_raw`] (lines and bytes for everyone but the
+//! sender), [`Hub::announce`], [`Hub::private`], [`Hub::who`],
+//! [`Hub::rename`]. Lines from elsewhere (another node of a cluster) come in
+//! through the same calls with no local sender (`except: None`); whatever
+//! must leave this node passes through them too, so a cluster layer wraps
+//! these calls and nothing else.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -21,7 +31,8 @@ use announce::Pending;
 pub use announce::{ANNOUNCE_EVERY, ANNOUNCE_MAX, AnnounceKind};
 
 use super::command::{NickError, nick_key, validate_nick};
-use super::outbox::{Close, Outbox, Push};
+use super::outbox::{Close, Limits, Outbox, Push};
+use crate::net::Drain;
 
 /// One connected participant, as the room sees it.
 #[derive(Debug)]
@@ -34,7 +45,7 @@ pub struct Member {
     pub outbox: Outbox,
     /// Fires to make the client's reader stop (kick, shutdown).
     pub stop_reading: CancellationToken,
-    /// Fires to abort a write in progress (kick, end of grace period).
+    /// Fires to abort a write in progress (kick, end of the grace period).
     pub abort_writes: CancellationToken,
     /// Send `\r\n` line ends to this client (it sent one).
     pub crlf: AtomicBool,
@@ -65,7 +76,6 @@ struct State {
 #[derive(Debug)]
 pub struct Hub {
     state: RwLock<State>,
-    max_members: usize,
     closing: AtomicBool,
     /// Announcement lines not yet sent.
     pending: Mutex<Vec<Pending>>,
@@ -78,10 +88,19 @@ pub struct Hub {
 /// Why a join was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JoinError {
-    /// The room has `max_members` already.
-    Full(usize),
     /// The server is shutting down.
     Closing,
+}
+
+/// Why a private message did not reach its recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrivateError {
+    /// Nobody has that nickname.
+    NoSuchNick,
+    /// The recipient (named as typed) was too slow and was disconnected.
+    TooSlow(String),
+    /// The recipient (named as typed) is leaving.
+    Leaving(String),
 }
 
 /// A message in both line-end flavours; the `\r\n` one is built on demand.
@@ -116,11 +135,11 @@ pub fn to_crlf(msg: &[u8]) -> Bytes {
 }
 
 impl Hub {
-    /// An empty room for at most `max_members` participants.
-    pub fn new(max_members: usize) -> Self {
+    /// An empty room. The server caps the number of network clients
+    /// before they get here; the room itself has no limit.
+    pub fn new() -> Self {
         Self {
             state: RwLock::new(State::default()),
-            max_members,
             closing: AtomicBool::new(false),
             pending: Mutex::new(Vec::new()),
             joins: AtomicU64::new(0),
@@ -131,11 +150,8 @@ impl Hub {
     fn push_or_kick(m: &Member, msg: &Bytes) -> bool {
         match m.outbox.push(msg) {
             Push::Queued => true,
-            Push::Full => {
-                m.kick(format!(
-                    "too slow: more than {} bytes waiting to be sent",
-                    m.outbox.limit()
-                ));
+            Push::Full(slow) => {
+                m.kick(format!("too slow: {slow}"));
                 false
             }
             Push::Closed => false,
@@ -182,9 +198,6 @@ impl Hub {
         let mut st = self.write();
         if self.is_closing() {
             return Err(JoinError::Closing);
-        }
-        if st.members.len() >= self.max_members {
-            return Err(JoinError::Full(self.max_members));
         }
         // A nickname that breaks the rules (callers should have checked) is
         // replaced like a taken one: it could not be /msg'd or could spoof.
@@ -309,37 +322,65 @@ impl Hub {
         Self::push_or_kick(member, &line.freeze());
     }
 
-    /// Server shutdown: stop admitting, tell everyone `text` (when given),
-    /// and close every queue so writers flush and hang up; readers are told
-    /// to stop.
+    /// Queue `msg` (one line ending in `\n`, already formatted and escaped)
+    /// for the member called `to` only, after the announcements collected so
+    /// far. Returns the recipient's nickname as typed.
+    pub fn private(&self, to: &[u8], msg: &Bytes) -> Result<String, PrivateError> {
+        let (target, name) = self.find(to).ok_or(PrivateError::NoSuchNick)?;
+        self.flush_announcements();
+        let msg = if target.crlf.load(Ordering::Relaxed) {
+            to_crlf(msg)
+        } else {
+            msg.clone()
+        };
+        match target.outbox.push(&msg) {
+            Push::Queued => Ok(name),
+            Push::Full(slow) => {
+                target.kick(format!("too slow: {slow}"));
+                Err(PrivateError::TooSlow(name))
+            }
+            Push::Closed => Err(PrivateError::Leaving(name)),
+        }
+    }
+
+    /// Server shutdown: stop admitting, and close every queue so writers
+    /// flush and hang up, with `text` (when given) as the last line after
+    /// everything already queued, whatever the queue's limits; readers are
+    /// told to stop. Nobody is kicked for being behind here.
     pub fn close_all(&self, text: Option<&str>) {
         self.closing.store(true, Ordering::Release);
         let st = self.read();
         for m in st.members.values() {
-            if let Some(text) = text {
-                Self::notice(m, text);
-            }
-            m.outbox.close(Close::Flush);
+            let last = text.map(|t| {
+                let end: &str = if m.crlf.load(Ordering::Relaxed) {
+                    "\r\n"
+                } else {
+                    "\n"
+                };
+                Bytes::from(format!("{t}{end}"))
+            });
+            m.outbox.close_with(Close::Flush, last.as_ref());
             m.stop_reading.cancel();
         }
     }
 }
 
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Member {
-    /// A new member with a queue of `queue_limit` bytes.
-    pub fn new(
-        id: u64,
-        peer: String,
-        queue_limit: usize,
-        soft: &CancellationToken,
-        hard: &CancellationToken,
-    ) -> Self {
+    /// A new member whose queue follows `limits`; it stops reading when
+    /// `drain` begins and abandons its writes when `drain` ends.
+    pub fn new(id: u64, peer: String, limits: Limits, drain: &Drain) -> Self {
         Self {
             id,
             peer,
-            outbox: Outbox::new(queue_limit),
-            stop_reading: soft.child_token(),
-            abort_writes: hard.child_token(),
+            outbox: Outbox::new(limits),
+            stop_reading: drain.soft().token().child_token(),
+            abort_writes: drain.hard().token().child_token(),
             crlf: AtomicBool::new(false),
             joined: AtomicU64::new(0),
         }

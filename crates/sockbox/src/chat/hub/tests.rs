@@ -1,12 +1,16 @@
 //! Unit tests of the room.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::format_collect)]
 
 use super::*;
 use crate::chat::outbox::Take;
 
 fn member(id: u64, limit: usize) -> Arc<Member> {
-    let t = CancellationToken::new();
-    Arc::new(Member::new(id, format!("peer{id}"), limit, &t, &t))
+    Arc::new(Member::new(
+        id,
+        format!("peer{id}"),
+        Limits::hard(limit),
+        &Drain::new(),
+    ))
 }
 
 fn text(m: &Member) -> String {
@@ -15,6 +19,7 @@ fn text(m: &Member) -> String {
         Take::Data(mut b) => {
             let mut v = vec![0; b.remaining()];
             b.copy_to_slice(&mut v);
+            m.outbox.sent(v.len());
             String::from_utf8(v).unwrap()
         }
         _ => String::new(),
@@ -23,7 +28,7 @@ fn text(m: &Member) -> String {
 
 #[test]
 fn names_and_collisions() {
-    let hub = Hub::new(10);
+    let hub = Hub::new();
     let (a, b) = (member(1, 4096), member(2, 4096));
     assert_eq!(hub.join(a, None, |_, _| None).unwrap(), ("user1".into(), 1));
     assert_eq!(hub.join(b, None, |_, _| None).unwrap(), ("user2".into(), 2));
@@ -52,7 +57,7 @@ fn names_and_collisions() {
 /// or an escape sequence showed up raw in everyone's `<nick> text`.
 #[test]
 fn invalid_wanted_nick_is_replaced_by_user_n() {
-    let hub = Hub::new(10);
+    let hub = Hub::new();
     let (nick, _) = hub
         .join(member(1, 4096), Some("bad nick\x1b[2J"), |_, _| None)
         .unwrap();
@@ -63,18 +68,47 @@ fn invalid_wanted_nick_is_replaced_by_user_n() {
 }
 
 #[test]
-fn full_room_refuses() {
-    let hub = Hub::new(1);
-    hub.join(member(1, 4096), None, |_, _| None).unwrap();
+fn a_closing_room_refuses_joins_and_says_goodbye_after_the_backlog() {
+    let hub = Hub::new();
+    let (a, b) = (member(1, 600), member(2, 4096));
+    b.crlf.store(true, Ordering::Relaxed);
+    hub.join(a.clone(), None, |_, _| None).unwrap();
+    hub.join(b.clone(), None, |_, _| None).unwrap();
+    // a's queue is nearly full: the goodbye still goes after it.
+    assert_eq!(hub.broadcast(Some(2), &Bytes::from(vec![b'q'; 500])), 1);
+    hub.close_all(Some("*** bye"));
+    assert!(a.stop_reading.is_cancelled());
+    assert_eq!(a.outbox.closed(), Some(Close::Flush));
+    assert!(text(&a).ends_with("qq*** bye\n"));
+    assert_eq!(text(&b), "*** bye\r\n");
     assert_eq!(
-        hub.join(member(2, 4096), None, |_, _| None),
-        Err(JoinError::Full(1))
+        hub.join(member(3, 4096), None, |_, _| None),
+        Err(JoinError::Closing)
+    );
+}
+
+#[test]
+fn private_messages_reach_one_member_in_its_line_ends() {
+    let hub = Hub::new();
+    let (a, b) = (member(1, 4096), member(2, 4096));
+    b.crlf.store(true, Ordering::Relaxed);
+    hub.join(a.clone(), Some("ann"), |_, _| None).unwrap();
+    hub.join(b.clone(), Some("Bob"), |_, _| None).unwrap();
+    let msg = Bytes::from_static(b"*ann* hi\n");
+    assert_eq!(hub.private(b"bob", &msg), Ok("Bob".into()));
+    assert_eq!(text(&b), "*ann* hi\r\n");
+    assert_eq!(text(&a), "");
+    assert_eq!(hub.private(b"carl", &msg), Err(PrivateError::NoSuchNick));
+    b.outbox.close(Close::Flush);
+    assert_eq!(
+        hub.private(b"Bob", &msg),
+        Err(PrivateError::Leaving("Bob".into()))
     );
 }
 
 #[test]
 fn broadcast_skips_sender_translates_crlf_and_kicks_slow() {
-    let hub = Hub::new(10);
+    let hub = Hub::new();
     let (a, b, slow) = (member(1, 4096), member(2, 4096), member(3, 600));
     b.crlf.store(true, Ordering::Relaxed);
     hub.join(a.clone(), None, |_, _| None).unwrap();
@@ -93,7 +127,7 @@ fn broadcast_skips_sender_translates_crlf_and_kicks_slow() {
 
 #[test]
 fn announcements_are_batched_skip_their_subject_and_precede_messages() {
-    let hub = Hub::new(10);
+    let hub = Hub::new();
     let (a, b) = (member(1, 4096), member(2, 4096));
     hub.join(a.clone(), None, |_, _| None).unwrap();
     hub.join(b.clone(), None, |_, _| None).unwrap();
@@ -115,9 +149,9 @@ fn announcements_are_batched_skip_their_subject_and_precede_messages() {
     assert_eq!(text(&a), "*** before c\n*** c joined\n");
 }
 
-#[test]
-fn announcement_storms_are_summed_up() {
-    let hub = Hub::new(100);
+#[tokio::test(start_paused = true)]
+async fn announcement_storms_are_summed_up() {
+    let hub = Hub::new();
     let a = member(1, 1 << 20);
     hub.join(a.clone(), None, |_, _| None).unwrap();
     for i in 0..50 {
@@ -129,12 +163,54 @@ fn announcement_storms_are_summed_up() {
     hub.flush_announcements();
     let got = text(&a);
     let lines: Vec<&str> = got.lines().collect();
-    assert_eq!(lines.len(), ANNOUNCE_MAX + 1);
+    // Ten joins, the three leaves (not a storm of leaves), the rest summed.
+    assert_eq!(lines.len(), ANNOUNCE_MAX + 4, "{got}");
     assert_eq!(lines[0], "*** u0 joined");
-    assert_eq!(
-        lines[ANNOUNCE_MAX],
-        "*** 40 more joined, 3 more left (1 online)"
-    );
+    assert_eq!(lines[ANNOUNCE_MAX], "*** v0 left");
+    assert_eq!(lines[ANNOUNCE_MAX + 3], "*** 40 more joined (1 online)");
+    for i in 0..15 {
+        hub.announce(AnnounceKind::Leave, None, &format!("*** w{i} left"));
+    }
+    hub.flush_announcements();
+    assert!(text(&a).ends_with("*** w9 left\n*** 5 more left (1 online)\n"));
+}
+
+/// Regression: leaves 100 ms apart were summed up ("3 more left") when a
+/// flush came late, so 3 of 225 leave notices never reached anyone. A storm
+/// is now judged by when the announcements were made.
+#[tokio::test(start_paused = true)]
+async fn announcements_made_apart_all_arrive_even_when_the_flush_is_late() {
+    let hub = Hub::new();
+    let a = member(1, 1 << 20);
+    hub.join(a.clone(), None, |_, _| None).unwrap();
+    for i in 0..25 {
+        hub.announce(AnnounceKind::Leave, None, &format!("*** u{i} left"));
+        tokio::time::advance(ANNOUNCE_EVERY).await;
+    }
+    // One flush for all 25 (the ticker was held up for 2.5 s).
+    hub.flush_announcements();
+    let got = text(&a);
+    let want: String = (0..25).map(|i| format!("*** u{i} left\n")).collect();
+    assert_eq!(got, want);
+    // Two storms of joins in two windows, with a leave among the first:
+    // ten joins of each window one by one, the leave too, the rest summed.
+    for w in 0..2 {
+        for i in 0..12 {
+            hub.announce(AnnounceKind::Join, None, &format!("*** w{w}j{i} joined"));
+            if w == 0 && i == 11 {
+                hub.announce(AnnounceKind::Leave, None, "*** x left");
+            }
+        }
+        tokio::time::advance(ANNOUNCE_EVERY).await;
+    }
+    hub.flush_announcements();
+    let got = text(&a);
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(lines.len(), 2 * ANNOUNCE_MAX + 2, "{got}");
+    assert_eq!(lines[ANNOUNCE_MAX - 1], "*** w0j9 joined");
+    assert_eq!(lines[ANNOUNCE_MAX], "*** x left");
+    assert_eq!(lines[ANNOUNCE_MAX + 1], "*** w1j0 joined");
+    assert_eq!(lines[2 * ANNOUNCE_MAX + 1], "*** 4 more joined (1 online)");
 }
 
 #[test]

@@ -40,8 +40,11 @@ async fn broker_fans_out_raw_bytes() {
 async fn broker_refuses_and_times_out_without_adding_bytes() {
     let srv = Server::start(ChatConfig {
         mode: Mode::Broker,
-        max_clients: 1,
         idle_timeout: Some(Duration::from_millis(300)),
+        server: ServerOptions {
+            max_conns: 1,
+            ..ChatConfig::default().server
+        },
         ..ChatConfig::default()
     })
     .await;

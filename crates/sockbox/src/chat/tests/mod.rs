@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 
 use super::*;
 use crate::Shutdown;
+use crate::net::ServerOptions;
 use crate::net::acl::{Acl, SharedAcl};
 
 const T: Duration = Duration::from_secs(10);
@@ -27,7 +28,7 @@ const T: Duration = Duration::from_secs(10);
 struct Server {
     addr: SocketAddr,
     shutdown: Shutdown,
-    task: Option<JoinHandle<Result<(), ChatError>>>,
+    task: Option<JoinHandle<Result<ChatReport, ChatError>>>,
     events: Arc<Mutex<Vec<ChatEvent>>>,
 }
 
@@ -35,9 +36,7 @@ impl Server {
     async fn start(mut config: ChatConfig) -> Self {
         let events = Arc::new(Mutex::new(Vec::new()));
         let ev = events.clone();
-        config.events = Some(Arc::new(move |e: &ChatEvent| {
-            ev.lock().unwrap().push(e.clone())
-        }));
+        config.events = Arc::new(move |e: &ChatEvent| ev.lock().unwrap().push(e.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let server = ChatServer::from_listener(listener, config).unwrap();
         let addr = server.local_addr();
@@ -69,14 +68,14 @@ impl Server {
         panic!("{n} clients did not join");
     }
 
-    async fn stop(mut self) {
+    async fn stop(mut self) -> ChatReport {
         self.shutdown.trigger();
         let task = self.task.take().unwrap();
         tokio::time::timeout(T, task)
             .await
             .unwrap()
             .unwrap()
-            .unwrap();
+            .unwrap()
     }
 }
 
@@ -93,7 +92,22 @@ struct Client {
 
 impl Client {
     async fn connect(addr: SocketAddr) -> Self {
-        let s = TcpStream::connect(addr).await.unwrap();
+        Self::from_stream(TcpStream::connect(addr).await.unwrap())
+    }
+
+    /// Connect from `source` (another loopback address), with a receive
+    /// buffer of about `rcvbuf` bytes when given (a reader that falls
+    /// behind fills the server's queue sooner).
+    async fn connect_from(addr: SocketAddr, source: &str, rcvbuf: Option<u32>) -> Self {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(format!("{source}:0").parse().unwrap()).unwrap();
+        if let Some(n) = rcvbuf {
+            sock.set_recv_buffer_size(n).unwrap();
+        }
+        Self::from_stream(sock.connect(addr).await.unwrap())
+    }
+
+    fn from_stream(s: TcpStream) -> Self {
         let (r, w) = s.into_split();
         Self {
             r: BufReader::new(r),
@@ -147,6 +161,8 @@ impl Client {
 }
 
 mod broker;
+mod drain;
 mod limits;
 mod messages;
 mod participants;
+mod slow;

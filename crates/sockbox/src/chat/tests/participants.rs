@@ -3,10 +3,16 @@
 
 use super::*;
 
+/// The operator is a participant like any client, but not a network one:
+/// a slow line from its terminal is not cut by the line timeout.
 #[tokio::test]
 async fn operator_participates_through_any_stream() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = ChatServer::from_listener(listener, ChatConfig::default()).unwrap();
+    let config = ChatConfig {
+        line_timeout: Some(Duration::from_millis(200)),
+        ..ChatConfig::default()
+    };
+    let server = ChatServer::from_listener(listener, config).unwrap();
     let addr = server.local_addr();
     let (op_side, server_side) = tokio::io::duplex(4096);
     let (sr, sw) = tokio::io::split(server_side);
@@ -22,7 +28,9 @@ async fn operator_participates_through_any_stream() {
     l.clear();
     op_r.read_line(&mut l).await.unwrap();
     assert_eq!(l, format!("*** {na} joined (2 online)\n"));
-    op_w.write_all(b"hi from the console\n").await.unwrap();
+    op_w.write_all(b"hi from ").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    op_w.write_all(b"the console\n").await.unwrap();
     assert_eq!(a.line().await, "<operator> hi from the console");
     a.send("hi back\n").await;
     l.clear();
