@@ -255,6 +255,7 @@ fn sender(s: &Setup<'_>, input: OwnedFd, socket: &Arc<OwnedFd>) -> Result<Worker
         chunk,
         activity: Arc::clone(&s.counters.activity),
         bytes: Arc::clone(&s.counters.sent),
+        other: Arc::clone(&s.counters.received),
         dump: s
             .extras
             .dump
@@ -291,6 +292,7 @@ fn receiver(
         chunk,
         activity: Arc::clone(&s.counters.activity),
         bytes: Arc::clone(&s.counters.received),
+        other: Arc::clone(&s.counters.sent),
         dump,
         stats: s.extras.stats.clone(),
         discard,

@@ -71,6 +71,9 @@ pub(crate) struct Worker {
     pub(crate) chunk: usize,
     pub(crate) activity: Arc<Activity>,
     pub(crate) bytes: Arc<AtomicU64>,
+    /// The other direction's byte count (the pacer never pauses a
+    /// direction whose peer answered since its last transfer).
+    pub(crate) other: Arc<AtomicU64>,
     pub(crate) dump: Option<DumpDir>,
     pub(crate) stats: Option<ServerStats>,
     /// Read and drop (receive side of `--send-only`).
@@ -195,10 +198,11 @@ impl Worker {
     }
 
     /// After moving `n` bytes: pause if the input is streaming in small
-    /// pieces, so the next call moves a larger batch.
+    /// pieces one way, so the next call moves a larger batch.
     fn pace(&mut self, n: usize) {
+        let other = self.other.load(Ordering::Relaxed);
         if let Some(p) = &mut self.pacer
-            && let Some(d) = p.after(Instant::now(), n)
+            && let Some(d) = p.after(Instant::now(), n, other)
         {
             std::thread::sleep(d);
             p.resumed(Instant::now());
@@ -365,6 +369,7 @@ mod tests {
             chunk: 1 << 16,
             activity: Arc::new(Activity::new()),
             bytes: Arc::clone(&bytes),
+            other: Arc::new(AtomicU64::new(0)),
             dump: None,
             stats: None,
             discard: false,
