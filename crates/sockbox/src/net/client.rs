@@ -1,6 +1,7 @@
 //! The client side: connect over every resolved address with a timeout
-//! per attempt, optionally wrap the stream in TLS, and reconnect with
-//! back-off when the server goes away.
+//! per attempt, from a chosen source address and port if asked, through a
+//! SOCKS or HTTP proxy if asked ([`super::proxy`]), optionally wrap the
+//! stream in TLS, and reconnect with back-off when the server goes away.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), sockbox::net::ConnectError> {
@@ -26,6 +27,7 @@ use tokio::net::TcpStream;
 
 use super::addr::{AddrError, Family, resolve_async};
 use super::backoff::Backoff;
+use super::proxy::{Proxy, ProxyError};
 use crate::Shutdown;
 use crate::tls::{ClientTlsStream, TlsConnector, TlsError};
 
@@ -55,6 +57,23 @@ pub enum ConnectError {
     /// The TLS handshake failed.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The proxy did not open the tunnel.
+    #[error("proxy {proxy}: {source}")]
+    Proxy {
+        /// The proxy (`host:port`).
+        proxy: String,
+        /// What went wrong.
+        #[source]
+        source: ProxyError,
+    },
+    /// The proxy handshake took longer than the timeout.
+    #[error("the handshake with proxy {proxy} timed out after {timeout:?}")]
+    ProxyTimeout {
+        /// The proxy (`host:port`).
+        proxy: String,
+        /// The limit.
+        timeout: Duration,
+    },
     /// The TLS handshake took longer than the timeout.
     #[error("TLS handshake with {addr} timed out after {timeout:?}")]
     TlsTimeout {
@@ -140,13 +159,15 @@ impl AsyncWrite for ClientStream {
     }
 }
 
-/// How to connect: timeout per attempt, family, TLS.
+/// How to connect: timeout per attempt, family, source address, proxy, TLS.
 #[derive(Clone, Default)]
 pub struct Connector {
     timeout: Option<Duration>,
     family: Family,
     tls: Option<TlsConnector>,
     server_name: Option<String>,
+    source: Option<SocketAddr>,
+    proxy: Option<Proxy>,
 }
 
 impl std::fmt::Debug for Connector {
@@ -155,6 +176,8 @@ impl std::fmt::Debug for Connector {
             .field("timeout", &self.timeout)
             .field("family", &self.family)
             .field("tls", &self.tls.is_some())
+            .field("source", &self.source)
+            .field("proxy", &self.proxy)
             .finish_non_exhaustive()
     }
 }
@@ -179,6 +202,26 @@ impl Connector {
         self
     }
 
+    /// Connect from this local address and port. An unspecified address
+    /// (`0.0.0.0:5000`, `[::]:5000`) fixes only the port, for either family;
+    /// port 0 lets the system choose. A given port is bound with
+    /// `SO_REUSEADDR`, so a quick second run is not refused.
+    #[must_use]
+    pub fn source(mut self, source: SocketAddr) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// Connect through `proxy`: [`Connector::connect`] connects to the
+    /// proxy (its name resolved here) and asks it for the host, whose name
+    /// the proxy resolves (SOCKS4: see [`super::proxy`]). The timeout
+    /// bounds the connection to the proxy and, again, its handshake.
+    #[must_use]
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = Some(proxy);
+        self
+    }
+
     /// Speak TLS over the connection; the certificate must match the host
     /// name given to [`Connector::connect`] (or [`Connector::server_name`]).
     #[must_use]
@@ -198,17 +241,67 @@ impl Connector {
     /// Resolve `host` and connect to its addresses in turn until one
     /// answers; then the TLS handshake, if any.
     pub async fn connect(&self, host: &str, port: u16) -> Result<ClientStream, ConnectError> {
+        if let Some(proxy) = &self.proxy {
+            let (tcp, addr) = self.through(proxy, host, port).await?;
+            return self.secure(tcp, addr, host).await;
+        }
         let addrs = resolve_async(host, port, self.family).await?;
         self.connect_addrs(&addrs, host).await
     }
 
-    /// Connect to `addrs` in turn; `name` is the TLS server name.
+    /// Connect to `addrs` in turn; `name` is the TLS server name. Through
+    /// a proxy, the proxy is asked for the first of `addrs`.
     pub async fn connect_addrs(
         &self,
         addrs: &[SocketAddr],
         name: &str,
     ) -> Result<ClientStream, ConnectError> {
+        if let Some(proxy) = &self.proxy {
+            let Some(first) = addrs.first() else {
+                return Err(no_address(addrs, self.family));
+            };
+            let ip = first.ip().to_string();
+            let (tcp, addr) = self.through(proxy, &ip, first.port()).await?;
+            return self.secure(tcp, addr, name).await;
+        }
         let (tcp, addr) = self.first_answer(addrs).await?;
+        self.secure(tcp, addr, name).await
+    }
+
+    /// Connect to `proxy` and have it open a tunnel to `host`:`port`.
+    async fn through(
+        &self,
+        proxy: &Proxy,
+        host: &str,
+        port: u16,
+    ) -> Result<(TcpStream, SocketAddr), ConnectError> {
+        let addrs = resolve_async(&proxy.host, proxy.port, self.family).await?;
+        let (mut tcp, addr) = self.first_answer(&addrs).await?;
+        let shown = addr.to_string();
+        let handshake = proxy.handshake(&mut tcp, host, port);
+        let done = match self.timeout {
+            Some(timeout) => tokio::time::timeout(timeout, handshake)
+                .await
+                .map_err(|_| ConnectError::ProxyTimeout {
+                    proxy: shown.clone(),
+                    timeout,
+                })?,
+            None => handshake.await,
+        };
+        done.map_err(|source| ConnectError::Proxy {
+            proxy: shown,
+            source,
+        })?;
+        Ok((tcp, addr))
+    }
+
+    /// `TCP_NODELAY`, then the TLS handshake if asked for.
+    async fn secure(
+        &self,
+        tcp: TcpStream,
+        addr: SocketAddr,
+        name: &str,
+    ) -> Result<ClientStream, ConnectError> {
         let _ = tcp.set_nodelay(true);
         let Some(tls) = &self.tls else {
             return Ok(ClientStream::Tcp(tcp));
@@ -230,7 +323,23 @@ impl Connector {
     ) -> Result<(TcpStream, SocketAddr), ConnectError> {
         let mut last = None;
         for &addr in addrs.iter().filter(|a| self.family.admits(a)) {
-            let attempt = TcpStream::connect(addr);
+            let Some(from) = source_for(self.source, addr) else {
+                continue;
+            };
+            let attempt = async move {
+                let sock = if addr.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()?
+                } else {
+                    tokio::net::TcpSocket::new_v6()?
+                };
+                if let Some(from) = from {
+                    if from.port() != 0 {
+                        sock.set_reuseaddr(true)?;
+                    }
+                    sock.bind(from).map_err(|e| source_error(from, &e))?;
+                }
+                sock.connect(addr).await
+            };
             let result = match self.timeout {
                 Some(timeout) => match tokio::time::timeout(timeout, attempt).await {
                     Ok(r) => r.map_err(|source| ConnectError::Connect { addr, source }),
@@ -249,6 +358,42 @@ impl Connector {
     }
 }
 
+/// The local address to bind before connecting to `to`: `None` to let the
+/// system choose (`Some(None)`), the source adapted to `to`'s family
+/// (`Some(Some(..))`), or `None` when the source's family cannot reach it.
+#[expect(
+    clippy::option_option,
+    reason = "skip / system's choice / this address"
+)]
+pub(crate) fn source_for(source: Option<SocketAddr>, to: SocketAddr) -> Option<Option<SocketAddr>> {
+    let Some(src) = source else {
+        return Some(None);
+    };
+    if src.ip().is_unspecified() {
+        let ip: std::net::IpAddr = if to.is_ipv4() {
+            std::net::Ipv4Addr::UNSPECIFIED.into()
+        } else {
+            std::net::Ipv6Addr::UNSPECIFIED.into()
+        };
+        return Some(Some(SocketAddr::new(ip, src.port())));
+    }
+    (src.is_ipv4() == to.is_ipv4()).then_some(Some(src))
+}
+
+/// A bind failure of the source address, saying which address.
+fn source_error(from: SocketAddr, e: &io::Error) -> io::Error {
+    let hint = match e.raw_os_error() {
+        Some(libc::EADDRNOTAVAIL) => ": no interface of this host has that address",
+        Some(libc::EADDRINUSE) => ": another socket uses that port",
+        Some(libc::EACCES) => ": ports below 1024 need root or CAP_NET_BIND_SERVICE",
+        _ => "",
+    };
+    io::Error::new(
+        e.kind(),
+        format!("binding the source address {from}: {e}{hint}"),
+    )
+}
+
 fn no_address(addrs: &[SocketAddr], family: Family) -> ConnectError {
     let host = addrs
         .first()
@@ -263,10 +408,31 @@ pub fn connect_blocking(
     addrs: &[SocketAddr],
     timeout: Option<Duration>,
 ) -> Result<std::net::TcpStream, ConnectError> {
+    connect_blocking_from(addrs, timeout, None)
+}
+
+/// [`connect_blocking`] from a source address and port (see
+/// [`Connector::source`]); addresses of the other family than the source
+/// are skipped.
+pub fn connect_blocking_from(
+    addrs: &[SocketAddr],
+    timeout: Option<Duration>,
+    source: Option<SocketAddr>,
+) -> Result<std::net::TcpStream, ConnectError> {
     let mut last = None;
     for &addr in addrs {
+        let Some(from) = source_for(source, addr) else {
+            continue;
+        };
         let attempt = || {
             let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+            if let Some(from) = from {
+                if from.port() != 0 {
+                    sock.set_reuse_address(true)?;
+                }
+                sock.bind(&SockAddr::from(from))
+                    .map_err(|e| source_error(from, &e))?;
+            }
             let sa = SockAddr::from(addr);
             match timeout {
                 Some(t) => sock.connect_timeout(&sa, t)?,
@@ -286,7 +452,12 @@ pub fn connect_blocking(
             Err(source) => last = Some(ConnectError::Connect { addr, source }),
         }
     }
-    Err(last.unwrap_or_else(|| no_address(addrs, Family::Any)))
+    let family = match source {
+        Some(s) if !s.ip().is_unspecified() && s.is_ipv4() => Family::V4,
+        Some(s) if !s.ip().is_unspecified() => Family::V6,
+        _ => Family::Any,
+    };
+    Err(last.unwrap_or_else(|| no_address(addrs, family)))
 }
 
 /// Connects, and connects again after the server went away, with

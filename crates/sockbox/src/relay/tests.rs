@@ -57,7 +57,7 @@ async fn keep_open_tcp_gives_each_client_its_program_and_counts_them() {
     let (cfg, seen) = config(cat());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = RelayServer::from_listener(listener, cfg).unwrap();
-    let addr = server.local_addr();
+    let addr = server.local_addr().inet().unwrap();
     let stop = Shutdown::new();
     let run = tokio::spawn(server.run(stop.clone()));
     assert_eq!(echo_over_tcp(addr, b"one").await, b"one");
@@ -79,7 +79,7 @@ async fn a_single_client_server_returns_its_clients_report() {
     cfg.server.once = true;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = RelayServer::from_listener(listener, cfg).unwrap();
-    let addr = server.local_addr();
+    let addr = server.local_addr().inet().unwrap();
     let run = tokio::spawn(server.run(Shutdown::new()));
     assert_eq!(echo_over_tcp(addr, b"").await, b"hi\n");
     let report = run.await.unwrap().unwrap();
@@ -95,7 +95,7 @@ async fn udp_peers_are_told_apart_and_answered_from_the_address_written_to() {
     cfg.proto = Proto::Udp;
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let server = RelayServer::from_socket(socket, cfg).unwrap();
-    let addr = server.local_addr();
+    let addr = server.local_addr().inet().unwrap();
     let stop = Shutdown::new();
     let run = tokio::spawn(server.run(stop.clone()));
     let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();

@@ -18,6 +18,7 @@ use super::method::Method;
 use super::pace::Pacer;
 use crate::daemon::ServerStats;
 use crate::sys::splice::{self, FdKind, Ready, fd_kind, is_nonblocking, wait_ready, writable_now};
+use sockbox_wire::crlf::Crlf;
 
 /// Stops a running pump from any thread: every wait of its workers also
 /// watches this. Cheap to clone.
@@ -80,6 +81,8 @@ pub(crate) struct Worker {
     pub(crate) discard: bool,
     /// Batch a streaming input (`None` for datagrams: one per read).
     pub(crate) pacer: Option<Pacer>,
+    /// Turn bare LF into CRLF on the way (copying only).
+    pub(crate) crlf: Option<Crlf>,
 }
 
 impl Worker {
@@ -303,6 +306,7 @@ impl Worker {
     fn copy(&mut self) -> End {
         let (src, dst) = (Arc::clone(&self.src), Arc::clone(&self.dst));
         let mut buf = vec![0u8; self.chunk];
+        let mut converted = Vec::new();
         let poll_first = !is_nonblocking(src.as_fd());
         loop {
             if poll_first && let Err(end) = self.wait(src.as_fd(), false) {
@@ -329,9 +333,18 @@ impl Worker {
                 self.account(n);
                 continue;
             }
+            let out = match &mut self.crlf {
+                Some(c) => {
+                    converted.clear();
+                    c.convert(&buf[..n], &mut converted);
+                    &converted[..]
+                }
+                None => &buf[..n],
+            };
+            let n = out.len();
             let mut at = 0;
             while at < n {
-                match nix::unistd::write(dst.as_fd(), &buf[at..n]) {
+                match nix::unistd::write(dst.as_fd(), &out[at..n]) {
                     Ok(m) => at += m,
                     Err(Errno::EAGAIN) => {
                         if let Err(end) = self.wait(dst.as_fd(), true) {
@@ -345,7 +358,7 @@ impl Worker {
             if self.side == Side::Tx
                 && let Some(d) = &mut self.dump
             {
-                d.record(&buf[..n]);
+                d.record(out);
             }
             self.account(n);
             self.pace(n);
@@ -374,6 +387,7 @@ mod tests {
             stats: None,
             discard: false,
             pacer: Some(Pacer::new(1 << 16)),
+            crlf: None,
         };
         (w, bytes)
     }
