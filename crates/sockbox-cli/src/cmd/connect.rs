@@ -69,8 +69,8 @@ usage or input error (bad host name, bad flag); 3 system failure.";
 )]
 pub struct Args {
     /// Host name or address to connect to (with -U: the socket's path).
-    #[arg(value_name = "HOST")]
-    pub host: String,
+    #[arg(value_name = "HOST", required_unless_present = "listen")]
+    pub host: Option<String>,
     /// Port (1-65535); with -z, ports and ranges: 22 80-90 8000,8080.
     #[arg(value_name = "PORT", value_parser = port_list)]
     pub ports: Vec<String>,
@@ -154,11 +154,14 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
              sockbox listen -lvnp 9000)",
         ));
     }
+    let Some(host) = a.host.as_deref() else {
+        return Err(usage("give the HOST to connect to"));
+    };
     if a.zero {
-        return zero_io(a);
+        return zero_io(a, host);
     }
     if r.unix {
-        return run_unix(a);
+        return run_unix(a, host);
     }
     let port = single_port(&a.ports)?;
     let spec = r.exec_spec()?;
@@ -166,27 +169,27 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
     let tls = if a.tls { Some(client_tls(a)?) } else { None };
     let source = source(a)?;
     if r.nodns {
-        numeric(&a.host)?;
+        numeric(host)?;
     }
     if tls.is_some() || a.proxy.is_some() {
         let connector = connector(a, tls.clone(), source)?;
         if tls.is_none() {
             // A plain tunnel: the fast path once the proxy said yes.
-            let sock = proxied(&connector, &a.host, port)?;
+            let sock = proxied(&connector, host, port)?;
             return match sock {
                 Ok(sock) => relay_and_finish(sock, spec, &opts, r.dump()?),
                 Err(e) => relay_error(e, Say::Stderr),
             };
         }
-        let addrs = r.resolve(&a.host, port)?;
+        let addrs = r.resolve(host, port)?;
         let local = match spec {
             Some(s) => ClientLocal::Exec(s),
             None => ClientLocal::Stdio,
         };
-        let result = run_stream(&connector, &addrs, &a.host, &local, &opts, r.dump()?)?;
+        let result = run_stream(&connector, &addrs, host, &local, &opts, r.dump()?)?;
         return finish(result, Say::Stderr);
     }
-    let addrs = r.resolve(&a.host, port)?;
+    let addrs = r.resolve(host, port)?;
     let dump = r.dump()?;
     let sock = if r.udp {
         connect_udp(&addrs, source)
@@ -200,18 +203,17 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
 }
 
 /// `connect -U PATH`: a UNIX stream socket, or with -u a datagram socket.
-fn run_unix(a: &Args) -> anyhow::Result<u8> {
+fn run_unix(a: &Args, host: &str) -> anyhow::Result<u8> {
     let r = &a.relay;
     if !a.ports.is_empty() {
         return Err(usage(format!(
-            "-U takes the socket's path only, not a port: sockbox connect -U {}",
-            a.host
+            "-U takes the socket's path only, not a port: sockbox connect -U {host}"
         )));
     }
     let spec = r.exec_spec()?;
     let opts = r.options();
     let dump = r.dump()?;
-    let path = std::path::Path::new(&a.host);
+    let path = std::path::Path::new(host);
     let sock = if r.udp {
         connect_unix_datagram(path)
     } else {
@@ -224,20 +226,20 @@ fn run_unix(a: &Args) -> anyhow::Result<u8> {
 }
 
 /// `connect -z HOST PORTS…`.
-fn zero_io(a: &Args) -> anyhow::Result<u8> {
+fn zero_io(a: &Args, host: &str) -> anyhow::Result<u8> {
     let r = &a.relay;
     if a.ports.is_empty() {
         return Err(usage(
             "-z needs the ports to check: sockbox connect -z HOST 1-1024",
         ));
     }
-    let ips: Vec<IpAddr> = r.resolve(&a.host, 0)?.iter().map(SocketAddr::ip).collect();
+    let ips: Vec<IpAddr> = r.resolve(host, 0)?.iter().map(SocketAddr::ip).collect();
     let source = match &a.source {
         Some(s) => Some(numeric(s).map_err(|e| usage(format!("-s: {e}")))?),
         None => None,
     };
     scan::run(&scan::ScanArgs {
-        host: &a.host,
+        host,
         ips,
         ports: &a.ports,
         udp: r.udp,

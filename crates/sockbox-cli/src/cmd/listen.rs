@@ -198,7 +198,10 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
             (Proto::Tcp, true, false) => "tls",
             (Proto::Tcp, false, false) => "tcp",
         };
-        let server = RelayServer::bind(cfg).map_err(anyhow::Error::new)?;
+        let server = match RelayServer::bind(cfg) {
+            Ok(s) => s,
+            Err(e) => return relay_error(e, Say::Log),
+        };
         tracing::info!("listening on {} ({what})", server.local_addr());
         ctx.ready()?;
         reload_acl_on_hup(&acl, ctx.reload);

@@ -41,6 +41,9 @@ pub(crate) struct Remote {
     pub(crate) proto: &'static str,
     /// Data already received (a UDP peer's first datagram).
     pub(crate) first: Option<Bytes>,
+    /// This end of the connection, when it differs from the server's
+    /// bound address (a TCP connection accepted on a wildcard).
+    pub(crate) local: Option<Peer>,
 }
 
 impl Shared {
@@ -137,12 +140,13 @@ impl Shared {
             write,
             proto,
             first,
+            local,
         } = remote;
         if let Local::Exec(spec) = &self.local {
             let prog = Program {
                 spec,
                 peer,
-                local: Some(self.local_addr.clone()),
+                local: Some(local.unwrap_or_else(|| self.local_addr.clone())),
                 proto,
             };
             let (opts, extras) = (&self.opts, &self.extras);

@@ -60,6 +60,7 @@ impl TcpRelay {
                 .pump(OwnedFd::from(std), (peer, false), Vec::new(), stop)
                 .await;
         }
+        let local = local_of(&stream);
         let (r, w) = stream.into_split();
         let remote = Remote {
             peer,
@@ -67,6 +68,7 @@ impl TcpRelay {
             write: RemoteOut::Tcp(w),
             proto: "tcp",
             first: None,
+            local,
         };
         shared.relay(remote, stop).await
     }
@@ -79,6 +81,7 @@ impl TcpRelay {
         stop: &Shutdown,
     ) -> Result<Report, RelayError> {
         let addr = peer.inet().unwrap_or_else(|| ([0, 0, 0, 0], 0).into());
+        let local = local_of(&stream);
         let tls = tokio::select! {
             r = tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)) => match r {
                 Ok(Ok(s)) => s,
@@ -99,7 +102,16 @@ impl TcpRelay {
             write: RemoteOut::Stream(Box::new(w)),
             proto: "tls",
             first: None,
+            local,
         };
         self.shared.relay(remote, stop).await
     }
+}
+
+/// This end of an accepted connection (the address the client reached).
+fn local_of(stream: &TcpStream) -> Option<Peer> {
+    stream
+        .local_addr()
+        .ok()
+        .map(|a| Peer::Inet(crate::net::canonical(a)))
 }

@@ -71,6 +71,7 @@ pub(crate) async fn serve_one(
             write: RemoteOut::Udp(s),
             proto: "udp",
             first: Some(Bytes::from(first)),
+            local: None,
         };
         shared.relay(remote, shutdown).await
     } else {
@@ -151,6 +152,7 @@ impl UdpRelay {
                 write: RemoteOut::Reply(replier),
                 proto: "udp",
                 first: None,
+                local: None,
             };
             let session = shared.relay(remote, drain.hard());
             tokio::pin!(session);

@@ -232,6 +232,7 @@ async fn relay_stream(
         write: RemoteOut::Stream(Box::new(w)),
         proto: "unix",
         first: None,
+        local: None,
     };
     shared.relay(remote, stop).await
 }
@@ -275,6 +276,7 @@ pub(crate) async fn serve_datagram(
             write: RemoteOut::UnixDgram(s),
             proto: "unixgram",
             first: Some(Bytes::from(buf)),
+            local: None,
         };
         shared.relay(remote, shutdown).await
     } else {
