@@ -13,6 +13,7 @@ use crate::util::server::Spawned;
 use crate::util::{procs, sockbox_std};
 
 mod faults;
+mod ncat_suite;
 mod netcat;
 mod proxy;
 mod regressions;

@@ -80,13 +80,8 @@ pub struct Args {
     /// Give up connecting after this long (per address tried; -z: per port, default 2s).
     #[arg(short = 'w', long = "wait", value_name = "DURATION", value_parser = duration)]
     pub wait: Option<Duration>,
-    /// Connect from this local address.
-    #[arg(
-        short = 's',
-        long = "source",
-        value_name = "ADDR",
-        conflicts_with = "unix"
-    )]
+    /// Connect from this local address (-u -U: bind the client to this socket path).
+    #[arg(short = 's', long = "source", value_name = "ADDR")]
     pub source: Option<String>,
     /// Connect from this local port.
     #[arg(
@@ -214,15 +209,26 @@ fn run_unix(a: &Args, host: &str) -> anyhow::Result<u8> {
     let opts = r.options();
     let dump = r.dump()?;
     let path = std::path::Path::new(host);
-    let sock = if r.udp {
-        connect_unix_datagram(path)
-    } else {
-        connect_unix(path)
+    let source = a.source.as_deref().map(std::path::Path::new);
+    let sock = match (r.udp, source) {
+        (true, _) => connect_unix_datagram(path, source),
+        (false, None) => connect_unix(path),
+        (false, Some(_)) => {
+            return Err(usage(
+                "-s with -U names the client's own socket, for datagrams only: add -u",
+            ));
+        }
     };
-    match sock {
-        Ok(s) => relay_and_finish(s, spec, &opts, dump),
-        Err(e) => relay_error(e, Say::Stderr),
+    let sock = match sock {
+        Ok(s) => s,
+        Err(e) => return relay_error(e, Say::Stderr),
+    };
+    let code = relay_and_finish(sock, spec, &opts, dump);
+    // The socket file bound for -s is this client's: remove it.
+    if let Some(me) = source {
+        let _ = std::fs::remove_file(me);
     }
+    code
 }
 
 /// `connect -z HOST PORTS…`.
@@ -380,8 +386,14 @@ fn relay_and_finish(
     opts: &RelayOptions,
     dump: Option<Dump>,
 ) -> anyhow::Result<u8> {
-    if let Ok(peer) = sock.peer() {
-        tracing::info!("connected to {peer}");
+    match sock.peer() {
+        Ok(peer) => tracing::info!("connected to {peer}"),
+        // Reset between the handshake and now: as any reset, exit 1.
+        Err(RelayError::Setup(e)) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+            crate::output::errln!("sockbox: the connection was reset by the peer at once");
+            return Ok(crate::exit::PARTIAL);
+        }
+        Err(e) => return relay_error(e, Say::Stderr),
     }
     let result = relay_connected(sock, spec, opts, dump)?;
     if let Ok(rep) = &result {

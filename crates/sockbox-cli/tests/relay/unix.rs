@@ -299,3 +299,35 @@ fn connect_to_a_missing_socket_exits_1() {
     let (st, _, err) = connect(&["-U", "/tmp/x.sock", "80"], b"");
     assert_eq!(st.code(), Some(2), "{err}");
 }
+
+/// ncat's "Connect to UNIX datagram socket with -s": `ncat -U --udp -s
+/// TMP PATH` sends from a socket bound at TMP. sockbox does the same and
+/// removes TMP when it is done (ncat's test removes it itself).
+#[test]
+fn datagram_client_binds_the_path_given_with_s() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("srv.sock");
+    let me = dir.path().join("me.sock");
+    let srv = UnixDatagram::bind(&path).unwrap();
+    srv.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (st, _, err) = connect(
+        &[
+            "-u",
+            "-q",
+            "0",
+            "-s",
+            me.to_str().unwrap(),
+            "-U",
+            path.to_str().unwrap(),
+        ],
+        b"abc\n",
+    );
+    assert!(st.success(), "{err}");
+    let mut buf = [0u8; 16];
+    let (n, from) = srv.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"abc\n");
+    assert_eq!(from.as_pathname(), Some(me.as_path()));
+    assert!(!me.exists(), "the client's socket file was left behind");
+    let (st, _, err) = connect(&["-s", "/tmp/x", "-U", path.to_str().unwrap()], b"");
+    assert_eq!(st.code(), Some(2), "{err}");
+}

@@ -18,7 +18,7 @@ use super::dump::Dump;
 use super::ends::{LocalIn, LocalOut, RemoteIn, RemoteOut};
 use super::exec::{ExecSpec, Program, relay_program};
 use super::hub::stdin_chunks;
-use super::pump::{PumpEnds, PumpExtras, Stopper, pump, stdio_fds};
+use super::pump::{PumpEnds, PumpExtras, Stopper, pump, stdio_fds, take_stdout};
 use super::session::{self, Ends, Extras};
 use super::{Peer, RelayError, RelayOptions, Report};
 use crate::Shutdown;
@@ -151,20 +151,28 @@ pub fn connect_unix(path: &Path) -> Result<Connected, RelayError> {
         })
 }
 
-/// A UNIX-domain datagram socket connected to `path`. It is bound to a
-/// Linux abstract name (`@sockbox-PID-N`, no file to clean up) so that the
-/// server can answer.
-pub fn connect_unix_datagram(path: &Path) -> Result<Connected, RelayError> {
+/// A UNIX-domain datagram socket connected to `path`, bound to `source`
+/// (a path the caller removes when done), or else to a Linux abstract name
+/// (`@sockbox-PID-N`, no file to clean up), so that the server can answer.
+pub fn connect_unix_datagram(path: &Path, source: Option<&Path>) -> Result<Connected, RelayError> {
     static NEXT: AtomicU32 = AtomicU32::new(0);
     let fail = |source| RelayError::UnixConnect {
         path: path.to_path_buf(),
         source,
     };
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let name = format!("sockbox-{}-{n}", std::process::id());
-    let me = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
-        .map_err(RelayError::Setup)?;
-    let sock = UnixDatagram::bind_addr(&me).map_err(RelayError::Setup)?;
+    let sock = if let Some(me) = source {
+        UnixDatagram::bind(me).map_err(|e| RelayError::UnixBind {
+            path: me.to_path_buf(),
+            why: e.to_string(),
+            in_use: e.kind() == std::io::ErrorKind::AddrInUse,
+        })?
+    } else {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("sockbox-{}-{n}", std::process::id());
+        let me = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())
+            .map_err(RelayError::Setup)?;
+        UnixDatagram::bind_addr(&me).map_err(RelayError::Setup)?
+    };
     sock.connect(path).map_err(fail)?;
     Ok(Connected::UnixDatagram(sock))
 }
@@ -286,12 +294,14 @@ pub async fn relay_stream(
     };
     match local {
         ClientLocal::Stdio => {
+            let out = std::fs::File::from(take_stdout()?);
             let ends = Ends {
                 local_in: LocalIn::Chunks(stdin_chunks()),
-                local_out: LocalOut::Writer(Box::new(tokio::io::stdout())),
+                local_out: LocalOut::Writer(Box::new(tokio::fs::File::from_std(out))),
                 remote_in,
                 remote_out,
                 peer,
+                finish_input: true,
             };
             session::run(ends, opts, &extras, None, stop).await
         }

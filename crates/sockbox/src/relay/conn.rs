@@ -178,6 +178,7 @@ impl Shared {
             remote_in: read,
             remote_out: write,
             peer,
+            finish_input: self.hub.is_none(),
         };
         session::run(ends, &opts, &self.extras, first.as_deref(), &kick).await
     }

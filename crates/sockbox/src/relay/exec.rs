@@ -213,6 +213,7 @@ pub(crate) async fn relay_program(
         remote_in,
         remote_out,
         peer: peer.clone(),
+        finish_input: true,
     };
     let result = session::run(ends, &opts, extras, initial_rx, stop).await;
     let patience = match &result {

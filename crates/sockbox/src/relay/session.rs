@@ -25,6 +25,10 @@ pub(crate) struct Ends {
     pub(crate) remote_in: RemoteIn,
     pub(crate) remote_out: RemoteOut,
     pub(crate) peer: Peer,
+    /// When the peer's EOF ends the session, still send what the local
+    /// input already holds (off for a client sharing standard input: ncat
+    /// drops such a client at its EOF, freeing its slot at once).
+    pub(crate) finish_input: bool,
 }
 
 /// Extras shared by the sessions of a server.
@@ -169,6 +173,7 @@ pub(crate) async fn run(
         mut remote_in,
         mut remote_out,
         peer,
+        finish_input,
     } = ends;
     let datagram = remote_out.is_datagram();
     let cap = opts.buffer_size.clamp(16 * 1024, 256 * 1024);
@@ -202,7 +207,7 @@ pub(crate) async fn run(
         (cap, initial_rx),
     );
     tokio::pin!(tx, rx);
-    let result = supervise(tx, rx, opts, &meter, (&peer, datagram), stop).await;
+    let result = supervise(tx, rx, opts, &meter, (&peer, datagram, finish_input), stop).await;
     let (sent, received) = meter.counts();
     if let Some(d) = dump {
         d.closed(&peer, sent, received);
@@ -220,7 +225,7 @@ async fn supervise<T, R>(
     mut rx: Pin<&mut R>,
     opts: &RelayOptions,
     meter: &Meter<'_>,
-    (peer, datagram): (&Peer, bool),
+    (peer, datagram, finish_input): (&Peer, bool, bool),
     stop: &Shutdown,
 ) -> Result<Outcome, RelayError>
 where
@@ -269,7 +274,7 @@ where
             () = stop.wait() => Step::Finish(Outcome::Stopped),
         };
         if let Step::Finish(outcome) = step {
-            if outcome == Outcome::Done && !tx_done {
+            if outcome == Outcome::Done && !tx_done && finish_input {
                 finish_sending(tx, meter).await;
             }
             return Ok(outcome);
