@@ -21,15 +21,20 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::addr::{AddrError, Family, resolve_async};
 use super::backoff::Backoff;
 use super::proxy::{Proxy, ProxyError};
+
+mod blocking;
+
 use crate::Shutdown;
 use crate::tls::{ClientTlsStream, TlsConnector, TlsError};
+use blocking::source_error;
+pub(crate) use blocking::source_for;
+pub use blocking::{connect_blocking, connect_blocking_from};
 
 /// Why connecting failed.
 #[derive(Debug, thiserror::Error)]
@@ -358,108 +363,6 @@ impl Connector {
     }
 }
 
-/// The local address to bind before connecting to `to`: `None` to let the
-/// system choose (`Some(None)`), the source adapted to `to`'s family
-/// (`Some(Some(..))`), or `None` when the source's family cannot reach it.
-#[expect(
-    clippy::option_option,
-    reason = "skip / system's choice / this address"
-)]
-pub(crate) fn source_for(source: Option<SocketAddr>, to: SocketAddr) -> Option<Option<SocketAddr>> {
-    let Some(src) = source else {
-        return Some(None);
-    };
-    if src.ip().is_unspecified() {
-        let ip: std::net::IpAddr = if to.is_ipv4() {
-            std::net::Ipv4Addr::UNSPECIFIED.into()
-        } else {
-            std::net::Ipv6Addr::UNSPECIFIED.into()
-        };
-        return Some(Some(SocketAddr::new(ip, src.port())));
-    }
-    (src.is_ipv4() == to.is_ipv4()).then_some(Some(src))
-}
-
-/// A bind failure of the source address, saying which address.
-fn source_error(from: SocketAddr, e: &io::Error) -> io::Error {
-    let hint = match e.raw_os_error() {
-        Some(libc::EADDRNOTAVAIL) => ": no interface of this host has that address",
-        Some(libc::EADDRINUSE) => ": another socket uses that port",
-        Some(libc::EACCES) => ": ports below 1024 need root or CAP_NET_BIND_SERVICE",
-        _ => "",
-    };
-    io::Error::new(
-        e.kind(),
-        format!("binding the source address {from}: {e}{hint}"),
-    )
-}
-
-fn no_address(addrs: &[SocketAddr], family: Family) -> ConnectError {
-    let host = addrs
-        .first()
-        .map_or_else(|| "(no addresses)".to_owned(), |a| a.ip().to_string());
-    ConnectError::Addr(AddrError::NoAddress { host, family })
-}
-
-/// Blocking connect over `addrs` in turn, each attempt bounded by
-/// `timeout`, for callers that move bytes on their own threads. The stream
-/// is blocking, with `TCP_NODELAY`.
-pub fn connect_blocking(
-    addrs: &[SocketAddr],
-    timeout: Option<Duration>,
-) -> Result<std::net::TcpStream, ConnectError> {
-    connect_blocking_from(addrs, timeout, None)
-}
-
-/// [`connect_blocking`] from a source address and port (see
-/// [`Connector::source`]); addresses of the other family than the source
-/// are skipped.
-pub fn connect_blocking_from(
-    addrs: &[SocketAddr],
-    timeout: Option<Duration>,
-    source: Option<SocketAddr>,
-) -> Result<std::net::TcpStream, ConnectError> {
-    let mut last = None;
-    for &addr in addrs {
-        let Some(from) = source_for(source, addr) else {
-            continue;
-        };
-        let attempt = || {
-            let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-            if let Some(from) = from {
-                if from.port() != 0 {
-                    sock.set_reuse_address(true)?;
-                }
-                sock.bind(&SockAddr::from(from))
-                    .map_err(|e| source_error(from, &e))?;
-            }
-            let sa = SockAddr::from(addr);
-            match timeout {
-                Some(t) => sock.connect_timeout(&sa, t)?,
-                None => sock.connect(&sa)?,
-            }
-            Ok::<_, io::Error>(sock)
-        };
-        match attempt() {
-            Ok(sock) => {
-                let _ = sock.set_tcp_nodelay(true);
-                return Ok(sock.into());
-            }
-            Err(e) if e.kind() == io::ErrorKind::TimedOut && timeout.is_some() => {
-                let timeout = timeout.unwrap_or_default();
-                last = Some(ConnectError::Timeout { addr, timeout });
-            }
-            Err(source) => last = Some(ConnectError::Connect { addr, source }),
-        }
-    }
-    let family = match source {
-        Some(s) if !s.ip().is_unspecified() && s.is_ipv4() => Family::V4,
-        Some(s) if !s.ip().is_unspecified() => Family::V6,
-        _ => Family::Any,
-    };
-    Err(last.unwrap_or_else(|| no_address(addrs, family)))
-}
-
 /// Connects, and connects again after the server went away, with
 /// exponential back-off between failed attempts.
 #[derive(Debug)]
@@ -533,57 +436,12 @@ impl Reconnect {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    use super::*;
-
-    #[tokio::test]
-    async fn tries_every_address_until_one_answers() {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let dead = closed.local_addr().unwrap();
-        drop(closed);
-        let live = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = live.local_addr().unwrap();
-        let c = Connector::new().timeout(Duration::from_secs(2));
-        let mut s = c.connect_addrs(&[dead, addr], "127.0.0.1").await.unwrap();
-        let (mut peer, _) = live.accept().await.unwrap();
-        s.write_all(b"x").await.unwrap();
-        let mut b = [0u8; 1];
-        peer.read_exact(&mut b).await.unwrap();
-        assert_eq!(&b, b"x");
-        let err = c.connect_addrs(&[dead], "x").await.unwrap_err();
-        assert!(err.to_string().contains(&dead.to_string()), "{err}");
-        assert!(connect_blocking(&[dead], Some(Duration::from_secs(1))).is_err());
-        assert!(connect_blocking(&[addr], None).is_ok());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn reconnect_waits_for_the_server_and_gives_up_when_told() {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = closed.local_addr().unwrap().port();
-        drop(closed);
-        let fast = Backoff::new(Duration::from_millis(10), Duration::from_millis(20));
-        let mut r = Reconnect::new(Connector::new(), "127.0.0.1", port)
-            .backoff(fast.clone())
-            .max_attempts(3);
-        let err = r.connect(&Shutdown::new()).await.unwrap_err();
-        assert!(
-            matches!(err, ConnectError::GaveUp { attempts: 3, .. }),
-            "{err}"
-        );
-        let mut bad = Reconnect::new(Connector::new(), "300.1.1.1", port);
-        assert!(matches!(
-            bad.connect(&Shutdown::new()).await,
-            Err(ConnectError::Addr(AddrError::NotAnAddress { .. }))
-        ));
-        let stop = Shutdown::new();
-        stop.trigger();
-        let mut forever = Reconnect::new(Connector::new(), "127.0.0.1", port).backoff(fast);
-        assert!(matches!(
-            forever.connect(&stop).await,
-            Err(ConnectError::Stopped)
-        ));
-    }
+fn no_address(addrs: &[SocketAddr], family: Family) -> ConnectError {
+    let host = addrs
+        .first()
+        .map_or_else(|| "(no addresses)".to_owned(), |a| a.ip().to_string());
+    ConnectError::Addr(AddrError::NoAddress { host, family })
 }
+
+#[cfg(test)]
+mod tests;

@@ -217,3 +217,65 @@ async fn recv<T>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+    use crate::net::Connector;
+
+    /// A SOCKS5 proxy that checks the greeting and the request for
+    /// `ex.org:443`, grants it and sends the target's first bytes at once.
+    async fn socks5_once(l: tokio::net::TcpListener) {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut b = [0u8; 3];
+        s.read_exact(&mut b).await.unwrap();
+        assert_eq!(b, [5, 1, 0]);
+        s.write_all(&[5, 0]).await.unwrap();
+        let mut req = [0u8; 4 + 1 + 6 + 2];
+        s.read_exact(&mut req).await.unwrap();
+        assert_eq!(&req[..], b"\x05\x01\x00\x03\x06ex.org\x01\xbb");
+        s.write_all(b"\x05\x00\x00\x01\x00\x00\x00\x00\x00\x00banner")
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_connector_tunnels_through_socks5_and_keeps_the_first_bytes() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let proxy = tokio::spawn(socks5_once(l));
+        let c = Connector::new().proxy(Proxy::new("127.0.0.1", addr.port(), ProxyKind::Socks5));
+        let mut s = c.connect("ex.org", 443).await.unwrap();
+        let mut got = [0u8; 6];
+        s.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"banner");
+        proxy.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_refusal_names_the_proxy_and_the_reason() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut head = vec![0u8; 64];
+            let _ = s.read(&mut head).await;
+            let _ = s.write_all(b"HTTP/1.1 403 Forbidden\r\n\r\n").await;
+        });
+        let c = Connector::new().proxy(Proxy::new("127.0.0.1", addr.port(), ProxyKind::Http));
+        let err = c.connect("ex.org", 80).await.unwrap_err().to_string();
+        assert!(
+            err.contains(&addr.to_string()) && err.contains("403 Forbidden"),
+            "{err}"
+        );
+        assert_eq!("SOCKS4a".parse::<ProxyKind>(), Ok(ProxyKind::Socks4));
+        assert!(
+            "gopher"
+                .parse::<ProxyKind>()
+                .unwrap_err()
+                .contains("socks4, socks5 or http")
+        );
+    }
+}

@@ -53,7 +53,7 @@ pub struct ListenConfig {
     pub addr: SocketAddr,
     /// Listen on this UNIX-domain socket path instead of `addr` (a stream
     /// socket, or a datagram socket with [`Proto::Udp`]). See
-    /// [`RelayServer`](super::RelayServer) for what happens to the file.
+    /// [`server`](super::server) for what happens to the file.
     pub unix: Option<std::path::PathBuf>,
     /// Address family restriction.
     pub family: Family,

@@ -37,6 +37,7 @@ mod peer;
 pub mod pump;
 pub mod server;
 mod session;
+mod stdio;
 mod tcp;
 mod udp;
 mod unix;

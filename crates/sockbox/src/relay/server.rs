@@ -7,6 +7,15 @@
 //! accepting and lets open connections finish for the grace period, then
 //! stops them.
 //!
+//! With [`ListenConfig::unix`] the server listens on a UNIX-domain socket
+//! file instead. A file already at that path is removed only when it is a
+//! socket nobody serves (left by a server that died); a socket another
+//! server uses is refused (in use), and any other file is never touched.
+//! When the server ends it removes the file if it is still the one it
+//! created. A stream server serves one client or, keeping open, several up
+//! to the cap (allow/deny lists do not apply: the file's permissions decide
+//! who may connect); a datagram server serves its first sender only.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), sockbox::relay::RelayError> {
 //! use sockbox::relay::{ExecSpec, ListenConfig, Local, RelayServer};
@@ -75,10 +84,9 @@ impl RelayServer {
         }
     }
 
-    /// A UNIX-domain server at `path` (see [`crate::relay`]'s unix notes:
-    /// a stale socket file is replaced, a live one or another file refused,
-    /// the file removed at the end). A datagram server serves its first
-    /// sender only, whatever [`ServerOptions::once`] says.
+    /// A UNIX-domain server at `path` (see the module documentation for
+    /// what happens to the file). A datagram server serves its first sender
+    /// only, whatever [`ServerOptions::once`] says.
     fn bind_unix(path: &std::path::Path, cfg: ListenConfig) -> Result<Self, RelayError> {
         let local = Peer::Unix(Some(path.to_path_buf()));
         let kind = match cfg.proto {

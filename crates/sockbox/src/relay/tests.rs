@@ -116,3 +116,39 @@ async fn udp_peers_are_told_apart_and_answered_from_the_address_written_to() {
     let news = seen.lock().unwrap().iter().filter(|l| *l == "new").count();
     assert_eq!(news, 2);
 }
+
+#[tokio::test]
+async fn a_unix_stream_server_serves_programs_and_removes_its_socket_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.sock");
+    // A stale socket from a dead server is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    let (mut cfg, _seen) = config(cat());
+    cfg.unix = Some(path.clone());
+    let server = RelayServer::bind(cfg).unwrap();
+    assert_eq!(server.local_addr(), Peer::Unix(Some(path.clone())));
+    let stop = Shutdown::new();
+    let run = tokio::spawn(server.run(stop.clone()));
+    for msg in [&b"one"[..], b"two"] {
+        let mut s = tokio::net::UnixStream::connect(&path).await.unwrap();
+        s.write_all(msg).await.unwrap();
+        s.shutdown().await.unwrap();
+        let mut v = Vec::new();
+        s.read_to_end(&mut v).await.unwrap();
+        assert_eq!(v, msg);
+    }
+    stop.trigger();
+    let report = run.await.unwrap().unwrap();
+    assert_eq!(report.served, 2);
+    assert!(!path.exists(), "socket file left behind");
+    // A regular file at the path is refused and left alone.
+    std::fs::write(&path, "data").unwrap();
+    let (mut cfg, _) = config(cat());
+    cfg.unix = Some(path.clone());
+    let err = RelayServer::bind(cfg).unwrap_err();
+    assert!(
+        matches!(err, RelayError::UnixBind { in_use: false, .. }),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "data");
+}
