@@ -35,14 +35,15 @@ const EXAMPLES: &str = "Examples:
   sockbox connect -c 'tar cf - ./data' backup.example 9000   # a program's stdin/stdout on the socket
   sockbox connect --tls example.com 443                      # TLS, certificate checked
   sockbox connect -z 192.0.2.1 20-25 80 443                  # which ports are open (nc -z)
-  sockbox connect -U /run/app.sock                           # a UNIX stream socket (-u -U: datagram)
+  sockbox connect -U /run/app.sock                           # a UNIX stream socket
   sockbox connect -C smtp.example 25                         # LF sent as CRLF
   sockbox connect --proxy 127.0.0.1:1080 --proxy-type socks5 example.com 22
   sockbox connect -s 192.0.2.10 -p 5000 192.0.2.1 80         # from this address and port
 
 Half-close: at end of standard input the socket's write side is shut down
 (TCP FIN) and output keeps flowing until the peer closes. --no-shutdown keeps
-it open; -q SECS quits that long after end of input.
+it open; -q SECS quits that long after end of input. When the peer closes
+first, standard output is closed at once and standard input is still sent.
 
 -z connects to each port (many at once, each bounded by -w, default 2s),
 closes at once and prints `Connection to HOST PORT port [tcp/SERVICE]

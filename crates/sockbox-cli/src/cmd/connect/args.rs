@@ -71,7 +71,7 @@ pub struct RelayArgs {
     #[arg(short = 'v', long, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Send each LF of standard input (or of the program's output) as CRLF,
-    /// for text protocols (SMTP, HTTP by hand).
+    /// for text protocols (SMTP, HTTP by hand); what is received is left as it is.
     #[arg(short = 'C', long)]
     pub crlf: bool,
     /// Numeric addresses only: a host name is an error, never looked up.
