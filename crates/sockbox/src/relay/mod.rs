@@ -1,6 +1,6 @@
 //! The relay behind `sockbox connect` and `sockbox listen`: bytes between a
 //! local side (standard input/output, or a program run per connection) and
-//! a TCP or UDP peer.
+//! a TCP, UDP or UNIX-domain (stream or datagram) peer ([`Peer`]).
 //!
 //! Two engines share one set of rules ([`RelayOptions`]):
 //! - [`pump`]: one connection wired to file descriptors (stdin/stdout), on a
@@ -20,7 +20,8 @@
 //! closes; `quit_after_eof` ends it that long after local EOF; `idle_timeout`
 //! ends it after that long without a byte either way; a reset by the peer
 //! is [`RelayError::Reset`], never a panic. Every chunk can be recorded in a
-//! [`dump::Dump`] tagged with direction, peer, byte offset and time.
+//! [`dump::Dump`] tagged with direction, peer, byte offset and time;
+//! [`RelayOptions::crlf`] sends bare LFs of the local input as CRLF.
 
 pub mod client;
 mod config;
