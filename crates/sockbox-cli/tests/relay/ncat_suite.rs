@@ -235,10 +235,16 @@ fn idle_timeout_counts_both_directions_and_ends_either_side() {
 }
 
 /// "--allow options accumulate", "--deny options accumulate", "Allow and
-/// deny" (denial wins): the same in sockbox.
+/// deny" (denial wins), and --allow with --allowfile adding up: the same in
+/// sockbox.
 #[test]
 fn allow_and_deny_accumulate_and_deny_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("allow.txt");
+    std::fs::write(&file, "192.0.2.9\n\n127.0.0.1 192.0.2.10\n").unwrap();
+    let f = file.to_str().unwrap();
     for (args, served) in [
+        (&["--allow", "192.0.2.4", "--allowfile", f][..], true),
         (&["--allow", "127.0.0.1", "--allow", "192.0.2.4"][..], true),
         (&["--deny", "192.0.2.4", "--deny", "127.0.0.1"][..], false),
         (&["--allow", "127.0.0.1", "--deny", "127.0.0.1"][..], false),
