@@ -13,8 +13,12 @@ use crate::util::server::Spawned;
 use crate::util::{procs, sockbox_std};
 
 mod faults;
+mod ncat_suite;
+mod netcat;
+mod proxy;
 mod regressions;
 mod server;
+mod unix;
 
 const T: Duration = Duration::from_secs(20);
 

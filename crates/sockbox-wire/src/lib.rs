@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod checksum;
+pub mod crlf;
 pub mod hex;
 pub mod hexdump;
 pub mod icmp;
@@ -25,3 +26,4 @@ pub mod line;
 pub mod mac;
 pub mod magic;
 pub mod pack;
+pub mod proxy;

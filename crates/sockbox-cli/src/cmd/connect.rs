@@ -1,24 +1,30 @@
-//! `sockbox connect HOST PORT`: a TCP/UDP client wired to stdin/stdout or
-//! to a program, like `ncat HOST PORT`. Also holds the relay flags shared
-//! with `sockbox listen`.
+//! `sockbox connect HOST PORT`: a TCP/UDP/UNIX-socket client wired to
+//! stdin/stdout or to a program, like `ncat HOST PORT`; `-z` checks which
+//! ports accept a connection (`nc -z`). The relay flags shared with
+//! `sockbox listen` are in [`args`], the exit codes in [`exit`].
 
-use std::io::IsTerminal;
+mod args;
+mod exit;
+mod scan;
+
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use std::net::SocketAddr;
-
-use sockbox::net::{self, AddrError, ConnectError, Connector, Family};
+use sockbox::net::{Connector, Proxy, ProxyKind};
 use sockbox::relay::client::{
-    ClientLocal, Connected, connect_tcp, connect_udp, relay_exec, relay_stdio, relay_stream,
+    ClientLocal, Connected, connect_tcp, connect_udp, connect_unix, connect_unix_datagram,
+    relay_exec, relay_stdio, relay_stream,
 };
 use sockbox::relay::pump::Stopper;
-use sockbox::relay::{Dump, DumpFormat, ExecSpec, Flow, Outcome, RelayError, RelayOptions, Report};
+use sockbox::relay::{Dump, ExecSpec, Outcome, RelayError, RelayOptions, Report};
 use sockbox::tls::{TlsConnector, TlsError};
 
+pub use args::{RelayArgs, numeric};
+pub use exit::{Say, addr_error, finish, relay_error};
+
 use crate::cmd::runtime;
-use crate::cmd::serve::path_arg;
-use crate::exit::{PARTIAL, SUCCESS, usage};
+use crate::exit::usage;
 use crate::input::duration;
 
 const EXAMPLES: &str = "Examples:
@@ -28,87 +34,69 @@ const EXAMPLES: &str = "Examples:
   sockbox connect -x traffic.dump localhost 25               # hex dump tagged > sent / < received
   sockbox connect -c 'tar cf - ./data' backup.example 9000   # a program's stdin/stdout on the socket
   sockbox connect --tls example.com 443                      # TLS, certificate checked
+  sockbox connect -z 192.0.2.1 20-25 80 443                  # which ports are open (nc -z)
+  sockbox connect -U /run/app.sock                           # a UNIX stream socket
+  sockbox connect -C smtp.example 25                         # LF sent as CRLF
+  sockbox connect --proxy 127.0.0.1:1080 --proxy-type socks5 example.com 22
+  sockbox connect -s 192.0.2.10 -p 5000 192.0.2.1 80         # from this address and port
 
 Half-close: at end of standard input the socket's write side is shut down
 (TCP FIN) and output keeps flowing until the peer closes. --no-shutdown keeps
-it open; -q SECS quits that long after end of input.
+it open; -q SECS quits that long after end of input. When the peer closes
+first, standard output is closed at once and standard input is still sent.
 
-Exit codes: 0 success; 1 the connection failed, was reset by the peer or went
-idle (-i); 2 usage or input error (bad host name, bad flag); 3 system failure.";
+-z connects to each port (many at once, each bounded by -w, default 2s),
+closes at once and prints `Connection to HOST PORT port [tcp/SERVICE]
+succeeded!` on standard output for each open port, in the order given; -v
+also says why the others are not. With -u an empty datagram is sent and a
+port counts as open unless ICMP port unreachable comes back within -w.
 
-/// Relay flags shared by `connect` and `listen`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct RelayArgs {
-    /// UDP instead of TCP.
-    #[arg(short = 'u', long)]
-    pub udp: bool,
-    /// IPv4 only.
-    #[arg(short = '4', conflicts_with = "ipv6")]
-    pub ipv4: bool,
-    /// IPv6 only.
-    #[arg(short = '6')]
-    pub ipv6: bool,
-    /// Close a connection after this long with no data either way (e.g. 30, 1m).
-    #[arg(short = 'i', long = "idle-timeout", value_name = "DURATION", value_parser = duration)]
-    pub idle: Option<Duration>,
-    /// Quit this long after end of standard input (0: at once).
-    #[arg(short = 'q', long = "quit-after", value_name = "SECS", value_parser = duration)]
-    pub quit: Option<Duration>,
-    /// At end of input, do not shut down the socket's write side.
-    #[arg(long)]
-    pub no_shutdown: bool,
-    /// Only send; what the peer sends is read and dropped. Ends at end of input.
-    #[arg(long, conflicts_with = "recv_only")]
-    pub send_only: bool,
-    /// Only receive; standard input is never read.
-    #[arg(long)]
-    pub recv_only: bool,
-    /// Run this program per connection, its stdin/stdout on the socket (split on spaces).
-    #[arg(
-        short = 'e',
-        long = "exec",
-        value_name = "CMD",
-        conflicts_with = "sh_exec"
-    )]
-    pub exec: Option<String>,
-    /// Run this command line with /bin/sh -c per connection.
-    #[arg(short = 'c', long = "sh-exec", value_name = "CMD")]
-    pub sh_exec: Option<String>,
-    /// Dump all traffic to FILE in hexdump -C layout, each chunk tagged `> send` or
-    /// `< recv` with peer, byte offset and time.
-    #[arg(short = 'x', long = "hex-dump", value_name = "FILE", value_parser = path_arg)]
-    pub hex_dump: Option<PathBuf>,
-    /// Dump all traffic to FILE as text, with the same tags.
-    #[arg(
-        short = 'o',
-        long = "output",
-        value_name = "FILE",
-        conflicts_with = "hex_dump",
-        value_parser = path_arg
-    )]
-    pub text_dump: Option<PathBuf>,
-    /// Never use splice(2); copy through a buffer (for comparison).
-    #[arg(long)]
-    pub no_splice: bool,
-    /// Log connections to stderr (-vv for more).
-    #[arg(short = 'v', long, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-}
+Through --proxy the target's name is resolved by the proxy (socks5, http;
+socks4 resolves here and falls back to SOCKS4a). -e/-c programs get
+SOCKBOX_REMOTE_ADDR/PORT, SOCKBOX_LOCAL_ADDR/PORT, SOCKBOX_PROTO and ncat's
+NCAT_REMOTE_ADDR/PORT, NCAT_LOCAL_ADDR/PORT, NCAT_PROTO.
+
+Exit codes: 0 success (-z: at least one port open); 1 the connection failed,
+was refused or reset by the peer or went idle (-i) (-z: no port open); 2
+usage or input error (bad host name, bad flag); 3 system failure.";
 
 /// Arguments of `sockbox connect`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = EXAMPLES)]
+#[command(
+    after_help = EXAMPLES,
+    override_usage = "sockbox connect [OPTIONS] HOST PORT\n       \
+                      sockbox connect -z [OPTIONS] HOST PORTS...\n       \
+                      sockbox connect -U [OPTIONS] PATH"
+)]
 pub struct Args {
-    /// Host name or address to connect to.
-    pub host: String,
-    /// Port (1-65535).
-    #[arg(value_parser = clap::value_parser!(u16).range(1..))]
-    pub port: u16,
-    /// Give up connecting after this long (per address tried).
+    /// Host name or address to connect to (with -U: the socket's path).
+    #[arg(value_name = "HOST", required_unless_present = "listen")]
+    pub host: Option<String>,
+    /// Port (1-65535); with -z, ports and ranges: 22 80-90 8000,8080.
+    #[arg(value_name = "PORT", value_parser = port_list)]
+    pub ports: Vec<String>,
+    /// Zero-I/O mode: report which of the ports accept a connection (nc -z).
+    #[arg(short = 'z', long = "zero-io", conflicts_with_all = ["tls", "exec", "sh_exec", "proxy", "unix"])]
+    pub zero: bool,
+    /// Give up connecting after this long (per address tried; -z: per port, default 2s).
     #[arg(short = 'w', long = "wait", value_name = "DURATION", value_parser = duration)]
     pub wait: Option<Duration>,
+    /// Connect from this local address (-u -U: bind the client to this socket path).
+    #[arg(short = 's', long = "source", value_name = "ADDR")]
+    pub source: Option<String>,
+    /// Connect from this local port.
+    #[arg(
+        short = 'p',
+        long = "source-port",
+        value_name = "PORT",
+        conflicts_with = "unix"
+    )]
+    pub source_port: Option<u16>,
+    /// nc's listen flag: refused here with the `sockbox listen` spelling.
+    #[arg(short = 'l', long = "listen", hide = true)]
+    pub listen: bool,
     /// Speak TLS over the TCP connection; the certificate must match HOST.
-    #[arg(long, conflicts_with = "udp")]
+    #[arg(long, conflicts_with_all = ["udp", "unix"])]
     pub tls: bool,
     /// Trust only the CA certificates in this PEM file (default: the system store).
     #[arg(long, value_name = "FILE", requires = "tls")]
@@ -116,193 +104,25 @@ pub struct Args {
     /// Accept any server certificate (testing only: anyone can impersonate the server).
     #[arg(long, requires = "tls")]
     pub tls_insecure: bool,
+    /// Connect through this proxy (HOST[:PORT]; port 1080 for socks, 3128 for http).
+    #[arg(long, value_name = "HOST[:PORT]", conflicts_with_all = ["udp", "unix"])]
+    pub proxy: Option<String>,
+    /// The proxy's protocol: socks4, socks5 or http (as ncat, http by default).
+    #[arg(long, value_name = "TYPE", default_value = "http", requires = "proxy")]
+    pub proxy_type: ProxyKind,
+    /// USER:PASS for the proxy (socks4 sends the user only).
+    #[arg(long, value_name = "USER:PASS", requires = "proxy")]
+    pub proxy_auth: Option<String>,
     /// Relay flags.
     #[command(flatten)]
     pub relay: Box<RelayArgs>,
 }
 
-impl RelayArgs {
-    /// `-4`/`-6`.
-    pub fn family(&self) -> Family {
-        if self.ipv4 {
-            Family::V4
-        } else if self.ipv6 {
-            Family::V6
-        } else {
-            Family::Any
-        }
-    }
-
-    /// The relay rules these flags ask for.
-    pub fn options(&self) -> RelayOptions {
-        RelayOptions {
-            flow: if self.send_only {
-                Flow::SendOnly
-            } else if self.recv_only {
-                Flow::RecvOnly
-            } else {
-                Flow::Both
-            },
-            half_close: !self.no_shutdown,
-            quit_after_eof: self.quit,
-            idle_timeout: self.idle,
-            // At a terminal nobody can type EOF for a peer that has left.
-            end_on_remote_eof: std::io::stdin().is_terminal(),
-            zero_copy: !self.no_splice,
-            ..RelayOptions::default()
-        }
-    }
-
-    /// The program to run per connection, if any, checked now (not at the
-    /// first connection) and with a relative path made absolute.
-    pub fn exec_spec(&self) -> anyhow::Result<Option<ExecSpec>> {
-        if let Some(e) = &self.exec {
-            let spec = ExecSpec::from_words(e).ok_or_else(|| usage("-e needs a program to run"))?;
-            return match spec.resolve_program() {
-                Ok(spec) => Ok(Some(spec)),
-                Err(e) => Err(usage(format!("-e: {e}"))),
-            };
-        }
-        Ok(self.sh_exec.as_ref().map(|s| ExecSpec::Shell(s.clone())))
-    }
-
-    /// Open the dump file, if asked for.
-    pub fn dump(&self) -> anyhow::Result<Option<Dump>> {
-        let (path, format) = match (&self.hex_dump, &self.text_dump) {
-            (Some(p), _) => (p, DumpFormat::Hex),
-            (None, Some(p)) => (p, DumpFormat::Text),
-            (None, None) => return Ok(None),
-        };
-        Dump::create(path, format)
-            .map(Some)
-            .map_err(|e| usage(e.to_string()))
-    }
-
-    /// The log level `-v` asks for: warn, info (`-v`), debug (`-vv`).
-    pub fn log_level(&self) -> tracing::Level {
-        match self.verbose {
-            0 => tracing::Level::WARN,
-            1 => tracing::Level::INFO,
-            _ => tracing::Level::DEBUG,
-        }
-    }
-
-    /// Log to stderr at the level -v asks for, unless a logger is installed.
-    pub fn init_logging(&self) {
-        if tracing::dispatcher::has_been_set() {
-            return;
-        }
-        let level = self.log_level();
-        let _ = tracing_subscriber::fmt()
-            .with_max_level(level)
-            .with_writer(std::io::stderr)
-            .with_target(false)
-            .with_ansi(std::io::stderr().is_terminal())
-            // A failed write to a closed stderr would be reported with
-            // `eprintln!`, which panics.
-            .log_internal_errors(false)
-            .try_init();
-    }
-}
-
-/// Where a relay's "why it was not a success" line goes: standard error for
-/// the client, the log for a server (a daemon's standard error is its log
-/// file or nothing).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Say {
-    /// `sockbox: …` on standard error.
-    Stderr,
-    /// A warning through tracing.
-    Log,
-}
-
-impl Say {
-    fn say(self, msg: &str) {
-        match self {
-            Self::Stderr => crate::output::errln!("sockbox: {msg}"),
-            Self::Log => tracing::warn!("{msg}"),
-        }
-    }
-}
-
-/// The exit code for a finished relay, saying why when it is not 0.
-pub fn finish(result: Result<Report, RelayError>, say: Say) -> anyhow::Result<u8> {
-    match result {
-        Ok(r) => match r.outcome {
-            Outcome::Idle(d) => {
-                say.say(&format!(
-                    "no data for {} (-i): connection closed after {} bytes sent and {} received",
-                    humantime::format_duration(d),
-                    r.sent,
-                    r.received
-                ));
-                Ok(PARTIAL)
-            }
-            Outcome::Done | Outcome::Quit | Outcome::Stopped | Outcome::OutputClosed => Ok(SUCCESS),
-        },
-        Err(e) => relay_error(e, say),
-    }
-}
-
-/// Map a relay error: peer trouble exits 1, said where `say` says; bad
-/// input 2; anything else is a system failure (3). Flag hints are added
-/// here: the library's messages name no flag.
-pub fn relay_error(e: RelayError, say: Say) -> anyhow::Result<u8> {
-    match e {
-        RelayError::Reset { .. }
-        | RelayError::Unreachable(_)
-        | RelayError::Recv { .. }
-        | RelayError::Send { .. }
-        | RelayError::Tls(TlsError::Handshake { .. })
-        | RelayError::TlsTimeout(_) => {
-            say.say(&with_tls_hint(&e));
-            Ok(PARTIAL)
-        }
-        RelayError::Connect(c) => connect_error(c, say),
-        RelayError::Addr(a) => Err(addr_error(&a)),
-        RelayError::Tls(_)
-        | RelayError::Acl(_)
-        | RelayError::Dump { .. }
-        | RelayError::Exec { .. } => Err(usage(e.to_string())),
-        other => Err(anyhow::Error::new(other)),
-    }
-}
-
-/// The error's text, with the flags that answer a refused server
-/// certificate when that is what it is.
-fn with_tls_hint(e: &(dyn std::error::Error + 'static)) -> String {
-    format!("{e}{}", crate::exit::tls_flag_hint(e).unwrap_or(""))
-}
-
-/// Connecting failed: the server's fault exits 1, the input's 2.
-fn connect_error(e: ConnectError, say: Say) -> anyhow::Result<u8> {
-    match e {
-        ConnectError::Addr(a) => Err(addr_error(&a)),
-        ConnectError::Tls(TlsError::Handshake { .. })
-        | ConnectError::Connect { .. }
-        | ConnectError::TlsTimeout { .. }
-        | ConnectError::GaveUp { .. } => {
-            say.say(&with_tls_hint(&e));
-            Ok(PARTIAL)
-        }
-        ConnectError::Timeout { .. } => {
-            say.say(&format!("{e} (raise -w to wait longer)"));
-            Ok(PARTIAL)
-        }
-        ConnectError::Tls(t) => Err(usage(t.to_string())),
-        ConnectError::Stopped => Ok(SUCCESS),
-    }
-}
-
-/// A host that gave no usable address is the input's fault (exit 2).
-pub fn addr_error(e: &AddrError) -> anyhow::Error {
-    match e {
-        AddrError::NoAddress {
-            family: Family::V4 | Family::V6,
-            ..
-        } => usage(format!("{e} (drop -4/-6 or use another name)")),
-        _ => usage(e.to_string()),
-    }
+/// A PORT argument: a port, or (for -z) a list of ports and ranges.
+fn port_list(s: &str) -> Result<String, String> {
+    sockbox::net::scan::parse_ports(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 /// The TLS client settings, read now: a missing or unreadable CA file is a
@@ -324,37 +144,259 @@ fn client_tls(a: &Args) -> anyhow::Result<TlsConnector> {
 pub fn run(a: &Args) -> anyhow::Result<u8> {
     let r = &a.relay;
     r.init_logging();
+    if a.listen {
+        return Err(usage(
+            "connect does not listen: use `sockbox listen` (it takes nc's spellings too: \
+             sockbox listen -lvnp 9000)",
+        ));
+    }
+    let Some(host) = a.host.as_deref() else {
+        return Err(usage("give the HOST to connect to"));
+    };
+    if a.zero {
+        return zero_io(a, host);
+    }
+    if r.unix {
+        return run_unix(a, host);
+    }
+    let port = single_port(&a.ports)?;
     let spec = r.exec_spec()?;
     let opts = r.options();
     let tls = if a.tls { Some(client_tls(a)?) } else { None };
-    let addrs = net::resolve(&a.host, a.port, r.family()).map_err(|e| addr_error(&e))?;
-    let dump = r.dump()?;
-    if let Some(tls) = tls {
+    let source = source(a)?;
+    if r.nodns {
+        numeric(host)?;
+    }
+    if tls.is_some() || a.proxy.is_some() {
+        let connector = connector(a, tls.clone(), source)?;
+        if tls.is_none() {
+            // A plain tunnel: the fast path once the proxy said yes.
+            let sock = proxied(&connector, host, port)?;
+            return match sock {
+                Ok(sock) => relay_and_finish(sock, spec, &opts, r.dump()?),
+                Err(e) => relay_error(e, Say::Stderr),
+            };
+        }
+        let addrs = r.resolve(host, port)?;
         let local = match spec {
             Some(s) => ClientLocal::Exec(s),
             None => ClientLocal::Stdio,
         };
-        let connector = Connector::new().family(r.family()).tls(tls);
-        let connector = match a.wait {
-            Some(w) => connector.timeout(w),
-            None => connector,
-        };
-        let result = run_stream(&connector, &addrs, &a.host, &local, &opts, dump)?;
+        let result = run_stream(&connector, &addrs, host, &local, &opts, r.dump()?)?;
         return finish(result, Say::Stderr);
     }
+    let addrs = r.resolve(host, port)?;
+    let dump = r.dump()?;
     let sock = if r.udp {
-        connect_udp(&addrs)
+        connect_udp(&addrs, source)
     } else {
-        connect_tcp(&addrs, a.wait)
+        connect_tcp(&addrs, a.wait, source)
+    };
+    match sock {
+        Ok(s) => relay_and_finish(s, spec, &opts, dump),
+        Err(e) => relay_error(e, Say::Stderr),
+    }
+}
+
+/// `connect -U PATH`: a UNIX stream socket, or with -u a datagram socket.
+fn run_unix(a: &Args, host: &str) -> anyhow::Result<u8> {
+    let r = &a.relay;
+    if !a.ports.is_empty() {
+        return Err(usage(format!(
+            "-U takes the socket's path only, not a port: sockbox connect -U {host}"
+        )));
+    }
+    let spec = r.exec_spec()?;
+    let opts = r.options();
+    let dump = r.dump()?;
+    let path = std::path::Path::new(host);
+    let source = a.source.as_deref().map(std::path::Path::new);
+    let sock = match (r.udp, source) {
+        (true, _) => connect_unix_datagram(path, source),
+        (false, None) => connect_unix(path),
+        (false, Some(_)) => {
+            return Err(usage(
+                "-s with -U names the client's own socket, for datagrams only: add -u",
+            ));
+        }
     };
     let sock = match sock {
         Ok(s) => s,
         Err(e) => return relay_error(e, Say::Stderr),
     };
-    if let Ok(peer) = sock.peer() {
-        tracing::info!("connected to {peer}");
+    let code = relay_and_finish(sock, spec, &opts, dump);
+    // The socket file bound for -s is this client's: remove it.
+    if let Some(me) = source {
+        let _ = std::fs::remove_file(me);
     }
-    let result = relay_connected(sock, spec, &opts, dump)?;
+    code
+}
+
+/// `connect -z HOST PORTS…`.
+fn zero_io(a: &Args, host: &str) -> anyhow::Result<u8> {
+    let r = &a.relay;
+    if a.ports.is_empty() {
+        return Err(usage(
+            "-z needs the ports to check: sockbox connect -z HOST 1-1024",
+        ));
+    }
+    let ips: Vec<IpAddr> = r.resolve(host, 0)?.iter().map(SocketAddr::ip).collect();
+    let source = match &a.source {
+        Some(s) => Some(numeric(s).map_err(|e| usage(format!("-s: {e}")))?),
+        None => None,
+    };
+    scan::run(&scan::ScanArgs {
+        host,
+        ips,
+        ports: &a.ports,
+        udp: r.udp,
+        wait: a.wait,
+        source,
+        verbose: r.verbose > 0,
+    })
+}
+
+/// The one port of a connection (several, or ranges, only with -z).
+fn single_port(ports: &[String]) -> anyhow::Result<u16> {
+    match ports {
+        [] => Err(usage(
+            "give the PORT to connect to (or -U PATH for a UNIX socket)",
+        )),
+        [one] => one.parse::<u16>().map_err(|_| {
+            usage(format!(
+                "{one:?}: one port to connect to (lists and ranges only with -z)"
+            ))
+        }),
+        _ => Err(usage(format!(
+            "{} ports given: connect takes one (several only with -z)",
+            ports.len()
+        ))),
+    }
+}
+
+/// `-s ADDR` and `-p PORT` as one local address; `None` when neither.
+fn source(a: &Args) -> anyhow::Result<Option<SocketAddr>> {
+    let ip = match &a.source {
+        Some(s) => Some(numeric(s).map_err(|e| usage(format!("-s: {e}")))?),
+        None => None,
+    };
+    Ok(match (ip, a.source_port) {
+        (None, None) => None,
+        (ip, port) => {
+            let ip = ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+            Some(SocketAddr::new(ip, port.unwrap_or(0)))
+        }
+    })
+}
+
+/// The connector for TLS and proxies.
+fn connector(
+    a: &Args,
+    tls: Option<TlsConnector>,
+    source: Option<SocketAddr>,
+) -> anyhow::Result<Connector> {
+    let mut c = Connector::new().family(a.relay.family());
+    if let Some(w) = a.wait {
+        c = c.timeout(w);
+    }
+    if let Some(t) = tls {
+        c = c.tls(t);
+    }
+    if let Some(s) = source {
+        c = c.source(s);
+    }
+    if let Some(p) = &a.proxy {
+        c = c.proxy(proxy(
+            p,
+            a.proxy_type,
+            a.proxy_auth.as_deref(),
+            a.relay.nodns,
+        )?);
+    }
+    Ok(c)
+}
+
+/// `--proxy HOST[:PORT]` with its type and credentials.
+fn proxy(spec: &str, kind: ProxyKind, auth: Option<&str>, nodns: bool) -> anyhow::Result<Proxy> {
+    let (host, port) = split_host_port(spec).ok_or_else(|| {
+        usage(format!(
+            "--proxy {spec:?}: give HOST or HOST:PORT ([::1]:1080 for IPv6)"
+        ))
+    })?;
+    if nodns {
+        numeric(host).map_err(|e| usage(format!("--proxy: {e}")))?;
+    }
+    let mut p = Proxy::new(host, port.unwrap_or(kind.default_port()), kind);
+    if let Some(a) = auth {
+        let (user, pass) = a.split_once(':').unwrap_or((a, ""));
+        p = p.auth(user, pass);
+    }
+    Ok(p)
+}
+
+/// `host`, `host:port`, `[v6]`, `[v6]:port` or a bare IPv6 address.
+fn split_host_port(s: &str) -> Option<(&str, Option<u16>)> {
+    if let Some(rest) = s.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        return match after {
+            "" => Some((host, None)),
+            p => p
+                .strip_prefix(':')?
+                .parse()
+                .ok()
+                .filter(|&p| p > 0)
+                .map(|p| (host, Some(p))),
+        };
+    }
+    match s.matches(':').count() {
+        0 => (!s.is_empty()).then_some((s, None)),
+        1 => {
+            let (h, p) = s.split_once(':')?;
+            let p = p.parse::<u16>().ok().filter(|&p| p > 0)?;
+            (!h.is_empty()).then_some((h, Some(p)))
+        }
+        _ => Some((s, None)),
+    }
+}
+
+/// Connect through the proxy in a runtime and hand back a blocking socket.
+fn proxied(c: &Connector, host: &str, port: u16) -> anyhow::Result<Result<Connected, RelayError>> {
+    runtime::block_on(async {
+        let stream = match c.connect(host, port).await {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(e.into())),
+        };
+        let tcp = match stream {
+            sockbox::net::ClientStream::Tcp(t) => t,
+            sockbox::net::ClientStream::Tls(_) => {
+                return Err(anyhow::anyhow!(
+                    "a TLS stream where a plain one was asked for"
+                ));
+            }
+        };
+        let std = tcp.into_std()?;
+        std.set_nonblocking(false)?;
+        Ok(Ok(Connected::Tcp(std)))
+    })?
+}
+
+/// Relay a connected socket and map the result to the exit code.
+fn relay_and_finish(
+    sock: Connected,
+    spec: Option<ExecSpec>,
+    opts: &RelayOptions,
+    dump: Option<Dump>,
+) -> anyhow::Result<u8> {
+    match sock.peer() {
+        Ok(peer) => tracing::info!("connected to {peer}"),
+        // Reset between the handshake and now: as any reset, exit 1.
+        Err(RelayError::Setup(e)) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+            crate::output::errln!("sockbox: the connection was reset by the peer at once");
+            return Ok(crate::exit::PARTIAL);
+        }
+        Err(e) => return relay_error(e, Say::Stderr),
+    }
+    let result = relay_connected(sock, spec, opts, dump)?;
     if let Ok(rep) = &result {
         tracing::info!("closed: sent {}, received {}", rep.sent, rep.received);
     }

@@ -113,8 +113,9 @@ fn bad_input_is_a_usage_error() {
         .assert()
         .code(2)
         .stderr(predicates::str::contains("no IPv6 address"));
+    // A certificate without its key (--tls alone generates a temporary one).
     crate::util::sockbox()
-        .args(["listen", "--tls", "0"])
+        .args(["listen", "--tls", "--tls-cert", "/dev/null", "0"])
         .assert()
         .code(2);
     // Regression: -m beyond tokio's semaphore limit panicked at start.

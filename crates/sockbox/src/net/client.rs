@@ -1,6 +1,7 @@
 //! The client side: connect over every resolved address with a timeout
-//! per attempt, optionally wrap the stream in TLS, and reconnect with
-//! back-off when the server goes away.
+//! per attempt, from a chosen source address and port if asked, through a
+//! SOCKS or HTTP proxy if asked ([`super::proxy`]), optionally wrap the
+//! stream in TLS, and reconnect with back-off when the server goes away.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), sockbox::net::ConnectError> {
@@ -20,14 +21,20 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::addr::{AddrError, Family, resolve_async};
 use super::backoff::Backoff;
+use super::proxy::{Proxy, ProxyError};
+
+mod blocking;
+
 use crate::Shutdown;
 use crate::tls::{ClientTlsStream, TlsConnector, TlsError};
+use blocking::source_error;
+pub(crate) use blocking::source_for;
+pub use blocking::{connect_blocking, connect_blocking_from};
 
 /// Why connecting failed.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +62,23 @@ pub enum ConnectError {
     /// The TLS handshake failed.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The proxy did not open the tunnel.
+    #[error("proxy {proxy}: {source}")]
+    Proxy {
+        /// The proxy (`host:port`).
+        proxy: String,
+        /// What went wrong.
+        #[source]
+        source: ProxyError,
+    },
+    /// The proxy handshake took longer than the timeout.
+    #[error("the handshake with proxy {proxy} timed out after {timeout:?}")]
+    ProxyTimeout {
+        /// The proxy (`host:port`).
+        proxy: String,
+        /// The limit.
+        timeout: Duration,
+    },
     /// The TLS handshake took longer than the timeout.
     #[error("TLS handshake with {addr} timed out after {timeout:?}")]
     TlsTimeout {
@@ -140,13 +164,15 @@ impl AsyncWrite for ClientStream {
     }
 }
 
-/// How to connect: timeout per attempt, family, TLS.
+/// How to connect: timeout per attempt, family, source address, proxy, TLS.
 #[derive(Clone, Default)]
 pub struct Connector {
     timeout: Option<Duration>,
     family: Family,
     tls: Option<TlsConnector>,
     server_name: Option<String>,
+    source: Option<SocketAddr>,
+    proxy: Option<Proxy>,
 }
 
 impl std::fmt::Debug for Connector {
@@ -155,6 +181,8 @@ impl std::fmt::Debug for Connector {
             .field("timeout", &self.timeout)
             .field("family", &self.family)
             .field("tls", &self.tls.is_some())
+            .field("source", &self.source)
+            .field("proxy", &self.proxy)
             .finish_non_exhaustive()
     }
 }
@@ -179,6 +207,26 @@ impl Connector {
         self
     }
 
+    /// Connect from this local address and port. An unspecified address
+    /// (`0.0.0.0:5000`, `[::]:5000`) fixes only the port, for either family;
+    /// port 0 lets the system choose. A given port is bound with
+    /// `SO_REUSEADDR`, so a quick second run is not refused.
+    #[must_use]
+    pub fn source(mut self, source: SocketAddr) -> Self {
+        self.source = Some(source);
+        self
+    }
+
+    /// Connect through `proxy`: [`Connector::connect`] connects to the
+    /// proxy (its name resolved here) and asks it for the host, whose name
+    /// the proxy resolves (SOCKS4: see [`super::proxy`]). The timeout
+    /// bounds the connection to the proxy and, again, its handshake.
+    #[must_use]
+    pub fn proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = Some(proxy);
+        self
+    }
+
     /// Speak TLS over the connection; the certificate must match the host
     /// name given to [`Connector::connect`] (or [`Connector::server_name`]).
     #[must_use]
@@ -198,17 +246,67 @@ impl Connector {
     /// Resolve `host` and connect to its addresses in turn until one
     /// answers; then the TLS handshake, if any.
     pub async fn connect(&self, host: &str, port: u16) -> Result<ClientStream, ConnectError> {
+        if let Some(proxy) = &self.proxy {
+            let (tcp, addr) = self.through(proxy, host, port).await?;
+            return self.secure(tcp, addr, host).await;
+        }
         let addrs = resolve_async(host, port, self.family).await?;
         self.connect_addrs(&addrs, host).await
     }
 
-    /// Connect to `addrs` in turn; `name` is the TLS server name.
+    /// Connect to `addrs` in turn; `name` is the TLS server name. Through
+    /// a proxy, the proxy is asked for the first of `addrs`.
     pub async fn connect_addrs(
         &self,
         addrs: &[SocketAddr],
         name: &str,
     ) -> Result<ClientStream, ConnectError> {
+        if let Some(proxy) = &self.proxy {
+            let Some(first) = addrs.first() else {
+                return Err(no_address(addrs, self.family));
+            };
+            let ip = first.ip().to_string();
+            let (tcp, addr) = self.through(proxy, &ip, first.port()).await?;
+            return self.secure(tcp, addr, name).await;
+        }
         let (tcp, addr) = self.first_answer(addrs).await?;
+        self.secure(tcp, addr, name).await
+    }
+
+    /// Connect to `proxy` and have it open a tunnel to `host`:`port`.
+    async fn through(
+        &self,
+        proxy: &Proxy,
+        host: &str,
+        port: u16,
+    ) -> Result<(TcpStream, SocketAddr), ConnectError> {
+        let addrs = resolve_async(&proxy.host, proxy.port, self.family).await?;
+        let (mut tcp, addr) = self.first_answer(&addrs).await?;
+        let shown = addr.to_string();
+        let handshake = proxy.handshake(&mut tcp, host, port);
+        let done = match self.timeout {
+            Some(timeout) => tokio::time::timeout(timeout, handshake)
+                .await
+                .map_err(|_| ConnectError::ProxyTimeout {
+                    proxy: shown.clone(),
+                    timeout,
+                })?,
+            None => handshake.await,
+        };
+        done.map_err(|source| ConnectError::Proxy {
+            proxy: shown,
+            source,
+        })?;
+        Ok((tcp, addr))
+    }
+
+    /// `TCP_NODELAY`, then the TLS handshake if asked for.
+    async fn secure(
+        &self,
+        tcp: TcpStream,
+        addr: SocketAddr,
+        name: &str,
+    ) -> Result<ClientStream, ConnectError> {
         let _ = tcp.set_nodelay(true);
         let Some(tls) = &self.tls else {
             return Ok(ClientStream::Tcp(tcp));
@@ -230,7 +328,23 @@ impl Connector {
     ) -> Result<(TcpStream, SocketAddr), ConnectError> {
         let mut last = None;
         for &addr in addrs.iter().filter(|a| self.family.admits(a)) {
-            let attempt = TcpStream::connect(addr);
+            let Some(from) = source_for(self.source, addr) else {
+                continue;
+            };
+            let attempt = async move {
+                let sock = if addr.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()?
+                } else {
+                    tokio::net::TcpSocket::new_v6()?
+                };
+                if let Some(from) = from {
+                    if from.port() != 0 {
+                        sock.set_reuseaddr(true)?;
+                    }
+                    sock.bind(from).map_err(|e| source_error(from, &e))?;
+                }
+                sock.connect(addr).await
+            };
             let result = match self.timeout {
                 Some(timeout) => match tokio::time::timeout(timeout, attempt).await {
                     Ok(r) => r.map_err(|source| ConnectError::Connect { addr, source }),
@@ -247,46 +361,6 @@ impl Connector {
         }
         Err(last.unwrap_or_else(|| no_address(addrs, self.family)))
     }
-}
-
-fn no_address(addrs: &[SocketAddr], family: Family) -> ConnectError {
-    let host = addrs
-        .first()
-        .map_or_else(|| "(no addresses)".to_owned(), |a| a.ip().to_string());
-    ConnectError::Addr(AddrError::NoAddress { host, family })
-}
-
-/// Blocking connect over `addrs` in turn, each attempt bounded by
-/// `timeout`, for callers that move bytes on their own threads. The stream
-/// is blocking, with `TCP_NODELAY`.
-pub fn connect_blocking(
-    addrs: &[SocketAddr],
-    timeout: Option<Duration>,
-) -> Result<std::net::TcpStream, ConnectError> {
-    let mut last = None;
-    for &addr in addrs {
-        let attempt = || {
-            let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-            let sa = SockAddr::from(addr);
-            match timeout {
-                Some(t) => sock.connect_timeout(&sa, t)?,
-                None => sock.connect(&sa)?,
-            }
-            Ok::<_, io::Error>(sock)
-        };
-        match attempt() {
-            Ok(sock) => {
-                let _ = sock.set_tcp_nodelay(true);
-                return Ok(sock.into());
-            }
-            Err(e) if e.kind() == io::ErrorKind::TimedOut && timeout.is_some() => {
-                let timeout = timeout.unwrap_or_default();
-                last = Some(ConnectError::Timeout { addr, timeout });
-            }
-            Err(source) => last = Some(ConnectError::Connect { addr, source }),
-        }
-    }
-    Err(last.unwrap_or_else(|| no_address(addrs, Family::Any)))
 }
 
 /// Connects, and connects again after the server went away, with
@@ -362,57 +436,12 @@ impl Reconnect {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    use super::*;
-
-    #[tokio::test]
-    async fn tries_every_address_until_one_answers() {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let dead = closed.local_addr().unwrap();
-        drop(closed);
-        let live = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = live.local_addr().unwrap();
-        let c = Connector::new().timeout(Duration::from_secs(2));
-        let mut s = c.connect_addrs(&[dead, addr], "127.0.0.1").await.unwrap();
-        let (mut peer, _) = live.accept().await.unwrap();
-        s.write_all(b"x").await.unwrap();
-        let mut b = [0u8; 1];
-        peer.read_exact(&mut b).await.unwrap();
-        assert_eq!(&b, b"x");
-        let err = c.connect_addrs(&[dead], "x").await.unwrap_err();
-        assert!(err.to_string().contains(&dead.to_string()), "{err}");
-        assert!(connect_blocking(&[dead], Some(Duration::from_secs(1))).is_err());
-        assert!(connect_blocking(&[addr], None).is_ok());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn reconnect_waits_for_the_server_and_gives_up_when_told() {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = closed.local_addr().unwrap().port();
-        drop(closed);
-        let fast = Backoff::new(Duration::from_millis(10), Duration::from_millis(20));
-        let mut r = Reconnect::new(Connector::new(), "127.0.0.1", port)
-            .backoff(fast.clone())
-            .max_attempts(3);
-        let err = r.connect(&Shutdown::new()).await.unwrap_err();
-        assert!(
-            matches!(err, ConnectError::GaveUp { attempts: 3, .. }),
-            "{err}"
-        );
-        let mut bad = Reconnect::new(Connector::new(), "300.1.1.1", port);
-        assert!(matches!(
-            bad.connect(&Shutdown::new()).await,
-            Err(ConnectError::Addr(AddrError::NotAnAddress { .. }))
-        ));
-        let stop = Shutdown::new();
-        stop.trigger();
-        let mut forever = Reconnect::new(Connector::new(), "127.0.0.1", port).backoff(fast);
-        assert!(matches!(
-            forever.connect(&stop).await,
-            Err(ConnectError::Stopped)
-        ));
-    }
+fn no_address(addrs: &[SocketAddr], family: Family) -> ConnectError {
+    let host = addrs
+        .first()
+        .map_or_else(|| "(no addresses)".to_owned(), |a| a.ip().to_string());
+    ConnectError::Addr(AddrError::NoAddress { host, family })
 }
+
+#[cfg(test)]
+mod tests;

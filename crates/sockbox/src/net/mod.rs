@@ -12,8 +12,9 @@
 //! - [`LineCodec`]: the line framing of [`sockbox_wire::line`] as a
 //!   `tokio_util::codec` codec, for handlers that speak lines.
 //! - [`Connector`] and [`Reconnect`]: the client side — every resolved
-//!   address in turn, a timeout per attempt, optional TLS, reconnect with
-//!   back-off.
+//!   address in turn, a timeout per attempt, a source address, a SOCKS or
+//!   HTTP [`Proxy`], optional TLS, reconnect with back-off.
+//! - [`scan`]: zero-I/O port checks (`nc -z`), many ports at once.
 //! - [`Acl`], [`canonical`], [`resolve`]: the address helpers every job
 //!   shares.
 //!
@@ -48,6 +49,8 @@ mod codec;
 mod datagram;
 mod drain;
 mod limits;
+pub mod proxy;
+pub mod scan;
 mod server;
 
 use std::io;
@@ -62,6 +65,7 @@ pub use client::{ClientStream, ConnectError, Connector, Reconnect};
 pub use codec::LineCodec;
 pub use datagram::{Answer, Datagram, DatagramCtx, DatagramHandler, Replier, UdpServer};
 pub use drain::Drain;
+pub use proxy::{Proxy, ProxyKind};
 pub use server::{Connection, Handler, Refusal, Refused, TcpServer, log_events};
 
 use crate::daemon::ServerStats;

@@ -51,6 +51,10 @@ pub enum Local {
 pub struct ListenConfig {
     /// Address to bind (`[::]` also serves IPv4 unless `family` is V6).
     pub addr: SocketAddr,
+    /// Listen on this UNIX-domain socket path instead of `addr` (a stream
+    /// socket, or a datagram socket with [`Proto::Udp`]). See
+    /// [`server`](super::server) for what happens to the file.
+    pub unix: Option<std::path::PathBuf>,
     /// Address family restriction.
     pub family: Family,
     /// TCP or UDP.
@@ -74,6 +78,7 @@ impl ListenConfig {
     pub fn new(addr: SocketAddr) -> Self {
         Self {
             addr,
+            unix: None,
             family: Family::Any,
             proto: Proto::Tcp,
             local: Local::Stdio,
@@ -90,6 +95,7 @@ impl std::fmt::Debug for ListenConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListenConfig")
             .field("addr", &self.addr)
+            .field("unix", &self.unix)
             .field("family", &self.family)
             .field("proto", &self.proto)
             .field("local", &self.local)

@@ -2,7 +2,6 @@
 //! connection is relayed: to a program, to standard input/output shared by
 //! every client, or (a single client) through the blocking pump.
 
-use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,13 +15,13 @@ use super::exec::{Program, relay_program};
 use super::hub::{Hub, stdin_chunks};
 use super::pump::{PumpEnds, PumpExtras, Stopper, pump, stdio_fds};
 use super::session::{self, Ends, Extras};
-use super::{Flow, RelayError, RelayOptions, Report};
+use super::{Flow, Peer, RelayError, RelayOptions, Report};
 use crate::Shutdown;
 
 /// The context shared by the connections of one relay server.
 pub(crate) struct Shared {
     /// The server's bound address (for the program's environment).
-    pub(crate) local_addr: SocketAddr,
+    pub(crate) local_addr: Peer,
     local: Local,
     opts: RelayOptions,
     pub(crate) extras: Extras,
@@ -35,18 +34,21 @@ pub(crate) struct Shared {
 
 /// The remote side of one connection, for the async engine.
 pub(crate) struct Remote {
-    pub(crate) peer: SocketAddr,
+    pub(crate) peer: Peer,
     pub(crate) read: RemoteIn,
     pub(crate) write: RemoteOut,
-    /// `tcp`, `tls` or `udp`, for the program's environment.
+    /// `tcp`, `tls`, `udp`, `unix` or `unixgram`, for the program's environment.
     pub(crate) proto: &'static str,
     /// Data already received (a UDP peer's first datagram).
     pub(crate) first: Option<Bytes>,
+    /// This end of the connection, when it differs from the server's
+    /// bound address (a TCP connection accepted on a wildcard).
+    pub(crate) local: Option<Peer>,
 }
 
 impl Shared {
     /// The context for `cfg`, bound at `local_addr`.
-    pub(crate) fn new(cfg: &ListenConfig, local_addr: SocketAddr) -> Arc<Self> {
+    pub(crate) fn new(cfg: &ListenConfig, local_addr: Peer) -> Arc<Self> {
         let once = cfg.server.once;
         let mut opts = cfg.opts.clone();
         opts.end_on_remote_eof = match cfg.local {
@@ -102,11 +104,11 @@ impl Shared {
 
     /// One connection ended: a single-client server keeps the result for
     /// `run` to return; otherwise it becomes an event.
-    pub(crate) fn finished(&self, peer: SocketAddr, result: Result<Report, RelayError>) {
+    pub(crate) fn finished(&self, peer: Peer, result: Result<Report, RelayError>) {
         let events = &self.extras.events;
         if let Ok(report) = &result {
             events.on_event(&RelayEvent::Closed {
-                peer,
+                peer: peer.clone(),
                 report: *report,
             });
         }
@@ -138,12 +140,13 @@ impl Shared {
             write,
             proto,
             first,
+            local,
         } = remote;
         if let Local::Exec(spec) = &self.local {
             let prog = Program {
                 spec,
                 peer,
-                local: Some(self.local_addr),
+                local: Some(local.unwrap_or_else(|| self.local_addr.clone())),
                 proto,
             };
             let (opts, extras) = (&self.opts, &self.extras);
@@ -161,7 +164,7 @@ impl Shared {
         let mut opts = self.opts.clone();
         let (local_in, local_out, kick, _member) = if let Some(hub) = &self.hub {
             let kick = stop.child();
-            let (member, chunks) = hub.join(peer, kick.clone());
+            let (member, chunks) = hub.join(peer.clone(), kick.clone());
             opts.end_on_remote_eof = !write.is_datagram();
             let out = LocalOut::Shared(Arc::clone(&hub.stdout));
             (LocalIn::Chunks(chunks), out, kick, Some(member))
@@ -175,6 +178,7 @@ impl Shared {
             remote_in: read,
             remote_out: write,
             peer,
+            finish_input: self.hub.is_none(),
         };
         session::run(ends, &opts, &self.extras, first.as_deref(), &kick).await
     }
@@ -184,9 +188,22 @@ impl Shared {
     pub(crate) async fn pump(
         &self,
         socket: OwnedFd,
-        (peer, datagram): (SocketAddr, bool),
+        peer: (Peer, bool),
         initial_rx: Vec<u8>,
         stop: &Shutdown,
+    ) -> Result<Report, RelayError> {
+        self.pump_with(socket, peer, initial_rx, stop, false).await
+    }
+
+    /// [`Shared::pump`]; `recv_only` never sends (a peer that cannot be
+    /// answered).
+    pub(crate) async fn pump_with(
+        &self,
+        socket: OwnedFd,
+        (peer, datagram): (Peer, bool),
+        initial_rx: Vec<u8>,
+        stop: &Shutdown,
+        recv_only: bool,
     ) -> Result<Report, RelayError> {
         let (input, output) = stdio_fds()?;
         let stopper = Stopper::new()?;
@@ -202,7 +219,10 @@ impl Shared {
             stats: self.extras.stats.clone(),
             initial_rx,
         };
-        let opts = self.opts.clone();
+        let mut opts = self.opts.clone();
+        if recv_only {
+            opts.flow = Flow::RecvOnly;
+        }
         let worker = stopper.clone();
         let job = tokio::task::spawn_blocking(move || pump(ends, &opts, &extras, &worker));
         let watcher = {

@@ -19,14 +19,13 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sockbox_wire::hexdump::{LINE_BYTES, write_line};
 
-use super::RelayError;
+use super::{Peer, RelayError};
 
 /// Layout of the dump.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -91,23 +90,23 @@ impl Dump {
     }
 
     /// A handle recording one direction of one connection.
-    pub fn direction(&self, peer: SocketAddr, dir: Dir) -> DumpDir {
+    pub fn direction(&self, peer: &Peer, dir: Dir) -> DumpDir {
         DumpDir {
             dump: self.clone(),
-            peer,
+            peer: peer.clone(),
             dir,
             offset: 0,
         }
     }
 
     /// Record that a connection opened.
-    pub fn opened(&self, peer: SocketAddr) {
+    pub fn opened(&self, peer: &Peer) {
         let line = format!("# open peer={peer} time={}\n", utc_now());
         self.write(line.as_bytes());
     }
 
     /// Record that a connection closed, with its byte counts.
-    pub fn closed(&self, peer: SocketAddr, sent: u64, received: u64) {
+    pub fn closed(&self, peer: &Peer, sent: u64, received: u64) {
         let line = format!(
             "# close peer={peer} sent={sent} received={received} time={}\n",
             utc_now()
@@ -133,7 +132,7 @@ impl Dump {
 #[derive(Debug)]
 pub struct DumpDir {
     dump: Dump,
-    peer: SocketAddr,
+    peer: Peer,
     dir: Dir,
     offset: u64,
 }
@@ -149,7 +148,7 @@ impl DumpDir {
             &mut out,
             self.dump.format,
             self.dir,
-            self.peer,
+            &self.peer,
             self.offset,
             data,
             &utc_now(),
@@ -164,7 +163,7 @@ pub fn format_chunk(
     out: &mut Vec<u8>,
     format: DumpFormat,
     dir: Dir,
-    peer: SocketAddr,
+    peer: &Peer,
     offset: u64,
     data: &[u8],
     time: &str,
@@ -241,14 +240,14 @@ mod tests {
 
     #[test]
     fn hex_chunk_layout() {
-        let peer: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let peer = Peer::Inet("127.0.0.1:4000".parse().unwrap());
         let mut out = Vec::new();
         let data: Vec<u8> = (0u8..20).collect();
         format_chunk(
             &mut out,
             DumpFormat::Hex,
             Dir::Received,
-            peer,
+            &peer,
             16,
             &data,
             "T",
@@ -274,9 +273,9 @@ mod tests {
             }
         }
         let dump = Dump::with_writer(Box::new(W(buf.clone())), Path::new("mem"), DumpFormat::Text);
-        let peer: SocketAddr = "[::1]:9".parse().unwrap();
-        let mut tx = dump.direction(peer, Dir::Sent);
-        let mut rx = dump.direction(peer, Dir::Received);
+        let peer = Peer::Inet("[::1]:9".parse().unwrap());
+        let mut tx = dump.direction(&peer, Dir::Sent);
+        let mut rx = dump.direction(&peer, Dir::Received);
         tx.record(b"ab");
         rx.record(b"xyz\n");
         tx.record(b"c");

@@ -1,15 +1,15 @@
 //! The two ends of an async relay session, as small enums: the local side
 //! (a program's pipes, shared stdin/stdout, nothing) and the remote side
-//! (a TCP stream, a connected UDP socket, or datagrams demultiplexed by a
-//! UDP server).
+//! (a TCP stream, a connected UDP socket, datagrams demultiplexed by a UDP
+//! server, a UNIX stream or datagram socket).
 
 use std::io;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::UdpSocket;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{UdpSocket, UnixDatagram};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::net::Replier;
@@ -94,9 +94,11 @@ pub(crate) enum RemoteIn {
     Udp(Arc<UdpSocket>),
     /// Datagrams from one peer, demultiplexed by the server.
     Datagrams(mpsc::Receiver<Bytes>),
-    /// Any byte stream (TLS over TCP). A peer that closes without a TLS
-    /// close_notify counts as end of stream.
+    /// Any byte stream (TLS over TCP, a UNIX stream). A peer that closes
+    /// without a TLS close_notify counts as end of stream.
     Stream(BoxRead),
+    /// A UNIX datagram socket connected to the peer.
+    UnixDgram(Arc<UnixDatagram>),
 }
 
 impl RemoteIn {
@@ -114,6 +116,16 @@ impl RemoteIn {
                 loop {
                     let n = s.recv(buf).await?;
                     // An empty datagram is not end of stream on UDP.
+                    if n > 0 {
+                        buf.truncate(n);
+                        return Ok(n);
+                    }
+                }
+            }
+            Self::UnixDgram(s) => {
+                buf.resize(cap.max(65_536), 0);
+                loop {
+                    let n = s.recv(buf).await?;
                     if n > 0 {
                         buf.truncate(n);
                         return Ok(n);
@@ -155,8 +167,11 @@ pub(crate) enum RemoteOut {
     Udp(Arc<UdpSocket>),
     /// A UDP server's answers to one peer (from the address it wrote to).
     Reply(Replier),
-    /// Any byte stream (TLS over TCP); closing sends close_notify and FIN.
+    /// Any byte stream (TLS over TCP, a UNIX stream); closing sends
+    /// close_notify (TLS) and shuts down the write side.
     Stream(BoxWrite),
+    /// A UNIX datagram socket connected to the peer.
+    UnixDgram(Arc<UnixDatagram>),
 }
 
 /// The largest UDP payload over IPv4.
@@ -182,6 +197,12 @@ impl RemoteOut {
                 }
                 Ok(())
             }
+            Self::UnixDgram(s) => {
+                for part in data.chunks(MAX_DATAGRAM) {
+                    s.send(part).await?;
+                }
+                Ok(())
+            }
         }
     }
 
@@ -194,11 +215,11 @@ impl RemoteOut {
             Self::Stream(w) => {
                 let _ = w.shutdown().await;
             }
-            Self::Udp(_) | Self::Reply(_) => {}
+            Self::Udp(_) | Self::Reply(_) | Self::UnixDgram(_) => {}
         }
     }
 
     pub(crate) fn is_datagram(&self) -> bool {
-        matches!(self, Self::Udp(_) | Self::Reply(_))
+        matches!(self, Self::Udp(_) | Self::Reply(_) | Self::UnixDgram(_))
     }
 }

@@ -3,12 +3,11 @@
 //! refusals, back-off, drain — are [`ServerEvent`](crate::net::ServerEvent)s).
 
 use std::io;
-use std::net::SocketAddr;
 use std::process::ExitStatus;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Outcome, RelayError, Report};
+use super::{Outcome, Peer, RelayError, Report};
 use crate::event::Events;
 
 /// One thing that happened to a relayed connection.
@@ -18,12 +17,12 @@ pub enum RelayEvent {
     /// A UDP peer sent its first datagram and has a session now.
     NewPeer {
         /// The peer, canonical.
-        peer: SocketAddr,
+        peer: Peer,
     },
     /// A connection (or UDP peer session) ended without error.
     Closed {
         /// The peer.
-        peer: SocketAddr,
+        peer: Peer,
         /// How it ended and what moved.
         report: Report,
     },
@@ -31,14 +30,14 @@ pub enum RelayEvent {
     /// its client's error from `run` instead.)
     Failed {
         /// The peer.
-        peer: SocketAddr,
+        peer: Peer,
         /// What went wrong.
         error: RelayError,
     },
     /// The program run for a connection ended (it is always waited for).
     ProgramEnded {
         /// The peer it served.
-        peer: SocketAddr,
+        peer: Peer,
         /// The program, as shown to people.
         program: String,
         /// Its exit status, or why it could not be waited for.
@@ -48,14 +47,14 @@ pub enum RelayEvent {
     /// was disconnected, so it does not hold up the others.
     TooSlow {
         /// The client.
-        peer: SocketAddr,
+        peer: Peer,
         /// How long it did not take its input.
         waited: Duration,
     },
     /// A datagram from a UDP peer was dropped: its session's queue was full.
     QueueFull {
         /// The peer.
-        peer: SocketAddr,
+        peer: Peer,
     },
 }
 

@@ -4,7 +4,6 @@
 //! and their exit status is logged.
 
 use std::io;
-use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
@@ -15,7 +14,7 @@ use tokio::process::{Child, Command};
 use super::ends::{LocalIn, LocalOut, RemoteIn, RemoteOut};
 use super::event::RelayEvent;
 use super::session::{self, Ends, Extras};
-use super::{Outcome, RelayError, RelayOptions, Report};
+use super::{Outcome, Peer, RelayError, RelayOptions, Report};
 use crate::Shutdown;
 use crate::event::Events;
 
@@ -78,12 +77,11 @@ impl ExecSpec {
     }
 
     /// Start it with piped stdin/stdout. The environment tells the program
-    /// who it talks to: `SOCKBOX_REMOTE_ADDR`, `SOCKBOX_REMOTE_PORT`,
-    /// `SOCKBOX_LOCAL_ADDR`, `SOCKBOX_LOCAL_PORT`, `SOCKBOX_PROTO`.
+    /// who it talks to (see [`program_env`]).
     pub fn spawn(
         &self,
-        peer: SocketAddr,
-        local: Option<SocketAddr>,
+        peer: &Peer,
+        local: Option<&Peer>,
         proto: &str,
     ) -> Result<Child, RelayError> {
         let mut cmd = match self {
@@ -109,13 +107,7 @@ impl ExecSpec {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
-            .env("SOCKBOX_REMOTE_ADDR", peer.ip().to_canonical().to_string())
-            .env("SOCKBOX_REMOTE_PORT", peer.port().to_string())
-            .env("SOCKBOX_PROTO", proto);
-        if let Some(l) = local {
-            cmd.env("SOCKBOX_LOCAL_ADDR", l.ip().to_canonical().to_string())
-                .env("SOCKBOX_LOCAL_PORT", l.port().to_string());
-        }
+            .envs(program_env(peer, local, proto));
         cmd.spawn().map_err(|source| RelayError::Exec {
             cmd: self.display(),
             source,
@@ -123,14 +115,62 @@ impl ExecSpec {
     }
 }
 
+/// The environment of a program run for a connection: sockbox's own names
+/// and ncat's, so scripts written for `ncat -e` work unchanged.
+///
+/// - `SOCKBOX_REMOTE_ADDR`, `SOCKBOX_REMOTE_PORT`, `SOCKBOX_LOCAL_ADDR`,
+///   `SOCKBOX_LOCAL_PORT`: the addresses and ports; for a UNIX-domain
+///   socket the path (empty when unnamed) and an empty port.
+/// - `SOCKBOX_PROTO`: `tcp`, `tls`, `udp`, `unix` or `unixgram`.
+/// - `NCAT_REMOTE_ADDR`, `NCAT_REMOTE_PORT`, `NCAT_LOCAL_ADDR`,
+///   `NCAT_LOCAL_PORT`, `NCAT_PROTO`: as ncat sets them — `localhost` and
+///   an empty port for a UNIX-domain socket, `TCP` or `UDP` (a TLS or UNIX
+///   stream is `TCP`, a UNIX datagram socket `UDP`).
+pub fn program_env(peer: &Peer, local: Option<&Peer>, proto: &str) -> Vec<(String, String)> {
+    let ours = |p: &Peer| match p {
+        Peer::Inet(a) => (a.ip().to_canonical().to_string(), a.port().to_string()),
+        Peer::Unix(path) => (
+            path.as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            String::new(),
+        ),
+    };
+    let ncat = |p: &Peer| match p {
+        Peer::Inet(a) => (a.ip().to_canonical().to_string(), a.port().to_string()),
+        Peer::Unix(_) => ("localhost".to_owned(), String::new()),
+    };
+    let mut env = Vec::new();
+    let mut add = |side: &str, p: &Peer| {
+        let (addr, port) = ours(p);
+        env.push((format!("SOCKBOX_{side}_ADDR"), addr));
+        env.push((format!("SOCKBOX_{side}_PORT"), port));
+        let (addr, port) = ncat(p);
+        env.push((format!("NCAT_{side}_ADDR"), addr));
+        env.push((format!("NCAT_{side}_PORT"), port));
+    };
+    add("REMOTE", peer);
+    if let Some(l) = local {
+        add("LOCAL", l);
+    }
+    env.push(("SOCKBOX_PROTO".to_owned(), proto.to_owned()));
+    let ncat_proto = if matches!(proto, "udp" | "unixgram") {
+        "UDP"
+    } else {
+        "TCP"
+    };
+    env.push(("NCAT_PROTO".to_owned(), ncat_proto.to_owned()));
+    env
+}
+
 /// The program side of a session: what to run, for whom.
 pub(crate) struct Program<'a> {
     /// What to run.
     pub spec: &'a ExecSpec,
     /// The peer it talks to.
-    pub peer: SocketAddr,
+    pub peer: Peer,
     /// This end of the connection, when known.
-    pub local: Option<SocketAddr>,
+    pub local: Option<Peer>,
     /// `tcp`, `udp` or `tls`, for `SOCKBOX_PROTO`.
     pub proto: &'a str,
 }
@@ -156,7 +196,7 @@ pub(crate) async fn relay_program(
         proto,
     } = prog;
     let (remote_in, remote_out) = remote;
-    let mut child = spec.spawn(peer, local, proto)?;
+    let mut child = spec.spawn(&peer, local.as_ref(), proto)?;
     let (Some(cin), Some(cout)) = (child.stdin.take(), child.stdout.take()) else {
         return Err(RelayError::Exec {
             cmd: spec.display(),
@@ -172,7 +212,8 @@ pub(crate) async fn relay_program(
         local_out: LocalOut::Writer(Box::new(cin)),
         remote_in,
         remote_out,
-        peer,
+        peer: peer.clone(),
+        finish_input: true,
     };
     let result = session::run(ends, &opts, extras, initial_rx, stop).await;
     let patience = match &result {
@@ -215,7 +256,7 @@ fn check_executable(path: &Path) -> io::Result<()> {
 /// before this returns.
 pub async fn reap(
     mut child: Child,
-    peer: SocketAddr,
+    peer: Peer,
     cmd: &str,
     patience: Option<Duration>,
     stop: &Shutdown,
@@ -307,11 +348,50 @@ mod tests {
         assert_eq!(shell.clone().resolve_program().unwrap(), shell);
     }
 
+    #[test]
+    fn programs_get_sockbox_and_ncat_names() {
+        let get = |env: &[(String, String)], k: &str| {
+            let found = env.iter().find(|(n, _)| n == k);
+            found.unwrap_or_else(|| panic!("{k} missing")).1.clone()
+        };
+        let peer = Peer::Inet("[::ffff:10.1.2.3]:4000".parse().unwrap());
+        let local = Peer::Inet("[::1]:7000".parse().unwrap());
+        let env = program_env(&peer, Some(&local), "tls");
+        for (k, v) in [
+            ("SOCKBOX_REMOTE_ADDR", "10.1.2.3"),
+            ("NCAT_REMOTE_ADDR", "10.1.2.3"),
+            ("SOCKBOX_REMOTE_PORT", "4000"),
+            ("NCAT_REMOTE_PORT", "4000"),
+            ("SOCKBOX_LOCAL_ADDR", "::1"),
+            ("NCAT_LOCAL_PORT", "7000"),
+            ("SOCKBOX_PROTO", "tls"),
+            ("NCAT_PROTO", "TCP"),
+        ] {
+            assert_eq!(get(&env, k), v, "{k}");
+        }
+        let unix = Peer::Unix(Some("/run/s.sock".into()));
+        let env = program_env(&Peer::Unix(None), Some(&unix), "unixgram");
+        for (k, v) in [
+            ("SOCKBOX_REMOTE_ADDR", ""),
+            ("NCAT_REMOTE_ADDR", "localhost"),
+            ("NCAT_REMOTE_PORT", ""),
+            ("SOCKBOX_LOCAL_ADDR", "/run/s.sock"),
+            ("NCAT_LOCAL_ADDR", "localhost"),
+            ("SOCKBOX_PROTO", "unixgram"),
+            ("NCAT_PROTO", "UDP"),
+        ] {
+            assert_eq!(get(&env, k), v, "{k}");
+        }
+        let env = program_env(&peer, None, "udp");
+        assert!(!env.iter().any(|(k, _)| k.contains("LOCAL")));
+        assert_eq!(get(&env, "NCAT_PROTO"), "UDP");
+    }
+
     #[tokio::test]
     async fn missing_program_is_named() {
         let spec = ExecSpec::from_words("/nonexistent/prog").unwrap();
         let err = spec
-            .spawn("127.0.0.1:1".parse().unwrap(), None, "tcp")
+            .spawn(&Peer::Inet("127.0.0.1:1".parse().unwrap()), None, "tcp")
             .unwrap_err()
             .to_string();
         assert!(err.contains("/nonexistent/prog"), "{err}");
@@ -319,9 +399,9 @@ mod tests {
 
     #[tokio::test]
     async fn reap_reports_status_and_kills_stragglers() {
-        let peer = "127.0.0.1:1".parse().unwrap();
+        let peer = Peer::Inet("127.0.0.1:1".parse().unwrap());
         let c = ExecSpec::Shell("exit 3".into())
-            .spawn(peer, None, "tcp")
+            .spawn(&peer, None, "tcp")
             .unwrap();
         let stop = Shutdown::new();
         let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -333,10 +413,12 @@ mod tests {
                     .push(status.as_ref().ok().and_then(ExitStatus::code));
             }
         });
-        let s = reap(c, peer, "x", None, &stop, &events).await.unwrap();
+        let s = reap(c, peer.clone(), "x", None, &stop, &events)
+            .await
+            .unwrap();
         assert_eq!(s.code(), Some(3));
         let c = ExecSpec::Shell("sleep 30".into())
-            .spawn(peer, None, "tcp")
+            .spawn(&peer, None, "tcp")
             .unwrap();
         let s = reap(
             c,

@@ -8,13 +8,13 @@
 //! later clients get EOF at once.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use super::Peer;
 use super::ends::{BoxWrite, SharedWrite};
 use super::event::RelayEvent;
 use crate::Shutdown;
@@ -26,7 +26,7 @@ const QUEUE: usize = 64;
 
 struct Member {
     tx: Option<mpsc::Sender<Bytes>>,
-    peer: SocketAddr,
+    peer: Peer,
     kick: Shutdown,
 }
 
@@ -77,11 +77,7 @@ impl Hub {
 
     /// Join: returns the membership and the client's stdin queue. `kick`
     /// fires if the client is too slow.
-    pub(crate) fn join(
-        &self,
-        peer: SocketAddr,
-        kick: Shutdown,
-    ) -> (Membership, mpsc::Receiver<Bytes>) {
+    pub(crate) fn join(&self, peer: Peer, kick: Shutdown) -> (Membership, mpsc::Receiver<Bytes>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let mut start = false;
         let id = {
@@ -128,12 +124,11 @@ impl Hub {
                 }
                 return;
             };
-            let targets: Vec<(mpsc::Sender<Bytes>, SocketAddr, Shutdown)> = match self.inner.lock()
-            {
+            let targets: Vec<(mpsc::Sender<Bytes>, Peer, Shutdown)> = match self.inner.lock() {
                 Ok(i) => i
                     .members
                     .values()
-                    .filter_map(|m| m.tx.clone().map(|t| (t, m.peer, m.kick.clone())))
+                    .filter_map(|m| m.tx.clone().map(|t| (t, m.peer.clone(), m.kick.clone())))
                     .collect(),
                 Err(_) => return,
             };

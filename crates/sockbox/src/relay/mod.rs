@@ -1,6 +1,6 @@
 //! The relay behind `sockbox connect` and `sockbox listen`: bytes between a
 //! local side (standard input/output, or a program run per connection) and
-//! a TCP or UDP peer.
+//! a TCP, UDP or UNIX-domain (stream or datagram) peer ([`Peer`]).
 //!
 //! Two engines share one set of rules ([`RelayOptions`]):
 //! - [`pump`]: one connection wired to file descriptors (stdin/stdout), on a
@@ -20,7 +20,8 @@
 //! closes; `quit_after_eof` ends it that long after local EOF; `idle_timeout`
 //! ends it after that long without a byte either way; a reset by the peer
 //! is [`RelayError::Reset`], never a panic. Every chunk can be recorded in a
-//! [`dump::Dump`] tagged with direction, peer, byte offset and time.
+//! [`dump::Dump`] tagged with direction, peer, byte offset and time;
+//! [`RelayOptions::crlf`] sends bare LFs of the local input as CRLF.
 
 pub mod client;
 mod config;
@@ -33,11 +34,14 @@ mod hub;
 mod life;
 mod method;
 mod pace;
+mod peer;
 pub mod pump;
 pub mod server;
 mod session;
+mod stdio;
 mod tcp;
 mod udp;
+mod unix;
 mod worker;
 
 use std::io;
@@ -51,6 +55,7 @@ pub use config::{ListenConfig, Local, Proto, ServeReport};
 pub use dump::{Dump, DumpFormat};
 pub use event::{RelayEvent, log_events};
 pub use exec::ExecSpec;
+pub use peer::Peer;
 pub use server::RelayServer;
 
 /// Which directions carry data.
@@ -85,6 +90,9 @@ pub struct RelayOptions {
     pub zero_copy: bool,
     /// Size of the in-kernel pipe for splice, or of the buffer for read/write.
     pub buffer_size: usize,
+    /// Send every LF of the local input not already preceded by CR as CRLF
+    /// (text protocols; forces read/write for that direction).
+    pub crlf: bool,
 }
 
 impl Default for RelayOptions {
@@ -97,6 +105,7 @@ impl Default for RelayOptions {
             end_on_remote_eof: false,
             zero_copy: true,
             buffer_size: 1 << 20,
+            crlf: false,
         }
     }
 }
@@ -136,7 +145,7 @@ pub enum RelayError {
     )]
     Reset {
         /// The peer.
-        peer: SocketAddr,
+        peer: Peer,
         /// Bytes sent before the reset.
         sent: u64,
         /// Bytes received before the reset.
@@ -144,7 +153,7 @@ pub enum RelayError {
     },
     /// A UDP peer answered with ICMP port unreachable.
     #[error("{0} refused the datagrams (ICMP port unreachable): is anything listening there?")]
-    Unreachable(SocketAddr),
+    Unreachable(Peer),
     /// Reading the local side (standard input or the program's output) failed.
     #[error("reading the local input: {0}")]
     LocalRead(#[source] io::Error),
@@ -155,7 +164,7 @@ pub enum RelayError {
     #[error("receiving from {peer}: {source}")]
     Recv {
         /// The peer.
-        peer: SocketAddr,
+        peer: Peer,
         /// The error.
         #[source]
         source: io::Error,
@@ -164,7 +173,7 @@ pub enum RelayError {
     #[error("sending to {peer}: {source}")]
     Send {
         /// The peer.
-        peer: SocketAddr,
+        peer: Peer,
         /// The error.
         #[source]
         source: io::Error,
@@ -178,6 +187,25 @@ pub enum RelayError {
     /// Binding the listening socket failed.
     #[error(transparent)]
     Bind(#[from] crate::net::BindError),
+    /// Connecting to a UNIX-domain socket failed.
+    #[error("cannot connect to the UNIX socket {}: {source}{}", path.display(), unix_hint(source))]
+    UnixConnect {
+        /// The socket's path.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// Binding a UNIX-domain socket failed.
+    #[error("cannot listen on the UNIX socket {}: {why}", path.display())]
+    UnixBind {
+        /// The socket's path.
+        path: PathBuf,
+        /// What went wrong, with the fix.
+        why: String,
+        /// True when another server holds the path (not the path's fault).
+        in_use: bool,
+    },
     /// Receiving on the listening socket failed for good.
     #[error("receiving on {addr}: {source}")]
     Listen {
@@ -219,6 +247,18 @@ pub enum RelayError {
     Setup(#[source] io::Error),
 }
 
+fn unix_hint(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::NotFound => " (no such socket: is the server running?)",
+        io::ErrorKind::ConnectionRefused => " (nobody listens on it: a server left it behind?)",
+        io::ErrorKind::PermissionDenied => " (its file or directory is not writable by this user)",
+        _ if e.raw_os_error() == Some(libc::EPROTOTYPE) => {
+            " (the socket is of the other type: stream against datagram)"
+        }
+        _ => "",
+    }
+}
+
 /// True for the errors that mean "the peer went away abruptly".
 pub(crate) fn is_reset(e: &io::Error) -> bool {
     matches!(
@@ -232,24 +272,30 @@ pub(crate) fn is_reset(e: &io::Error) -> bool {
 /// A socket error as the relay reports it: ICMP unreachable on UDP, a
 /// reset, or a failure to send or receive.
 pub(crate) fn peer_error(
-    peer: SocketAddr,
+    peer: &Peer,
     e: io::Error,
     datagram: bool,
     sending: bool,
     (sent, received): (u64, u64),
 ) -> RelayError {
     if datagram && e.raw_os_error() == Some(libc::ECONNREFUSED) {
-        RelayError::Unreachable(peer)
+        RelayError::Unreachable(peer.clone())
     } else if is_reset(&e) {
         RelayError::Reset {
-            peer,
+            peer: peer.clone(),
             sent,
             received,
         }
     } else if sending {
-        RelayError::Send { peer, source: e }
+        RelayError::Send {
+            peer: peer.clone(),
+            source: e,
+        }
     } else {
-        RelayError::Recv { peer, source: e }
+        RelayError::Recv {
+            peer: peer.clone(),
+            source: e,
+        }
     }
 }
 

@@ -8,16 +8,17 @@
 //! few tens of microseconds lets the pipe (or socket) fill, and the next call
 //! moves hundreds of KiB in large segments.
 //!
-//! The pause only happens while the input is *streaming*: several small
-//! transfers each following the previous one (or the end of our own pause)
-//! within [`Pacer::GAP`], i.e. data was already arriving while the relay
-//! worked. Request/response traffic never qualifies: between two requests
-//! lies at least a round trip through the peer (75 µs and more through a relay
-//! on loopback, measured), so a keystroke or a request line goes out at once
-//! and an interactive exchange is not slowed. A transfer that already moved
-//! a large batch is not followed by a pause either (the input is ahead of
-//! the relay). The added delay is bounded by [`Pacer::PAUSE`] plus the
-//! kernel's timer slack.
+//! The pause only happens while the input is *streaming one way*: several
+//! small transfers each following the previous one (or the end of our own
+//! pause) within [`Pacer::GAP`], with nothing moved in the other direction
+//! in between. Request/response traffic never qualifies, however fast the
+//! peer answers: between two requests the answer to the first one came
+//! back, so the other direction moved, and the streak starts over. (An
+//! earlier rule relied on a round trip taking longer than `GAP`; on a host
+//! where one takes 11 µs that paused every request by 100 µs.) A transfer
+//! that already moved a large batch is not followed by a pause either (the
+//! input is ahead of the relay). The added delay is bounded by
+//! [`Pacer::PAUSE`] plus the kernel's timer slack.
 
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,8 @@ pub(crate) struct Pacer {
     last: Option<Instant>,
     /// Consecutive transfers within [`Pacer::GAP`] of the previous one.
     streak: u32,
+    /// The other direction's byte count at the previous transfer.
+    other: u64,
 }
 
 impl Pacer {
@@ -60,15 +63,20 @@ impl Pacer {
             pause: (pause >= Self::MIN_PAUSE).then_some(pause),
             last: None,
             streak: 0,
+            other: 0,
         }
     }
 
-    /// A transfer of `moved` bytes finished at `now`: how long to pause
-    /// before the next one, if at all.
-    pub(crate) fn after(&mut self, now: Instant, moved: usize) -> Option<Duration> {
-        let quick = self
-            .last
-            .is_some_and(|t| now.saturating_duration_since(t) <= Self::GAP);
+    /// A transfer of `moved` bytes finished at `now`, when the other
+    /// direction had moved `other` bytes in all: how long to pause before
+    /// the next one, if at all.
+    pub(crate) fn after(&mut self, now: Instant, moved: usize, other: u64) -> Option<Duration> {
+        let answered = other != self.other;
+        self.other = other;
+        let quick = !answered
+            && self
+                .last
+                .is_some_and(|t| now.saturating_duration_since(t) <= Self::GAP);
         self.streak = if quick {
             self.streak.saturating_add(1)
         } else {
@@ -102,11 +110,11 @@ mod tests {
     fn a_single_transfer_after_silence_is_never_delayed() {
         let mut p = Pacer::new(CHUNK);
         let t0 = Instant::now();
-        assert_eq!(p.after(t0, 10), None);
+        assert_eq!(p.after(t0, 10, 0), None);
         // Keystrokes: far apart, each one goes at once.
         for i in 1..20u32 {
             assert_eq!(
-                p.after(t0 + Duration::from_millis(u64::from(i) * 80), 1),
+                p.after(t0 + Duration::from_millis(u64::from(i) * 80), 1, 0),
                 None
             );
         }
@@ -116,7 +124,9 @@ mod tests {
     fn small_transfers_in_quick_succession_pause() {
         let mut p = Pacer::new(CHUNK);
         let t0 = Instant::now();
-        let pauses: Vec<_> = (0..6u64).map(|i| p.after(t0 + us(i * 5), 4096)).collect();
+        let pauses: Vec<_> = (0..6u64)
+            .map(|i| p.after(t0 + us(i * 5), 4096, 0))
+            .collect();
         // The first STREAK quick transfers go straight on; then pause.
         assert_eq!(pauses[..3], [None, None, None]);
         assert_eq!(pauses[3..], [Some(Pacer::PAUSE); 3]);
@@ -127,12 +137,12 @@ mod tests {
         let mut p = Pacer::new(CHUNK);
         let t0 = Instant::now();
         for i in 0..5u64 {
-            p.after(t0 + us(i * 5), 4096);
+            p.after(t0 + us(i * 5), 4096, 0);
         }
-        assert_eq!(p.after(t0 + us(30), CHUNK / 4), None);
-        assert_eq!(p.after(t0 + us(35), CHUNK), None);
+        assert_eq!(p.after(t0 + us(30), CHUNK / 4, 0), None);
+        assert_eq!(p.after(t0 + us(35), CHUNK, 0), None);
         // Still streaming: a small one pauses again.
-        assert_eq!(p.after(t0 + us(40), 100), Some(Pacer::PAUSE));
+        assert_eq!(p.after(t0 + us(40), 100, 0), Some(Pacer::PAUSE));
     }
 
     #[test]
@@ -140,15 +150,15 @@ mod tests {
         let mut p = Pacer::new(CHUNK);
         let t0 = Instant::now();
         for i in 0..5u64 {
-            p.after(t0 + us(i * 5), 4096);
+            p.after(t0 + us(i * 5), 4096, 0);
         }
-        assert_eq!(p.after(t0 + us(25), 4096), Some(Pacer::PAUSE));
+        assert_eq!(p.after(t0 + us(25), 4096, 0), Some(Pacer::PAUSE));
         // A line typed later goes out at once, and so do the next two.
         let later = t0 + Duration::from_millis(50);
-        assert_eq!(p.after(later, 12), None);
-        assert_eq!(p.after(later + us(5), 12), None);
-        assert_eq!(p.after(later + us(10), 12), None);
-        assert_eq!(p.after(later + us(15), 12), Some(Pacer::PAUSE));
+        assert_eq!(p.after(later, 12, 0), None);
+        assert_eq!(p.after(later + us(5), 12, 0), None);
+        assert_eq!(p.after(later + us(10), 12, 0), None);
+        assert_eq!(p.after(later + us(15), 12, 0), Some(Pacer::PAUSE));
     }
 
     #[test]
@@ -159,7 +169,7 @@ mod tests {
         let mut t = Instant::now();
         let mut paused = 0;
         for _ in 0..100 {
-            if let Some(d) = p.after(t, 4096) {
+            if let Some(d) = p.after(t, 4096, 0) {
                 paused += 1;
                 t += d + us(60);
                 p.resumed(t);
@@ -170,16 +180,44 @@ mod tests {
     }
 
     #[test]
-    fn request_and_response_is_never_paused() {
-        // Small messages one round trip apart (50 µs to 10 ms): each one
-        // waited for the peer, none may be delayed.
-        for rtt in [50, 100, 1000, 10_000] {
+    fn request_and_response_is_never_paused_however_fast_the_peer() {
+        // Small messages one round trip apart (2 µs to 10 ms), each answered
+        // in the other direction before the next: none may be delayed.
+        for rtt in [2, 5, 11, 20, 50, 100, 1000, 10_000] {
             let mut p = Pacer::new(CHUNK);
             let t0 = Instant::now();
             for i in 0..1000u64 {
-                assert_eq!(p.after(t0 + us(i * rtt), 40), None, "rtt {rtt} µs");
+                let answers = i * 40;
+                assert_eq!(p.after(t0 + us(i * rtt), 40, answers), None, "rtt {rtt} µs");
             }
         }
+    }
+
+    #[test]
+    fn the_same_rhythm_one_way_is_a_stream() {
+        // The timing of a fast request/response exchange, but nothing comes
+        // back: a producer writing small pieces, which is paced.
+        let mut p = Pacer::new(CHUNK);
+        let t0 = Instant::now();
+        let paused = (0..100u64)
+            .filter(|&i| p.after(t0 + us(i * 11), 40, 7).is_some())
+            .count();
+        assert_eq!(paused, 100 - Pacer::STREAK as usize);
+    }
+
+    #[test]
+    fn an_answer_in_the_middle_of_a_stream_restarts_the_streak() {
+        let mut p = Pacer::new(CHUNK);
+        let t0 = Instant::now();
+        for i in 0..5u64 {
+            p.after(t0 + us(i * 5), 4096, 0);
+        }
+        assert_eq!(p.after(t0 + us(25), 4096, 0), Some(Pacer::PAUSE));
+        // The peer said something: the next STREAK transfers go at once.
+        assert_eq!(p.after(t0 + us(30), 4096, 9), None);
+        assert_eq!(p.after(t0 + us(35), 4096, 9), None);
+        assert_eq!(p.after(t0 + us(40), 4096, 9), None);
+        assert_eq!(p.after(t0 + us(45), 4096, 9), Some(Pacer::PAUSE));
     }
 
     #[test]
@@ -187,7 +225,7 @@ mod tests {
         let stream = |capacity: usize| {
             let mut p = Pacer::new(capacity);
             let t0 = Instant::now();
-            (0..10u64).filter_map(|i| p.after(t0 + us(i), 1)).max()
+            (0..10u64).filter_map(|i| p.after(t0 + us(i), 1, 0)).max()
         };
         assert_eq!(stream(4 << 20), Some(Pacer::PAUSE));
         assert_eq!(stream(1 << 20), Some(Pacer::PAUSE));

@@ -17,7 +17,6 @@
 //! (the socket is shut down regardless).
 
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,10 +31,12 @@ use super::life::{Activity, FINISH_IDLE, FINISH_MAX, Life, Step};
 use super::method::{choose, pipe_chunk, room};
 use super::pace::Pacer;
 use super::worker::{End, Side, Worker};
-use super::{Flow, Outcome, RelayError, RelayOptions, Report, peer_error};
+use super::{Flow, Outcome, Peer, RelayError, RelayOptions, Report, peer_error};
 use crate::daemon::ServerStats;
 use crate::sys::splice::{self, Ready, wait_ready};
+use sockbox_wire::crlf::Crlf;
 
+pub use super::stdio::{stdio_fds, take_stdout};
 pub use super::worker::Stopper;
 
 /// The largest UDP payload over IPv4; larger stdin chunks are split.
@@ -54,7 +55,7 @@ pub struct PumpEnds {
     /// The connected socket (TCP or connected UDP).
     pub socket: OwnedFd,
     /// The peer, for messages and the dump.
-    pub peer: SocketAddr,
+    pub peer: Peer,
     /// True for UDP: one datagram per chunk, no half-close.
     pub datagram: bool,
 }
@@ -101,7 +102,7 @@ struct Setup<'a> {
     opts: &'a RelayOptions,
     extras: &'a PumpExtras,
     stopper: &'a Stopper,
-    peer: SocketAddr,
+    peer: Peer,
     datagram: bool,
     counters: Counters,
 }
@@ -134,17 +135,17 @@ pub fn pump(
         opts,
         extras,
         stopper,
-        peer,
+        peer: peer.clone(),
         datagram,
         counters: Counters::new(),
     };
     if let Some(d) = &extras.dump {
-        d.opened(peer);
+        d.opened(&peer);
     }
     let mut rx_dump = extras
         .dump
         .as_ref()
-        .map(|d| d.direction(peer, Dir::Received));
+        .map(|d| d.direction(&peer, Dir::Received));
     if let Some(report) = write_initial(&setup, output.as_fd(), rx_dump.as_mut())? {
         return Ok(report);
     }
@@ -153,7 +154,7 @@ pub fn pump(
     teardown(&mut crew, &socket, &result, stopper);
     let (sent, received) = setup.counters.get();
     if let Some(d) = &extras.dump {
-        d.closed(peer, sent, received);
+        d.closed(&peer, sent, received);
     }
     result.map(|outcome| Report {
         outcome,
@@ -240,10 +241,15 @@ fn plain(s: &Setup<'_>) -> bool {
 /// The worker moving local input to the socket.
 fn sender(s: &Setup<'_>, input: OwnedFd, socket: &Arc<OwnedFd>) -> Result<Worker, RelayError> {
     let size = s.opts.buffer_size;
-    let method = choose(input.as_fd(), !plain(s), true, size)?;
+    let method = choose(input.as_fd(), !(plain(s) || s.opts.crlf), true, size)?;
     let mut chunk = pipe_chunk(&method, input.as_fd(), size);
     if s.datagram {
-        chunk = chunk.min(MAX_DATAGRAM);
+        // Room for the CRs -C may add.
+        chunk = chunk.min(if s.opts.crlf {
+            MAX_DATAGRAM / 2
+        } else {
+            MAX_DATAGRAM
+        });
     }
     let pacer = (!s.datagram).then(|| Pacer::new(room(input.as_fd(), chunk)));
     Ok(Worker {
@@ -255,14 +261,16 @@ fn sender(s: &Setup<'_>, input: OwnedFd, socket: &Arc<OwnedFd>) -> Result<Worker
         chunk,
         activity: Arc::clone(&s.counters.activity),
         bytes: Arc::clone(&s.counters.sent),
+        other: Arc::clone(&s.counters.received),
         dump: s
             .extras
             .dump
             .as_ref()
-            .map(|d| d.direction(s.peer, Dir::Sent)),
+            .map(|d| d.direction(&s.peer, Dir::Sent)),
         stats: s.extras.stats.clone(),
         discard: false,
         pacer,
+        crlf: s.opts.crlf.then(Crlf::new),
     })
 }
 
@@ -291,10 +299,12 @@ fn receiver(
         chunk,
         activity: Arc::clone(&s.counters.activity),
         bytes: Arc::clone(&s.counters.received),
+        other: Arc::clone(&s.counters.sent),
         dump,
         stats: s.extras.stats.clone(),
         discard,
         pacer,
+        crlf: None,
     })
 }
 
@@ -389,8 +399,8 @@ fn on_end(
             Ok(Step::Finish(Outcome::OutputClosed))
         }
         (Side::Rx, End::Write(e)) => Err(RelayError::LocalWrite(e)),
-        (Side::Tx, End::Write(e)) => Err(peer_error(s.peer, e, s.datagram, true, counts)),
-        (Side::Rx, End::Read(e)) => Err(peer_error(s.peer, e, s.datagram, false, counts)),
+        (Side::Tx, End::Write(e)) => Err(peer_error(&s.peer, e, s.datagram, true, counts)),
+        (Side::Rx, End::Read(e)) => Err(peer_error(&s.peer, e, s.datagram, false, counts)),
     }
 }
 
@@ -453,26 +463,4 @@ fn drain(socket: &OwnedFd) {
             _ => break,
         }
     }
-}
-
-/// Duplicates of this process's stdin and stdout for a [`pump`]; a closed
-/// one is replaced by `/dev/null`.
-pub fn stdio_fds() -> Result<(OwnedFd, OwnedFd), RelayError> {
-    let open_null = |write: bool| {
-        std::fs::OpenOptions::new()
-            .read(!write)
-            .write(write)
-            .open("/dev/null")
-            .map(OwnedFd::from)
-            .map_err(RelayError::Setup)
-    };
-    let input = match splice::dup(std::io::stdin()) {
-        Ok(fd) => fd,
-        Err(_) => open_null(false)?,
-    };
-    let output = match splice::dup(std::io::stdout()) {
-        Ok(fd) => fd,
-        Err(_) => open_null(true)?,
-    };
-    Ok((input, output))
 }

@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -13,10 +12,11 @@ use super::dump::{Dir, Dump, DumpDir};
 use super::ends::{LocalIn, LocalOut, RemoteIn, RemoteOut};
 use super::event::{RelayEvent, log_events};
 use super::life::{Activity, FINISH_IDLE, FINISH_MAX, Life, Step};
-use super::{Flow, Outcome, RelayError, RelayOptions, Report, peer_error};
+use super::{Flow, Outcome, Peer, RelayError, RelayOptions, Report, peer_error};
 use crate::Shutdown;
 use crate::daemon::ServerStats;
 use crate::event::Events;
+use sockbox_wire::crlf::Crlf;
 
 /// Everything one session moves data between.
 pub(crate) struct Ends {
@@ -24,7 +24,11 @@ pub(crate) struct Ends {
     pub(crate) local_out: LocalOut,
     pub(crate) remote_in: RemoteIn,
     pub(crate) remote_out: RemoteOut,
-    pub(crate) peer: SocketAddr,
+    pub(crate) peer: Peer,
+    /// When the peer's EOF ends the session, still send what the local
+    /// input already holds (off for a client sharing standard input: ncat
+    /// drops such a client at its EOF, freeing its slot at once).
+    pub(crate) finish_input: bool,
 }
 
 /// Extras shared by the sessions of a server.
@@ -87,9 +91,11 @@ async fn send_loop(
     remote_out: &mut RemoteOut,
     mut dump: Option<DumpDir>,
     meter: &Meter<'_>,
-    (cap, half_close): (usize, bool),
+    (cap, half_close, crlf): (usize, bool, bool),
 ) -> Result<(), DirEnd> {
     let mut buf = Vec::with_capacity(cap);
+    let mut crlf = crlf.then(Crlf::new);
+    let mut converted = Vec::new();
     loop {
         let n = local_in
             .read_chunk(&mut buf, cap)
@@ -98,11 +104,19 @@ async fn send_loop(
         if n == 0 {
             break;
         }
-        remote_out.write_all(&buf).await.map_err(DirEnd::Write)?;
+        let out = match &mut crlf {
+            Some(c) => {
+                converted.clear();
+                c.convert(&buf, &mut converted);
+                &converted
+            }
+            None => &buf,
+        };
+        remote_out.write_all(out).await.map_err(DirEnd::Write)?;
         if let Some(d) = &mut dump {
-            d.record(&buf);
+            d.record(out);
         }
-        meter.account(n, false);
+        meter.account(out.len(), false);
     }
     if half_close {
         remote_out.close().await;
@@ -159,6 +173,7 @@ pub(crate) async fn run(
         mut remote_in,
         mut remote_out,
         peer,
+        finish_input,
     } = ends;
     let datagram = remote_out.is_datagram();
     let cap = opts.buffer_size.clamp(16 * 1024, 256 * 1024);
@@ -170,19 +185,19 @@ pub(crate) async fn run(
     };
     let dump = extras.dump.as_ref();
     if let Some(d) = dump {
-        d.opened(peer);
+        d.opened(&peer);
     }
     if opts.flow == Flow::SendOnly {
         local_out = LocalOut::Discard;
     }
-    let tx_dump = dump.map(|d| d.direction(peer, Dir::Sent));
-    let rx_dump = dump.map(|d| d.direction(peer, Dir::Received));
+    let tx_dump = dump.map(|d| d.direction(&peer, Dir::Sent));
+    let rx_dump = dump.map(|d| d.direction(&peer, Dir::Received));
     let tx = send_loop(
         &mut local_in,
         &mut remote_out,
         tx_dump,
         &meter,
-        (cap, opts.half_close),
+        (cap, opts.half_close, opts.crlf),
     );
     let rx = recv_loop(
         &mut remote_in,
@@ -192,10 +207,10 @@ pub(crate) async fn run(
         (cap, initial_rx),
     );
     tokio::pin!(tx, rx);
-    let result = supervise(tx, rx, opts, &meter, (peer, datagram), stop).await;
+    let result = supervise(tx, rx, opts, &meter, (&peer, datagram, finish_input), stop).await;
     let (sent, received) = meter.counts();
     if let Some(d) = dump {
-        d.closed(peer, sent, received);
+        d.closed(&peer, sent, received);
     }
     result.map(|outcome| Report {
         outcome,
@@ -210,7 +225,7 @@ async fn supervise<T, R>(
     mut rx: Pin<&mut R>,
     opts: &RelayOptions,
     meter: &Meter<'_>,
-    (peer, datagram): (SocketAddr, bool),
+    (peer, datagram, finish_input): (&Peer, bool, bool),
     stop: &Shutdown,
 ) -> Result<Outcome, RelayError>
 where
@@ -259,7 +274,7 @@ where
             () = stop.wait() => Step::Finish(Outcome::Stopped),
         };
         if let Step::Finish(outcome) = step {
-            if outcome == Outcome::Done && !tx_done {
+            if outcome == Outcome::Done && !tx_done && finish_input {
                 finish_sending(tx, meter).await;
             }
             return Ok(outcome);

@@ -3,7 +3,6 @@
 //! connection (over TLS if asked) to a program, to the shared standard
 //! input/output, or, for a single client, through the splice pump.
 
-use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +12,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::conn::{Remote, Shared};
 use super::ends::{RemoteIn, RemoteOut};
-use super::{Outcome, RelayError, Report};
+use super::{Outcome, Peer, RelayError, Report};
 use crate::Shutdown;
 use crate::net::{Connection, Handler};
 
@@ -35,10 +34,11 @@ impl Handler for TcpRelay {
             ..
         } = conn;
         self.shared.count_served();
+        let peer = Peer::Inet(peer);
         // Shutdown lets a connection finish: only the end of the grace
         // period cuts it.
         let stop = drain.hard().clone();
-        let result = self.relay(stream, peer, &stop).await;
+        let result = self.relay(stream, peer.clone(), &stop).await;
         self.shared.finished(peer, result);
     }
 }
@@ -47,7 +47,7 @@ impl TcpRelay {
     async fn relay(
         &self,
         stream: TcpStream,
-        peer: SocketAddr,
+        peer: Peer,
         stop: &Shutdown,
     ) -> Result<Report, RelayError> {
         if let Some(acceptor) = &self.tls {
@@ -60,6 +60,7 @@ impl TcpRelay {
                 .pump(OwnedFd::from(std), (peer, false), Vec::new(), stop)
                 .await;
         }
+        let local = local_of(&stream);
         let (r, w) = stream.into_split();
         let remote = Remote {
             peer,
@@ -67,6 +68,7 @@ impl TcpRelay {
             write: RemoteOut::Tcp(w),
             proto: "tcp",
             first: None,
+            local,
         };
         shared.relay(remote, stop).await
     }
@@ -75,9 +77,11 @@ impl TcpRelay {
         &self,
         acceptor: &TlsAcceptor,
         stream: TcpStream,
-        peer: SocketAddr,
+        peer: Peer,
         stop: &Shutdown,
     ) -> Result<Report, RelayError> {
+        let addr = peer.inet().unwrap_or_else(|| ([0, 0, 0, 0], 0).into());
+        let local = local_of(&stream);
         let tls = tokio::select! {
             r = tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)) => match r {
                 Ok(Ok(s)) => s,
@@ -85,7 +89,7 @@ impl TcpRelay {
                     let peer = peer.to_string();
                     return Err(crate::tls::TlsError::Handshake { peer, source }.into());
                 }
-                Err(_) => return Err(RelayError::TlsTimeout(peer)),
+                Err(_) => return Err(RelayError::TlsTimeout(addr)),
             },
             () = stop.wait() => {
                 return Ok(Report { outcome: Outcome::Stopped, sent: 0, received: 0 });
@@ -98,7 +102,16 @@ impl TcpRelay {
             write: RemoteOut::Stream(Box::new(w)),
             proto: "tls",
             first: None,
+            local,
         };
         self.shared.relay(remote, stop).await
     }
+}
+
+/// This end of an accepted connection (the address the client reached).
+fn local_of(stream: &TcpStream) -> Option<Peer> {
+    stream
+        .local_addr()
+        .ok()
+        .map(|a| Peer::Inet(crate::net::canonical(a)))
 }

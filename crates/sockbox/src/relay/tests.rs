@@ -57,7 +57,7 @@ async fn keep_open_tcp_gives_each_client_its_program_and_counts_them() {
     let (cfg, seen) = config(cat());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = RelayServer::from_listener(listener, cfg).unwrap();
-    let addr = server.local_addr();
+    let addr = server.local_addr().inet().unwrap();
     let stop = Shutdown::new();
     let run = tokio::spawn(server.run(stop.clone()));
     assert_eq!(echo_over_tcp(addr, b"one").await, b"one");
@@ -79,7 +79,7 @@ async fn a_single_client_server_returns_its_clients_report() {
     cfg.server.once = true;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = RelayServer::from_listener(listener, cfg).unwrap();
-    let addr = server.local_addr();
+    let addr = server.local_addr().inet().unwrap();
     let run = tokio::spawn(server.run(Shutdown::new()));
     assert_eq!(echo_over_tcp(addr, b"").await, b"hi\n");
     let report = run.await.unwrap().unwrap();
@@ -95,7 +95,7 @@ async fn udp_peers_are_told_apart_and_answered_from_the_address_written_to() {
     cfg.proto = Proto::Udp;
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let server = RelayServer::from_socket(socket, cfg).unwrap();
-    let addr = server.local_addr();
+    let addr = server.local_addr().inet().unwrap();
     let stop = Shutdown::new();
     let run = tokio::spawn(server.run(stop.clone()));
     let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -115,4 +115,40 @@ async fn udp_peers_are_told_apart_and_answered_from_the_address_written_to() {
     assert_eq!(report.served, 2);
     let news = seen.lock().unwrap().iter().filter(|l| *l == "new").count();
     assert_eq!(news, 2);
+}
+
+#[tokio::test]
+async fn a_unix_stream_server_serves_programs_and_removes_its_socket_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("relay.sock");
+    // A stale socket from a dead server is replaced.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    let (mut cfg, _seen) = config(cat());
+    cfg.unix = Some(path.clone());
+    let server = RelayServer::bind(cfg).unwrap();
+    assert_eq!(server.local_addr(), Peer::Unix(Some(path.clone())));
+    let stop = Shutdown::new();
+    let run = tokio::spawn(server.run(stop.clone()));
+    for msg in [&b"one"[..], b"two"] {
+        let mut s = tokio::net::UnixStream::connect(&path).await.unwrap();
+        s.write_all(msg).await.unwrap();
+        s.shutdown().await.unwrap();
+        let mut v = Vec::new();
+        s.read_to_end(&mut v).await.unwrap();
+        assert_eq!(v, msg);
+    }
+    stop.trigger();
+    let report = run.await.unwrap().unwrap();
+    assert_eq!(report.served, 2);
+    assert!(!path.exists(), "socket file left behind");
+    // A regular file at the path is refused and left alone.
+    std::fs::write(&path, "data").unwrap();
+    let (mut cfg, _) = config(cat());
+    cfg.unix = Some(path.clone());
+    let err = RelayServer::bind(cfg).unwrap_err();
+    assert!(
+        matches!(err, RelayError::UnixBind { in_use: false, .. }),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "data");
 }

@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use super::conn::{Remote, Shared};
 use super::ends::{RemoteIn, RemoteOut};
 use super::event::RelayEvent;
-use super::{RelayError, Report};
+use super::{Peer, RelayError, Report};
 use crate::Shutdown;
 use crate::net::{
     Answer, Datagram, DatagramCtx, DatagramHandler, Refusal, Replier, ServerEvent, ServerOptions,
@@ -58,24 +58,26 @@ pub(crate) async fn serve_one(
         return Ok(());
     };
     socket.connect(from).await.map_err(RelayError::Setup)?;
-    let peer = canonical(from);
+    let peer = Peer::Inet(canonical(from));
     shared.count_served();
     let _active = opts.stats.connection();
-    shared.extras.events.on_event(&RelayEvent::NewPeer { peer });
+    let new = RelayEvent::NewPeer { peer: peer.clone() };
+    shared.extras.events.on_event(&new);
     let result = if shared.runs_programs() {
         let s = Arc::new(socket);
         let remote = Remote {
-            peer,
+            peer: peer.clone(),
             read: RemoteIn::Udp(Arc::clone(&s)),
             write: RemoteOut::Udp(s),
             proto: "udp",
             first: Some(Bytes::from(first)),
+            local: None,
         };
         shared.relay(remote, shutdown).await
     } else {
         let std = socket.into_std().map_err(RelayError::Setup)?;
         shared
-            .pump(OwnedFd::from(std), (peer, true), first, shutdown)
+            .pump(OwnedFd::from(std), (peer.clone(), true), first, shutdown)
             .await
     };
     shared.finished(peer, result);
@@ -140,16 +142,17 @@ impl UdpRelay {
         self.shared
             .extras
             .events
-            .on_event(&RelayEvent::NewPeer { peer });
+            .on_event(&RelayEvent::NewPeer { peer: peer.into() });
         let (shared, peers, drain) = (self.shared.clone(), self.peers.clone(), ctx.drain().clone());
         ctx.spawn(async move {
             let _active = active;
             let remote = Remote {
-                peer,
+                peer: peer.into(),
                 read: RemoteIn::Datagrams(rx),
                 write: RemoteOut::Reply(replier),
                 proto: "udp",
                 first: None,
+                local: None,
             };
             let session = shared.relay(remote, drain.hard());
             tokio::pin!(session);
@@ -163,7 +166,7 @@ impl UdpRelay {
                 }
             };
             forget(&peers, peer, id);
-            shared.finished(peer, result);
+            shared.finished(peer.into(), result);
         });
     }
 }
@@ -186,7 +189,7 @@ impl DatagramHandler for UdpRelay {
                 self.shared
                     .extras
                     .events
-                    .on_event(&RelayEvent::QueueFull { peer });
+                    .on_event(&RelayEvent::QueueFull { peer: peer.into() });
             }
             return Answer::Nothing;
         }

@@ -18,6 +18,7 @@ use super::method::Method;
 use super::pace::Pacer;
 use crate::daemon::ServerStats;
 use crate::sys::splice::{self, FdKind, Ready, fd_kind, is_nonblocking, wait_ready, writable_now};
+use sockbox_wire::crlf::Crlf;
 
 /// Stops a running pump from any thread: every wait of its workers also
 /// watches this. Cheap to clone.
@@ -71,12 +72,17 @@ pub(crate) struct Worker {
     pub(crate) chunk: usize,
     pub(crate) activity: Arc<Activity>,
     pub(crate) bytes: Arc<AtomicU64>,
+    /// The other direction's byte count (the pacer never pauses a
+    /// direction whose peer answered since its last transfer).
+    pub(crate) other: Arc<AtomicU64>,
     pub(crate) dump: Option<DumpDir>,
     pub(crate) stats: Option<ServerStats>,
     /// Read and drop (receive side of `--send-only`).
     pub(crate) discard: bool,
     /// Batch a streaming input (`None` for datagrams: one per read).
     pub(crate) pacer: Option<Pacer>,
+    /// Turn bare LF into CRLF on the way (copying only).
+    pub(crate) crlf: Option<Crlf>,
 }
 
 impl Worker {
@@ -195,10 +201,11 @@ impl Worker {
     }
 
     /// After moving `n` bytes: pause if the input is streaming in small
-    /// pieces, so the next call moves a larger batch.
+    /// pieces one way, so the next call moves a larger batch.
     fn pace(&mut self, n: usize) {
+        let other = self.other.load(Ordering::Relaxed);
         if let Some(p) = &mut self.pacer
-            && let Some(d) = p.after(Instant::now(), n)
+            && let Some(d) = p.after(Instant::now(), n, other)
         {
             std::thread::sleep(d);
             p.resumed(Instant::now());
@@ -299,6 +306,7 @@ impl Worker {
     fn copy(&mut self) -> End {
         let (src, dst) = (Arc::clone(&self.src), Arc::clone(&self.dst));
         let mut buf = vec![0u8; self.chunk];
+        let mut converted = Vec::new();
         let poll_first = !is_nonblocking(src.as_fd());
         loop {
             if poll_first && let Err(end) = self.wait(src.as_fd(), false) {
@@ -325,9 +333,18 @@ impl Worker {
                 self.account(n);
                 continue;
             }
+            let out = match &mut self.crlf {
+                Some(c) => {
+                    converted.clear();
+                    c.convert(&buf[..n], &mut converted);
+                    &converted[..]
+                }
+                None => &buf[..n],
+            };
+            let n = out.len();
             let mut at = 0;
             while at < n {
-                match nix::unistd::write(dst.as_fd(), &buf[at..n]) {
+                match nix::unistd::write(dst.as_fd(), &out[at..n]) {
                     Ok(m) => at += m,
                     Err(Errno::EAGAIN) => {
                         if let Err(end) = self.wait(dst.as_fd(), true) {
@@ -341,7 +358,7 @@ impl Worker {
             if self.side == Side::Tx
                 && let Some(d) = &mut self.dump
             {
-                d.record(&buf[..n]);
+                d.record(out);
             }
             self.account(n);
             self.pace(n);
@@ -365,10 +382,12 @@ mod tests {
             chunk: 1 << 16,
             activity: Arc::new(Activity::new()),
             bytes: Arc::clone(&bytes),
+            other: Arc::new(AtomicU64::new(0)),
             dump: None,
             stats: None,
             discard: false,
             pacer: Some(Pacer::new(1 << 16)),
+            crlf: None,
         };
         (w, bytes)
     }

@@ -10,6 +10,8 @@
 //!   [`ClientTls::connector`] builds a [`TlsConnector`], and [`connect`] runs
 //!   the handshake over any connected stream, checking the certificate
 //!   against the host name the user typed.
+//! * a server without certificate files: [`self_signed`] makes a throwaway
+//!   one in memory and says its SHA-256 fingerprint.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -82,6 +84,9 @@ pub enum TlsError {
     /// rustls refused the client configuration.
     #[error("TLS client configuration: {0}")]
     ClientConfig(rustls::Error),
+    /// Generating a temporary certificate failed.
+    #[error("cannot generate a temporary certificate: {0}")]
+    Generate(String),
     /// The host is not usable as a TLS server name.
     #[error("{0:?} is not a valid TLS server name (give a DNS name or IP address)")]
     ServerName(String),
@@ -262,7 +267,10 @@ fn load_certs(path: &Path, what: &'static str) -> Result<Vec<CertificateDer<'sta
     Ok(certs)
 }
 
+mod selfsigned;
 mod verify;
+
+pub use selfsigned::{SelfSigned, fingerprint, self_signed};
 
 #[cfg(test)]
 pub(crate) mod testcert;
