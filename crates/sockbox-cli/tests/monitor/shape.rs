@@ -45,6 +45,10 @@ fn serves_smokeping_metrics_for_every_target() {
         for_host(&text, "sockbox_target_lost_total", "127.0.0.2"),
         Some(0.0)
     );
+    assert_eq!(
+        for_host(&text, "sockbox_target_late_replies_total", "127.0.0.2"),
+        Some(0.0)
+    );
     for (labels, v) in samples(&text, "smokeping_requests_total") {
         let count = samples(&text, "smokeping_response_duration_seconds_count")[&labels];
         // Loopback loses nothing: every settled probe was answered.

@@ -211,6 +211,11 @@ pub async fn run(
                 c.lost();
             }
         }
+        Event::Late { target, .. } => {
+            if let Some(c) = cell(target.index) {
+                c.late();
+            }
+        }
         Event::Error(e) => {
             if let Some(c) = cell(e.target.index) {
                 c.icmp_error(ErrorKind::of(e.message));

@@ -106,7 +106,14 @@ const FAMILIES_SMOKEPING: [Family; 4] = [
 ];
 
 /// The sockbox_ per-target families, in name order (ICMP errors apart).
-const FAMILIES_SOCKBOX: [Family; 3] = [
+const FAMILIES_SOCKBOX: [Family; 4] = [
+    Family {
+        name: "sockbox_target_late_replies_total",
+        kind: "counter",
+        help: "Replies from the target that came after their probe's timeout (the probe counts as lost).",
+        probed_only: true,
+        value: |s| Some(s.late as f64),
+    },
     Family {
         name: "sockbox_target_lost_total",
         kind: "counter",

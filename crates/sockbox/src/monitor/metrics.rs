@@ -155,6 +155,7 @@ pub struct TargetCells {
     duplicates: AtomicU64,
     send_errors: AtomicU64,
     lost: AtomicU64,
+    late: AtomicU64,
     icmp: [AtomicU64; 5],
     up: AtomicBool,
     resolve_errors: AtomicU64,
@@ -179,6 +180,8 @@ pub struct TargetSnapshot {
     pub send_errors: u64,
     /// Probes not answered within the timeout.
     pub lost: u64,
+    /// Replies that came after their probe's timeout.
+    pub late: u64,
     /// ICMP errors, in [`ErrorKind::ALL`] order.
     pub icmp: [u64; 5],
     /// The last probe settled was answered.
@@ -200,6 +203,7 @@ impl TargetCells {
             duplicates: AtomicU64::new(0),
             send_errors: AtomicU64::new(0),
             lost: AtomicU64::new(0),
+            late: AtomicU64::new(0),
             icmp: Default::default(),
             up: AtomicBool::new(false),
             resolve_errors: AtomicU64::new(0),
@@ -229,6 +233,11 @@ impl TargetCells {
         self.lost.fetch_add(1, Relaxed);
         self.requests.fetch_add(1, Relaxed);
         self.up.store(false, Relaxed);
+    }
+
+    /// A reply came after its probe's timeout (the probe stays lost).
+    pub fn late(&self) {
+        self.late.fetch_add(1, Relaxed);
     }
 
     /// An ICMP error about one of its probes.
@@ -270,6 +279,7 @@ impl TargetCells {
             duplicates: self.duplicates.load(Relaxed),
             send_errors: self.send_errors.load(Relaxed),
             lost: self.lost.load(Relaxed),
+            late: self.late.load(Relaxed),
             icmp: std::array::from_fn(|i| self.icmp[i].load(Relaxed)),
             up: self.up.load(Relaxed),
             resolve_errors: self.resolve_errors.load(Relaxed),
@@ -405,6 +415,7 @@ mod tests {
         c.reply(&b, Duration::from_secs(2), None);
         c.duplicate();
         c.lost();
+        c.late();
         c.icmp_error(ErrorKind::TimeExceeded);
         let s = c.snapshot();
         assert_eq!(s.cumulative, vec![1, 2, 3]);
@@ -413,5 +424,6 @@ mod tests {
         assert_eq!(s.ttl, 63);
         assert!(!s.up, "the last probe settled was lost");
         assert_eq!(s.icmp, [0, 1, 0, 0, 0]);
+        assert_eq!(s.late, 1, "a late reply counts apart, not as a reply");
     }
 }

@@ -224,6 +224,16 @@ pub enum Event<'a> {
         /// The target's statistics, this timeout included.
         stats: &'a TargetStats,
     },
+    /// A reply to probe `round` of `target` that came after its timeout:
+    /// not counted as received (the probe stays timed out).
+    Late {
+        /// The target.
+        target: TargetRef<'a>,
+        /// Round.
+        round: u32,
+        /// How long after it was sent.
+        rtt: Duration,
+    },
     /// An ICMP error quoting one of our probes.
     Error(IcmpError<'a>),
     /// Sending a probe failed locally (no route, permission…): it does not

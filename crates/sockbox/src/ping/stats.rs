@@ -73,6 +73,9 @@ pub struct TargetStats {
     pub errors: u32,
     /// Probes the system refused to send (not counted in `sent`).
     pub send_errors: u32,
+    /// Replies that came after their probe's timeout (the probe counts as
+    /// timed out, the reply is not counted as received).
+    pub late: u32,
     /// Round-trip times of the answered probes.
     pub rtt: Rtt,
 }

@@ -45,6 +45,11 @@ enum Rec {
     SendFailed {
         target: u64,
     },
+    Late {
+        target: u64,
+        round: u32,
+        rtt: Duration,
+    },
     Done {
         target: u64,
         alive: bool,
@@ -76,6 +81,11 @@ impl Observer for Log {
             },
             Event::SendFailed { target, .. } => Rec::SendFailed {
                 target: target.index,
+            },
+            Event::Late { target, round, rtt } => Rec::Late {
+                target: target.index,
+                round: *round,
+                rtt: *rtt,
             },
             Event::Done {
                 target,
@@ -342,6 +352,18 @@ async fn late_replies_after_the_timeout() {
     assert_eq!(log.timeouts(), 3);
     // The last probe's reply arrives after the run ended; two are seen late.
     assert_eq!(out.counters.late, 2);
+    // Each late reply is reported for its target (what a prober counts
+    // per target), and counted in the target's statistics.
+    let late: Vec<(u64, u32, Duration)> = log
+        .0
+        .iter()
+        .filter_map(|e| match e {
+            Rec::Late { target, round, rtt } => Some((*target, *round, *rtt)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(late, vec![(0, 0, ms(70)), (0, 1, ms(70))]);
+    assert_eq!(log.stats(0).late, 2);
 }
 
 #[tokio::test(start_paused = true)]

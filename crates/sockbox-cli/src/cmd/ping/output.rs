@@ -379,7 +379,7 @@ impl Observer for Printer {
                     bar.inc();
                 }
             }
-            Event::SendFailed { .. } => {}
+            Event::SendFailed { .. } | Event::Late { .. } => {}
         }
         match self.style {
             Style::Ping => self.ping_event(ev),

@@ -121,14 +121,14 @@ impl Engine {
                 if rtt_ns > limit || limit == 0 {
                     // Longer than its timeout: not counted (fping), and the
                     // timeout will be reported when it comes.
-                    self.counters.late += 1;
+                    self.on_late(f.slot, f.round, rtt_ns, current, obs);
                     return;
                 }
                 false
             }
             State::Answered if current => true,
             _ => {
-                self.counters.late += 1;
+                self.on_late(f.slot, f.round, rtt_ns, current, obs);
                 return;
             }
         };
@@ -162,6 +162,30 @@ impl Engine {
         if !duplicate && (alive_mode || self.count_done(f.slot)) {
             self.finish(f.slot, obs);
         }
+    }
+
+    /// A reply after its probe's timeout: counted apart; reported for its
+    /// target while the engine still probes it (a finished target's slot
+    /// may already hold another).
+    fn on_late(
+        &mut self,
+        slot: u32,
+        round: u32,
+        rtt_ns: u64,
+        current: bool,
+        obs: &mut impl Observer,
+    ) {
+        self.counters.late += 1;
+        if !current {
+            return;
+        }
+        let s = &mut self.slots[slot as usize];
+        s.stats.late = s.stats.late.saturating_add(1);
+        obs.event(&Event::Late {
+            target: self.target_ref(slot),
+            round,
+            rtt: Duration::from_nanos(rtt_ns),
+        });
     }
 
     fn on_queued_error(

@@ -34,6 +34,13 @@ impl Printer {
                 "addr": target.addr.to_string(),
                 "seq": round,
             }),
+            Event::Late { target, round, rtt } => json!({
+                "type": "late",
+                "target": target.display(),
+                "addr": target.addr.to_string(),
+                "seq": round,
+                "rtt_ms": ms_f(Some(*rtt)),
+            }),
             Event::Error(e) => json!({
                 "type": "error",
                 "target": e.target.display(),

@@ -84,7 +84,7 @@ impl Printer {
                 ));
             }
             Event::Unresolved { name, error } => self.err(&format!("sockbox: {name}: {error}")),
-            Event::Timeout { .. } | Event::Done { .. } => {}
+            Event::Timeout { .. } | Event::Late { .. } | Event::Done { .. } => {}
         }
     }
 
