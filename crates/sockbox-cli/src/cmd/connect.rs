@@ -389,11 +389,6 @@ fn relay_and_finish(
 ) -> anyhow::Result<u8> {
     match sock.peer() {
         Ok(peer) => tracing::info!("connected to {peer}"),
-        // Reset between the handshake and now: as any reset, exit 1.
-        Err(RelayError::Setup(e)) if e.raw_os_error() == Some(libc::ENOTCONN) => {
-            crate::output::errln!("sockbox: the connection was reset by the peer at once");
-            return Ok(crate::exit::PARTIAL);
-        }
         Err(e) => return relay_error(e, Say::Stderr),
     }
     let result = relay_connected(sock, spec, opts, dump)?;

@@ -47,7 +47,14 @@ impl Connected {
             Self::Unix(s) => s.peer_addr().map(|a| Peer::from_unix(&a)),
             Self::UnixDatagram(s) => s.peer_addr().map(|a| Peer::from_unix(&a)),
         }
-        .map_err(RelayError::Setup)
+        .map_err(|e| {
+            // A connected socket without a peer was reset since.
+            if e.raw_os_error() == Some(libc::ENOTCONN) && !self.is_datagram() {
+                RelayError::ResetAtOnce
+            } else {
+                RelayError::Setup(e)
+            }
+        })
     }
 
     /// This end's address.

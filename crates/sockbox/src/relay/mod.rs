@@ -151,6 +151,10 @@ pub enum RelayError {
         /// Bytes received before the reset.
         received: u64,
     },
+    /// The peer reset the connection between the handshake and the start
+    /// of the relay (its address is no longer known).
+    #[error("the connection was reset by the peer at once, before any data moved")]
+    ResetAtOnce,
     /// A UDP peer answered with ICMP port unreachable.
     #[error("{0} refused the datagrams (ICMP port unreachable): is anything listening there?")]
     Unreachable(Peer),

@@ -52,6 +52,7 @@ pub fn finish(result: Result<Report, RelayError>, say: Say) -> anyhow::Result<u8
 pub fn relay_error(e: RelayError, say: Say) -> anyhow::Result<u8> {
     match e {
         RelayError::Reset { .. }
+        | RelayError::ResetAtOnce
         | RelayError::Unreachable(_)
         | RelayError::Recv { .. }
         | RelayError::Send { .. }
