@@ -2,6 +2,7 @@
 //! `ncat --chat`, without split lines or a slow client stalling the room).
 //! Also the flags and the server body `sockbox broker` shares.
 
+mod cluster;
 mod flags;
 mod output;
 
@@ -159,6 +160,9 @@ pub struct ServerArgs {
     /// Do not log events (text mode).
     #[arg(short, long, conflicts_with = "json")]
     pub quiet: bool,
+    /// A room spread over several servers.
+    #[command(flatten)]
+    pub cluster: cluster::ClusterArgs,
 }
 
 /// Run `sockbox chat`.
@@ -181,6 +185,7 @@ pub struct Setup {
     fallback: Option<SocketAddr>,
     config: ChatConfig,
     server: ServerArgs,
+    cluster: Option<sockbox::chat::cluster::ClusterConfig>,
 }
 
 impl Setup {
@@ -226,6 +231,7 @@ impl Setup {
             None => None,
         };
         let access = server.access.acl()?;
+        let cluster = server.cluster.config()?;
         let defaults = ChatConfig::default();
         let config = ChatConfig {
             mode,
@@ -252,6 +258,7 @@ impl Setup {
             fallback,
             config,
             server: server.clone(),
+            cluster,
         })
     }
 
@@ -262,6 +269,7 @@ impl Setup {
             fallback,
             mut config,
             server,
+            cluster,
         } = self;
         let limit = sockbox::sys::rlimit::raise_nofile_limit();
         let stream = if stdin_nick.is_some() {
@@ -288,7 +296,7 @@ impl Setup {
         let sink_log = log.clone();
         config.events = Arc::new(move |e: &ChatEvent| sink_log.event(e));
         let access = config.server.acl.clone();
-        let server_obj = match (ChatServer::bind(addr, config.clone()), fallback) {
+        let mut server_obj = match (ChatServer::bind(addr, config.clone()), fallback) {
             (Ok(s), _) => s,
             // No IPv6 here: listen on IPv4 only. Other errors (the port is
             // taken…) are reported for the address the user asked for.
@@ -298,6 +306,14 @@ impl Setup {
             (Err(e), _) => return Err(e.into()),
         };
         log.listening(server_obj.local_addr());
+        if let Some(mut c) = cluster {
+            if server.cluster.node_name.is_none() {
+                c.node_name = format!("{}:{}", c.node_name, server_obj.local_addr().port());
+            }
+            let (room, node) = (c.room.clone(), c.node_name.clone());
+            server_obj.join_cluster(c).await.map_err(cluster::explain)?;
+            tracing::info!("joined room {room} as node {node}");
+        }
         ctx.ready()?;
         if let Some(nick) = stdin_nick {
             server_obj.add_participant(stdin_reader(), tokio::io::stdout(), Some(nick));

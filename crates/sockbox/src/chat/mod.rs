@@ -37,6 +37,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cluster;
 pub mod command;
 mod handler;
 pub mod hub;
@@ -198,6 +199,39 @@ pub enum ChatEvent {
         peer: String,
         /// Why: `denied`, `full`, `per-address limit`, `tls: …`.
         reason: String,
+    },
+    /// Another node of the room was heard from in full (its roster).
+    NodeUp {
+        /// Its name.
+        node: String,
+        /// Its members.
+        members: usize,
+    },
+    /// Another node was declared gone; its members left the room.
+    NodeGone {
+        /// Its name.
+        node: String,
+        /// Members it had.
+        members: usize,
+        /// `stopped answering` or `shut down`.
+        reason: String,
+    },
+    /// The link to the other nodes is down: local chat goes on.
+    Split {
+        /// What the NATS client said.
+        reason: String,
+    },
+    /// The link is back.
+    Whole {
+        /// Nodes in reach, this one included.
+        nodes: usize,
+    },
+    /// Lines (bytes for the broker) of another node did not arrive.
+    Lost {
+        /// The node.
+        node: String,
+        /// How many.
+        lines: u64,
     },
     /// `accept` failed for lack of resources; the server backs off.
     AcceptError {

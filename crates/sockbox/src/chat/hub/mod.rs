@@ -19,6 +19,7 @@
 //! these calls and nothing else.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -139,6 +140,9 @@ pub enum PrivateError {
     TooSlow(String),
     /// The recipient (named as typed) is leaving.
     Leaving(String),
+    /// The recipient (named as typed) is on another node, out of reach
+    /// now (the room is split).
+    Unreachable(String),
 }
 
 /// A message in both line-end flavours; the `\r\n` one is built on demand.
@@ -333,7 +337,7 @@ impl Hub {
     pub fn force_rename(&self, id: u64, old: &str, new: &str) -> bool {
         let mut st = self.write();
         let key = nick_key(old);
-        if !st.nicks.get(&key).is_some_and(|(i, _)| *i == id) {
+        if st.nicks.get(&key).is_none_or(|(i, _)| *i != id) {
             return false;
         }
         let Some(m) = st.members.get(&id).cloned() else {
@@ -399,10 +403,10 @@ impl Hub {
             here.join(", ")
         );
         for g in groups {
-            text.push_str(&format!("; {}: {}", g.node, g.nicks.join(", ")));
+            let _ = write!(text, "; {}: {}", g.node, g.nicks.join(", "));
         }
         if let Some(note) = note {
-            text.push_str(&format!(" ({note})"));
+            let _ = write!(text, " ({note})");
         }
         text
     }

@@ -85,6 +85,10 @@ pub trait Remote: Send + Sync {
     /// that was not used after all.
     fn unclaim(&self, id: u64, nick: &str);
 
+    /// This node is shutting down: tell the others (once), then send
+    /// nothing more.
+    fn closing(&self);
+
     /// A name for a member that asked for none (or for a taken one):
     /// `userN`, claimed room-wide when the room is whole.
     fn default_nick(&self, id: u64) -> RemoteFuture<'_, String>;

@@ -448,6 +448,9 @@ impl Session {
                 self.notice(&format!("*** {name} could not take the message"));
             }
             Err(PrivateError::Leaving(name)) => self.notice(&format!("*** {name} is leaving")),
+            Err(PrivateError::Unreachable(name)) => self.notice(&format!(
+                "*** {name} is on another node, out of reach while the room is split"
+            )),
         }
     }
 

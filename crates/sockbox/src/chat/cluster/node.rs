@@ -1,0 +1,563 @@
+//! This node in the room: the [`Remote`] the hub calls (queue what others
+//! must see), and the handling of what the other nodes send.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::time::Instant;
+
+use super::nicks::Nicks;
+use super::outbound::{Outbound, Pushed};
+use super::peers::{Gone, Peers, RosterDone};
+use super::proto::{self, Hello, Kind, Roster, Stamp};
+use crate::chat::ChatEvent;
+use crate::chat::command::nick_key;
+use crate::chat::hub::{
+    AnnounceKind, ClaimError, Hub, PrivateError, Remote, RemoteFuture, WhoGroup,
+};
+use crate::chat::room::Room;
+use crate::event::Events;
+
+/// Least time between two requests for everyone's roster.
+const SYNC_EVERY: Duration = Duration::from_secs(1);
+
+/// This node; shared by the hub (as its [`Remote`]) and the link's tasks.
+pub(crate) struct Node {
+    pub id: u64,
+    pub name: String,
+    pub base: String,
+    pub broker: bool,
+    pub out: Outbound,
+    pub peers: Mutex<Peers>,
+    pub nicks: Option<Nicks>,
+    pub dead_after: Duration,
+    split: AtomicBool,
+    /// Since when the link is up (or the node started).
+    whole_since: Mutex<Instant>,
+    room: OnceLock<Weak<Room>>,
+    me: OnceLock<Weak<Node>>,
+    events: Events<ChatEvent>,
+    last_sync: Mutex<Option<Instant>>,
+    /// Senders told that a line of theirs was dropped, until the queue
+    /// has room again.
+    told_slow: Mutex<HashSet<u64>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Where the node stands, for [`Node::new`].
+pub(crate) struct NodeParts {
+    pub id: u64,
+    pub name: String,
+    pub base: String,
+    pub broker: bool,
+    pub queue_limit: usize,
+    pub nicks: Option<Nicks>,
+    pub dead_after: Duration,
+    pub events: Events<ChatEvent>,
+}
+
+impl Node {
+    pub fn new(p: NodeParts) -> Self {
+        Self {
+            out: Outbound::new(p.base.clone(), p.id, p.name.clone(), p.queue_limit),
+            id: p.id,
+            name: p.name,
+            base: p.base,
+            broker: p.broker,
+            peers: Mutex::new(Peers::default()),
+            nicks: p.nicks,
+            dead_after: p.dead_after,
+            split: AtomicBool::new(false),
+            whole_since: Mutex::new(Instant::now()),
+            room: OnceLock::new(),
+            me: OnceLock::new(),
+            events: p.events,
+            last_sync: Mutex::new(None),
+            told_slow: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Serve `room` (once): `me` is this node, for the tasks it spawns.
+    pub fn attach(me: &Arc<Self>, room: &Arc<Room>) {
+        let _ = me.room.set(Arc::downgrade(room));
+        let _ = me.me.set(Arc::downgrade(me));
+    }
+
+    fn arc(&self) -> Option<Arc<Self>> {
+        self.me.get().and_then(Weak::upgrade)
+    }
+
+    pub fn room(&self) -> Option<Arc<Room>> {
+        self.room.get().and_then(Weak::upgrade)
+    }
+
+    pub fn is_split(&self) -> bool {
+        self.split.load(Ordering::Acquire)
+    }
+
+    fn event(&self, e: &ChatEvent) {
+        self.events.on_event(e);
+    }
+
+    /// A line for every local member (chat only: the broker adds nothing
+    /// to the byte stream).
+    fn notice_all(&self, hub: &Hub, text: &str) {
+        if !self.broker {
+            hub.broadcast(None, &Bytes::from(format!("{text}\n")));
+        }
+    }
+
+    /// May a claim of `node` be taken over? Only once it has been silent
+    /// for the dead-node time while this node was connected.
+    fn stale_owner(&self, node: u64) -> bool {
+        !lock(&self.peers).alive(node) && lock(&self.whole_since).elapsed() >= self.dead_after
+    }
+
+    /// Ask every node for its roster (at most once per [`SYNC_EVERY`]).
+    pub fn request_sync(&self) {
+        let mut last = lock(&self.last_sync);
+        if last.is_some_and(|t| t.elapsed() < SYNC_EVERY) {
+            return;
+        }
+        *last = Some(Instant::now());
+        drop(last);
+        self.out.push(Kind::Sync, Bytes::new(), 0);
+    }
+
+    /// One message from NATS.
+    pub fn handle(&self, subject: &str, payload: &Bytes) {
+        let Some((stamp, kind)) = proto::parse(&self.base, subject) else {
+            return;
+        };
+        if stamp.node == self.id {
+            return;
+        }
+        let Some(room) = self.room() else { return };
+        let hub = &room.hub;
+        let own = match kind {
+            Kind::Lines { .. } => proto::line_count(payload, false),
+            Kind::Raw { .. } => proto::line_count(payload, true),
+            _ => 0,
+        };
+        let roster = matches!(kind, Kind::Roster { .. });
+        let control = roster || kind == Kind::Heartbeat;
+        let arrival = lock(&self.peers).arrive(stamp, own, (control, roster), Instant::now());
+        if arrival.lost_lines > 0 {
+            self.lost(hub, stamp.node, arrival.lost_lines);
+        }
+        if arrival.need_sync {
+            self.request_sync();
+        }
+        if arrival.deliver {
+            self.apply(hub, stamp, kind, payload);
+        }
+    }
+
+    fn lost(&self, hub: &Hub, node: u64, lines: u64) {
+        let name = self.peer_name(node);
+        let what = if self.broker { "bytes" } else { "lines" };
+        self.notice_all(
+            hub,
+            &format!(
+                "*** {lines} {what} said on node {name} did not arrive here (the link was too slow or down)"
+            ),
+        );
+        self.event(&ChatEvent::Lost { node: name, lines });
+    }
+
+    fn peer_name(&self, node: u64) -> String {
+        lock(&self.peers)
+            .name(node)
+            .unwrap_or_else(|| format!("{node:016x}"))
+    }
+
+    fn apply(&self, hub: &Hub, s: Stamp, kind: Kind, payload: &Bytes) {
+        let text = || String::from_utf8_lossy(payload).into_owned();
+        match kind {
+            Kind::Lines { .. } => {
+                hub.broadcast(None, payload);
+            }
+            Kind::Raw { .. } => {
+                hub.broadcast_raw(None, payload);
+            }
+            Kind::Announce { kind, .. } => hub.announce(kind, None, &text()),
+            Kind::Join { member } => lock(&self.peers).join(s.node, member, &text()),
+            Kind::Leave { member } => lock(&self.peers).leave(s.node, member),
+            Kind::Rename { member } => {
+                if let Some((_, new)) = text().split_once(' ') {
+                    lock(&self.peers).rename(s.node, member, new);
+                }
+            }
+            Kind::Private { to, from } if to == self.id => {
+                self.private_in(hub, s.node, from, payload);
+            }
+            Kind::Notice { to, member } if to == self.id => {
+                if let Some(m) = hub.member(member) {
+                    Hub::notice(&m, &text());
+                }
+            }
+            Kind::Heartbeat => {
+                if let Ok(h) = serde_json::from_slice::<Hello>(payload) {
+                    lock(&self.peers).set_name(s.node, &h.name);
+                }
+            }
+            Kind::Roster { part, parts } => {
+                let Ok(r) = serde_json::from_slice::<Roster>(payload) else {
+                    return;
+                };
+                let done = lock(&self.peers).roster(s.node, part, parts, r);
+                if let Some(done) = done {
+                    self.rostered(hub, &done);
+                }
+            }
+            Kind::Sync => self.out.roster(false),
+            Kind::Bye => {
+                let gone = lock(&self.peers).gone(s.node);
+                if let Some(g) = gone {
+                    self.gone(hub, g, "shut down");
+                }
+            }
+            Kind::Private { .. } | Kind::Notice { .. } => {}
+        }
+    }
+
+    /// A private line from member `from` of node `node` for a member here.
+    fn private_in(&self, hub: &Hub, node: u64, from: u64, payload: &Bytes) {
+        let Some(space) = payload.iter().position(|&b| b == b' ') else {
+            return;
+        };
+        let to = payload.slice(..space);
+        let line = payload.slice(space + 1..);
+        let problem = match hub.private(&to, &line) {
+            Ok(_) => return,
+            Err(PrivateError::NoSuchNick) => format!(
+                "*** {} is no longer in the room",
+                String::from_utf8_lossy(&to)
+            ),
+            Err(PrivateError::TooSlow(n)) => format!("*** {n} could not take the message"),
+            Err(PrivateError::Leaving(n)) => format!("*** {n} is leaving"),
+            Err(PrivateError::Unreachable(n)) => format!("*** {n} is out of reach"),
+        };
+        self.out.push(
+            Kind::Notice {
+                to: node,
+                member: from,
+            },
+            Bytes::from(problem),
+            0,
+        );
+    }
+
+    /// A node's full roster arrived: announce what changed.
+    fn rostered(&self, hub: &Hub, done: &RosterDone) {
+        if done.lost_prev > 0 {
+            self.lost_prev(hub, done);
+        }
+        let why = if done.back { "back" } else { "resync" };
+        for n in &done.left {
+            hub.announce(
+                AnnounceKind::Leave,
+                None,
+                &format!("*** {n} left (node {} {why})", done.name),
+            );
+        }
+        for n in &done.joined {
+            hub.announce(
+                AnnounceKind::Join,
+                None,
+                &format!("*** {n} joined (node {} {why})", done.name),
+            );
+        }
+        let members = lock(&self.peers).members_of_name(&done.name);
+        self.event(&ChatEvent::NodeUp {
+            node: done.name.clone(),
+            members,
+        });
+    }
+
+    fn lost_prev(&self, hub: &Hub, done: &RosterDone) {
+        let what = if self.broker { "bytes" } else { "lines" };
+        self.notice_all(
+            hub,
+            &format!(
+                "*** {} {what} said on node {} before it lost its link did not arrive here",
+                done.lost_prev, done.name
+            ),
+        );
+        self.event(&ChatEvent::Lost {
+            node: done.name.clone(),
+            lines: done.lost_prev,
+        });
+    }
+
+    /// A node is gone: announce its members as having left, and free their
+    /// names.
+    pub fn gone(&self, hub: &Hub, g: Gone, why: &str) {
+        for n in &g.members {
+            hub.announce(
+                AnnounceKind::Leave,
+                None,
+                &format!("*** {n} left (node {} {why})", g.name),
+            );
+        }
+        self.event(&ChatEvent::NodeGone {
+            node: g.name.clone(),
+            members: g.members.len(),
+            reason: why.to_owned(),
+        });
+        if self.nicks.is_some()
+            && let Some(node) = self.arc()
+        {
+            tokio::spawn(async move {
+                if let Some(nicks) = &node.nicks {
+                    nicks.reap(g.node, &g.members).await;
+                }
+            });
+        }
+    }
+
+    /// Every heartbeat: say this node is alive, and declare gone the
+    /// nodes not heard for too long (not while this node is cut off).
+    pub fn tick(&self) {
+        if self.is_split() {
+            return;
+        }
+        let hello = Hello {
+            name: self.name.clone(),
+            online: self.out.local_count(),
+        };
+        let payload = serde_json::to_vec(&hello).unwrap_or_default();
+        self.out.push(Kind::Heartbeat, Bytes::from(payload), 0);
+        let gone = lock(&self.peers).expire(Instant::now(), self.dead_after);
+        if let Some(room) = self.room() {
+            for g in gone {
+                self.gone(&room.hub, g, "stopped answering");
+            }
+        }
+        if self.out.take_dropped() == 0 {
+            lock(&self.told_slow).clear();
+        }
+    }
+
+    /// The link to NATS is down.
+    pub fn on_split(&self, reason: &str) {
+        if self.split.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.out.set_split(true);
+        if let Some(room) = self.room() {
+            self.notice_all(
+                &room.hub,
+                &format!(
+                    "*** the room is split ({reason}): lines said now reach only the {} users on this node",
+                    room.hub.len()
+                ),
+            );
+        }
+        self.event(&ChatEvent::Split {
+            reason: reason.to_owned(),
+        });
+    }
+
+    /// The link is back: new epoch, roster, ask for everyone's, claim the
+    /// names of members that joined or were named meanwhile.
+    pub async fn on_whole(self: &Arc<Self>) {
+        if !self.split.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        *lock(&self.whole_since) = Instant::now();
+        lock(&self.peers).touch_all(Instant::now());
+        self.out.set_split(false);
+        self.out.roster(true);
+        *lock(&self.last_sync) = None;
+        self.request_sync();
+        let Some(room) = self.room() else { return };
+        self.notice_all(
+            &room.hub,
+            "*** the room is whole again; lines said here during the split reached only this node",
+        );
+        self.event(&ChatEvent::Whole {
+            nodes: lock(&self.peers).nodes() + 1,
+        });
+        if let Some(nicks) = &self.nicks {
+            let _ = nicks.reopen().await;
+            self.reclaim(&room).await;
+        }
+    }
+
+    /// Claim every local member's name again; whoever lost theirs to
+    /// another node gets a new one.
+    async fn reclaim(self: &Arc<Self>, room: &Arc<Room>) {
+        let Some(nicks) = &self.nicks else { return };
+        for (id, nick) in room.hub.roster() {
+            let claimed = nicks.claim(id, &nick, |n| self.stale_owner(n)).await;
+            if let Err(ClaimError::Taken(_)) = claimed {
+                let new = self.default_name(id).await;
+                if !room.hub.force_rename(id, &nick, &new) {
+                    self.unclaim(id, &new);
+                }
+            }
+        }
+    }
+
+    /// `userN`, free as far as this node knows, claimed when whole.
+    async fn default_name(&self, id: u64) -> String {
+        let Some(nicks) = &self.nicks else {
+            return format!("user-{id}");
+        };
+        let mut last = String::new();
+        for _ in 0..1000 {
+            let n = nicks.next_number(!self.is_split()).await;
+            last = format!("user{n}");
+            let key = nick_key(&last);
+            let known = self.holds(&key)
+                || self
+                    .room()
+                    .is_some_and(|r| r.hub.roster().iter().any(|(_, x)| nick_key(x) == key));
+            if known {
+                continue;
+            }
+            if self.is_split() {
+                return last;
+            }
+            match nicks.claim(id, &last, |n| self.stale_owner(n)).await {
+                Ok(()) | Err(ClaimError::Store(_) | ClaimError::Split) => return last,
+                Err(ClaimError::Taken(_)) => {}
+            }
+        }
+        last
+    }
+}
+
+impl Remote for Node {
+    fn said(&self, from: u64, msg: &Bytes, raw: bool) {
+        let kind = if raw {
+            Kind::Raw { member: from }
+        } else {
+            Kind::Lines { member: from }
+        };
+        let lines = proto::line_count(msg, raw);
+        if self.out.push(kind, msg.clone(), lines) == Pushed::Full && !raw {
+            let first = lock(&self.told_slow).insert(from);
+            if let (true, Some(room)) = (first, self.room())
+                && let Some(m) = room.hub.member(from)
+            {
+                Hub::notice(
+                    &m,
+                    "*** the link to the other nodes is too slow: some of your lines did not reach them",
+                );
+            }
+        }
+    }
+
+    fn announced(&self, kind: AnnounceKind, from: u64, text: &str) {
+        let k = Kind::Announce { kind, member: from };
+        self.out.push(k, Bytes::copy_from_slice(text.as_bytes()), 0);
+    }
+
+    fn joined(&self, id: u64, nick: &str) {
+        let payload = Bytes::copy_from_slice(nick.as_bytes());
+        self.out
+            .member(Kind::Join { member: id }, id, Some(nick), payload);
+    }
+
+    fn left(&self, id: u64, nick: &str) {
+        let payload = Bytes::copy_from_slice(nick.as_bytes());
+        self.out
+            .member(Kind::Leave { member: id }, id, None, payload);
+        self.unclaim(id, nick);
+    }
+
+    fn renamed(&self, id: u64, old: &str, new: &str) {
+        let payload = Bytes::from(format!("{old} {new}"));
+        self.out
+            .member(Kind::Rename { member: id }, id, Some(new), payload);
+        if nick_key(old) != nick_key(new) {
+            self.unclaim(id, old);
+        }
+    }
+
+    fn private(&self, from: u64, to: &str, msg: &Bytes) -> Option<Result<String, PrivateError>> {
+        let (node, _, nick) = lock(&self.peers).find(&nick_key(to)).cloned()?;
+        if self.is_split() {
+            return Some(Err(PrivateError::Unreachable(nick)));
+        }
+        let mut payload = BytesMut::with_capacity(nick.len() + 1 + msg.len());
+        payload.extend_from_slice(nick.as_bytes());
+        payload.extend_from_slice(b" ");
+        payload.extend_from_slice(msg);
+        match self
+            .out
+            .push(Kind::Private { to: node, from }, payload.freeze(), 0)
+        {
+            Pushed::Queued => Some(Ok(nick)),
+            Pushed::Full => Some(Err(PrivateError::TooSlow(nick))),
+            Pushed::Split => Some(Err(PrivateError::Unreachable(nick))),
+        }
+    }
+
+    fn holds(&self, key: &str) -> bool {
+        lock(&self.peers).find(key).is_some()
+    }
+
+    fn online(&self) -> usize {
+        if self.is_split() {
+            0
+        } else {
+            lock(&self.peers).online()
+        }
+    }
+
+    fn who(&self) -> (Vec<WhoGroup>, Option<String>) {
+        if self.is_split() {
+            let note = "the room is split: the other nodes are out of reach".to_owned();
+            return (Vec::new(), Some(note));
+        }
+        (lock(&self.peers).who(), None)
+    }
+
+    fn node_name(&self) -> &str {
+        &self.name
+    }
+
+    fn claim<'a>(&'a self, id: u64, nick: &'a str) -> RemoteFuture<'a, Result<(), ClaimError>> {
+        Box::pin(async move {
+            let Some(nicks) = &self.nicks else {
+                return Ok(());
+            };
+            if self.is_split() {
+                return Err(ClaimError::Split);
+            }
+            nicks.claim(id, nick, |n| self.stale_owner(n)).await
+        })
+    }
+
+    fn unclaim(&self, id: u64, nick: &str) {
+        if self.nicks.is_none() || self.is_split() {
+            return;
+        }
+        let Some(node) = self.arc() else {
+            return;
+        };
+        let nick = nick.to_owned();
+        tokio::spawn(async move {
+            if let Some(nicks) = &node.nicks {
+                nicks.release(id, &nick).await;
+            }
+        });
+    }
+
+    fn default_nick(&self, id: u64) -> RemoteFuture<'_, String> {
+        Box::pin(self.default_name(id))
+    }
+
+    fn closing(&self) {
+        self.out.close();
+    }
+}
