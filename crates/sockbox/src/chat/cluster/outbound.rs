@@ -262,7 +262,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_drops_and_skips_numbers() {
         let base = "sockbox.chat.t".to_owned();
-        let q = Outbound::new(base.clone(), 1, "n".into(), 400);
+        let q = Outbound::new(base.clone(), 1, "n".into(), 450);
         let line = Bytes::from(vec![b'x'; 100]);
         let mut results = Vec::new();
         for _ in 0..4 {

@@ -28,6 +28,8 @@ struct Peer {
     members: HashMap<u64, String>,
     last_heard: Instant,
     gone: bool,
+    /// Declared gone, and no full roster since.
+    returning: bool,
     /// A full roster arrived since it was (re)discovered.
     rostered: bool,
     /// A roster being received: its members so far and whether it began
@@ -106,6 +108,7 @@ impl Peers {
                     members: HashMap::new(),
                     last_heard: now,
                     gone: false,
+                    returning: false,
                     rostered: false,
                     partial: None,
                     lost_prev: 0,
@@ -178,10 +181,11 @@ impl Peers {
         let mut done = RosterDone {
             name: p.name.clone(),
             lost_prev: std::mem::take(&mut p.lost_prev),
-            back: p.rostered && p.members.is_empty() && !members.is_empty(),
+            back: p.returning,
             ..RosterDone::default()
         };
-        let was_known = !p.members.is_empty() || p.rostered;
+        let was_known = !p.members.is_empty() || p.rostered || p.returning;
+        p.returning = false;
         if was_known {
             done.joined = members
                 .iter()
@@ -333,6 +337,7 @@ impl Peers {
     pub fn gone(&mut self, node: u64) -> Option<Gone> {
         let p = self.peers.get_mut(&node).filter(|p| !p.gone)?;
         p.gone = true;
+        p.returning = true;
         p.partial = None;
         let members = std::mem::take(&mut p.members);
         let name = p.name.clone();
