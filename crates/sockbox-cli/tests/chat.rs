@@ -309,6 +309,7 @@ fn stdin_operator_takes_part() {
     assert_eq!(srv.sigterm(), 0);
 }
 
+mod cluster;
 mod drain;
 mod events;
 mod flags;

@@ -84,7 +84,7 @@ async fn options(
         .ping_interval(ping)
         .connection_timeout(config.connect_timeout)
         .subscription_capacity(INCOMING_CAPACITY)
-        .reconnect_delay_callback(|n| Duration::from_millis(250 * (n as u64).clamp(1, 8)))
+        .reconnect_delay_callback(|n| Duration::from_millis(100 * (n as u64).clamp(1, 10)))
         .event_callback(move |e| {
             let tx = tx.clone();
             async move {

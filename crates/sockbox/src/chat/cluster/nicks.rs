@@ -189,10 +189,12 @@ impl Nicks {
         self.delete_if(nick, |n, m| n == self.node && m == id).await;
     }
 
-    /// Delete the claims of node `node` on these nicknames.
-    pub async fn reap(&self, node: u64, nicks: &[String]) {
+    /// Delete the claims of node `node` on these nicknames, as long as
+    /// `gone(node)` still says it is gone (it may come back meanwhile and
+    /// claim them again).
+    pub async fn reap(&self, node: u64, nicks: &[String], gone: impl Fn(u64) -> bool) {
         for nick in nicks {
-            self.delete_if(nick, |n, _| n == node).await;
+            self.delete_if(nick, |n, _| n == node && gone(n)).await;
         }
     }
 

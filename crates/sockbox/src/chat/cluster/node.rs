@@ -161,7 +161,7 @@ impl Node {
 
     fn lost(&self, hub: &Hub, node: u64, lines: u64) {
         let name = self.peer_name(node);
-        let what = if self.broker { "bytes" } else { "lines" };
+        let what = self.units(lines);
         self.notice_all(
             hub,
             &format!(
@@ -169,6 +169,16 @@ impl Node {
             ),
         );
         self.event(&ChatEvent::Lost { node: name, lines });
+    }
+
+    /// `line`/`lines` (`byte`/`bytes` for the broker) for `n`.
+    fn units(&self, n: u64) -> &'static str {
+        match (self.broker, n == 1) {
+            (false, true) => "line",
+            (false, false) => "lines",
+            (true, true) => "byte",
+            (true, false) => "bytes",
+        }
     }
 
     fn peer_name(&self, node: u64) -> String {
@@ -282,7 +292,7 @@ impl Node {
     }
 
     fn lost_prev(&self, hub: &Hub, done: &RosterDone) {
-        let what = if self.broker { "bytes" } else { "lines" };
+        let what = self.units(done.lost_prev);
         self.notice_all(
             hub,
             &format!(
@@ -316,7 +326,8 @@ impl Node {
         {
             tokio::spawn(async move {
                 if let Some(nicks) = &node.nicks {
-                    nicks.reap(g.node, &g.members).await;
+                    let gone = |n| !lock(&node.peers).alive(n);
+                    nicks.reap(g.node, &g.members, gone).await;
                 }
             });
         }

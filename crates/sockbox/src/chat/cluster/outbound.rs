@@ -44,6 +44,8 @@ struct State {
     roster: HashMap<u64, String>,
     /// Messages dropped for lack of room since the queue last had room.
     dropped: u64,
+    /// Where the previous epoch ended, told in every roster of this one.
+    prev: Option<[u64; 3]>,
 }
 
 /// Result of [`Outbound::push`].
@@ -86,6 +88,7 @@ impl Outbound {
                 closed: false,
                 roster: HashMap::new(),
                 dropped: 0,
+                prev: None,
             }),
             notify: Notify::new(),
         }
@@ -151,13 +154,13 @@ impl Outbound {
     }
 
     /// Queue the roster (in parts); `new_epoch`: start a new epoch first
-    /// (after a reconnection), dropping what was not sent of the old one
-    /// and telling receivers where it ended.
+    /// (after a reconnection), dropping what was not sent of the old one.
+    /// Every roster of an epoch tells where the previous one ended (a
+    /// node that reconnects later learns it from the roster it asks for).
     pub fn roster(&self, new_epoch: bool) {
         let mut st = self.lock();
-        let mut prev = None;
         if new_epoch {
-            prev = Some([st.epoch, st.seq, st.lines]);
+            st.prev = Some([st.epoch, st.seq, st.lines]);
             st.epoch += 1;
             st.seq = 0;
             st.lines = 0;
@@ -174,7 +177,7 @@ impl Outbound {
         for (i, chunk) in chunks.into_iter().enumerate() {
             let r = Roster {
                 name: self.name.clone(),
-                prev: if i == 0 { prev } else { None },
+                prev: if i == 0 { st.prev } else { None },
                 members: chunk.to_vec(),
             };
             let payload = serde_json::to_vec(&r).unwrap_or_default();
