@@ -6,7 +6,10 @@
 #   QUICK=1 bench/chat-cluster.sh    # 3 x 50 receivers, 2000 lines: checks the script works
 #
 # The load generator (examples/chatload, `cluster`) connects the receivers, then one sender
-# per node; each sender writes its lines 64 per write as fast as the server takes them.
+# per node. Two runs of each: "flat out" (each sender writes its lines 64 per write as fast
+# as the server takes them: throughput; latency is then mostly the backlog, since the load
+# generator reads 900 sockets on the same 2 cores) and "paced" (PACED_LINES lines at 500
+# lines/s per sender, 4 per write: the latency of the path itself).
 # Every line carries its sender, sequence number and send time, so every receiver checks
 # delivery (each line once), order per sender and integrity, and measures latency
 # same-node and cross-node apart. Printed per run: delivered / expected, lost, corrupted,
@@ -18,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 QUICK=${QUICK:-0}
-if [ "$QUICK" = 1 ]; then RECV=50 LINES=2000; else RECV=300 LINES=20000; fi
+if [ "$QUICK" = 1 ]; then RECV=50 LINES=2000 PACED_LINES=1000; else RECV=300 LINES=20000 PACED_LINES=5000; fi
 
 command -v nats-server >/dev/null || { echo "needs nats-server (apt-get install nats-server)" >&2; exit 2; }
 cargo build --release -q -p sockbox-cli --bin sockbox --example chatload
@@ -91,9 +94,12 @@ for i in 1 2 3; do
     NODE_PIDS+=("$NODE_PID")
 done
 sleep 1
-out=$(timeout 600 "$LOAD" cluster --nodes "$(IFS=,; echo "${NODES[*]}")" \
-    --receivers "$RECV" --senders 1 --lines "$LINES")
-row "3 nodes x $RECV receivers, 1 sender each" "$out"
+ALL=$(IFS=,; echo "${NODES[*]}")
+out=$(timeout 600 "$LOAD" cluster --nodes "$ALL" --receivers "$RECV" --senders 1 --lines "$LINES")
+row "3 nodes x $RECV receivers, 1 sender each, flat out" "$out"
+out=$(timeout 600 "$LOAD" cluster --nodes "$ALL" --receivers "$RECV" --senders 1 --lines "$PACED_LINES" \
+    --rate 500 --chunk 4)
+row "3 nodes x $RECV receivers, 1 sender each, paced ($PACED_LINES lines)" "$out"
 MEM3=()
 for p in "${NODE_PIDS[@]}"; do MEM3+=("$(stats "$p")"); done
 MEMN=$(stats "$NATS_PID")
@@ -102,9 +108,12 @@ for p in "${NODE_PIDS[@]}"; do kill "$p"; wait "$p" 2>/dev/null || true; done
 # The same load on one node (NATS stays up but carries nothing).
 start_node $((BASE + 4)) solo
 SOLO_PID=$NODE_PID
-out1=$("$LOAD" cluster --nodes "127.0.0.1:$((BASE + 4))" \
-    --receivers $((3 * RECV)) --senders 3 --lines "$LINES")
-row "1 node x $((3 * RECV)) receivers, 3 senders" "$out1"
+SOLO="127.0.0.1:$((BASE + 4))"
+out1=$(timeout 600 "$LOAD" cluster --nodes "$SOLO" --receivers $((3 * RECV)) --senders 3 --lines "$LINES")
+row "1 node x $((3 * RECV)) receivers, 3 senders, flat out" "$out1"
+out1=$(timeout 600 "$LOAD" cluster --nodes "$SOLO" --receivers $((3 * RECV)) --senders 3 --lines "$PACED_LINES" \
+    --rate 500 --chunk 4)
+row "1 node x $((3 * RECV)) receivers, 3 senders, paced ($PACED_LINES lines)" "$out1"
 MEM1=$(stats "$SOLO_PID")
 
 echo

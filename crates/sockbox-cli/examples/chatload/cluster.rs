@@ -67,6 +67,8 @@ pub struct Plan {
     pub size: usize,
     pub idle: f64,
     pub chunk: usize,
+    /// Lines per second per sender (`None`: as fast as the server takes them).
+    pub rate: Option<f64>,
 }
 
 #[derive(Default)]
@@ -176,11 +178,14 @@ async fn sender(
     mut w: tokio::net::tcp::OwnedWriteHalf,
     key: String,
     p: Arc<Shared>,
-    size: usize,
-    chunk: usize,
+    (size, chunk, rate): (usize, usize, Option<f64>),
 ) {
     let mut seq = 0;
+    let start = tokio::time::Instant::now();
     while seq < p.lines {
+        if let Some(r) = rate {
+            tokio::time::sleep_until(start + Duration::from_secs_f64(seq as f64 / r)).await;
+        }
         let mut data = Vec::with_capacity(chunk * (size + 1));
         let us = p.t0.elapsed().as_micros() as u64;
         for s in seq..(seq + chunk).min(p.lines) {
@@ -250,7 +255,7 @@ pub async fn run(p: Plan) {
     let start_us = sh.t0.elapsed().as_micros() as u64;
     let sends: Vec<_> = writers
         .into_iter()
-        .map(|(w, key)| tokio::spawn(sender(w, key, sh.clone(), p.size, p.chunk)))
+        .map(|(w, key)| tokio::spawn(sender(w, key, sh.clone(), (p.size, p.chunk, p.rate))))
         .collect();
     let expected = connected * expected_each;
     let mut last = 0;
@@ -289,6 +294,7 @@ fn report(p: &Plan, sh: &Shared, connected: usize, expected: usize, start_us: u6
         "receivers_per_node": p.receivers,
         "senders_per_node": p.senders,
         "lines_per_sender": p.lines,
+        "rate_per_sender": p.rate,
         "connected": connected,
         "expected": expected,
         "delivered": delivered,

@@ -78,6 +78,9 @@ enum Cmd {
         /// Give up when nothing arrives for this many seconds.
         #[arg(long, default_value_t = 5.0)]
         idle: f64,
+        /// Lines per second per sender (default: as fast as the server takes them).
+        #[arg(long)]
+        rate: Option<f64>,
     },
     /// Many clients that only read.
     Idle {
@@ -429,6 +432,7 @@ fn main() {
                 size,
                 chunk,
                 idle,
+                rate,
             } => {
                 let nodes = nodes
                     .iter()
@@ -445,6 +449,7 @@ fn main() {
                     size,
                     idle,
                     chunk: chunk.max(1),
+                    rate: rate.filter(|r| *r > 0.0),
                 })
                 .await;
             }
