@@ -310,6 +310,7 @@ fn stdin_operator_takes_part() {
 }
 
 mod cluster;
+mod cluster_access;
 mod drain;
 mod events;
 mod flags;

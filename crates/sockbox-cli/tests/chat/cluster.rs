@@ -9,13 +9,15 @@ use std::process::{Child, Command, Stdio};
 use super::*;
 
 /// A `nats-server -js` on loopback, killed on drop.
-struct Nats {
+pub(super) struct Nats {
     child: Option<Child>,
-    port: u16,
+    pub port: u16,
     store: tempfile::TempDir,
+    /// More `nats-server` arguments (auth, TLS).
+    extra: Vec<String>,
 }
 
-fn free_port() -> u16 {
+pub(super) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -26,7 +28,12 @@ fn free_port() -> u16 {
 impl Nats {
     /// Start one, or `None` (skip recorded) when `nats-server` is not
     /// installed outside CI; under CI a missing binary fails the test.
-    fn start(test: &str) -> Option<Self> {
+    pub fn start(test: &str) -> Option<Self> {
+        Self::start_with(test, &[])
+    }
+
+    /// Like [`Nats::start`], with more `nats-server` arguments.
+    pub fn start_with(test: &str, extra: &[&str]) -> Option<Self> {
         let found = Command::new("nats-server")
             .arg("--version")
             .output()
@@ -43,6 +50,7 @@ impl Nats {
             child: None,
             port: free_port(),
             store: tempfile::tempdir().unwrap(),
+            extra: extra.iter().map(|&a| a.to_owned()).collect(),
         };
         n.up();
         Some(n)
@@ -59,6 +67,7 @@ impl Nats {
                 "-sd",
             ])
             .arg(self.store.path())
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -79,7 +88,7 @@ impl Nats {
         }
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
 }
@@ -92,11 +101,17 @@ impl Drop for Nats {
 
 /// A chat node of room `room` called `name`, once it has joined.
 fn node(nats: &Nats, room: &str, name: &str) -> Server {
+    node_with(nats, "chat", &["--room", room, "--node-name", name])
+}
+
+/// A `sub` (chat or broker) node with these arguments, once it has joined.
+pub(super) fn node_with(nats: &Nats, sub: &str, args: &[&str]) -> Server {
     let mut cmd = sockbox_std();
-    cmd.args(["chat", "127.0.0.1", "0", "--cluster", &nats.url()])
-        .args(["--room", room, "--node-name", name])
+    cmd.args([sub, "127.0.0.1", "0", "--cluster", &nats.url()])
         .args(["--heartbeat", "250ms", "--dead-after", "1500ms"])
-        .args(["--max-per-addr", "0"]);
+        .args(["--max-per-addr", "0"])
+        .args(args);
+    let name = args.join(" ");
     let srv = Server::spawn(cmd, false);
     assert!(
         wait_until(10.0, || srv
@@ -113,7 +128,7 @@ fn node(nats: &Nats, room: &str, name: &str) -> Server {
 
 /// Read lines until one contains `needle`; returns the lines read, the
 /// match last. Fails with what was read when none comes within 20 s.
-fn until(c: &mut Client, needle: &str) -> Vec<String> {
+pub(super) fn until(c: &mut Client, needle: &str) -> Vec<String> {
     let deadline = Instant::now() + T;
     let mut seen = Vec::new();
     while Instant::now() < deadline {
@@ -147,7 +162,7 @@ fn until_all(c: &mut Client, needles: &[&str]) -> Vec<String> {
 }
 
 /// Connect and take the welcome; returns the client and its nickname.
-fn join(srv: &Server) -> (Client, String) {
+pub(super) fn join(srv: &Server) -> (Client, String) {
     let mut c = Client::connect(srv.addr);
     let welcome = until(&mut c, "welcome, you are").pop().unwrap();
     let nick = welcome
@@ -160,7 +175,7 @@ fn join(srv: &Server) -> (Client, String) {
 }
 
 /// Send `/who` until the reply counts `n` users on `nodes` nodes.
-fn await_room(c: &mut Client, n: usize, nodes: usize) -> String {
+pub(super) fn await_room(c: &mut Client, n: usize, nodes: usize) -> String {
     let want = format!("*** {n} online on {nodes} nodes");
     let deadline = Instant::now() + T;
     while Instant::now() < deadline {
