@@ -58,6 +58,11 @@ Examples:
       #   -keyout key.pem -out cert.pem
       # clients: sockbox connect --tls --tls-ca cert.pem localhost 7000
   sockbox chat 7000 --json > events.jsonl    # joins, leaves, nick changes as JSON lines
+  sockbox chat 7000 --cluster nats://10.0.0.5:4222 --room lobby
+      # one room over several servers: run the same on each (nats-server -js there);
+      # /who lists everyone with their server, /msg and announcements cross servers
+
+A clustered room: every line reaches every client once, in each sender's order. A server not heard from for --dead-after is declared gone and its clients are announced as having left. When NATS is out of reach, local chat goes on and clients are told the room is split; lines said meanwhile reach only that server (never later), and the other servers' clients are told how many lines did not arrive. Nicknames are unique room-wide (a JetStream key-value bucket); /nick is refused while the room is split.
 
 Exit codes: 0 stopped by a signal; 2 usage or input error; 3 cannot listen.";
 

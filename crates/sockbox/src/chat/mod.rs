@@ -21,6 +21,9 @@
 //! * The lines of one read are formatted into one batch, so a burst from one
 //!   sender costs one queue push per receiver, not one per line; the order
 //!   of each sender's lines is kept for every receiver.
+//! * One room can span several servers joined through NATS
+//!   ([`cluster`], [`ChatServer::join_cluster`]): each serves its own
+//!   clients and the hub hands what others must see to the other nodes.
 //! * Shutdown drains: readers stop, the shutdown notice goes after what is
 //!   queued, queues are flushed within the grace period, and each
 //!   connection ends with a FIN after its unread input was drained (closing

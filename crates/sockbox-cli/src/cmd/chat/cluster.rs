@@ -47,7 +47,7 @@ pub struct ClusterArgs {
     /// Authenticate to NATS with this credentials file (JWT and NKey seed, as `nsc` writes it).
     #[arg(long, value_name = "FILE", value_parser = path_arg)]
     pub nats_creds: Option<PathBuf>,
-    /// Require TLS to the NATS servers (implied by tls:// URLs and the other --nats-tls flags).
+    /// Require TLS to the NATS servers (implied by tls:// URLs, --nats-ca and --nats-cert).
     #[arg(long)]
     pub nats_tls: bool,
     /// Trust only the CA certificates in this PEM file for the NATS servers (default: the

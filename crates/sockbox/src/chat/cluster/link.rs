@@ -19,6 +19,9 @@ use crate::event::Events;
 
 /// Messages published per turn of the publishing task.
 const PUBLISH_BATCH: usize = 256;
+/// Messages the NATS client itself may hold on their way out (past it, the
+/// node's own bounded queue fills and drops).
+const OUTGOING_CAPACITY: usize = 256;
 /// How long a node that shuts down waits for its goodbye to go out.
 const FLUSH_WAIT: Duration = Duration::from_secs(2);
 
@@ -84,6 +87,7 @@ async fn options(
         .ping_interval(ping)
         .connection_timeout(config.connect_timeout)
         .subscription_capacity(INCOMING_CAPACITY)
+        .client_capacity(OUTGOING_CAPACITY)
         .reconnect_delay_callback(|n| Duration::from_millis(100 * (n as u64).clamp(1, 10)))
         .event_callback(move |e| {
             let tx = tx.clone();
@@ -155,6 +159,7 @@ impl Link {
             queue_limit: config.queue_limit,
             nicks,
             dead_after: config.dead_after,
+            max_payload: client.server_info().max_payload,
             events,
         }));
         Ok(Self {

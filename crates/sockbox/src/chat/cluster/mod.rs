@@ -44,7 +44,9 @@
 //!   [`ClusterConfig::queue_limit`] bytes (messages past it are dropped and
 //!   counted as lost by the receivers); the incoming subscription holds at
 //!   most [`INCOMING_CAPACITY`] messages (NATS drops past it, counted the
-//!   same way). Lines from other nodes go to each member's bounded queue
+//!   same way). A read's lines larger than the NATS server's largest
+//!   payload go in several messages, cut between lines; a single line
+//!   larger than that cannot cross, and its sender is told. Lines from other nodes go to each member's bounded queue
 //!   under the usual slow-reader rules.
 
 mod link;
@@ -63,8 +65,9 @@ pub use tls::NatsTls;
 
 pub use crate::chat::hub::Remote;
 
-/// Messages the incoming subscription may hold before NATS drops more.
-pub const INCOMING_CAPACITY: usize = 16 * 1024;
+/// Messages the incoming subscription may hold before NATS drops more (a
+/// message is one read's lines, typically up to 16 KiB).
+pub const INCOMING_CAPACITY: usize = 2048;
 
 /// How this node authenticates to NATS.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -1,23 +1,24 @@
 //! This node in the room: the [`Remote`] the hub calls (queue what others
-//! must see), and the handling of what the other nodes send.
+//! must see, in `remote`), the handling of what the other nodes send
+//! (here), and of the link's faults (`faults`).
+
+mod faults;
+mod remote;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::nicks::Nicks;
-use super::outbound::{Outbound, Pushed};
-use super::peers::{Gone, Peers, RosterDone};
+use super::outbound::Outbound;
+use super::peers::{Peers, RosterDone};
 use super::proto::{self, Hello, Kind, Roster, Stamp};
 use crate::chat::ChatEvent;
-use crate::chat::command::nick_key;
-use crate::chat::hub::{
-    AnnounceKind, ClaimError, Hub, PrivateError, Remote, RemoteFuture, WhoGroup,
-};
+use crate::chat::hub::{AnnounceKind, Hub, PrivateError};
 use crate::chat::room::Room;
 use crate::event::Events;
 
@@ -34,6 +35,8 @@ pub(crate) struct Node {
     pub peers: Mutex<Peers>,
     pub nicks: Option<Nicks>,
     pub dead_after: Duration,
+    /// Largest payload the NATS server takes.
+    pub max_payload: usize,
     split: AtomicBool,
     /// Since when the link is up (or the node started).
     whole_since: Mutex<Instant>,
@@ -59,6 +62,7 @@ pub(crate) struct NodeParts {
     pub queue_limit: usize,
     pub nicks: Option<Nicks>,
     pub dead_after: Duration,
+    pub max_payload: usize,
     pub events: Events<ChatEvent>,
 }
 
@@ -73,6 +77,7 @@ impl Node {
             peers: Mutex::new(Peers::default()),
             nicks: p.nicks,
             dead_after: p.dead_after,
+            max_payload: p.max_payload.max(1024),
             split: AtomicBool::new(false),
             whole_since: Mutex::new(Instant::now()),
             room: OnceLock::new(),
@@ -304,271 +309,5 @@ impl Node {
             node: done.name.clone(),
             lines: done.lost_prev,
         });
-    }
-
-    /// A node is gone: announce its members as having left, and free their
-    /// names.
-    pub fn gone(&self, hub: &Hub, g: Gone, why: &str) {
-        for n in &g.members {
-            hub.announce(
-                AnnounceKind::Leave,
-                None,
-                &format!("*** {n} left (node {} {why})", g.name),
-            );
-        }
-        self.event(&ChatEvent::NodeGone {
-            node: g.name.clone(),
-            members: g.members.len(),
-            reason: why.to_owned(),
-        });
-        if self.nicks.is_some()
-            && let Some(node) = self.arc()
-        {
-            tokio::spawn(async move {
-                if let Some(nicks) = &node.nicks {
-                    let gone = |n| !lock(&node.peers).alive(n);
-                    nicks.reap(g.node, &g.members, gone).await;
-                }
-            });
-        }
-    }
-
-    /// Every heartbeat: say this node is alive, and declare gone the
-    /// nodes not heard for too long (not while this node is cut off).
-    pub fn tick(&self) {
-        if self.is_split() {
-            return;
-        }
-        let hello = Hello {
-            name: self.name.clone(),
-            online: self.out.local_count(),
-        };
-        let payload = serde_json::to_vec(&hello).unwrap_or_default();
-        self.out.push(Kind::Heartbeat, Bytes::from(payload), 0);
-        let gone = lock(&self.peers).expire(Instant::now(), self.dead_after);
-        if let Some(room) = self.room() {
-            for g in gone {
-                self.gone(&room.hub, g, "stopped answering");
-            }
-        }
-        if self.out.take_dropped() == 0 {
-            lock(&self.told_slow).clear();
-        }
-    }
-
-    /// The link to NATS is down.
-    pub fn on_split(&self, reason: &str) {
-        if self.split.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        self.out.set_split(true);
-        if let Some(room) = self.room() {
-            self.notice_all(
-                &room.hub,
-                &format!(
-                    "*** the room is split ({reason}): lines said now reach only the {} users on this node",
-                    room.hub.len()
-                ),
-            );
-        }
-        self.event(&ChatEvent::Split {
-            reason: reason.to_owned(),
-        });
-    }
-
-    /// The link is back: new epoch, roster, ask for everyone's, claim the
-    /// names of members that joined or were named meanwhile.
-    pub async fn on_whole(self: &Arc<Self>) {
-        if !self.split.swap(false, Ordering::AcqRel) {
-            return;
-        }
-        *lock(&self.whole_since) = Instant::now();
-        lock(&self.peers).touch_all(Instant::now());
-        self.out.set_split(false);
-        self.out.roster(true);
-        *lock(&self.last_sync) = None;
-        self.request_sync();
-        let Some(room) = self.room() else { return };
-        self.notice_all(
-            &room.hub,
-            "*** the room is whole again; lines said here during the split reached only this node",
-        );
-        self.event(&ChatEvent::Whole {
-            nodes: lock(&self.peers).nodes() + 1,
-        });
-        if let Some(nicks) = &self.nicks {
-            let _ = nicks.reopen().await;
-            self.reclaim(&room).await;
-        }
-    }
-
-    /// Claim every local member's name again; whoever lost theirs to
-    /// another node gets a new one.
-    async fn reclaim(self: &Arc<Self>, room: &Arc<Room>) {
-        let Some(nicks) = &self.nicks else { return };
-        for (id, nick) in room.hub.roster() {
-            let claimed = nicks.claim(id, &nick, |n| self.stale_owner(n)).await;
-            if let Err(ClaimError::Taken(_)) = claimed {
-                let new = self.default_name(id).await;
-                if !room.hub.force_rename(id, &nick, &new) {
-                    self.unclaim(id, &new);
-                }
-            }
-        }
-    }
-
-    /// `userN`, free as far as this node knows, claimed when whole.
-    async fn default_name(&self, id: u64) -> String {
-        let Some(nicks) = &self.nicks else {
-            return format!("user-{id}");
-        };
-        let mut last = String::new();
-        for _ in 0..1000 {
-            let n = nicks.next_number(!self.is_split()).await;
-            last = format!("user{n}");
-            let key = nick_key(&last);
-            let known = self.holds(&key)
-                || self
-                    .room()
-                    .is_some_and(|r| r.hub.roster().iter().any(|(_, x)| nick_key(x) == key));
-            if known {
-                continue;
-            }
-            if self.is_split() {
-                return last;
-            }
-            match nicks.claim(id, &last, |n| self.stale_owner(n)).await {
-                Ok(()) | Err(ClaimError::Store(_) | ClaimError::Split) => return last,
-                Err(ClaimError::Taken(_)) => {}
-            }
-        }
-        last
-    }
-}
-
-impl Remote for Node {
-    fn said(&self, from: u64, msg: &Bytes, raw: bool) {
-        let kind = if raw {
-            Kind::Raw { member: from }
-        } else {
-            Kind::Lines { member: from }
-        };
-        let lines = proto::line_count(msg, raw);
-        if self.out.push(kind, msg.clone(), lines) == Pushed::Full && !raw {
-            let first = lock(&self.told_slow).insert(from);
-            if let (true, Some(room)) = (first, self.room())
-                && let Some(m) = room.hub.member(from)
-            {
-                Hub::notice(
-                    &m,
-                    "*** the link to the other nodes is too slow: some of your lines did not reach them",
-                );
-            }
-        }
-    }
-
-    fn announced(&self, kind: AnnounceKind, from: u64, text: &str) {
-        let k = Kind::Announce { kind, member: from };
-        self.out.push(k, Bytes::copy_from_slice(text.as_bytes()), 0);
-    }
-
-    fn joined(&self, id: u64, nick: &str) {
-        let payload = Bytes::copy_from_slice(nick.as_bytes());
-        self.out
-            .member(Kind::Join { member: id }, id, Some(nick), payload);
-    }
-
-    fn left(&self, id: u64, nick: &str) {
-        let payload = Bytes::copy_from_slice(nick.as_bytes());
-        self.out
-            .member(Kind::Leave { member: id }, id, None, payload);
-        self.unclaim(id, nick);
-    }
-
-    fn renamed(&self, id: u64, old: &str, new: &str) {
-        let payload = Bytes::from(format!("{old} {new}"));
-        self.out
-            .member(Kind::Rename { member: id }, id, Some(new), payload);
-        if nick_key(old) != nick_key(new) {
-            self.unclaim(id, old);
-        }
-    }
-
-    fn private(&self, from: u64, to: &str, msg: &Bytes) -> Option<Result<String, PrivateError>> {
-        let (node, _, nick) = lock(&self.peers).find(&nick_key(to)).cloned()?;
-        if self.is_split() {
-            return Some(Err(PrivateError::Unreachable(nick)));
-        }
-        let mut payload = BytesMut::with_capacity(nick.len() + 1 + msg.len());
-        payload.extend_from_slice(nick.as_bytes());
-        payload.extend_from_slice(b" ");
-        payload.extend_from_slice(msg);
-        match self
-            .out
-            .push(Kind::Private { to: node, from }, payload.freeze(), 0)
-        {
-            Pushed::Queued => Some(Ok(nick)),
-            Pushed::Full => Some(Err(PrivateError::TooSlow(nick))),
-            Pushed::Split => Some(Err(PrivateError::Unreachable(nick))),
-        }
-    }
-
-    fn holds(&self, key: &str) -> bool {
-        lock(&self.peers).find(key).is_some()
-    }
-
-    fn online(&self) -> usize {
-        if self.is_split() {
-            0
-        } else {
-            lock(&self.peers).online()
-        }
-    }
-
-    fn who(&self) -> (Vec<WhoGroup>, Option<String>) {
-        if self.is_split() {
-            let note = "the room is split: the other nodes are out of reach".to_owned();
-            return (Vec::new(), Some(note));
-        }
-        (lock(&self.peers).who(), None)
-    }
-
-    fn node_name(&self) -> &str {
-        &self.name
-    }
-
-    fn claim<'a>(&'a self, id: u64, nick: &'a str) -> RemoteFuture<'a, Result<(), ClaimError>> {
-        Box::pin(async move {
-            let Some(nicks) = &self.nicks else {
-                return Ok(());
-            };
-            if self.is_split() {
-                return Err(ClaimError::Split);
-            }
-            nicks.claim(id, nick, |n| self.stale_owner(n)).await
-        })
-    }
-
-    fn unclaim(&self, id: u64, nick: &str) {
-        if self.nicks.is_none() || self.is_split() {
-            return;
-        }
-        let Some(node) = self.arc() else {
-            return;
-        };
-        let nick = nick.to_owned();
-        tokio::spawn(async move {
-            if let Some(nicks) = &node.nicks {
-                nicks.release(id, &nick).await;
-            }
-        });
-    }
-
-    fn default_nick(&self, id: u64) -> RemoteFuture<'_, String> {
-        Box::pin(self.default_name(id))
-    }
-
-    fn closing(&self) {
-        self.out.close();
     }
 }
