@@ -1,5 +1,5 @@
 //! `--cluster` with NATS auth and TLS, the broker across nodes, a node's
-//! SIGTERM, and the flags' usage errors.
+//! SIGTERM, an outgoing queue too small, and the flags' usage errors.
 
 use super::cluster::{Nats, await_room, join, node_with, until};
 use super::*;
@@ -187,4 +187,28 @@ fn cluster_a_node_stopped_by_sigterm_says_goodbye() {
         "{:?}",
         stopped.elapsed()
     );
+}
+
+#[test]
+fn cluster_lines_dropped_for_a_full_queue_are_told_on_both_sides() {
+    let Some(nats) = Nats::start("cluster_queue_full") else {
+        return;
+    };
+    let n1 = node_with(
+        &nats,
+        "chat",
+        &["--node-name", "n1", "--cluster-queue", "1KiB"],
+    );
+    let n2 = node_with(&nats, "chat", &["--node-name", "n2"]);
+    let (mut a, _) = join(&n1);
+    let (mut b, _) = join(&n2);
+    await_room(&mut b, 2, 2);
+    // One line bigger than the whole queue: it cannot leave n1.
+    let long = format!("{}\n", "x".repeat(2000));
+    a.send(long.as_bytes());
+    until(&mut a, "*** the link to the other nodes is too slow");
+    until(&mut b, "*** 1 line said on node n1 did not arrive here");
+    // Short lines still go through.
+    a.send(b"short\n");
+    until(&mut b, "short");
 }

@@ -57,6 +57,7 @@ impl Node {
         self.out.push(Kind::Heartbeat, Bytes::from(payload), 0);
         let gone = lock(&self.peers).expire(Instant::now(), self.dead_after);
         if let Some(room) = self.room() {
+            self.tell_lost(&room.hub);
             for g in gone {
                 self.gone(&room.hub, g, "stopped answering");
             }

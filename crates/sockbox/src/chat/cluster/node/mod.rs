@@ -5,7 +5,7 @@
 mod faults;
 mod remote;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
@@ -47,6 +47,8 @@ pub(crate) struct Node {
     /// Senders told that a line of theirs was dropped, until the queue
     /// has room again.
     told_slow: Mutex<HashSet<u64>>,
+    /// Lines found missing per node, not told yet.
+    lost: Mutex<HashMap<u64, u64>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -85,6 +87,7 @@ impl Node {
             events: p.events,
             last_sync: Mutex::new(None),
             told_slow: Mutex::new(HashSet::new()),
+            lost: Mutex::new(HashMap::new()),
         }
     }
 
@@ -154,7 +157,7 @@ impl Node {
         let control = roster || kind == Kind::Heartbeat;
         let arrival = lock(&self.peers).arrive(stamp, own, (control, roster), Instant::now());
         if arrival.lost_lines > 0 {
-            self.lost(hub, stamp.node, arrival.lost_lines);
+            self.lost(stamp.node, arrival.lost_lines);
         }
         if arrival.need_sync {
             self.request_sync();
@@ -164,16 +167,26 @@ impl Node {
         }
     }
 
-    fn lost(&self, hub: &Hub, node: u64, lines: u64) {
-        let name = self.peer_name(node);
-        let what = self.units(lines);
-        self.notice_all(
-            hub,
-            &format!(
-                "*** {lines} {what} said on node {name} did not arrive here (the link was too slow or down)"
-            ),
-        );
-        self.event(&ChatEvent::Lost { node: name, lines });
+    /// Lines of `node` found missing: told with the next heartbeat (one
+    /// notice per node per heartbeat, however many gaps).
+    fn lost(&self, node: u64, lines: u64) {
+        *lock(&self.lost).entry(node).or_insert(0) += lines;
+    }
+
+    /// Tell the members the lines found missing since the last heartbeat.
+    fn tell_lost(&self, hub: &Hub) {
+        let lost = std::mem::take(&mut *lock(&self.lost));
+        for (node, lines) in lost {
+            let name = self.peer_name(node);
+            let what = self.units(lines);
+            self.notice_all(
+                hub,
+                &format!(
+                    "*** {lines} {what} said on node {name} did not arrive here (the link was too slow or down)"
+                ),
+            );
+            self.event(&ChatEvent::Lost { node: name, lines });
+        }
     }
 
     /// `line`/`lines` (`byte`/`bytes` for the broker) for `n`.
