@@ -91,10 +91,12 @@ impl Nicks {
             if let Ok(s) = self.js.get_key_value(&self.bucket).await {
                 return Ok(s);
             }
-            self.js
-                .get_or_create_stream(cfg)
-                .await
-                .map_err(|e| e.to_string())?;
+            // Another node may create it at the same moment: then it is
+            // there to open.
+            let created = self.js.get_or_create_stream(cfg).await;
+            if let (Err(e), Err(_)) = (&created, self.js.get_key_value(&self.bucket).await) {
+                return Err(e.to_string());
+            }
             self.js
                 .get_key_value(&self.bucket)
                 .await
