@@ -309,6 +309,8 @@ fn stdin_operator_takes_part() {
     assert_eq!(srv.sigterm(), 0);
 }
 
+mod cluster;
+mod cluster_access;
 mod drain;
 mod events;
 mod flags;

@@ -20,6 +20,7 @@ Examples:
   sockbox broker 7001
   sockbox broker 127.0.0.1 7001 --max-clients 100 --queue-limit 4MiB
   sockbox broker 7001 --stdin                # this terminal is one of the clients
+  sockbox broker 7001 --cluster nats://10.0.0.5:4222 --room raw   # bytes cross servers too
 
 Exit codes: 0 stopped by a signal; 2 usage or input error; 3 cannot listen.";
 

@@ -2,6 +2,7 @@
 //! `ncat --chat`, without split lines or a slow client stalling the room).
 //! Also the flags and the server body `sockbox broker` shares.
 
+mod cluster;
 mod flags;
 mod output;
 
@@ -57,6 +58,11 @@ Examples:
       #   -keyout key.pem -out cert.pem
       # clients: sockbox connect --tls --tls-ca cert.pem localhost 7000
   sockbox chat 7000 --json > events.jsonl    # joins, leaves, nick changes as JSON lines
+  sockbox chat 7000 --cluster nats://10.0.0.5:4222 --room lobby
+      # one room over several servers: run the same on each (nats-server -js there);
+      # /who lists everyone with their server, /msg and announcements cross servers
+
+A clustered room: every line reaches every client once, in each sender's order. A server not heard from for --dead-after is declared gone and its clients are announced as having left. When NATS is out of reach, local chat goes on and clients are told the room is split; lines said meanwhile reach only that server (never later), and the other servers' clients are told how many lines did not arrive. Nicknames are unique room-wide (a JetStream key-value bucket); /nick is refused while the room is split.
 
 Exit codes: 0 stopped by a signal; 2 usage or input error; 3 cannot listen.";
 
@@ -160,6 +166,9 @@ pub struct ServerArgs {
     /// Do not log events (text mode).
     #[arg(short, long, conflicts_with = "json")]
     pub quiet: bool,
+    /// A room spread over several servers.
+    #[command(flatten)]
+    pub cluster: cluster::ClusterArgs,
 }
 
 /// Run `sockbox chat`.
@@ -182,6 +191,7 @@ pub struct Setup {
     fallback: Option<SocketAddr>,
     config: ChatConfig,
     server: ServerArgs,
+    cluster: Option<sockbox::chat::cluster::ClusterConfig>,
 }
 
 impl Setup {
@@ -224,6 +234,7 @@ impl Setup {
             None => None,
         };
         let access = server.access.acl()?;
+        let cluster = server.cluster.config()?;
         let defaults = ChatConfig::default();
         let config = ChatConfig {
             mode,
@@ -250,6 +261,7 @@ impl Setup {
             fallback,
             config,
             server: server.clone(),
+            cluster,
         })
     }
 
@@ -260,6 +272,7 @@ impl Setup {
             fallback,
             mut config,
             server,
+            cluster,
         } = self;
         let limit = sockbox::sys::rlimit::raise_nofile_limit();
         let stream = if stdin_nick.is_some() {
@@ -286,7 +299,7 @@ impl Setup {
         let sink_log = log.clone();
         config.events = Arc::new(move |e: &ChatEvent| sink_log.event(e));
         let access = config.server.acl.clone();
-        let server_obj = match (ChatServer::bind(addr, config.clone()), fallback) {
+        let mut server_obj = match (ChatServer::bind(addr, config.clone()), fallback) {
             (Ok(s), _) => s,
             // No IPv6 here: listen on IPv4 only. Other errors (the port is
             // taken…) are reported for the address the user asked for.
@@ -296,6 +309,14 @@ impl Setup {
             (Err(e), _) => return Err(e.into()),
         };
         log.listening(server_obj.local_addr());
+        if let Some(mut c) = cluster {
+            if server.cluster.node_name.is_none() {
+                c.node_name = format!("{}:{}", c.node_name, server_obj.local_addr().port());
+            }
+            let (room, node) = (c.room.clone(), c.node_name.clone());
+            server_obj.join_cluster(c).await.map_err(cluster::explain)?;
+            tracing::info!("joined room {room} as node {node}");
+        }
         ctx.ready()?;
         if let Some(nick) = stdin_nick {
             server_obj.add_participant(stdin_reader(), tokio::io::stdout(), Some(nick));

@@ -21,6 +21,9 @@
 //! * The lines of one read are formatted into one batch, so a burst from one
 //!   sender costs one queue push per receiver, not one per line; the order
 //!   of each sender's lines is kept for every receiver.
+//! * One room can span several servers joined through NATS
+//!   ([`cluster`], [`ChatServer::join_cluster`]): each serves its own
+//!   clients and the hub hands what others must see to the other nodes.
 //! * Shutdown drains: readers stop, the shutdown notice goes after what is
 //!   queued, queues are flushed within the grace period, and each
 //!   connection ends with a FIN after its unread input was drained (closing
@@ -37,6 +40,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cluster;
 pub mod command;
 mod handler;
 pub mod hub;
@@ -198,6 +202,39 @@ pub enum ChatEvent {
         peer: String,
         /// Why: `denied`, `full`, `per-address limit`, `tls: …`.
         reason: String,
+    },
+    /// Another node of the room was heard from in full (its roster).
+    NodeUp {
+        /// Its name.
+        node: String,
+        /// Its members.
+        members: usize,
+    },
+    /// Another node was declared gone; its members left the room.
+    NodeGone {
+        /// Its name.
+        node: String,
+        /// Members it had.
+        members: usize,
+        /// `stopped answering` or `shut down`.
+        reason: String,
+    },
+    /// The link to the other nodes is down: local chat goes on.
+    Split {
+        /// What the NATS client said.
+        reason: String,
+    },
+    /// The link is back.
+    Whole {
+        /// Nodes in reach, this one included.
+        nodes: usize,
+    },
+    /// Lines (bytes for the broker) of another node did not arrive.
+    Lost {
+        /// The node.
+        node: String,
+        /// How many.
+        lines: u64,
     },
     /// `accept` failed for lack of resources; the server backs off.
     AcceptError {

@@ -67,6 +67,9 @@ impl Room {
     /// queued, close every queue, and tell every reader to stop.
     pub fn close(&self) {
         let _ = self.closed_at.set(Instant::now());
+        if let Some(r) = self.hub.remote() {
+            r.closing();
+        }
         self.hub.flush_announcements();
         let notice = self.is_chat().then_some(SHUTDOWN_NOTICE);
         self.hub.close_all(notice);

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
+use super::cluster::{ClusterConfig, ClusterError, Link};
 use super::handler::{ChatHandler, refused_event};
 use super::room::Room;
 use super::session::{self, AnyRead, Peer};
@@ -24,6 +25,7 @@ const HARD_WAIT: Duration = Duration::from_secs(2);
 pub struct ChatServer {
     server: TcpServer<ChatHandler>,
     room: Arc<Room>,
+    cluster: Option<Link>,
 }
 
 impl std::fmt::Debug for ChatServer {
@@ -58,7 +60,28 @@ impl ChatServer {
         let room = Arc::new(Room::new(config));
         let handler = ChatHandler { room: room.clone() };
         let server = TcpServer::from_listener(listener, handler, opts)?;
-        Ok(Self { server, room })
+        Ok(Self {
+            server,
+            room,
+            cluster: None,
+        })
+    }
+
+    /// Make this server a node of a room spread over several servers,
+    /// joined through NATS ([`cluster`](super::cluster)): connect, subscribe,
+    /// open the nickname store. Call before [`ChatServer::run`] (and before
+    /// dropping privileges: credential and TLS files are read now).
+    pub async fn join_cluster(&mut self, config: ClusterConfig) -> Result<(), ClusterError> {
+        if self.cluster.is_some() || self.room.hub.remote().is_some() {
+            return Err(ClusterError::Already);
+        }
+        let events = self.room.config.events.clone();
+        let link = Link::connect(config, self.room.config.mode, events).await?;
+        if !link.attach(&self.room) {
+            return Err(ClusterError::Already);
+        }
+        self.cluster = Some(link);
+        Ok(())
     }
 
     /// The address clients connect to.
@@ -98,7 +121,12 @@ impl ChatServer {
     /// give their queues up to the grace period to drain, and close each
     /// connection with a FIN.
     pub async fn run(self, shutdown: Shutdown) -> Result<ChatReport, ChatError> {
-        let Self { server, room } = self;
+        let Self {
+            server,
+            room,
+            cluster,
+        } = self;
+        let cluster = cluster.map(Link::start);
         let ticker = {
             let room = room.clone();
             tokio::spawn(async move { room.tick().await })
@@ -106,6 +134,9 @@ impl ChatServer {
         let grace = room.config.server.grace;
         let report = server.run(shutdown).await;
         let _ = ticker.await;
+        if let Some(c) = cluster {
+            c.finish().await;
+        }
         // Participants were told to stop with everyone else: the rest of
         // the grace period, then stop writing.
         room.participants.close();

@@ -77,6 +77,23 @@ impl Logger {
             } => tracing::info!("leave {nick} from {peer}: {reason} ({online} online)"),
             ChatEvent::Nick { old, new, .. } => tracing::info!("nick {old} -> {new}"),
             ChatEvent::Refused { peer, reason } => tracing::info!("refused {peer}: {reason}"),
+            ChatEvent::NodeUp { node, members } => {
+                tracing::info!("node {node} is in the room ({members} users)");
+            }
+            ChatEvent::NodeGone {
+                node,
+                members,
+                reason,
+            } => tracing::warn!("node {node} {reason}; its {members} users left the room"),
+            ChatEvent::Split { reason } => {
+                tracing::warn!("the room is split: {reason}; local chat goes on");
+            }
+            ChatEvent::Whole { nodes } => {
+                tracing::info!("the room is whole again ({nodes} nodes)");
+            }
+            ChatEvent::Lost { node, lines } => {
+                tracing::warn!("{lines} lines from node {node} did not arrive");
+            }
             ChatEvent::AcceptError { error, backoff_ms } => {
                 tracing::warn!("accept failed ({error}); pausing {backoff_ms} ms");
             }

@@ -58,6 +58,9 @@ impl Hub {
     /// Queue an announcement line (without its newline) for everyone but
     /// `except`; it goes out with [`Hub::flush_announcements`].
     pub fn announce(&self, kind: AnnounceKind, except: Option<u64>, text: &str) {
+        if let (Some(from), Some(r)) = (except, self.remote()) {
+            r.announced(kind, from, text);
+        }
         let mut line = BytesMut::with_capacity(text.len() + 1);
         line.extend_from_slice(text.as_bytes());
         line.extend_from_slice(b"\n");
@@ -175,7 +178,7 @@ impl Hub {
         .filter(|(n, _)| *n > 0)
         .map(|(n, what)| format!("{n} more {what}"))
         .collect();
-        let text = format!("*** {} ({} online)\n", parts.join(", "), self.len());
+        let text = format!("*** {} ({} online)\n", parts.join(", "), self.online());
         Pending {
             kind: AnnounceKind::Join,
             except: None,

@@ -20,15 +20,18 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::{Bytes, BytesMut};
 use tokio_util::sync::CancellationToken;
 
 mod announce;
+mod directory;
+mod remote;
 
 use announce::Pending;
 pub use announce::{ANNOUNCE_EVERY, ANNOUNCE_MAX, AnnounceKind};
+pub use remote::{ClaimError, Remote, RemoteFuture, WhoGroup};
 
 use super::command::{NickError, nick_key, validate_nick};
 use super::outbox::{Close, Limits, Outbox, Push};
@@ -52,9 +55,34 @@ pub struct Member {
     /// Join order (set by [`Hub::join`]): announcements made before a
     /// member joined are not sent to it.
     joined: AtomicU64,
+    /// A nickname given by the room (another node won it while the room
+    /// was split), for the session to take on.
+    forced_nick: Mutex<Option<String>>,
+    has_forced_nick: AtomicBool,
 }
 
 impl Member {
+    /// Make the member's session take on `nick` before its next line (the
+    /// hub's map already says so).
+    pub fn force_nick(&self, nick: String) {
+        *self
+            .forced_nick
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(nick);
+        self.has_forced_nick.store(true, Ordering::Release);
+    }
+
+    /// The nickname the room gave this member since the last call, if any.
+    pub fn take_forced_nick(&self) -> Option<String> {
+        if !self.has_forced_nick.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        self.forced_nick
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
     /// Disconnect this member now, telling it (best effort) why.
     pub fn kick(&self, reason: impl Into<String>) {
         if self.outbox.close(Close::Kick(reason.into())) {
@@ -73,7 +101,6 @@ struct State {
 }
 
 /// Room-wide state shared by every connection.
-#[derive(Debug)]
 pub struct Hub {
     state: RwLock<State>,
     closing: AtomicBool,
@@ -83,6 +110,18 @@ pub struct Hub {
     joins: AtomicU64,
     /// True while `pending` holds lines or is being sent.
     has_pending: AtomicBool,
+    /// The other nodes of a cluster, when there are.
+    remote: OnceLock<Arc<dyn Remote>>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("online", &self.len())
+            .field("closing", &self.is_closing())
+            .field("remote", &self.remote().map(|r| r.node_name().to_owned()))
+            .finish_non_exhaustive()
+    }
 }
 
 /// Why a join was refused.
@@ -101,6 +140,9 @@ pub enum PrivateError {
     TooSlow(String),
     /// The recipient (named as typed) is leaving.
     Leaving(String),
+    /// The recipient (named as typed) is on another node, out of reach
+    /// now (the room is split).
+    Unreachable(String),
 }
 
 /// A message in both line-end flavours; the `\r\n` one is built on demand.
@@ -144,7 +186,29 @@ impl Hub {
             pending: Mutex::new(Vec::new()),
             joins: AtomicU64::new(0),
             has_pending: AtomicBool::new(false),
+            remote: OnceLock::new(),
         }
+    }
+
+    /// Connect this room to other nodes. Only once: false when a remote
+    /// was set already.
+    pub fn set_remote(&self, remote: Arc<dyn Remote>) -> bool {
+        self.remote.set(remote).is_ok()
+    }
+
+    /// The other nodes, when this room has them.
+    pub fn remote(&self) -> Option<&Arc<dyn Remote>> {
+        self.remote.get()
+    }
+
+    /// Participants in the whole room: here and on the other nodes in reach.
+    pub fn online(&self) -> usize {
+        self.len() + self.remote().map_or(0, |r| r.online())
+    }
+
+    /// True when `key` (a [`nick_key`]) is someone's, here or elsewhere.
+    fn taken(&self, st: &State, key: &str) -> bool {
+        st.nicks.contains_key(key) || self.remote().is_some_and(|r| r.holds(key))
     }
 
     fn push_or_kick(m: &Member, msg: &Bytes) -> bool {
@@ -210,7 +274,7 @@ impl Hub {
             loop {
                 st.serial += 1;
                 let n = format!("user{}", st.serial);
-                if !st.nicks.contains_key(&n) {
+                if !self.taken(&st, &n) {
                     break n;
                 }
             }
@@ -219,11 +283,15 @@ impl Hub {
         let seq = self.joins.load(Ordering::Relaxed) + 1;
         member.joined.store(seq, Ordering::Relaxed);
         self.joins.store(seq, Ordering::Release);
-        let online = st.members.len() + 1;
+        let online = st.members.len() + 1 + self.remote().map_or(0, |r| r.online());
         if let Some(text) = welcome(&name, online) {
             Self::notice(&member, &text);
         }
-        st.members.insert(member.id, member);
+        let id = member.id;
+        st.members.insert(id, member);
+        if let Some(r) = self.remote() {
+            r.joined(id, &name);
+        }
         Ok((name, online))
     }
 
@@ -236,7 +304,10 @@ impl Hub {
         if st.nicks.get(&key).is_some_and(|(i, _)| *i == id) {
             st.nicks.remove(&key);
         }
-        Some(st.members.len())
+        if let Some(r) = self.remote() {
+            r.left(id, nick);
+        }
+        Some(st.members.len() + self.remote().map_or(0, |r| r.online()))
     }
 
     /// Rename member `id` from `old` to `new` (validated, unique without case).
@@ -249,29 +320,15 @@ impl Hub {
         {
             return Err(NickError::Taken(taken.clone()));
         }
+        if key != nick_key(old) && self.remote().is_some_and(|r| r.holds(&key)) {
+            return Err(NickError::Taken(new.to_owned()));
+        }
         st.nicks.remove(&nick_key(old));
         st.nicks.insert(key, (id, new.to_owned()));
+        if let Some(r) = self.remote() {
+            r.renamed(id, old, new);
+        }
         Ok(new.to_owned())
-    }
-
-    /// The member called `nick` (without case), with its nickname as typed.
-    pub fn find(&self, nick: &[u8]) -> Option<(Arc<Member>, String)> {
-        let key = nick_key(std::str::from_utf8(nick).ok()?);
-        let st = self.read();
-        let (id, name) = st.nicks.get(&key)?;
-        Some((st.members.get(id)?.clone(), name.clone()))
-    }
-
-    /// Every nickname, sorted without case.
-    pub fn who(&self) -> Vec<String> {
-        let mut v: Vec<(String, String)> = self
-            .read()
-            .nicks
-            .iter()
-            .map(|(k, (_, n))| (k.clone(), n.clone()))
-            .collect();
-        v.sort();
-        v.into_iter().map(|(_, n)| n).collect()
     }
 
     /// Queue `msg` (whole lines ending in `\n`) for every member but
@@ -290,6 +347,14 @@ impl Hub {
         if msg.is_empty() {
             return 0;
         }
+        let delivered = self.fan_out_here(except, msg, lines);
+        if let (Some(from), Some(r)) = (except, self.remote()) {
+            r.said(from, msg, !lines);
+        }
+        delivered
+    }
+
+    fn fan_out_here(&self, except: Option<u64>, msg: &Bytes, lines: bool) -> usize {
         self.flush_announcements();
         let mut flavours = Flavours {
             lf: msg,
@@ -320,6 +385,21 @@ impl Hub {
         }
         line.extend_from_slice(b"\n");
         Self::push_or_kick(member, &line.freeze());
+    }
+
+    /// Like [`Hub::private`], from local member `from`: a nickname not
+    /// here is looked for on the other nodes.
+    pub fn private_from(&self, from: u64, to: &[u8], msg: &Bytes) -> Result<String, PrivateError> {
+        match self.private(to, msg) {
+            Err(PrivateError::NoSuchNick) => {
+                let (Some(r), Ok(to)) = (self.remote(), std::str::from_utf8(to)) else {
+                    return Err(PrivateError::NoSuchNick);
+                };
+                r.private(from, to, msg)
+                    .unwrap_or(Err(PrivateError::NoSuchNick))
+            }
+            other => other,
+        }
     }
 
     /// Queue `msg` (one line ending in `\n`, already formatted and escaped)
@@ -383,6 +463,8 @@ impl Member {
             abort_writes: drain.hard().token().child_token(),
             crlf: AtomicBool::new(false),
             joined: AtomicU64::new(0),
+            forced_nick: Mutex::new(None),
+            has_forced_nick: AtomicBool::new(false),
         }
     }
 }

@@ -15,7 +15,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::hub::{AnnounceKind, JoinError, Member};
+use super::command::validate_nick;
+use super::hub::{AnnounceKind, JoinError, Member, Remote};
 use super::outbox::Close;
 use super::room::Room;
 use super::{ChatEvent, SHUTDOWN_NOTICE};
@@ -92,7 +93,20 @@ pub(crate) async fn serve<R, W>(
             format!("*** welcome, you are {nick}; {online} user{s} online; /help lists commands")
         })
     };
-    let (nick, online) = match room.hub.join(member.clone(), nick.as_deref(), welcome) {
+    let claimed = match room.hub.remote().cloned().filter(|_| chat) {
+        Some(remote) => Some((claim_join(&*remote, id, nick.as_deref()).await, remote)),
+        None => None,
+    };
+    let wanted = claimed
+        .as_ref()
+        .map_or(nick.as_deref(), |(n, _)| Some(n.as_str()));
+    let joined = room.hub.join(member.clone(), wanted, welcome);
+    if let Some((claim, remote)) = &claimed
+        && joined.as_ref().map_or(true, |(n, _)| n != claim)
+    {
+        remote.unclaim(id, claim);
+    }
+    let (nick, online) = match joined {
         Ok(joined) => joined,
         Err(JoinError::Closing) => {
             // Shutdown began while this client was being set up.
@@ -146,6 +160,17 @@ pub(crate) async fn serve<R, W>(
     // Boxed: its buffers are needed only at the end, not for the whole
     // life of every idle connection.
     Box::pin(finish(reader, write_task, &peer, eof)).await;
+}
+
+/// The name a new member of a cluster's room gets: the one it asked for
+/// when it is valid and free room-wide, else `userN`.
+async fn claim_join(remote: &dyn Remote, id: u64, wanted: Option<&str>) -> String {
+    if let Some(n) = wanted.filter(|n| validate_nick(n.as_bytes()).is_ok())
+        && remote.claim(id, n).await.is_ok()
+    {
+        return n.to_owned();
+    }
+    remote.default_nick(id).await
 }
 
 /// Wait for the writer (flush, FIN) while discarding what the client still

@@ -101,6 +101,8 @@ pub(super) async fn discard_some<R: AsyncRead + Unpin>(r: &mut R) -> bool {
 enum Flow {
     Go,
     Stop(String),
+    /// `/nick`: the room may have to be asked first (a cluster).
+    Rename(Vec<u8>),
 }
 
 /// Why a read did not return data.
@@ -267,6 +269,7 @@ impl Session {
                 Ok(Ok(n)) => n,
             };
             self.room.config.server.stats.add_in(n as u64);
+            self.adopt_forced_nick();
             let eof = n == 0;
             let mut ended = false;
             while let Some(line) = lines
@@ -278,9 +281,13 @@ impl Session {
                     self.flush();
                     return (reason, false);
                 }
-                if let Flow::Stop(reason) = self.take_line(&line) {
-                    self.flush();
-                    return (reason, eof);
+                match self.take_line(&line) {
+                    Flow::Stop(reason) => {
+                        self.flush();
+                        return (reason, eof);
+                    }
+                    Flow::Rename(new) => self.rename(&new).await,
+                    Flow::Go => {}
                 }
             }
             self.flush();
@@ -322,10 +329,10 @@ impl Session {
         match command::parse(line) {
             Command::Say(text) => self.say(b"<", b"> ", text),
             Command::Me(text) => self.say(b"* ", b" ", text),
-            Command::Nick(new) => self.rename(new),
+            Command::Nick(new) => return Flow::Rename(new.to_vec()),
             Command::Who => {
-                let who = self.hub().who();
-                self.notice(&format!("*** {} online: {}", who.len(), who.join(", ")));
+                let who = self.hub().who_text();
+                self.notice(&who);
             }
             Command::Msg { to, text } => self.private(to, text),
             Command::Quit(b"") => return Flow::Stop("quit".into()),
@@ -344,6 +351,26 @@ impl Session {
         Flow::Go
     }
 
+    /// Claim `new` room-wide when this room has other nodes (a valid name
+    /// that is not this member's already); the hub checks the rest.
+    async fn claim(&mut self, new: &[u8]) -> Result<(), String> {
+        let Some(remote) = self.room.hub.remote().cloned() else {
+            return Ok(());
+        };
+        let Ok(name) = command::validate_nick(new) else {
+            return Ok(()); // the hub says why
+        };
+        if command::nick_key(name) == command::nick_key(&self.nick) {
+            return Ok(());
+        }
+        // Lines read after this one wait: their order is kept.
+        let claim = remote.claim(self.member.id, name);
+        tokio::select! {
+            r = claim => r.map_err(|e| e.to_string()),
+            () = self.member.stop_reading.cancelled() => Err("leaving".into()),
+        }
+    }
+
     /// Add `{before}{nick}{after}{text}` to the batch for everyone else.
     fn say(&mut self, before: &[u8], after: &[u8], text: &[u8]) {
         self.batch.extend_from_slice(before);
@@ -353,8 +380,25 @@ impl Session {
         self.batch.extend_from_slice(b"\n");
     }
 
-    fn rename(&mut self, new: &[u8]) {
+    /// Take on a nickname the room gave this member (another node won its
+    /// name while the room was split), telling it.
+    pub(super) fn adopt_forced_nick(&mut self) {
+        if let Some(n) = self.member.take_forced_nick() {
+            self.flush();
+            let old = std::mem::replace(&mut self.nick, n.clone());
+            self.notice(&format!(
+                "*** {old} was taken on another node while the room was split; you are now {n}"
+            ));
+        }
+    }
+
+    async fn rename(&mut self, new: &[u8]) {
         self.flush();
+        self.adopt_forced_nick();
+        if let Err(e) = self.claim(new).await {
+            self.notice(&format!("*** cannot change nickname: {e}"));
+            return;
+        }
         match self.room.hub.rename(self.member.id, &self.nick, new) {
             Ok(n) if n == self.nick => self.notice(&format!("*** you are already {n}")),
             Ok(n) => {
@@ -370,7 +414,12 @@ impl Session {
                     new: n,
                 });
             }
-            Err(e) => self.notice(&format!("*** cannot change nickname: {e}")),
+            Err(e) => {
+                if let (Some(r), Ok(n)) = (self.room.hub.remote(), std::str::from_utf8(new)) {
+                    r.unclaim(self.member.id, n);
+                }
+                self.notice(&format!("*** cannot change nickname: {e}"));
+            }
         }
     }
 
@@ -386,7 +435,11 @@ impl Session {
         msg.extend_from_slice(&body);
         msg.extend_from_slice(b"\n");
         let body = String::from_utf8_lossy(&body);
-        match self.room.hub.private(to, &msg.freeze()) {
+        match self
+            .room
+            .hub
+            .private_from(self.member.id, to, &msg.freeze())
+        {
             Ok(name) => self.notice(&format!("-> *{name}* {body}")),
             Err(PrivateError::NoSuchNick) => {
                 self.notice(&format!("*** no such nickname: {}", escape(to)));
@@ -395,6 +448,9 @@ impl Session {
                 self.notice(&format!("*** {name} could not take the message"));
             }
             Err(PrivateError::Leaving(name)) => self.notice(&format!("*** {name} is leaving")),
+            Err(PrivateError::Unreachable(name)) => self.notice(&format!(
+                "*** {name} is on another node, out of reach while the room is split"
+            )),
         }
     }
 

@@ -14,7 +14,16 @@
 //!
 //! `idle` connects `--clients` clients that only read, prints `ready` with
 //! the number connected, holds them `--hold` seconds, and exits.
+//!
+//! `cluster` spreads receivers and senders over the nodes of a clustered
+//! room (see `cluster.rs`):
+//!
+//! ```text
+//! chatload cluster --nodes H:P,H:P,H:P --receivers 300 --senders 1 --lines 20000
+//! ```
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod cluster;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,6 +54,33 @@ enum Cmd {
         /// client) instead of 64 KiB at a time (like `cat file | nc`).
         #[arg(long)]
         per_line: bool,
+    },
+    /// Receivers and senders on every node of a clustered room.
+    Cluster {
+        /// The nodes, `HOST:PORT` separated by commas.
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<String>,
+        /// Receivers per node.
+        #[arg(long, default_value_t = 300)]
+        receivers: usize,
+        /// Senders per node.
+        #[arg(long, default_value_t = 1)]
+        senders: usize,
+        /// Lines per sender.
+        #[arg(long, default_value_t = 20_000)]
+        lines: usize,
+        /// Bytes per line sent, newline included.
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        /// Lines per write (each write is stamped with its time).
+        #[arg(long, default_value_t = 64)]
+        chunk: usize,
+        /// Give up when nothing arrives for this many seconds.
+        #[arg(long, default_value_t = 5.0)]
+        idle: f64,
+        /// Lines per second per sender (default: as fast as the server takes them).
+        #[arg(long)]
+        rate: Option<f64>,
     },
     /// Many clients that only read.
     Idle {
@@ -388,6 +424,35 @@ fn main() {
                 clients,
                 hold,
             } => idle_clients(resolve(&host, port), clients, hold).await,
+            Cmd::Cluster {
+                nodes,
+                receivers,
+                senders,
+                lines,
+                size,
+                chunk,
+                idle,
+                rate,
+            } => {
+                let nodes = nodes
+                    .iter()
+                    .map(|n| {
+                        let (h, p) = n.rsplit_once(':').expect("HOST:PORT");
+                        resolve(h, p.parse().expect("a port"))
+                    })
+                    .collect();
+                cluster::run(cluster::Plan {
+                    nodes,
+                    receivers,
+                    senders,
+                    lines,
+                    size,
+                    idle,
+                    chunk: chunk.max(1),
+                    rate: rate.filter(|r| *r > 0.0),
+                })
+                .await;
+            }
         }
     });
     // Do not wait for the runtime to wind down thousands of sockets.

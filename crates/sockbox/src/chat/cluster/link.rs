@@ -1,0 +1,272 @@
+//! The connection to NATS and the tasks that run this node: receive, publish,
+//! heartbeat, and follow the connection's state (split / whole).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::{ConnectErrorKind, ConnectOptions, Event, ServerAddr};
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::nicks::Nicks;
+use super::node::{Node, NodeParts};
+use super::proto;
+use super::{ClusterConfig, ClusterError, INCOMING_CAPACITY, NatsAuth};
+use crate::chat::room::Room;
+use crate::chat::{ChatEvent, Mode};
+use crate::event::Events;
+
+/// Messages published per turn of the publishing task.
+const PUBLISH_BATCH: usize = 256;
+/// Messages the NATS client itself may hold on their way out (past it, the
+/// node's own bounded queue fills and drops).
+const OUTGOING_CAPACITY: usize = 256;
+/// How long a node that shuts down waits for its goodbye to go out.
+const FLUSH_WAIT: Duration = Duration::from_secs(2);
+
+/// A node connected to its room, not yet serving (see
+/// [`ChatServer::join_cluster`](crate::chat::ChatServer::join_cluster)).
+pub struct Link {
+    client: async_nats::Client,
+    node: Arc<Node>,
+    sub: async_nats::Subscriber,
+    conn_events: mpsc::Receiver<Event>,
+    heartbeat: Duration,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("node", &self.node.name)
+            .field("subjects", &self.node.base)
+            .finish_non_exhaustive()
+    }
+}
+
+fn servers(config: &ClusterConfig) -> Result<Vec<ServerAddr>, ClusterError> {
+    if config.servers.is_empty() {
+        return Err(ClusterError::NoServers);
+    }
+    config
+        .servers
+        .iter()
+        .map(|u| {
+            u.parse::<ServerAddr>().map_err(|e| ClusterError::Url {
+                url: u.clone(),
+                reason: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+async fn options(
+    config: &ClusterConfig,
+    tx: mpsc::Sender<Event>,
+) -> Result<ConnectOptions, ClusterError> {
+    let mut o =
+        match &config.auth {
+            NatsAuth::None => ConnectOptions::new(),
+            NatsAuth::Token(t) => ConnectOptions::with_token(t.clone()),
+            NatsAuth::UserPassword { user, password } => {
+                ConnectOptions::with_user_and_password(user.clone(), password.clone())
+            }
+            NatsAuth::CredsFile(path) => ConnectOptions::with_credentials_file(path)
+                .await
+                .map_err(|source| ClusterError::Creds {
+                    path: path.clone(),
+                    source,
+                })?,
+        };
+    if let Some(tls) = &config.tls {
+        o = o.tls_client_config(tls.client_config()?).require_tls(true);
+    }
+    let ping = (config.heartbeat * 2).max(Duration::from_secs(1));
+    Ok(o.name(format!("sockbox {}", config.node_name))
+        .no_echo()
+        .ping_interval(ping)
+        .connection_timeout(config.connect_timeout)
+        .subscription_capacity(INCOMING_CAPACITY)
+        .client_capacity(OUTGOING_CAPACITY)
+        .reconnect_delay_callback(|n| Duration::from_millis(100 * (n as u64).clamp(1, 10)))
+        .event_callback(move |e| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.try_send(e);
+            }
+        }))
+}
+
+fn connect_error(config: &ClusterConfig, e: &async_nats::ConnectError) -> ClusterError {
+    let hint = match e.kind() {
+        ConnectErrorKind::Authentication | ConnectErrorKind::AuthorizationViolation => {
+            " (check the credentials: token, user and password, or creds file)"
+        }
+        ConnectErrorKind::Tls => " (check the CA and whether the server speaks TLS)",
+        ConnectErrorKind::TimedOut | ConnectErrorKind::Io | ConnectErrorKind::Dns => {
+            " (is nats-server running there and reachable?)"
+        }
+        _ => "",
+    };
+    ClusterError::Connect {
+        servers: config.servers.join(", "),
+        reason: e.to_string(),
+        hint,
+    }
+}
+
+impl Link {
+    /// Connect to NATS, subscribe to the room and (chat) open the nickname
+    /// store. `mode` must be the server's; `events` gets the cluster's
+    /// events (nodes up and gone, split, lines lost).
+    pub async fn connect(
+        config: ClusterConfig,
+        mode: Mode,
+        events: Events<ChatEvent>,
+    ) -> Result<Self, ClusterError> {
+        if !proto::valid_room(&config.room) {
+            return Err(ClusterError::Room(config.room.clone()));
+        }
+        let addrs = servers(&config)?;
+        let (tx, conn_events) = mpsc::channel(64);
+        let opts = options(&config, tx).await?;
+        let client = opts
+            .connect(addrs)
+            .await
+            .map_err(|e| connect_error(&config, &e))?;
+        let broker = mode == Mode::Broker;
+        let base = proto::base(broker, &config.room);
+        let subject = format!("{base}.>");
+        let sub = client
+            .subscribe(subject.clone())
+            .await
+            .map_err(|e| ClusterError::Subscribe {
+                subject,
+                reason: e.to_string(),
+            })?;
+        let id: u64 = rand::random();
+        let nicks = if broker {
+            None
+        } else {
+            let bucket = format!("sockbox-chat-{}", config.room);
+            Some(Nicks::open(client.clone(), bucket, id, config.store_timeout).await?)
+        };
+        let node = Arc::new(Node::new(NodeParts {
+            id,
+            name: config.node_name.clone(),
+            base,
+            broker,
+            queue_limit: config.queue_limit,
+            nicks,
+            dead_after: config.dead_after,
+            max_payload: client.server_info().max_payload,
+            events,
+        }));
+        Ok(Self {
+            client,
+            node,
+            sub,
+            conn_events,
+            heartbeat: config.heartbeat,
+        })
+    }
+
+    /// This node's name.
+    pub fn node_name(&self) -> &str {
+        &self.node.name
+    }
+
+    /// Serve `room`: become its hub's remote. False when it has one.
+    pub(crate) fn attach(&self, room: &Arc<Room>) -> bool {
+        Node::attach(&self.node, room);
+        room.hub.set_remote(self.node.clone())
+    }
+
+    /// Start the tasks: say hello (roster) and ask for everyone's.
+    pub(crate) fn start(self) -> Running {
+        let Self {
+            client,
+            node,
+            mut sub,
+            mut conn_events,
+            heartbeat,
+        } = self;
+        node.out.roster(false);
+        node.request_sync();
+        let mut tasks = Vec::new();
+        let n = node.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(m) = sub.next().await {
+                n.handle(m.subject.as_str(), &m.payload);
+            }
+        }));
+        let (n, c) = (node.clone(), client.clone());
+        tasks.push(tokio::spawn(async move { publish(&n, &c).await }));
+        let n = node.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut every = tokio::time::interval(heartbeat);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                n.tick();
+            }
+        }));
+        let n = node.clone();
+        tasks.push(tokio::spawn(async move {
+            while let Some(e) = conn_events.recv().await {
+                match e {
+                    Event::Disconnected => n.on_split("lost the connection to NATS"),
+                    Event::Connected => n.on_whole().await,
+                    Event::SlowConsumer(_) => {
+                        tracing::warn!("NATS dropped messages for this node: it could not keep up");
+                    }
+                    other => tracing::debug!("NATS: {other}"),
+                }
+            }
+        }));
+        Running {
+            client,
+            node,
+            tasks,
+        }
+    }
+}
+
+/// Publish what the node queues, in order; dropped while the link is down.
+async fn publish(node: &Node, client: &async_nats::Client) {
+    loop {
+        for o in node.out.take(PUBLISH_BATCH).await {
+            if client.connection_state() != async_nats::connection::State::Connected {
+                continue;
+            }
+            if let Err(e) = client.publish(o.subject, o.payload).await {
+                tracing::debug!("NATS publish failed: {e}");
+            }
+        }
+    }
+}
+
+/// A node's running tasks.
+pub(crate) struct Running {
+    client: async_nats::Client,
+    node: Arc<Node>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// The server stopped: let the goodbye (queued when draining began) go
+    /// out, then stop.
+    pub async fn finish(self) {
+        self.node.out.close();
+        let _ = tokio::time::timeout(FLUSH_WAIT, async {
+            while !self.node.out.is_empty() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            let _ = self.client.flush().await;
+        })
+        .await;
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
