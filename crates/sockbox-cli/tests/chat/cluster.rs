@@ -293,7 +293,13 @@ fn cluster_a_node_killed_is_noticed_and_its_users_announced_gone() {
     let (mut a, _) = join(&n1);
     let (mut v, _) = join(&n2);
     assert!(rename(&mut v, "victim").contains("now known as victim"));
-    await_room(&mut a, 2, 2);
+    // n1 must know the new name before n2 dies: a node killed with -9
+    // loses what it had not sent yet (the rename could still be queued).
+    let deadline = Instant::now() + T;
+    while !await_room(&mut a, 2, 2).contains("victim") {
+        assert!(Instant::now() < deadline, "the rename never reached n1");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let killed = Instant::now();
     n2.child.kill().unwrap();
     let _ = n2.child.wait();
