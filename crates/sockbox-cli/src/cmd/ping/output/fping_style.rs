@@ -330,14 +330,7 @@ impl Printer {
                 self.stats_text(s.sent, s.received, rtt)
             );
         }
-        self.splits = splits
-            .into_iter()
-            .map(|s| Split {
-                addr: s.addr,
-                name: s.name,
-                ..Split::default()
-            })
-            .collect();
+        self.splits = fresh(splits);
         let _ = io::Write::write_all(&mut io::stderr().lock(), text.as_bytes());
     }
 
@@ -406,13 +399,18 @@ impl Printer {
             t.push_str("END");
             self.line(&t);
         }
-        self.splits = splits
-            .into_iter()
-            .map(|s| Split {
-                addr: s.addr,
-                name: s.name,
-                ..Split::default()
-            })
-            .collect();
+        self.splits = fresh(splits);
     }
+}
+
+/// The -Q counters for the next interval: the same targets, counts at zero.
+fn fresh(splits: Vec<Split>) -> Vec<Split> {
+    splits
+        .into_iter()
+        .map(|s| Split {
+            addr: s.addr,
+            name: s.name,
+            ..Split::default()
+        })
+        .collect()
 }
