@@ -62,7 +62,7 @@ Examples:
       # one room over several servers: run the same on each (nats-server -js there);
       # /who lists everyone with their server, /msg and announcements cross servers
 
-A clustered room: every line reaches every client once, in each sender's order. A server not heard from for --dead-after is declared gone and its clients are announced as having left. When NATS is out of reach, local chat goes on and clients are told the room is split; lines said meanwhile reach only that server (never later), and the other servers' clients are told how many lines did not arrive. Nicknames are unique room-wide (a JetStream key-value bucket); /nick is refused while the room is split.
+A clustered room: every line reaches every client once, in each sender's order. A server not heard from for --dead-after is declared gone and its clients are announced as having left. When NATS is out of reach, local chat goes on and clients are told the room is split; lines said meanwhile reach only that server (never later), and the other servers' clients are told how many lines did not arrive. Nicknames are unique room-wide (a JetStream key-value bucket); /nick is refused while the room is split. A server that finds no NATS at start starts split and joins when NATS answers (--cluster-required: exit instead).
 
 Exit codes: 0 stopped by a signal; 2 usage or input error; 3 cannot listen.";
 
@@ -315,7 +315,11 @@ impl Setup {
             }
             let (room, node) = (c.room.clone(), c.node_name.clone());
             server_obj.join_cluster(c).await.map_err(cluster::explain)?;
-            tracing::info!("joined room {room} as node {node}");
+            if server_obj.is_split() {
+                tracing::info!("in room {room} as node {node}, alone until NATS answers");
+            } else {
+                tracing::info!("joined room {room} as node {node}");
+            }
         }
         ctx.ready()?;
         if let Some(nick) = stdin_nick {

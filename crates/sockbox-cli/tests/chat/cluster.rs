@@ -374,3 +374,49 @@ fn cluster_nats_stop_splits_the_room_and_restart_resyncs_it() {
     // Names are claimed anew in the recreated store: bob's is still his.
     assert!(rename(&mut a, "bob").contains("nickname bob is taken"));
 }
+
+#[test]
+fn cluster_node_started_without_nats_chats_locally_and_joins_when_it_answers() {
+    let Some(mut nats) = Nats::start("cluster_start_split") else {
+        return;
+    };
+    nats.down();
+    let mut cmd = sockbox_std();
+    cmd.args(["chat", "127.0.0.1", "0", "--cluster", &nats.url()])
+        .args(["--heartbeat", "250ms", "--dead-after", "1500ms"])
+        .args(["--max-per-addr", "0", "--room", "r4", "--node-name", "n1"]);
+    let n1 = Server::spawn(cmd, false);
+    let stderr = || n1.stderr.lock().unwrap().join("\n");
+    assert!(
+        wait_until(10.0, || stderr().contains("alone until NATS answers")),
+        "n1 did not start split: {}",
+        stderr()
+    );
+    assert!(
+        stderr().contains("no NATS server answered at start"),
+        "{}",
+        stderr()
+    );
+    // Newcomers are told; local chat goes on; names cannot change.
+    let mut a = Client::connect(n1.addr);
+    let welcome = until(&mut a, "welcome, you are").pop().unwrap();
+    assert!(welcome.contains("the room is split"), "{welcome}");
+    let (mut a2, _) = join(&n1);
+    a.send(b"said before NATS came\n");
+    until(&mut a2, "said before NATS came");
+    assert!(rename(&mut a, "carol").contains("the room is split"));
+    // NATS comes: n1 joins the room without a restart.
+    nats.up();
+    until(&mut a, "*** the room is whole again");
+    let n2 = node(&nats, "r4", "n2");
+    let (mut b, bn) = join(&n2);
+    await_room(&mut a, 3, 2);
+    b.send(b"from n2\n");
+    let got = until(&mut a, "from n2").pop().unwrap();
+    assert!(got.starts_with(&format!("<{bn}>")), "{got}");
+    // Nicknames are room-wide from now on.
+    assert!(rename(&mut b, "carol").contains("now known as carol"));
+    assert!(rename(&mut a, "carol").contains("nickname carol is taken"));
+    a.send(b"from n1\n");
+    until(&mut b, "from n1");
+}

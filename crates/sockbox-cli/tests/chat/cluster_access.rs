@@ -27,10 +27,10 @@ fn cluster_flags_usage_errors_exit_2_naming_the_flag() {
 }
 
 #[test]
-fn cluster_unreachable_nats_fails_at_start_with_exit_3() {
+fn cluster_required_with_unreachable_nats_fails_at_start_with_exit_3() {
     let port = super::cluster::free_port();
     let out = sockbox_std()
-        .args(["chat", "127.0.0.1", "0", "--cluster"])
+        .args(["chat", "127.0.0.1", "0", "--cluster-required", "--cluster"])
         .arg(format!("nats://127.0.0.1:{port}"))
         .output()
         .unwrap();

@@ -84,6 +84,12 @@ impl ChatServer {
         Ok(())
     }
 
+    /// True when this server is in a room whose other nodes are out of
+    /// reach now (it started split: no NATS server answered yet).
+    pub fn is_split(&self) -> bool {
+        self.room.hub.remote().is_some_and(|r| r.is_split())
+    }
+
     /// The address clients connect to.
     pub fn local_addr(&self) -> SocketAddr {
         self.server.local_addr()

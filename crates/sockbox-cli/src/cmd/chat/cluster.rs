@@ -71,6 +71,11 @@ pub struct ClusterArgs {
     /// tell their clients how many did not arrive (1KiB to 1GiB).
     #[arg(long, value_name = "BYTES", default_value = "8MiB", value_parser = super::flags::queue_limit)]
     pub cluster_queue: usize,
+    /// Exit (status 3) when no NATS server answers at start. Without it the server starts split:
+    /// it serves its own clients, tells them the room is split, and joins the room when a NATS
+    /// server answers.
+    #[arg(long, requires = "cluster")]
+    pub cluster_required: bool,
 }
 
 impl ClusterArgs {
@@ -118,6 +123,7 @@ impl ClusterArgs {
         c.heartbeat = self.heartbeat;
         c.dead_after = self.dead_after;
         c.queue_limit = self.cluster_queue;
+        c.start_split = !self.cluster_required;
         Ok(Some(c))
     }
 }

@@ -115,6 +115,62 @@ fn connect_error(config: &ClusterConfig, e: &async_nats::ConnectError) -> Cluste
     }
 }
 
+/// True when `e` says no server answered (refused, unreachable, timed
+/// out, name not found), as opposed to one that answered and refused us
+/// (credentials, TLS): only the first may heal by itself.
+fn out_of_reach(e: &async_nats::ConnectError) -> bool {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        ConnectErrorKind::TimedOut | ConnectErrorKind::Dns => true,
+        // A TLS handshake that fails comes as an I/O error too, of another
+        // kind (invalid data).
+        ConnectErrorKind::Io => std::error::Error::source(e)
+            .and_then(|s| s.downcast_ref::<std::io::Error>())
+            .is_some_and(|io| {
+                matches!(
+                    io.kind(),
+                    K::ConnectionRefused
+                        | K::ConnectionReset
+                        | K::ConnectionAborted
+                        | K::HostUnreachable
+                        | K::NetworkUnreachable
+                        | K::TimedOut
+                        | K::AddrNotAvailable
+                        | K::NotConnected
+                )
+            }),
+        _ => false,
+    }
+}
+
+/// Connect to one of `addrs`. When none answers and the configuration
+/// allows it, a client that goes on trying in the background, with why
+/// none answered.
+async fn first_connection(
+    config: &ClusterConfig,
+    addrs: Vec<ServerAddr>,
+    tx: mpsc::Sender<Event>,
+) -> Result<(async_nats::Client, Option<String>), ClusterError> {
+    let opts = options(config, tx.clone()).await?;
+    let e = match opts.connect(addrs.clone()).await {
+        Ok(client) => return Ok((client, None)),
+        Err(e) => e,
+    };
+    if !(config.start_split && out_of_reach(&e)) {
+        return Err(connect_error(config, &e));
+    }
+    let retrying = options(config, tx).await?.retry_on_initial_connect();
+    let client = retrying
+        .connect(addrs)
+        .await
+        .map_err(|e| connect_error(config, &e))?;
+    let reason = format!(
+        "no NATS server answered at start ({}: {e}); trying again in the background",
+        config.servers.join(", ")
+    );
+    Ok((client, Some(reason)))
+}
+
 impl Link {
     /// Connect to NATS, subscribe to the room and (chat) open the nickname
     /// store. `mode` must be the server's; `events` gets the cluster's
@@ -129,11 +185,7 @@ impl Link {
         }
         let addrs = servers(&config)?;
         let (tx, conn_events) = mpsc::channel(64);
-        let opts = options(&config, tx).await?;
-        let client = opts
-            .connect(addrs)
-            .await
-            .map_err(|e| connect_error(&config, &e))?;
+        let (client, unreachable) = first_connection(&config, addrs, tx).await?;
         let broker = mode == Mode::Broker;
         let base = proto::base(broker, &config.room);
         let subject = format!("{base}.>");
@@ -149,7 +201,11 @@ impl Link {
             None
         } else {
             let bucket = format!("sockbox-chat-{}", config.room);
-            Some(Nicks::open(client.clone(), bucket, id, config.store_timeout).await?)
+            let nicks = Nicks::new(client.clone(), bucket, id, config.store_timeout);
+            if unreachable.is_none() {
+                nicks.reopen().await?;
+            }
+            Some(nicks)
         };
         let node = Arc::new(Node::new(NodeParts {
             id,
@@ -159,9 +215,12 @@ impl Link {
             queue_limit: config.queue_limit,
             nicks,
             dead_after: config.dead_after,
-            max_payload: client.server_info().max_payload,
+            max_payload: client.max_payload(),
             events,
         }));
+        if let Some(reason) = unreachable {
+            node.on_split(&reason);
+        }
         Ok(Self {
             client,
             node,
@@ -174,6 +233,12 @@ impl Link {
     /// This node's name.
     pub fn node_name(&self) -> &str {
         &self.node.name
+    }
+
+    /// True while the link to NATS is down (the node started split when
+    /// no server answered).
+    pub fn is_split(&self) -> bool {
+        self.node.is_split()
     }
 
     /// Serve `room`: become its hub's remote. False when it has one.
@@ -202,12 +267,15 @@ impl Link {
         }));
         let (n, c) = (node.clone(), client.clone());
         tasks.push(tokio::spawn(async move { publish(&n, &c).await }));
-        let n = node.clone();
+        let (n, c) = (node.clone(), client.clone());
         tasks.push(tokio::spawn(async move {
             let mut every = tokio::time::interval(heartbeat);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 every.tick().await;
+                // The client learns the limit from the server it connects
+                // to, a moment after it says it connected.
+                n.set_max_payload(c.max_payload());
                 n.tick();
             }
         }));

@@ -40,6 +40,9 @@
 //!   node. Nothing said meanwhile is sent later. On reconnection the node
 //!   starts a new epoch, sends its roster (with where its last epoch
 //!   ended, so others can count what they missed) and asks for everyone's.
+//!   A node that finds no NATS server at start starts split the same way
+//!   (unless [`ClusterConfig::start_split`] is off) and joins when one
+//!   answers.
 //! * **Bounded memory**: the outgoing queue holds at most
 //!   [`ClusterConfig::queue_limit`] bytes (messages past it are dropped and
 //!   counted as lost by the receivers); the incoming subscription holds at
@@ -111,6 +114,11 @@ pub struct ClusterConfig {
     pub queue_limit: usize,
     /// Longest the first connection may take.
     pub connect_timeout: Duration,
+    /// When no NATS server answers at start (refused, timed out, name not
+    /// found): start split, serve local members, and join the room when a
+    /// server answers (true), or fail with [`ClusterError::Connect`]
+    /// (false). Credentials, TLS and address errors fail either way.
+    pub start_split: bool,
     /// Longest a nickname store operation may take.
     pub store_timeout: Duration,
 }
@@ -118,7 +126,7 @@ pub struct ClusterConfig {
 impl ClusterConfig {
     /// The defaults for `servers` and `room`: node named after the host,
     /// heartbeats every second, gone after 3 s of silence, an 8 MiB
-    /// outgoing queue.
+    /// outgoing queue, and a start split when NATS is out of reach.
     pub fn new(servers: Vec<String>, room: impl Into<String>) -> Self {
         let host = nix::unistd::gethostname()
             .ok()
@@ -134,6 +142,7 @@ impl ClusterConfig {
             dead_after: Duration::from_secs(3),
             queue_limit: 8 << 20,
             connect_timeout: Duration::from_secs(5),
+            start_split: true,
             store_timeout: Duration::from_secs(3),
         }
     }

@@ -48,24 +48,17 @@ fn owner(value: &[u8]) -> Option<(u64, u64)> {
 }
 
 impl Nicks {
-    /// Open (or create) the bucket `bucket`.
-    pub async fn open(
-        client: async_nats::Client,
-        bucket: String,
-        node: u64,
-        timeout: Duration,
-    ) -> Result<Self, ClusterError> {
-        let js = async_nats::jetstream::new(client);
-        let nicks = Self {
+    /// The bucket `bucket`, not opened yet (see [`Nicks::reopen`]): until
+    /// it is, claims fail with a store error.
+    pub fn new(client: async_nats::Client, bucket: String, node: u64, timeout: Duration) -> Self {
+        Self {
             bucket,
-            js,
+            js: async_nats::jetstream::new(client),
             store: Mutex::new(None),
             node,
             numbers: Mutex::new((0, 0)),
             timeout,
-        };
-        nicks.reopen().await?;
-        Ok(nicks)
+        }
     }
 
     /// (Re)open the bucket, creating it when missing (a NATS server

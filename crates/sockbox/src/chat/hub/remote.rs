@@ -71,6 +71,11 @@ pub trait Remote: Send + Sync {
     /// Members of the other nodes in reach now.
     fn online(&self) -> usize;
 
+    /// True while the other nodes are out of reach (the room is split).
+    fn is_split(&self) -> bool {
+        false
+    }
+
     /// The other nodes' members for `/who`, and a note to add (the room is
     /// split…).
     fn who(&self) -> (Vec<WhoGroup>, Option<String>);

@@ -87,10 +87,18 @@ pub(crate) async fn serve<R, W>(
         room.limits(),
         &peer.drain,
     ));
+    let split = room.hub.remote().is_some_and(|r| r.is_split());
     let welcome = |nick: &str, online: usize| {
         let s = if online == 1 { "" } else { "s" };
+        let here = if split {
+            " on this node (the room is split: the other nodes are out of reach)"
+        } else {
+            ""
+        };
         chat.then(|| {
-            format!("*** welcome, you are {nick}; {online} user{s} online; /help lists commands")
+            format!(
+                "*** welcome, you are {nick}; {online} user{s} online{here}; /help lists commands"
+            )
         })
     };
     let claimed = match room.hub.remote().cloned().filter(|_| chat) {

@@ -108,7 +108,9 @@ impl Node {
             nodes: lock(&self.peers).nodes() + 1,
         });
         if let Some(nicks) = &self.nicks {
-            let _ = nicks.reopen().await;
+            if let Err(e) = nicks.reopen().await {
+                tracing::warn!("{e}; nicknames are not checked across nodes until it opens");
+            }
             self.reclaim(&room).await;
         }
     }

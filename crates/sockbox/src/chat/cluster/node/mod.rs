@@ -6,7 +6,7 @@ mod faults;
 mod remote;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
@@ -35,8 +35,8 @@ pub(crate) struct Node {
     pub peers: Mutex<Peers>,
     pub nicks: Option<Nicks>,
     pub dead_after: Duration,
-    /// Largest payload the NATS server takes.
-    pub max_payload: usize,
+    /// Largest payload the NATS server takes (learnt on each connection).
+    max_payload: AtomicUsize,
     split: AtomicBool,
     /// Since when the link is up (or the node started).
     whole_since: Mutex<Instant>,
@@ -50,6 +50,10 @@ pub(crate) struct Node {
     /// Lines found missing per node, not told yet.
     lost: Mutex<HashMap<u64, u64>>,
 }
+
+/// The smallest payload assumed of a NATS server (before it says; NATS's
+/// own default is 1 MiB).
+const MIN_PAYLOAD: usize = 1024;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -79,7 +83,7 @@ impl Node {
             peers: Mutex::new(Peers::default()),
             nicks: p.nicks,
             dead_after: p.dead_after,
-            max_payload: p.max_payload.max(1024),
+            max_payload: AtomicUsize::new(p.max_payload.max(MIN_PAYLOAD)),
             split: AtomicBool::new(false),
             whole_since: Mutex::new(Instant::now()),
             room: OnceLock::new(),
@@ -103,6 +107,20 @@ impl Node {
 
     pub fn room(&self) -> Option<Arc<Room>> {
         self.room.get().and_then(Weak::upgrade)
+    }
+
+    /// Largest payload the NATS server takes.
+    pub fn max_payload(&self) -> usize {
+        self.max_payload.load(Ordering::Relaxed)
+    }
+
+    /// The server (re)connected to announced this largest payload (0:
+    /// not known yet, keep the last one).
+    pub fn set_max_payload(&self, n: usize) {
+        if n > 0 {
+            self.max_payload
+                .store(n.max(MIN_PAYLOAD), Ordering::Relaxed);
+        }
     }
 
     pub fn is_split(&self) -> bool {

@@ -55,7 +55,7 @@ impl Remote for Node {
             Kind::Lines { member: from }
         };
         let mut full = false;
-        for part in split(msg, self.max_payload, raw) {
+        for part in split(msg, self.max_payload(), raw) {
             match part {
                 Some(part) => {
                     let lines = proto::line_count(&part, raw);
@@ -65,7 +65,7 @@ impl Remote for Node {
                     from,
                     &format!(
                         "*** a line of yours is longer than the {} bytes the other nodes take: it reached only this node",
-                        self.max_payload
+                        self.max_payload()
                     ),
                 ),
             }
@@ -131,6 +131,10 @@ impl Remote for Node {
 
     fn holds(&self, key: &str) -> bool {
         lock(&self.peers).find(key).is_some()
+    }
+
+    fn is_split(&self) -> bool {
+        Node::is_split(self)
     }
 
     fn online(&self) -> usize {
