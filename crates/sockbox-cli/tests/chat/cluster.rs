@@ -13,8 +13,10 @@ pub(super) struct Nats {
     child: Option<Child>,
     pub port: u16,
     store: tempfile::TempDir,
-    /// More `nats-server` arguments (auth, TLS).
+    /// More `nats-server` arguments (auth, TLS, routes).
     extra: Vec<String>,
+    /// Run JetStream (`-js`, with a store directory).
+    js: bool,
 }
 
 pub(super) fn free_port() -> u16 {
@@ -34,6 +36,11 @@ impl Nats {
 
     /// Like [`Nats::start`], with more `nats-server` arguments.
     pub fn start_with(test: &str, extra: &[&str]) -> Option<Self> {
+        Self::start_on(test, free_port(), true, extra)
+    }
+
+    /// Like [`Nats::start_with`], on `port`, with JetStream or without.
+    pub fn start_on(test: &str, port: u16, js: bool, extra: &[&str]) -> Option<Self> {
         let found = Command::new("nats-server")
             .arg("--version")
             .output()
@@ -48,25 +55,22 @@ impl Nats {
         }
         let mut n = Self {
             child: None,
-            port: free_port(),
+            port,
             store: tempfile::tempdir().unwrap(),
             extra: extra.iter().map(|&a| a.to_owned()).collect(),
+            js,
         };
         n.up();
         Some(n)
     }
 
-    fn up(&mut self) {
-        let child = Command::new("nats-server")
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
-            .arg(self.store.path())
+    pub(super) fn up(&mut self) {
+        let mut cmd = Command::new("nats-server");
+        cmd.args(["-a", "127.0.0.1", "-p", &self.port.to_string()]);
+        if self.js {
+            cmd.arg("-js").arg("-sd").arg(self.store.path());
+        }
+        let child = cmd
             .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -81,7 +85,7 @@ impl Nats {
     }
 
     /// Stop it (kill); `up` starts it again on the same port.
-    fn down(&mut self) {
+    pub(super) fn down(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();

@@ -86,8 +86,10 @@ fn cluster_with_a_token_or_user_and_password() {
     until(&mut c, "with a password");
 }
 
-/// A CA and a server certificate it signed, for localhost and 127.0.0.1.
-fn ca_and_server(dir: &std::path::Path) -> [String; 3] {
+/// A CA, a server certificate it signed for localhost and 127.0.0.1, and
+/// a client certificate it signed: `[ca, cert, key, client cert, client
+/// key]`.
+fn ca_and_certs(dir: &std::path::Path) -> [String; 5] {
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     let ca_key = rcgen::KeyPair::generate().unwrap();
@@ -96,10 +98,16 @@ fn ca_and_server(dir: &std::path::Path) -> [String; 3] {
     let leaf = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     let leaf_key = rcgen::KeyPair::generate().unwrap();
     let leaf_cert = leaf.signed_by(&leaf_key, &issuer).unwrap();
+    let mut client = rcgen::CertificateParams::new(vec!["sockbox-node".into()]).unwrap();
+    client.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let client_key = rcgen::KeyPair::generate().unwrap();
+    let client_cert = client.signed_by(&client_key, &issuer).unwrap();
     let files = [
         ("ca.pem", ca_cert.pem()),
         ("cert.pem", leaf_cert.pem()),
         ("key.pem", leaf_key.serialize_pem()),
+        ("client.pem", client_cert.pem()),
+        ("client-key.pem", client_key.serialize_pem()),
     ];
     files.map(|(name, pem)| {
         let p = dir.join(name);
@@ -111,7 +119,7 @@ fn ca_and_server(dir: &std::path::Path) -> [String; 3] {
 #[test]
 fn cluster_over_tls_to_nats() {
     let dir = tempfile::tempdir().unwrap();
-    let [ca, cert, key] = ca_and_server(dir.path());
+    let [ca, cert, key, _, _] = ca_and_certs(dir.path());
     let tls = ["--tls", "--tlscert", &cert, "--tlskey", &key];
     let Some(nats) = Nats::start_with("cluster_tls", &tls) else {
         return;
@@ -125,13 +133,63 @@ fn cluster_over_tls_to_nats() {
     until(&mut a, "over tls");
     // Trusting another CA: refused at start.
     let other = tempfile::tempdir().unwrap();
-    let [other_ca, _, _] = ca_and_server(other.path());
+    let [other_ca, _, _, _, _] = ca_and_certs(other.path());
     let out = sockbox_std()
         .args(["chat", "127.0.0.1", "0", "--cluster", &nats.url()])
         .args(["--nats-ca", &other_ca])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{out:?}");
+}
+
+#[test]
+fn cluster_with_a_client_certificate_nats_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    let [ca, cert, key, client, client_key] = ca_and_certs(dir.path());
+    let tls = [
+        "--tlsverify",
+        "--tlscert",
+        &cert,
+        "--tlskey",
+        &key,
+        "--tlscacert",
+        &ca,
+    ];
+    let Some(nats) = Nats::start_with("cluster_client_cert", &tls) else {
+        return;
+    };
+    // Without a client certificate: refused at start (it will not heal by
+    // itself, so no start split), exit 3.
+    let out = sockbox_std()
+        .args(["chat", "127.0.0.1", "0", "--cluster", &nats.url()])
+        .args(["--nats-ca", &ca])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("cannot connect to NATS"), "{err}");
+    let with_cert = |name| {
+        node_with(
+            &nats,
+            "chat",
+            &[
+                "--nats-ca",
+                &ca,
+                "--nats-cert",
+                &client,
+                "--nats-key",
+                &client_key,
+                "--node-name",
+                name,
+            ],
+        )
+    };
+    let (n1, n2) = (with_cert("n1"), with_cert("n2"));
+    let (mut a, _) = join(&n1);
+    let (mut b, _) = join(&n2);
+    await_room(&mut a, 2, 2);
+    b.send(b"with a client certificate\n");
+    until(&mut a, "with a client certificate");
 }
 
 #[test]
@@ -143,8 +201,13 @@ fn cluster_broker_passes_bytes_across_nodes_unchanged() {
     let n2 = node_with(&nats, "broker", &["--room", "raw"]);
     let mut a = Client::connect(n1.addr);
     let mut b = Client::connect(n2.addr);
-    // The nodes find each other (heartbeats every 250 ms): send until b
-    // gets something, then check that a later block arrives intact.
+    bytes_cross(&mut a, &mut b);
+}
+
+/// Broker clients `a` and `b` on two nodes: once the nodes found each other
+/// (send until `b` gets something), a later block from `a` reaches `b`
+/// intact.
+pub(super) fn bytes_cross(a: &mut Client, b: &mut Client) {
     let deadline = Instant::now() + T;
     b.w.set_read_timeout(Some(Duration::from_millis(300)))
         .unwrap();
@@ -157,8 +220,6 @@ fn cluster_broker_passes_bytes_across_nodes_unchanged() {
         assert!(Instant::now() < deadline, "the broker nodes never linked");
     }
     std::thread::sleep(Duration::from_millis(500));
-    b.w.set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
     while b.r.get_mut().read(&mut probe).is_ok_and(|n| n > 0) {}
     b.w.set_read_timeout(Some(T)).unwrap();
     let block: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
