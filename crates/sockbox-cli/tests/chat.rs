@@ -311,6 +311,7 @@ fn stdin_operator_takes_part() {
 
 mod cluster;
 mod cluster_access;
+mod cluster_creds;
 mod cluster_routes;
 mod drain;
 mod events;
