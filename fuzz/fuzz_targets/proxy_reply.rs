@@ -1,11 +1,12 @@
 //! Fuzz the proxy reply parsers (SOCKS4, SOCKS5 method/auth/reply, HTTP
-//! CONNECT): never panic; a complete reply never claims more bytes than it
+//! CONNECT) and the HTTP proxy's authentication challenges (parsed, then
+//! answered with Digest or Basic): never panic; a complete reply never claims more bytes than it
 //! was given, and the same bytes with more appended parse the same way
 //! (what follows a reply belongs to the tunnel, never to the reply).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use sockbox_wire::proxy::{
-    parse_http_reply, parse_socks4_reply, parse_socks5_auth, parse_socks5_method,
+    DigestInput, answer_challenges, parse_challenges, parse_http_reply, parse_socks4_reply, parse_socks5_auth, parse_socks5_method,
     parse_socks5_reply,
 };
 
@@ -34,4 +35,16 @@ fuzz_target!(|data: &[u8]| {
     check(data, parse_socks5_auth);
     check(data, parse_socks5_reply);
     check(data, parse_http_reply);
+    let challenges = parse_challenges(data);
+    let input = DigestInput {
+        user: "u\"ser",
+        password: "p",
+        method: "CONNECT",
+        uri: "h:1",
+        cnonce: "c",
+    };
+    if let Some(Ok(answer)) = answer_challenges(&challenges, &input) {
+        // One header line: never a CR or LF an attacker could inject.
+        assert!(!answer.contains(['\r', '\n']), "{answer:?}");
+    }
 });

@@ -1,6 +1,6 @@
 //! Proxy handshakes for a client (no I/O): SOCKS4/4a, SOCKS5 (RFC 1928)
 //! with username/password (RFC 1929), and HTTP `CONNECT` (RFC 9110 §9.3.6)
-//! with Basic authentication.
+//! with Basic or Digest authentication (see `http`).
 //!
 //! Requests are built into a `Vec<u8>`; replies are parsed from what has
 //! arrived so far: `Ok(None)` means "not complete yet, read more",
@@ -63,6 +63,16 @@ pub enum ProxyError {
         /// The reason phrase (cut, printable).
         reason: String,
     },
+    /// The HTTP proxy asks for credentials (status 407), offering these
+    /// authentication schemes.
+    #[error("the HTTP proxy asks for a user name and password (it offers {})", offered(.challenges))]
+    HttpAuthRequired {
+        /// The challenges of its `Proxy-Authenticate` headers.
+        challenges: Vec<Challenge>,
+    },
+    /// A Digest challenge this client cannot answer.
+    #[error("the HTTP proxy's Digest challenge cannot be answered: {0}")]
+    DigestUnsupported(String),
     /// The HTTP proxy's reply is not an HTTP status line and headers.
     #[error("the HTTP proxy's reply is not HTTP: {0}")]
     HttpMalformed(&'static str),
@@ -83,6 +93,16 @@ pub enum ProxyError {
     /// A host name or user name with a NUL byte.
     #[error("{0} contains a NUL byte")]
     Nul(&'static str),
+}
+
+/// The schemes of `challenges`, for a message ("Basic, Digest", or
+/// "no scheme" when the proxy named none).
+fn offered(challenges: &[Challenge]) -> String {
+    if challenges.is_empty() {
+        return "no scheme".to_owned();
+    }
+    let names: Vec<&str> = challenges.iter().map(|c| c.scheme.as_str()).collect();
+    names.join(", ")
 }
 
 /// What a SOCKS4 reply code means.
@@ -340,110 +360,12 @@ pub fn parse_socks5_reply(buf: &[u8]) -> Result<Option<(usize, Socks5Bound)>, Pr
     Ok(Some((len, bound)))
 }
 
-/// The HTTP `CONNECT` request, with `Proxy-Authorization: Basic` when
-/// there are credentials (`user:pass`).
-pub fn http_connect_request(target: &Target<'_>, credentials: Option<&str>) -> Vec<u8> {
-    let authority = match target {
-        Target::Addr(a) => a.to_string(),
-        Target::Name(n, p) => format!("{n}:{p}"),
-    };
-    let mut req = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
-    if let Some(c) = credentials {
-        req.push_str("Proxy-Authorization: Basic ");
-        req.push_str(&base64(c.as_bytes()));
-        req.push_str("\r\n");
-    }
-    req.push_str("\r\n");
-    req.into_bytes()
-}
+mod http;
 
-/// A 2xx answer to `CONNECT`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpReply {
-    /// The status code (200-299).
-    pub code: u16,
-}
-
-/// Parse the HTTP proxy's reply header, up to and including the empty
-/// line (CRLF CRLF, or bare LF LF).
-pub fn parse_http_reply(buf: &[u8]) -> Result<Option<(usize, HttpReply)>, ProxyError> {
-    let Some(len) = header_end(buf) else {
-        if buf.len() > MAX_HTTP_HEADER {
-            return Err(ProxyError::HttpTooLong);
-        }
-        return Ok(None);
-    };
-    if len > MAX_HTTP_HEADER {
-        return Err(ProxyError::HttpTooLong);
-    }
-    let line_end = buf.iter().position(|&b| b == b'\n').unwrap_or(0);
-    let line = buf[..line_end]
-        .strip_suffix(b"\r")
-        .unwrap_or(&buf[..line_end]);
-    let mut parts = line.splitn(3, |&b| b == b' ');
-    let version = parts.next().unwrap_or_default();
-    if !version.starts_with(b"HTTP/1.") {
-        return Err(ProxyError::HttpMalformed("no HTTP/1.x status line"));
-    }
-    let code = parts
-        .next()
-        .filter(|c| c.len() == 3 && c.iter().all(u8::is_ascii_digit))
-        .and_then(|c| std::str::from_utf8(c).ok())
-        .and_then(|c| c.parse::<u16>().ok())
-        .ok_or(ProxyError::HttpMalformed("no three-digit status code"))?;
-    if !(200..300).contains(&code) {
-        let reason: String = parts
-            .next()
-            .unwrap_or_default()
-            .iter()
-            .take(80)
-            .map(|&b| {
-                if b.is_ascii_graphic() || b == b' ' {
-                    char::from(b)
-                } else {
-                    '?'
-                }
-            })
-            .collect();
-        return Err(ProxyError::HttpStatus { code, reason });
-    }
-    Ok(Some((len, HttpReply { code })))
-}
-
-/// The length of the header through its empty line, if complete.
-fn header_end(buf: &[u8]) -> Option<usize> {
-    let mut at = 0;
-    for nl in memchr::memchr_iter(b'\n', buf) {
-        let line = &buf[at..nl];
-        if at > 0 && (line.is_empty() || line == b"\r") {
-            return Some(nl + 1);
-        }
-        at = nl + 1;
-    }
-    None
-}
-
-/// Standard base64 with padding (RFC 4648), for Basic credentials.
-pub fn base64(data: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ABC[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
+pub use http::{
+    Challenge, DigestInput, HttpReply, answer_challenges, authority, base64, basic_authorization,
+    digest_authorization, http_connect_request, parse_challenges, parse_http_reply,
+};
 
 #[cfg(test)]
 mod tests;

@@ -110,7 +110,8 @@ pub struct Args {
     /// The proxy's protocol: socks4, socks5 or http (as ncat, http by default).
     #[arg(long, value_name = "TYPE", default_value = "http", requires = "proxy")]
     pub proxy_type: ProxyKind,
-    /// USER:PASS for the proxy (socks4 sends the user only).
+    /// USER:PASS for the proxy (socks4 sends the user only). An HTTP proxy gets them only
+    /// when it asks (407), as Digest when it offers it, else Basic.
     #[arg(long, value_name = "USER:PASS", requires = "proxy")]
     pub proxy_auth: Option<String>,
     /// Relay flags.

@@ -101,7 +101,7 @@ fn stale_pid_file_is_taken_over_with_a_notice() {
         "notice: {err}"
     );
     assert_ne!(d.pid as u32, dead_pid);
-    assert!(env.log().contains("took over stale pid file"));
+    env.wait_log("took over stale pid file");
 }
 
 #[test]

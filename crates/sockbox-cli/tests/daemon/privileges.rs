@@ -37,7 +37,7 @@ fn user_nobody_drops_every_id_on_every_thread_and_still_serves() {
         }
         assert_eq!(field("NoNewPrivs"), "1");
     }
-    assert!(env.log().contains("dropped privileges"));
+    env.wait_log("dropped privileges");
     assert_eq!(tcp_echo(port, b"as nobody"), b"as nobody");
     assert_eq!(udp_echo(port, b"udp as nobody"), b"udp as nobody");
     d.signal(Signal::SIGTERM);
@@ -190,7 +190,7 @@ fn user_nobody_with_a_pid_file_it_cannot_delete_is_warned_at_start() {
             && err.contains(&format!("install -d -o nobody {dir}/echo")),
         "the warning names the directory and the fix: {err}"
     );
-    assert!(env.log().contains("will be left behind"), "{}", env.log());
+    env.wait_log("will be left behind");
     env.port();
     d.signal(Signal::SIGTERM);
     assert_eq!(

@@ -128,7 +128,8 @@ fn http_connect() {
         r,
         b"CONNECT ex.org:443 HTTP/1.1\r\nHost: ex.org:443\r\n\r\n"
     );
-    let r = http_connect_request(&Target::Addr("[::1]:22".parse().unwrap()), Some("u:p"));
+    let basic = basic_authorization("u", "p");
+    let r = http_connect_request(&Target::Addr("[::1]:22".parse().unwrap()), Some(&basic));
     let text = String::from_utf8(r).unwrap();
     assert!(text.starts_with("CONNECT [::1]:22 HTTP/1.1\r\n"), "{text}");
     assert!(
@@ -147,14 +148,17 @@ fn http_connect() {
     );
     assert_eq!(parse_http_reply(b"HTTP/1.1 200 OK\r\n").unwrap(), None);
     assert_eq!(parse_http_reply(b"").unwrap(), None);
-    let e = parse_http_reply(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n").unwrap_err();
+    let e = parse_http_reply(b"HTTP/1.1 403 Forbidden\r\n\r\n").unwrap_err();
     assert_eq!(
         e,
         ProxyError::HttpStatus {
-            code: 407,
-            reason: "Proxy Authentication Required".into()
+            code: 403,
+            reason: "Forbidden".into()
         }
     );
+    let e = parse_http_reply(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n").unwrap_err();
+    assert_eq!(e, ProxyError::HttpAuthRequired { challenges: vec![] });
+    assert!(e.to_string().contains("offers no scheme"), "{e}");
     assert!(matches!(
         parse_http_reply(b"\x05\x00garbage\r\n\r\n"),
         Err(ProxyError::HttpMalformed(_))
@@ -163,7 +167,8 @@ fn http_connect() {
         parse_http_reply(b"HTTP/1.1 2000 x\r\n\r\n"),
         Err(ProxyError::HttpMalformed(_))
     ));
-    let big = vec![b'a'; MAX_HTTP_HEADER + 1];
+    let mut big = b"HTTP/1.1 200 OK\r\nX-Long: ".to_vec();
+    big.resize(MAX_HTTP_HEADER + 1, b'a');
     assert_eq!(parse_http_reply(&big), Err(ProxyError::HttpTooLong));
 }
 
@@ -200,4 +205,118 @@ proptest! {
         if let Ok(Some((n, _))) = parse_http_reply(&data) { prop_assert!(n <= data.len()); }
         if let Ok(Some((n, _))) = parse_socks4_reply(&data) { prop_assert!(n <= data.len()); }
     }
+}
+
+#[test]
+fn a_407_lists_every_challenge_of_every_header() {
+    let reply = b"HTTP/1.0 407 Proxy Authentication Required\r\n\
+Proxy-Authenticate: Basic realm=\"Ncat\"\r\n\
+Server: x\r\n\
+proxy-authenticate: Digest realm=\"Ncat\", nonce=\"17.9-ab\", qop=\"auth\", \
+NTLM, Negotiate abc==, Digest realm=\"q\\\"uote\",nonce=n2,algorithm=MD5-sess\r\n\r\n";
+    let Err(ProxyError::HttpAuthRequired { challenges }) = parse_http_reply(reply) else {
+        panic!("not a 407");
+    };
+    let schemes: Vec<&str> = challenges.iter().map(|c| c.scheme.as_str()).collect();
+    assert_eq!(schemes, ["Basic", "Digest", "NTLM", "Negotiate", "Digest"]);
+    assert_eq!(challenges[0].param("realm"), Some("Ncat"));
+    assert_eq!(challenges[1].param("nonce"), Some("17.9-ab"));
+    assert_eq!(challenges[1].param("qop"), Some("auth"));
+    assert!(
+        challenges[3].params.is_empty(),
+        "token68 is not a parameter"
+    );
+    assert_eq!(challenges[4].param("realm"), Some("q\"uote"));
+    assert_eq!(challenges[4].param("nonce"), Some("n2"));
+    assert_eq!(challenges[4].param("algorithm"), Some("MD5-sess"));
+    let e = ProxyError::HttpAuthRequired { challenges };
+    assert!(e.to_string().contains("Basic, Digest, NTLM"), "{e}");
+}
+
+fn input<'a>(user: &'a str, password: &'a str, method: &'a str, uri: &'a str) -> DigestInput<'a> {
+    DigestInput {
+        user,
+        password,
+        method,
+        uri,
+        cnonce: "0a4f113b",
+    }
+}
+
+#[test]
+fn digest_answers_the_rfc_2617_example() {
+    // RFC 2617 section 3.5: the response is 6629fae49393a05397450978507c4ef1.
+    let c = &parse_challenges(
+        b"Digest realm=\"testrealm@host.com\", qop=\"auth,auth-int\", \
+nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\", opaque=\"5ccc069c403ebaf9f0171e9517f40e41\"",
+    )[0];
+    let a = digest_authorization(
+        c,
+        &input("Mufasa", "Circle Of Life", "GET", "/dir/index.html"),
+    )
+    .unwrap();
+    assert!(
+        a.contains("response=\"6629fae49393a05397450978507c4ef1\""),
+        "{a}"
+    );
+    assert!(
+        a.starts_with("Digest username=\"Mufasa\", realm=\"testrealm@host.com\""),
+        "{a}"
+    );
+    for part in [
+        "uri=\"/dir/index.html\"",
+        "qop=auth",
+        "nc=00000001",
+        "cnonce=\"0a4f113b\"",
+        "opaque=\"5ccc069c403ebaf9f0171e9517f40e41\"",
+    ] {
+        assert!(a.contains(part), "{part}: {a}");
+    }
+    // Without qop (RFC 2069): MD5(HA1:nonce:HA2), no nc or cnonce.
+    let old = &parse_challenges(b"Digest realm=\"r\", nonce=\"n\"")[0];
+    let a = digest_authorization(old, &input("u", "p", "CONNECT", "h:1")).unwrap();
+    assert!(!a.contains("cnonce"), "{a}");
+    // Expected values computed with Python's hashlib.
+    assert!(
+        a.contains("response=\"535c81f86d94a8556918012a89718e8e\""),
+        "{a}"
+    );
+    // MD5-sess: HA1 = MD5(MD5(user:realm:password):nonce:cnonce).
+    let sess = &parse_challenges(b"Digest realm=r, nonce=n, qop=auth, algorithm=MD5-sess")[0];
+    let a = digest_authorization(sess, &input("u", "p", "CONNECT", "h:1")).unwrap();
+    assert!(
+        a.contains("response=\"f2c7caad5fd45beac83f2c658ad1f7c1\""),
+        "{a}"
+    );
+    assert!(a.contains("algorithm=MD5-sess"), "{a}");
+}
+
+#[test]
+fn digest_refuses_what_it_cannot_compute() {
+    for (challenge, why) in [
+        (&b"Digest nonce=n"[..], "no realm"),
+        (b"Digest realm=r, nonce=n, algorithm=SHA-256", "SHA-256"),
+        (b"Digest realm=r, nonce=n, qop=auth-int", "auth-int"),
+    ] {
+        let c = &parse_challenges(challenge)[0];
+        let e = digest_authorization(c, &input("u", "p", "CONNECT", "h:1")).unwrap_err();
+        assert!(e.to_string().contains(why), "{e}");
+    }
+}
+
+#[test]
+fn the_answer_prefers_digest_and_falls_back_to_basic() {
+    let i = input("u", "p", "CONNECT", "h:1");
+    let both = parse_challenges(b"Basic realm=x, Digest realm=x, nonce=n, qop=auth");
+    let a = answer_challenges(&both, &i).unwrap().unwrap();
+    assert!(a.starts_with("Digest "), "{a}");
+    // A Digest it cannot answer, with Basic offered too: Basic.
+    let sha = parse_challenges(b"Digest realm=x, nonce=n, algorithm=SHA-256, Basic realm=x");
+    assert_eq!(answer_challenges(&sha, &i).unwrap().unwrap(), "Basic dTpw");
+    // Only that Digest: its error.
+    let only = parse_challenges(b"Digest realm=x, nonce=n, algorithm=SHA-256");
+    assert!(answer_challenges(&only, &i).unwrap().is_err());
+    // No scheme named: Basic. Only unknown schemes: none.
+    assert_eq!(answer_challenges(&[], &i).unwrap().unwrap(), "Basic dTpw");
+    assert!(answer_challenges(&parse_challenges(b"NTLM"), &i).is_none());
 }

@@ -282,22 +282,44 @@ impl Connector {
     ) -> Result<(TcpStream, SocketAddr), ConnectError> {
         let addrs = resolve_async(&proxy.host, proxy.port, self.family).await?;
         let (mut tcp, addr) = self.first_answer(&addrs).await?;
-        let shown = addr.to_string();
-        let handshake = proxy.handshake(&mut tcp, host, port);
+        let done = self
+            .timed_handshake(addr, proxy.handshake(&mut tcp, host, port))
+            .await;
+        let Err(ConnectError::Proxy {
+            source: ProxyError::Reconnect { authorization },
+            ..
+        }) = done
+        else {
+            return done.map(|()| (tcp, addr));
+        };
+        // An HTTP proxy that asked for credentials: answer on a new
+        // connection to the same proxy address.
+        drop(tcp);
+        let (mut tcp, addr) = self.first_answer(&[addr]).await?;
+        self.timed_handshake(addr, proxy.answer(&mut tcp, host, port, &authorization))
+            .await?;
+        Ok((tcp, addr))
+    }
+
+    /// A proxy handshake with `proxy` (its address), within the timeout.
+    async fn timed_handshake(
+        &self,
+        proxy: SocketAddr,
+        handshake: impl Future<Output = Result<(), ProxyError>>,
+    ) -> Result<(), ConnectError> {
         let done = match self.timeout {
             Some(timeout) => tokio::time::timeout(timeout, handshake)
                 .await
                 .map_err(|_| ConnectError::ProxyTimeout {
-                    proxy: shown.clone(),
+                    proxy: proxy.to_string(),
                     timeout,
                 })?,
             None => handshake.await,
         };
         done.map_err(|source| ConnectError::Proxy {
-            proxy: shown,
+            proxy: proxy.to_string(),
             source,
-        })?;
-        Ok((tcp, addr))
+        })
     }
 
     /// `TCP_NODELAY`, then the TLS handshake if asked for.

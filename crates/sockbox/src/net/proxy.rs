@@ -30,7 +30,8 @@ pub enum ProxyKind {
     /// SOCKS5 (RFC 1928), username/password (RFC 1929) when given.
     #[default]
     Socks5,
-    /// HTTP `CONNECT`, Basic authentication when given.
+    /// HTTP `CONNECT`; with credentials, Digest or Basic as the proxy
+    /// asks.
     Http,
 }
 
@@ -141,16 +142,64 @@ impl Proxy {
             }
             ProxyKind::Http => {
                 let target = target(literal, name, port);
-                let creds = self.auth.as_ref().map(|(u, p)| format!("{u}:{p}"));
-                send(
-                    stream,
-                    &wire::http_connect_request(&target, creds.as_deref()),
-                )
-                .await?;
-                recv(stream, wire::parse_http_reply).await?;
+                self.http(stream, &target, None).await?;
             }
         }
         Ok(())
+    }
+
+    /// Like [`Proxy::handshake`] for an HTTP proxy, answering its
+    /// challenge with `authorization` (from [`ProxyError::Reconnect`]) on
+    /// `stream`, a new connection to it.
+    pub async fn answer(
+        &self,
+        stream: &mut TcpStream,
+        host: &str,
+        port: u16,
+        authorization: &str,
+    ) -> Result<(), ProxyError> {
+        let literal = parse_literal(host).map_err(|_| ProxyError::Target(host.to_owned()))?;
+        let name = super::addr::unbracket(host.trim());
+        let target = target(literal, name, port);
+        self.http(stream, &target, Some(authorization)).await
+    }
+
+    /// `CONNECT`, first without credentials (as ncat does: a proxy that
+    /// offers Digest never sees the password); a 407 is answered with the
+    /// best scheme it offers, on a new connection.
+    async fn http(
+        &self,
+        stream: &mut TcpStream,
+        target: &Target<'_>,
+        authorization: Option<&str>,
+    ) -> Result<(), ProxyError> {
+        send(stream, &wire::http_connect_request(target, authorization)).await?;
+        let challenges = match recv(stream, wire::parse_http_reply).await {
+            Err(ProxyError::Protocol(WireError::HttpAuthRequired { challenges })) => challenges,
+            other => return other.map(|_| ()),
+        };
+        if authorization.is_some() {
+            return Err(ProxyError::CredentialsRefused);
+        }
+        let Some((user, password)) = &self.auth else {
+            return Err(WireError::HttpAuthRequired { challenges }.into());
+        };
+        let uri = wire::authority(target);
+        let cnonce = format!("{:016x}", rand::random::<u64>());
+        let input = wire::DigestInput {
+            user,
+            password,
+            method: "CONNECT",
+            uri: &uri,
+            cnonce: &cnonce,
+        };
+        match wire::answer_challenges(&challenges, &input) {
+            Some(Ok(authorization)) => Err(ProxyError::Reconnect { authorization }),
+            Some(Err(e)) => Err(e.into()),
+            None => Err(ProxyError::NoScheme(
+                challenges.iter().map(|c| c.scheme.clone()).collect(),
+            )),
+        }
     }
 
     async fn socks5(&self, stream: &mut TcpStream, target: &Target<'_>) -> Result<(), ProxyError> {
@@ -191,6 +240,22 @@ pub enum ProxyError {
     /// The target is not a usable host.
     #[error("{0:?} is not a valid target host")]
     Target(String),
+    /// The HTTP proxy asked for credentials and closes this connection:
+    /// connect to it again and call [`Proxy::answer`] with this
+    /// `Proxy-Authorization` value ([`Connector`](super::Connector) does).
+    #[error("the HTTP proxy asks for credentials: connect again and send them")]
+    Reconnect {
+        /// The answer to its challenge.
+        authorization: String,
+    },
+    /// The HTTP proxy refused the credentials sent in answer to its
+    /// challenge.
+    #[error("the HTTP proxy refused the user name and password (407 again)")]
+    CredentialsRefused,
+    /// The HTTP proxy offers only authentication schemes this client does
+    /// not speak.
+    #[error("the HTTP proxy asks for authentication by {} only; Basic and Digest are supported", .0.join(", "))]
+    NoScheme(Vec<String>),
 }
 
 async fn send(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), ProxyError> {

@@ -1,9 +1,11 @@
 //! What a finished relay exits with, and the flag hints the library's
 //! messages leave out (they name no flag).
 
+use sockbox::net::proxy::ProxyError;
 use sockbox::net::{AddrError, ConnectError, Family};
 use sockbox::relay::{Outcome, RelayError, Report};
 use sockbox::tls::TlsError;
+use sockbox_wire::proxy::ProxyError as WireProxyError;
 
 use crate::exit::{PARTIAL, SUCCESS, usage};
 
@@ -86,6 +88,20 @@ fn with_tls_hint(e: &(dyn std::error::Error + 'static)) -> String {
 fn connect_error(e: ConnectError, say: Say) -> anyhow::Result<u8> {
     match e {
         ConnectError::Addr(a) => Err(addr_error(&a)),
+        ConnectError::Proxy {
+            source: ProxyError::Protocol(WireProxyError::HttpAuthRequired { .. }),
+            ..
+        } => {
+            say.say(&format!("{e} (give them with --proxy-auth USER:PASS)"));
+            Ok(PARTIAL)
+        }
+        ConnectError::Proxy {
+            source: ProxyError::CredentialsRefused,
+            ..
+        } => {
+            say.say(&format!("{e} (check --proxy-auth)"));
+            Ok(PARTIAL)
+        }
         ConnectError::Tls(TlsError::Handshake { .. })
         | ConnectError::Connect { .. }
         | ConnectError::TlsTimeout { .. }
