@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use sockbox::net::{Connector, Proxy, ProxyKind};
+use sockbox::net::{Connector, Proxy, ProxyDns, ProxyKind};
 use sockbox::relay::client::{
     ClientLocal, Connected, connect_tcp, connect_udp, connect_unix, connect_unix_datagram,
     relay_exec, relay_stdio, relay_stream,
@@ -114,6 +114,11 @@ pub struct Args {
     /// when it asks (407), as Digest when it offers it, else Basic.
     #[arg(long, value_name = "USER:PASS", requires = "proxy")]
     pub proxy_auth: Option<String>,
+    /// Where the target's name is resolved: local (here; it must resolve), remote (by the
+    /// proxy), both (here, else by the proxy) or none (give an address). Default: remote, and
+    /// both for socks4 (which carries names only as SOCKS4a).
+    #[arg(long, value_name = "MODE", requires = "proxy")]
+    pub proxy_dns: Option<ProxyDns>,
     /// Relay flags.
     #[command(flatten)]
     pub relay: Box<RelayArgs>,
@@ -307,12 +312,11 @@ fn connector(
         c = c.source(s);
     }
     if let Some(p) = &a.proxy {
-        c = c.proxy(proxy(
-            p,
-            a.proxy_type,
-            a.proxy_auth.as_deref(),
-            a.relay.nodns,
-        )?);
+        let mut p = proxy(p, a.proxy_type, a.proxy_auth.as_deref(), a.relay.nodns)?;
+        if let Some(dns) = a.proxy_dns {
+            p = p.dns(dns);
+        }
+        c = c.proxy(p);
     }
     Ok(c)
 }

@@ -301,6 +301,65 @@ fn socks5_tunnels_and_lets_the_proxy_resolve_names() {
     );
 }
 
+/// `--proxy-dns` as ncat spells it: local (resolved here, the address
+/// sent), remote (the name sent; SOCKS4 as SOCKS4a), none (names refused
+/// before anything is sent). Only `localhost` is resolved (from
+/// /etc/hosts), so no query leaves the machine.
+#[test]
+fn proxy_dns_chooses_where_the_target_name_is_resolved() {
+    let to = target();
+    let socks5 = TestProxy::start(Kind::Socks5, None);
+    let (st, out, err) = via(
+        &socks5,
+        "socks5",
+        &["--proxy-dns", "local"],
+        "localhost",
+        to,
+    );
+    assert!(st.success(), "{err}");
+    assert_eq!(out, WANT);
+    assert_eq!(socks5.asked(), vec![Asked::Addr(to)]);
+    let socks4 = TestProxy::start(Kind::Socks4, None);
+    let (st, out, err) = via(
+        &socks4,
+        "socks4",
+        &["--proxy-dns", "remote"],
+        "localhost",
+        to,
+    );
+    assert!(st.success(), "{err}");
+    assert_eq!(out, WANT);
+    assert_eq!(
+        socks4.asked(),
+        vec![Asked::Name("localhost".into(), to.port())]
+    );
+    let http = TestProxy::start(Kind::Http, None);
+    let (st, _, err) = via(&http, "http", &["--proxy-dns", "none"], "localhost", to);
+    assert_eq!(st.code(), Some(2), "{err}");
+    assert!(
+        err.contains("is a name") && err.contains("--proxy-dns"),
+        "{err}"
+    );
+    // An address is fine with none, and nothing was asked before.
+    let (st, out, err) = via(&http, "http", &["--proxy-dns", "none"], "127.0.0.1", to);
+    assert!(st.success(), "{err}");
+    assert_eq!(out, WANT);
+    assert_eq!(http.asked(), vec![Asked::Addr(to)]);
+    let (st, _, err) = connect(
+        &[
+            "--proxy",
+            "127.0.0.1:1",
+            "--proxy-dns",
+            "nearby",
+            "127.0.0.1",
+            "1",
+        ],
+        b"",
+    );
+    assert_eq!(st.code(), Some(2), "{err}");
+    assert!(err.contains("local, remote, both or none"), "{err}");
+}
+
 #[test]
 fn socks5_username_and_password() {
     let to = target();

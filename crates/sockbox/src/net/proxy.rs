@@ -3,10 +3,11 @@
 //! [`sockbox_wire::proxy`]; this module does the I/O on a connected
 //! stream. Use it through [`Connector::proxy`](super::Connector::proxy).
 //!
-//! Where the target's name is resolved: a SOCKS5 or HTTP proxy is sent the
-//! name (the proxy resolves it); for SOCKS4 it is resolved here to an IPv4
-//! address and sent as one (a SOCKS4a name is sent only when it does not
-//! resolve here). An address literal is always sent as an address.
+//! Where the target's name is resolved ([`ProxyDns`], ncat's
+//! `--proxy-dns`): by default a SOCKS5 or HTTP proxy is sent the name (the
+//! proxy resolves it); for SOCKS4 it is resolved here to an IPv4 address
+//! and sent as one (a SOCKS4a name is sent only when it does not resolve
+//! here). An address literal is always sent as an address.
 //!
 //! Replies are read exactly (never past their end), so the first bytes the
 //! target sends after the reply stay in the socket for the caller.
@@ -35,7 +36,46 @@ pub enum ProxyKind {
     Http,
 }
 
+/// Where the target's name is resolved (ncat's `--proxy-dns`). An address
+/// literal is always sent as an address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProxyDns {
+    /// Here; a name that does not resolve here is an error.
+    Local,
+    /// By the proxy: the name is sent (SOCKS4 sends it as SOCKS4a).
+    Remote,
+    /// Here when it resolves, else by the proxy.
+    Both,
+    /// Nowhere: the target must be an address.
+    None,
+}
+
+impl FromStr for ProxyDns {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "local" => Ok(Self::Local),
+            "remote" => Ok(Self::Remote),
+            "both" => Ok(Self::Both),
+            "none" => Ok(Self::None),
+            _ => Err(format!(
+                "{s:?} is not a resolution mode: give local, remote, both or none"
+            )),
+        }
+    }
+}
+
 impl ProxyKind {
+    /// Where a target name is resolved unless told: for SOCKS4 here, by
+    /// the proxy (SOCKS4a) only when that fails; by the proxy otherwise.
+    pub fn default_dns(self) -> ProxyDns {
+        match self {
+            Self::Socks4 => ProxyDns::Both,
+            Self::Socks5 | Self::Http => ProxyDns::Remote,
+        }
+    }
+
     /// The usual port: 1080 for SOCKS, 3128 for HTTP.
     pub fn default_port(self) -> u16 {
         match self {
@@ -81,6 +121,9 @@ pub struct Proxy {
     pub kind: ProxyKind,
     /// User name and password (SOCKS4 sends the user name only).
     pub auth: Option<(String, String)>,
+    /// Where the target's name is resolved; `None`: the kind's default
+    /// ([`ProxyKind::default_dns`]).
+    pub dns: Option<ProxyDns>,
 }
 
 impl fmt::Debug for Proxy {
@@ -90,6 +133,7 @@ impl fmt::Debug for Proxy {
             .field("port", &self.port)
             .field("kind", &self.kind)
             .field("auth", &self.auth.as_ref().map(|(u, _)| (u, "***")))
+            .field("dns", &self.dns)
             .finish()
     }
 }
@@ -102,7 +146,15 @@ impl Proxy {
             port,
             kind,
             auth: None,
+            dns: None,
         }
+    }
+
+    /// Resolve the target's name as `dns` says.
+    #[must_use]
+    pub fn dns(mut self, dns: ProxyDns) -> Self {
+        self.dns = Some(dns);
+        self
     }
 
     /// Authenticate as `user` with `password`.
@@ -120,30 +172,16 @@ impl Proxy {
         host: &str,
         port: u16,
     ) -> Result<(), ProxyError> {
-        let literal = parse_literal(host).map_err(|_| ProxyError::Target(host.to_owned()))?;
-        let name = super::addr::unbracket(host.trim());
+        let (ip, name) = self.where_to(host, port).await?;
+        let target = target(ip, name, port);
         match self.kind {
             ProxyKind::Socks4 => {
-                let ip = match literal {
-                    Some(ip) => Some(ip),
-                    None => resolve_async(name, port, Family::V4)
-                        .await
-                        .ok()
-                        .and_then(|v| v.first().map(SocketAddr::ip)),
-                };
-                let target = target(ip, name, port);
                 let user = self.auth.as_ref().map_or("", |(u, _)| u.as_str());
                 send(stream, &wire::socks4_request(&target, user)?).await?;
                 recv(stream, wire::parse_socks4_reply).await?;
             }
-            ProxyKind::Socks5 => {
-                let target = target(literal, name, port);
-                self.socks5(stream, &target).await?;
-            }
-            ProxyKind::Http => {
-                let target = target(literal, name, port);
-                self.http(stream, &target, None).await?;
-            }
+            ProxyKind::Socks5 => self.socks5(stream, &target).await?,
+            ProxyKind::Http => self.http(stream, &target, None).await?,
         }
         Ok(())
     }
@@ -158,10 +196,42 @@ impl Proxy {
         port: u16,
         authorization: &str,
     ) -> Result<(), ProxyError> {
+        let (ip, name) = self.where_to(host, port).await?;
+        self.http(stream, &target(ip, name, port), Some(authorization))
+            .await
+    }
+
+    /// The target as the proxy is to be told: its address when `host` is
+    /// one or is resolved here (see [`ProxyDns`]), and its name.
+    async fn where_to<'h>(
+        &self,
+        host: &'h str,
+        port: u16,
+    ) -> Result<(Option<IpAddr>, &'h str), ProxyError> {
         let literal = parse_literal(host).map_err(|_| ProxyError::Target(host.to_owned()))?;
         let name = super::addr::unbracket(host.trim());
-        let target = target(literal, name, port);
-        self.http(stream, &target, Some(authorization)).await
+        if literal.is_some() {
+            return Ok((literal, name));
+        }
+        let family = match self.kind {
+            ProxyKind::Socks4 => Family::V4,
+            ProxyKind::Socks5 | ProxyKind::Http => Family::Any,
+        };
+        let local = || async {
+            resolve_async(name, port, family)
+                .await
+                .ok()
+                .and_then(|v| v.first().map(SocketAddr::ip))
+        };
+        match self.dns.unwrap_or(self.kind.default_dns()) {
+            ProxyDns::Remote => Ok((None, name)),
+            ProxyDns::Both => Ok((local().await, name)),
+            ProxyDns::Local => match local().await {
+                Some(ip) => Ok((Some(ip), name)),
+                None => Err(ProxyError::Unresolved(name.to_owned())),
+            },
+            ProxyDns::None => Err(ProxyError::NameGiven(name.to_owned())),
+        }
     }
 
     /// `CONNECT`, first without credentials (as ncat does: a proxy that
@@ -240,6 +310,12 @@ pub enum ProxyError {
     /// The target is not a usable host.
     #[error("{0:?} is not a valid target host")]
     Target(String),
+    /// Resolution here was asked for and the target's name did not resolve.
+    #[error("the target {0:?} does not resolve here (it is not sent to the proxy to resolve)")]
+    Unresolved(String),
+    /// No resolution was asked for and the target is a name.
+    #[error("the target {0:?} is a name, and names are not resolved: give an address")]
+    NameGiven(String),
     /// The HTTP proxy asked for credentials and closes this connection:
     /// connect to it again and call [`Proxy::answer`] with this
     /// `Proxy-Authorization` value ([`Connector`](super::Connector) does).

@@ -96,6 +96,10 @@ fn connect_error(e: ConnectError, say: Say) -> anyhow::Result<u8> {
             Ok(PARTIAL)
         }
         ConnectError::Proxy {
+            source: source @ (ProxyError::Unresolved(_) | ProxyError::NameGiven(_)),
+            ..
+        } => Err(usage(format!("{source} (see --proxy-dns)"))),
+        ConnectError::Proxy {
             source: ProxyError::CredentialsRefused,
             ..
         } => {
