@@ -7,7 +7,7 @@ use super::*;
 fn usage_errors_exit_2() {
     let cases: &[&[&str]] = &[
         &["chat", "70000"],
-        &["chat", "7000", "--allow", "not-a-net"],
+        &["chat", "7000", "--allow", "not..a-net"],
         &[
             "chat",
             "7000",

@@ -104,11 +104,11 @@ fn a_server_that_fails_to_start_prints_its_error_first_and_no_stopped_line() {
     if require_root("a_server_that_fails_to_start_prints_its_error_first_and_no_stopped_line") {
         let ns = Netns::new("nr");
         let mut cmd = ns.sockbox();
-        cmd.args(["echo", "nosuch.invalid", "7101"]);
+        cmd.args(["echo", "nosuch..invalid", "7101"]);
         error_first(
-            "echo nosuch.invalid",
+            "echo nosuch..invalid",
             failed_start(&mut cmd),
-            "nosuch.invalid",
+            "nosuch..invalid",
         );
     }
 }

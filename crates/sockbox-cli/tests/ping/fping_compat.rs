@@ -81,7 +81,7 @@ fn alive_unreachable_elapsed_quiet() {
         lines(&ping(&["-e", "-a", "127.0.0.1"]).1),
         ["#.#.#.# (#.# ms)"]
     );
-    let (code, out, err) = ping(&["-q", "127.0.0.1", "nosuch.invalid"]);
+    let (code, out, err) = ping(&["-q", "127.0.0.1", "nosuch..invalid"]);
     assert_eq!((code, out.as_str(), err.as_str()), (2, "", ""));
 }
 
@@ -218,12 +218,14 @@ fn names_and_addresses() {
         "127.0.0.1 is alive\n127.0.0.2 is alive\n"
     );
     // -n / -d: reverse lookups (/etc/hosts names 127.0.0.1 localhost).
+    // Only 127.0.0.1 is looked up: any other address would be asked of
+    // the DNS server, off this machine.
     assert_eq!(
-        ping(&["-d", "127.0.0.1", "::1"]).1.lines().next(),
+        ping(&["-d", "127.0.0.1"]).1.lines().next(),
         Some("localhost is alive")
     );
     assert_eq!(
-        ping(&["-n", "-c", "1", "-q", "127.0.0.1", "127.0.0.2"])
+        ping(&["-n", "-c", "1", "-q", "127.0.0.1", "localhost"])
             .2
             .lines()
             .next()
@@ -231,10 +233,7 @@ fn names_and_addresses() {
         Some("localhost : xmt/rcv/%loss = #/#/#%, min/avg/max = #.#/#.#/#.#".into())
     );
     assert_eq!(
-        ping(&["-A", "-d", "localhost", "127.0.0.2"])
-            .1
-            .lines()
-            .next(),
+        ping(&["-A", "-d", "localhost"]).1.lines().next(),
         Some("localhost (127.0.0.1) is alive")
     );
 }
@@ -354,11 +353,11 @@ fn targets_from_stdin_files_and_ranges() {
     );
     let dir = tempfile::tempdir().expect("tempdir");
     let list = dir.path().join("hosts");
-    std::fs::write(&list, "127.0.0.1\nnosuch.invalid\n").expect("write");
+    std::fs::write(&list, "127.0.0.1\nnosuch..invalid\n").expect("write");
     let (code, out, err) = ping(&["-f", list.to_str().unwrap_or("hosts")]);
     assert_eq!(code, 2);
     assert_eq!(out, "127.0.0.1 is alive\n");
-    assert_eq!(err, "nosuch.invalid: Name or service not known\n");
+    assert_eq!(err, "nosuch..invalid: Name or service not known\n");
     // -g START END, IPv6 ranges.
     let (code, out, _) = ping(&["-a", "-g", "127.0.0.1", "127.0.0.3"]);
     assert_eq!(
