@@ -50,9 +50,10 @@ closes at once and prints `Connection to HOST PORT port [tcp/SERVICE]
 succeeded!` on standard output for each open port, in the order given; -v
 also says why the others are not. With -u an empty datagram is sent and a
 port counts as open unless ICMP port unreachable comes back within -w.
+-zU PATH checks a UNIX socket the same way (with -u, a datagram one).
 
 Through --proxy the target's name is resolved by the proxy (socks5, http;
-socks4 resolves here and falls back to SOCKS4a). -e/-c programs get
+socks4 resolves here and falls back to SOCKS4a; --proxy-dns chooses). -e/-c programs get
 SOCKBOX_REMOTE_ADDR/PORT, SOCKBOX_LOCAL_ADDR/PORT, SOCKBOX_PROTO and ncat's
 NCAT_REMOTE_ADDR/PORT, NCAT_LOCAL_ADDR/PORT, NCAT_PROTO.
 
@@ -66,7 +67,8 @@ usage or input error (bad host name, bad flag); 3 system failure.";
     after_help = EXAMPLES,
     override_usage = "sockbox connect [OPTIONS] HOST PORT\n       \
                       sockbox connect -z [OPTIONS] HOST PORTS...\n       \
-                      sockbox connect -U [OPTIONS] PATH"
+                      sockbox connect -U [OPTIONS] PATH\n       \
+                      sockbox connect -zU [OPTIONS] PATH"
 )]
 pub struct Args {
     /// Host name or address to connect to (with -U: the socket's path).
@@ -76,7 +78,7 @@ pub struct Args {
     #[arg(value_name = "PORT", value_parser = port_list)]
     pub ports: Vec<String>,
     /// Zero-I/O mode: report which of the ports accept a connection (nc -z).
-    #[arg(short = 'z', long = "zero-io", conflicts_with_all = ["tls", "exec", "sh_exec", "proxy", "unix"])]
+    #[arg(short = 'z', long = "zero-io", conflicts_with_all = ["tls", "exec", "sh_exec", "proxy"])]
     pub zero: bool,
     /// Give up connecting after this long (per address tried; -z: per port, default 2s).
     #[arg(short = 'w', long = "wait", value_name = "DURATION", value_parser = duration)]
@@ -159,6 +161,9 @@ pub fn run(a: &Args) -> anyhow::Result<u8> {
     let Some(host) = a.host.as_deref() else {
         return Err(usage("give the HOST to connect to"));
     };
+    if a.zero && r.unix {
+        return zero_io_unix(a, host);
+    }
     if a.zero {
         return zero_io(a, host);
     }
@@ -260,6 +265,17 @@ fn zero_io(a: &Args, host: &str) -> anyhow::Result<u8> {
         source,
         verbose: r.verbose > 0,
     })
+}
+
+/// `connect -zU PATH` (nc.openbsd's habit): does a server listen on this
+/// UNIX socket? With -u, a datagram socket. Nothing is sent.
+fn zero_io_unix(a: &Args, path: &str) -> anyhow::Result<u8> {
+    if !a.ports.is_empty() {
+        return Err(usage(format!(
+            "-U takes the socket's path only, not a port: sockbox connect -zU {path}"
+        )));
+    }
+    scan::unix(std::path::Path::new(path), a.relay.udp, a.relay.verbose > 0)
 }
 
 /// The one port of a connection (several, or ranges, only with -z).

@@ -331,3 +331,46 @@ fn datagram_client_binds_the_path_given_with_s() {
     let (st, _, err) = connect(&["-s", "/tmp/x", "-U", path.to_str().unwrap()], b"");
     assert_eq!(st.code(), Some(2), "{err}");
 }
+
+/// `-zU PATH` as nc.openbsd's `nc -zU`: exit 0 when a server listens on the
+/// socket (stream, or datagram with -u), 1 when not, nothing sent.
+#[test]
+fn zero_io_checks_a_unix_socket_without_sending() {
+    let dir = tempfile::tempdir().unwrap();
+    let stream = dir.path().join("s.sock");
+    let l = std::os::unix::net::UnixListener::bind(&stream).unwrap();
+    let s = stream.to_str().unwrap();
+    let (st, out, err) = connect(&["-zU", s], b"never sent\n");
+    assert!(st.success(), "{err}");
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        format!("Connection to {s} [unix] succeeded!\n")
+    );
+    let (mut c, _) = l.accept().unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).unwrap();
+    assert!(got.is_empty(), "-z sent {got:?}");
+    drop(l);
+    // No listener any more (a stale file), or no file: 1, quiet without -v.
+    let (st, out, err) = connect(&["-zU", s], b"");
+    assert_eq!(
+        (st.code(), out.is_empty(), err.as_str()),
+        (Some(1), true, "")
+    );
+    let missing = dir.path().join("none.sock");
+    let (st, _, err) = connect(&["-zvU", missing.to_str().unwrap()], b"");
+    assert_eq!(st.code(), Some(1), "{err}");
+    assert!(err.contains("none.sock"), "{err}");
+    // Datagram.
+    let dgram = dir.path().join("d.sock");
+    let srv = UnixDatagram::bind(&dgram).unwrap();
+    let (st, out, err) = connect(&["-zuU", dgram.to_str().unwrap()], b"");
+    assert!(st.success(), "{err}");
+    assert!(String::from_utf8_lossy(&out).contains("[unix datagram] succeeded"));
+    srv.set_nonblocking(true).unwrap();
+    assert!(srv.recv(&mut [0u8; 8]).is_err(), "-z sent a datagram");
+    // A port with -U is a usage error.
+    let (st, _, err) = connect(&["-zU", s, "80"], b"");
+    assert_eq!(st.code(), Some(2), "{err}");
+}

@@ -2,13 +2,16 @@
 //! that accepts a connection is printed on standard output as nc prints it
 //! (`Connection to HOST PORT port [tcp/SERVICE] succeeded!`), in the order
 //! given; with `-v` each refused or silent port is said on standard error.
-//! Exit 0 when at least one port is open, 1 when none is.
+//! Exit 0 when at least one port is open, 1 when none is. `-zU PATH` does
+//! the same for a UNIX socket.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::IpAddr;
+use std::path::Path;
 
 use sockbox::net::scan::{PortState, Probe, ScanProto, Scanner, parse_ports};
+use sockbox::relay::client::{connect_unix, connect_unix_datagram};
 
 use crate::cmd::runtime;
 use crate::exit::{PARTIAL, SUCCESS, usage};
@@ -70,6 +73,30 @@ pub fn run(a: &ScanArgs<'_>) -> anyhow::Result<u8> {
         return Err(anyhow::Error::new(e).context("writing the open ports"));
     }
     Ok(if open > 0 { SUCCESS } else { PARTIAL })
+}
+
+/// `-zU PATH`: connect to the UNIX socket (a datagram one with
+/// `datagram`) and say whether it answered; exit 0 if so, 1 if not (the
+/// reason on standard error with `verbose`).
+pub fn unix(path: &Path, datagram: bool, verbose: bool) -> anyhow::Result<u8> {
+    let (kind, tried) = if datagram {
+        ("unix datagram", connect_unix_datagram(path, None))
+    } else {
+        ("unix", connect_unix(path))
+    };
+    if let Err(e) = tried {
+        if verbose {
+            crate::output::errln!("sockbox: {e}");
+        }
+        return Ok(PARTIAL);
+    }
+    let line = format!("Connection to {} [{kind}] succeeded!\n", path.display());
+    match std::io::stdout().lock().write_all(line.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow::Error::new(e).context("writing the result"))
+        }
+        _ => Ok(SUCCESS),
+    }
 }
 
 /// One port's line: the open ones on standard output, the others on
