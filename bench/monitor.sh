@@ -13,6 +13,8 @@
 #   first_s   seconds from start to the first complete /metrics (HTTP 200
 #             with a smokeping_requests_total sample for every target)
 #   scrape_s  time of one full scrape at the end (curl), and its size
+#   gzip_s    the same scrape asking for gzip as Prometheus does (curl
+#             --compressed), and the bytes that crossed the wire
 # Then sockbox alone at 16,384 and 65,534 targets.
 #
 #   bench/monitor.sh [DURATION]        (default 60 seconds per run)
@@ -85,6 +87,10 @@ measure() {
     rm -f "$tmp/last"
     scrape=$(curl -s -o "$tmp/last" -w '%{time_total}' --max-time 60 "http://127.0.0.1:$port/metrics") || scrape="failed"
     size=$(stat -c %s "$tmp/last" 2>/dev/null || echo 0)
+    local gz gz_s gz_size
+    gz=$(curl -s --compressed -o /dev/null -w '%{time_total} %{size_download}' --max-time 60 \
+        "http://127.0.0.1:$port/metrics") || gz="failed 0"
+    read -r gz_s gz_size <<<"$gz"
     cpu_s=$(cpu "$pid" 2>/dev/null || echo "-")
     rss=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status" 2>/dev/null || echo "-")
     kill "$pid" 2>/dev/null || true
@@ -99,17 +105,17 @@ measure() {
     replies=$(metric "$tmp/last" smokeping_response_duration_seconds_count)
     local share="-"
     [ "${sent:-0}" -gt 0 ] && share=$(awk "BEGIN{printf \"%.1f%%\", 100 * $replies / $sent}")
-    printf '| %s | %s | %s | %s | %s | %s / %s (%s) | %s | %s (%.1f MB) |\n' \
+    printf '| %s | %s | %s | %s | %s | %s / %s (%s) | %s | %s (%.1f MB) | %s (%.1f MB) |\n' \
         "$name" "$n" "$DURATION" "$cpu_s" "$rss" "$replies" "$sent" "$share" "$first" "$scrape" \
-        "$(awk "BEGIN{print $size / 1048576}")"
+        "$(awk "BEGIN{print $size / 1048576}")" "$gz_s" "$(awk "BEGIN{print $gz_size / 1048576}")"
 }
 
 # smokeping_prober reads its default config file (with localhost) unless
 # told otherwise: an empty one, so it probes the same targets as sockbox.
 echo "targets: []" >"$tmp/spp.yml"
 
-echo "| prober | targets | seconds | cpu_s | rss_mb | replies / sent | first_s | scrape_s (size) |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| prober | targets | seconds | cpu_s | rss_mb | replies / sent | first_s | scrape_s (size) | gzip_s (wire size) |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for n in $SIZES; do
     targets "$n" >"$tmp/t$n"
     measure "sockbox ping --serve" "$PORT_S" "$n" \

@@ -1,6 +1,7 @@
 //! What the prober exports, reloads and shards, on loopback.
 
 use std::collections::BTreeSet;
+use std::io::{Read as _, Write as _};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -221,4 +222,54 @@ fn prober_usage_errors_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
         assert!(!out.stderr.is_empty(), "{args:?}");
     }
+}
+
+/// A scraper that accepts gzip (Prometheus sends `Accept-Encoding: gzip`)
+/// gets the same exposition compressed, as from Go's client; `q=0` or no
+/// header gets plain text.
+#[test]
+fn metrics_are_gzipped_for_a_scraper_that_accepts_it() {
+    if !require_root("metrics_are_gzipped_for_a_scraper_that_accepts_it") {
+        return;
+    }
+    let (_p, addr) = start_prober(&["-i", "100ms", "127.0.0.1", "127.0.0.2"]);
+    scrape_until(addr, 20, |t| t.contains("smokeping_requests_total{"));
+    let get = |accept: &str| {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(
+            s,
+            "GET /metrics HTTP/1.0\r\nAccept-Encoding: {accept}\r\n\r\n"
+        )
+        .unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).unwrap();
+        let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+        (head, raw[end + 4..].to_vec())
+    };
+    let (head, body) = get("deflate, gzip;q=0.8");
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    assert!(head.contains("vary: accept-encoding"), "{head}");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&body[..])
+        .read_to_string(&mut text)
+        .expect("a whole gzip stream");
+    // The same smokeping series as a plain scrape (the values move on).
+    let names = |t: &str| -> BTreeSet<String> {
+        t.lines()
+            .filter(|l| l.starts_with("smokeping_"))
+            .filter_map(|l| l.rsplit_once(' ').map(|(k, _)| k.to_owned()))
+            .collect()
+    };
+    let (plain_head, plain) = get("gzip;q=0, identity");
+    assert!(!plain_head.contains("content-encoding"), "{plain_head}");
+    let plain = String::from_utf8(plain).unwrap();
+    assert_eq!(names(&text), names(&plain));
+    assert!(
+        text.contains("smokeping_response_duration_seconds_bucket{"),
+        "{text}"
+    );
+    let (_, status_plain) = http_get(addr, "/metrics");
+    assert!(status_plain.starts_with("# HELP"), "{status_plain}");
 }
