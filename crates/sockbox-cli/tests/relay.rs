@@ -16,6 +16,7 @@ mod faults;
 mod ncat_suite;
 mod netcat;
 mod proxy;
+mod proxy_ncat;
 mod regressions;
 mod server;
 mod unix;

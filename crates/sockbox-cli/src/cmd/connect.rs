@@ -275,7 +275,12 @@ fn zero_io_unix(a: &Args, path: &str) -> anyhow::Result<u8> {
             "-U takes the socket's path only, not a port: sockbox connect -zU {path}"
         )));
     }
-    scan::unix(std::path::Path::new(path), a.relay.udp, a.relay.verbose > 0)
+    scan::unix(
+        std::path::Path::new(path),
+        a.relay.udp,
+        a.wait,
+        a.relay.verbose > 0,
+    )
 }
 
 /// The one port of a connection (several, or ranges, only with -z).

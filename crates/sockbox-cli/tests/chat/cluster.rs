@@ -103,6 +103,15 @@ impl Drop for Nats {
     }
 }
 
+/// The sockbox binary for a run that must end by itself: killed, and the
+/// test failed, after 30 s (a node that started split instead of exiting
+/// would otherwise hang the test).
+pub(super) fn bounded() -> assert_cmd::Command {
+    let mut c = crate::util::sockbox();
+    c.timeout(Duration::from_secs(30));
+    c
+}
+
 /// A chat node of room `room` called `name`, once it has joined.
 fn node(nats: &Nats, room: &str, name: &str) -> Server {
     node_with(nats, "chat", &["--room", room, "--node-name", name])
@@ -423,4 +432,44 @@ fn cluster_node_started_without_nats_chats_locally_and_joins_when_it_answers() {
     assert!(rename(&mut a, "carol").contains("nickname carol is taken"));
     a.send(b"from n1\n");
     until(&mut b, "from n1");
+}
+
+#[test]
+fn cluster_started_split_on_a_nats_without_jetstream_warns_and_recovers() {
+    let port = free_port();
+    let Some(mut plain) = Nats::start_on("cluster_no_jetstream", port, false, &[]) else {
+        return;
+    };
+    plain.down();
+    let mut cmd = sockbox_std();
+    cmd.args(["chat", "127.0.0.1", "0", "--cluster", &plain.url()])
+        .args(["--heartbeat", "250ms", "--dead-after", "1500ms"])
+        .args(["--max-per-addr", "0", "--room", "r5", "--node-name", "n1"]);
+    let n1 = Server::spawn(cmd, false);
+    let stderr = || n1.stderr.lock().unwrap().join("\n");
+    assert!(
+        wait_until(10.0, || stderr().contains("alone until NATS answers")),
+        "{}",
+        stderr()
+    );
+    let (mut a, _) = join(&n1);
+    // NATS without JetStream: the room is whole, the store cannot open.
+    plain.up();
+    until(&mut a, "*** the room is whole again");
+    assert!(
+        wait_until(10.0, || stderr().contains("cannot open the nickname store")),
+        "{}",
+        stderr()
+    );
+    assert!(rename(&mut a, "zoe").contains("try again"));
+    // NATS again, with JetStream: the store opens, names are claimed.
+    drop(plain);
+    let Some(_js) = Nats::start_on("cluster_no_jetstream", port, true, &[]) else {
+        return;
+    };
+    assert!(
+        wait_until(20.0, || rename(&mut a, "zoe").contains("now known as zoe")),
+        "{}",
+        stderr()
+    );
 }

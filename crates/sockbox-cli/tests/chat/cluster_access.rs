@@ -1,7 +1,7 @@
 //! `--cluster` with NATS auth and TLS, the broker across nodes, a node's
 //! SIGTERM, an outgoing queue too small, and the flags' usage errors.
 
-use super::cluster::{Nats, await_room, join, node_with, until};
+use super::cluster::{Nats, await_room, bounded, join, node_with, until};
 use super::*;
 
 #[test]
@@ -15,7 +15,7 @@ fn cluster_flags_usage_errors_exit_2_naming_the_flag() {
         ),
     ];
     for (args, flag) in cases {
-        let out = sockbox_std()
+        let out = bounded()
             .args(["chat", "127.0.0.1", "0", "--cluster", "nats://127.0.0.1:1"])
             .args(*args)
             .output()
@@ -29,7 +29,7 @@ fn cluster_flags_usage_errors_exit_2_naming_the_flag() {
 #[test]
 fn cluster_required_with_unreachable_nats_fails_at_start_with_exit_3() {
     let port = super::cluster::free_port();
-    let out = sockbox_std()
+    let out = bounded()
         .args(["chat", "127.0.0.1", "0", "--cluster-required", "--cluster"])
         .arg(format!("nats://127.0.0.1:{port}"))
         .output()
@@ -45,7 +45,7 @@ fn cluster_with_a_token_or_user_and_password() {
         return;
     };
     // Without the token: refused at start, the message says what to check.
-    let out = sockbox_std()
+    let out = bounded()
         .args(["chat", "127.0.0.1", "0", "--cluster", &nats.url()])
         .output()
         .unwrap();
@@ -134,7 +134,7 @@ fn cluster_over_tls_to_nats() {
     // Trusting another CA: refused at start.
     let other = tempfile::tempdir().unwrap();
     let [other_ca, _, _, _, _] = ca_and_certs(other.path());
-    let out = sockbox_std()
+    let out = bounded()
         .args(["chat", "127.0.0.1", "0", "--cluster", &nats.url()])
         .args(["--nats-ca", &other_ca])
         .output()
@@ -160,7 +160,7 @@ fn cluster_with_a_client_certificate_nats_verifies() {
     };
     // Without a client certificate: refused at start (it will not heal by
     // itself, so no start split), exit 3.
-    let out = sockbox_std()
+    let out = bounded()
         .args(["chat", "127.0.0.1", "0", "--cluster", &nats.url()])
         .args(["--nats-ca", &ca])
         .output()

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use nkeys::KeyPair;
 
-use super::cluster::{Nats, free_port, node_with};
+use super::cluster::{Nats, bounded, free_port, node_with};
 use super::cluster_access::bytes_cross;
 use super::*;
 
@@ -90,7 +90,7 @@ fn cluster_with_a_creds_file_on_an_operator_mode_nats() {
         return;
     };
     // Without credentials: refused at start, exit 3, naming what to check.
-    let out = sockbox_std()
+    let out = bounded()
         .args(["broker", "127.0.0.1", "0", "--cluster", &nats.url()])
         .output()
         .unwrap();

@@ -8,7 +8,6 @@
 //! `write`, so a client that reads past the end of the proxy's reply loses
 //! them; every test checks the target's greeting arrives whole.
 
-use std::io::BufRead as _;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Mutex;
 
@@ -283,7 +282,7 @@ fn via(
     (st, String::from_utf8_lossy(&out).into_owned(), err)
 }
 
-const WANT: &str = "GREETING from the target\nTHROUGH THE TUNNEL\n";
+pub(super) const WANT: &str = "GREETING from the target\nTHROUGH THE TUNNEL\n";
 
 #[test]
 fn socks5_tunnels_and_lets_the_proxy_resolve_names() {
@@ -443,123 +442,33 @@ fn http_connect_with_basic_authentication_is_the_default_type() {
     assert!(err.contains("refused the user name and password"), "{err}");
 }
 
-/// ncat as the HTTP proxy (`ncat -l --proxy-type http --proxy-auth`): it
-/// offers Basic and Digest; sockbox answers Digest, as ncat's own client
-/// does, so the password never crosses the wire. (ncat's proxy ends the
-/// tunnel when the client half-closes, so the client keeps its input open
-/// until the answer is back.)
+/// A proxy that refuses the target, a proxy that is not there, a bad
+/// --proxy value.
 #[test]
-fn http_proxy_digest_authentication_against_ncat() {
-    let Some(ncat) = ncat_proxy("digest:s3cret") else {
-        return;
+fn proxy_failures_are_reported() {
+    let closed = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
     };
-    let to = line_target();
-    let p = format!("127.0.0.1:{}", ncat.port);
-    let tport = to.port().to_string();
-    let run = |auth: &str| {
-        let mut child = sockbox_std()
-            .args(["connect", "--proxy", &p, "--proxy-auth", auth])
-            .args(["127.0.0.1", &tport])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(b"through the tunnel\n").unwrap();
-        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut got = String::new();
-        for _ in 0..2 {
-            if out.read_line(&mut got).unwrap_or(0) == 0 {
-                break;
-            }
-        }
-        drop(stdin);
-        let done = child.wait_with_output().unwrap();
-        (
-            done.status,
-            got,
-            String::from_utf8_lossy(&done.stderr).into_owned(),
-        )
-    };
-    let (st, out, err) = run("digest:s3cret");
-    assert!(st.success(), "{err}");
-    assert_eq!(out, WANT);
-    let (st, out, err) = run("digest:wrong");
-    assert_eq!(st.code(), Some(1), "{out}{err}");
-    assert!(err.contains("refused the user name and password"), "{err}");
-}
-
-/// A target that greets, then answers each line in upper case at once.
-fn line_target() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for s in l.incoming().take(8) {
-            let Ok(mut s) = s else { continue };
-            std::thread::spawn(move || {
-                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                s.write_all(b"GREETING from the target\n").unwrap();
-                let mut r = std::io::BufReader::new(s.try_clone().unwrap());
-                let mut line = String::new();
-                while r.read_line(&mut line).unwrap_or(0) > 0 {
-                    let _ = s.write_all(line.to_ascii_uppercase().as_bytes());
-                    line.clear();
-                }
-            });
-        }
-    });
-    addr
-}
-
-/// `ncat -l -k --proxy-type http --proxy-auth CREDS` on a free loopback
-/// port, killed on drop (and bounded by `timeout` should the test die).
-struct NcatProxy {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Drop for NcatProxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    let proxy = TestProxy::start(Kind::Socks5, None);
+    let (st, _, err) = via(&proxy, "socks5", &[], "127.0.0.1", closed);
+    assert_eq!(st.code(), Some(1), "{err}");
+    assert!(err.contains("connection refused"), "{err}");
+    let (st, _, err) = connect(&["--proxy", &closed.to_string(), "127.0.0.1", "80"], b"");
+    assert_eq!(st.code(), Some(1), "{err}");
+    assert!(err.contains(&closed.to_string()), "{err}");
+    for bad in [
+        &["--proxy", "host:0", "127.0.0.1", "80"][..],
+        &[
+            "--proxy",
+            "h:1",
+            "--proxy-type",
+            "socks9",
+            "127.0.0.1",
+            "80",
+        ][..],
+    ] {
+        let (st, _, err) = connect(bad, b"");
+        assert_eq!(st.code(), Some(2), "{bad:?}: {err}");
     }
-}
-
-/// Start one; `None` (skip recorded) without ncat outside CI.
-fn ncat_proxy(creds: &str) -> Option<NcatProxy> {
-    let found = std::process::Command::new("ncat")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            !crate::util::in_ci(),
-            "ncat is not installed (apt-get install ncat)"
-        );
-        crate::util::skip::record(
-            "http_proxy_digest_authentication_against_ncat",
-            "ncat is not installed",
-        );
-        return None;
-    }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = std::process::Command::new("timeout")
-        .args(["60", "ncat", "-l", "-k", "127.0.0.1", &port.to_string()])
-        .args(["--proxy-type", "http", "--proxy-auth", creds])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let proxy = NcatProxy { child, port };
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    assert!(
-        wait_until(10.0, || TcpStream::connect(addr).is_ok()),
-        "ncat did not listen on {addr}"
-    );
-    Some(proxy)
 }

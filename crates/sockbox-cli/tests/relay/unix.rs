@@ -370,6 +370,18 @@ fn zero_io_checks_a_unix_socket_without_sending() {
     assert!(String::from_utf8_lossy(&out).contains("[unix datagram] succeeded"));
     srv.set_nonblocking(true).unwrap();
     assert!(srv.recv(&mut [0u8; 8]).is_err(), "-z sent a datagram");
+    // A listener whose backlog is full never accepts: an answer within
+    // -w all the same (exit 1), never a hang.
+    let full = dir.path().join("full.sock");
+    let sock = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None).unwrap();
+    sock.bind(&socket2::SockAddr::unix(&full).unwrap()).unwrap();
+    sock.listen(0).unwrap();
+    let _queued = UnixStream::connect(&full).unwrap();
+    crate::util::sockbox()
+        .args(["connect", "-z", "-w", "1", "-U", full.to_str().unwrap()])
+        .timeout(Duration::from_secs(10))
+        .assert()
+        .code(1);
     // A port with -U is a usage error.
     let (st, _, err) = connect(&["-zU", s, "80"], b"");
     assert_eq!(st.code(), Some(2), "{err}");

@@ -244,6 +244,10 @@ pub fn digest_authorization(c: &Challenge, input: &DigestInput<'_>) -> Result<St
         )));
     };
     let qop_auth = match c.param("qop") {
+        // MD5-sess mixes in the client nonce, which is sent only with qop.
+        None if session => {
+            return Err(ProxyError::DigestUnsupported("MD5-sess without qop".into()));
+        }
         None => false,
         Some(list)
             if list
@@ -318,11 +322,19 @@ pub fn answer_challenges(
     challenges: &[Challenge],
     input: &DigestInput<'_>,
 ) -> Option<Result<String, ProxyError>> {
-    if let Some(c) = challenges.iter().find(|c| c.is("Digest")) {
-        let digest = digest_authorization(c, input);
-        if digest.is_ok() || !challenges.iter().any(|c| c.is("Basic")) {
-            return Some(digest);
+    // RFC 7616 §3.7: a proxy may offer Digest once per algorithm, the
+    // preferred first; the first one this client can answer is taken.
+    let mut failed = None;
+    for c in challenges.iter().filter(|c| c.is("Digest")) {
+        match digest_authorization(c, input) {
+            Ok(answer) => return Some(Ok(answer)),
+            Err(e) => failed = failed.or(Some(e)),
         }
+    }
+    if let Some(e) = failed
+        && !challenges.iter().any(|c| c.is("Basic"))
+    {
+        return Some(Err(e));
     }
     if challenges.is_empty() || challenges.iter().any(|c| c.is("Basic")) {
         return Some(Ok(basic_authorization(input.user, input.password)));

@@ -297,6 +297,10 @@ fn digest_refuses_what_it_cannot_compute() {
         (&b"Digest nonce=n"[..], "no realm"),
         (b"Digest realm=r, nonce=n, algorithm=SHA-256", "SHA-256"),
         (b"Digest realm=r, nonce=n, qop=auth-int", "auth-int"),
+        (
+            b"Digest realm=r, nonce=n, algorithm=MD5-sess",
+            "MD5-sess without qop",
+        ),
     ] {
         let c = &parse_challenges(challenge)[0];
         let e = digest_authorization(c, &input("u", "p", "CONNECT", "h:1")).unwrap_err();
@@ -313,6 +317,16 @@ fn the_answer_prefers_digest_and_falls_back_to_basic() {
     // A Digest it cannot answer, with Basic offered too: Basic.
     let sha = parse_challenges(b"Digest realm=x, nonce=n, algorithm=SHA-256, Basic realm=x");
     assert_eq!(answer_challenges(&sha, &i).unwrap().unwrap(), "Basic dTpw");
+    // Several Digests (RFC 7616: one per algorithm): the first it can do,
+    // even after one it cannot; Basic is not used then.
+    let several = parse_challenges(
+        b"Digest realm=x, nonce=n, algorithm=SHA-256, Digest realm=x, nonce=n, algorithm=MD5, Basic realm=x",
+    );
+    let a = answer_challenges(&several, &i).unwrap().unwrap();
+    assert!(
+        a.starts_with("Digest ") && a.contains("algorithm=MD5,"),
+        "{a}"
+    );
     // Only that Digest: its error.
     let only = parse_challenges(b"Digest realm=x, nonce=n, algorithm=SHA-256");
     assert!(answer_challenges(&only, &i).unwrap().is_err());

@@ -142,6 +142,7 @@ fn accepts_gzip(headers: &hyper::HeaderMap) -> bool {
             let name = parts.next().unwrap_or_default();
             let refused = parts.any(|p| {
                 p.strip_prefix("q=")
+                    .or_else(|| p.strip_prefix("Q="))
                     .and_then(|q| q.trim().parse::<f32>().ok())
                     .is_some_and(|q| q <= 0.0)
             });

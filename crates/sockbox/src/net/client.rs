@@ -286,7 +286,7 @@ impl Connector {
             .timed_handshake(addr, proxy.handshake(&mut tcp, host, port))
             .await;
         let Err(ConnectError::Proxy {
-            source: ProxyError::Reconnect { authorization },
+            source: ProxyError::Reconnect(retry),
             ..
         }) = done
         else {
@@ -296,7 +296,7 @@ impl Connector {
         // connection to the same proxy address.
         drop(tcp);
         let (mut tcp, addr) = self.first_answer(&[addr]).await?;
-        self.timed_handshake(addr, proxy.answer(&mut tcp, host, port, &authorization))
+        self.timed_handshake(addr, proxy.answer(&mut tcp, host, port, &retry))
             .await?;
         Ok((tcp, addr))
     }

@@ -65,7 +65,7 @@ pub use client::{ClientStream, ConnectError, Connector, Reconnect};
 pub use codec::LineCodec;
 pub use datagram::{Answer, Datagram, DatagramCtx, DatagramHandler, Replier, UdpServer};
 pub use drain::Drain;
-pub use proxy::{Proxy, ProxyDns, ProxyKind};
+pub use proxy::{Proxy, ProxyDns, ProxyKind, Retry};
 pub use server::{Connection, Handler, Refusal, Refused, TcpServer, log_events};
 
 use crate::daemon::ServerStats;

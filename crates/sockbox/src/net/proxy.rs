@@ -187,18 +187,18 @@ impl Proxy {
     }
 
     /// Like [`Proxy::handshake`] for an HTTP proxy, answering its
-    /// challenge with `authorization` (from [`ProxyError::Reconnect`]) on
-    /// `stream`, a new connection to it.
+    /// challenge (from [`ProxyError::Reconnect`]) on `stream`, a new
+    /// connection to it. The target is the one the challenge was for.
     pub async fn answer(
         &self,
         stream: &mut TcpStream,
         host: &str,
         port: u16,
-        authorization: &str,
+        retry: &Retry,
     ) -> Result<(), ProxyError> {
-        let (ip, name) = self.where_to(host, port).await?;
-        self.http(stream, &target(ip, name, port), Some(authorization))
-            .await
+        let name = checked_name(host)?;
+        let target = target(retry.ip, name, port);
+        self.http(stream, &target, Some(&retry.authorization)).await
     }
 
     /// The target as the proxy is to be told: its address when `host` is
@@ -209,7 +209,7 @@ impl Proxy {
         port: u16,
     ) -> Result<(Option<IpAddr>, &'h str), ProxyError> {
         let literal = parse_literal(host).map_err(|_| ProxyError::Target(host.to_owned()))?;
-        let name = super::addr::unbracket(host.trim());
+        let name = checked_name(host)?;
         if literal.is_some() {
             return Ok((literal, name));
         }
@@ -263,8 +263,12 @@ impl Proxy {
             uri: &uri,
             cnonce: &cnonce,
         };
+        let ip = match target {
+            Target::Addr(a) => Some(a.ip()),
+            Target::Name(..) => None,
+        };
         match wire::answer_challenges(&challenges, &input) {
-            Some(Ok(authorization)) => Err(ProxyError::Reconnect { authorization }),
+            Some(Ok(authorization)) => Err(ProxyError::Reconnect(Retry { authorization, ip })),
             Some(Err(e)) => Err(e.into()),
             None => Err(ProxyError::NoScheme(
                 challenges.iter().map(|c| c.scheme.clone()).collect(),
@@ -286,6 +290,34 @@ impl Proxy {
         recv(stream, wire::parse_socks5_reply).await?;
         Ok(())
     }
+}
+
+/// The answer to an HTTP proxy's challenge, for [`Proxy::answer`]: its
+/// `Proxy-Authorization` value, and the target address it was computed
+/// for (so the request that carries it names the same target).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Retry {
+    authorization: String,
+    ip: Option<IpAddr>,
+}
+
+impl fmt::Debug for Retry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Retry")
+            .field("authorization", &"***")
+            .field("ip", &self.ip)
+            .finish()
+    }
+}
+
+/// `host` without brackets, refused when it holds a control character or
+/// a space (it goes into a request line or a length-prefixed field).
+fn checked_name(host: &str) -> Result<&str, ProxyError> {
+    let name = super::addr::unbracket(host.trim());
+    if name.is_empty() || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(ProxyError::Target(host.to_owned()));
+    }
+    Ok(name)
 }
 
 fn target(ip: Option<IpAddr>, name: &str, port: u16) -> Target<'_> {
@@ -318,12 +350,9 @@ pub enum ProxyError {
     NameGiven(String),
     /// The HTTP proxy asked for credentials and closes this connection:
     /// connect to it again and call [`Proxy::answer`] with this
-    /// `Proxy-Authorization` value ([`Connector`](super::Connector) does).
+    /// ([`Connector`](super::Connector) does).
     #[error("the HTTP proxy asks for credentials: connect again and send them")]
-    Reconnect {
-        /// The answer to its challenge.
-        authorization: String,
-    },
+    Reconnect(Retry),
     /// The HTTP proxy refused the credentials sent in answer to its
     /// challenge.
     #[error("the HTTP proxy refused the user name and password (407 again)")]
@@ -393,6 +422,27 @@ mod tests {
         s.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"banner");
         proxy.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_target_with_control_characters_is_refused_before_sending() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let got = tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut all = Vec::new();
+            let _ = s.read_to_end(&mut all).await;
+            all
+        });
+        let c = Connector::new().proxy(Proxy::new("127.0.0.1", addr.port(), ProxyKind::Http));
+        let err = c
+            .connect("ex.org\r\n\r\nGET /", 80)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is not a valid target host"), "{err}");
+        drop(c);
+        assert!(got.await.unwrap().is_empty(), "bytes reached the proxy");
     }
 
     #[tokio::test]

@@ -9,9 +9,10 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use sockbox::net::scan::{PortState, Probe, ScanProto, Scanner, parse_ports};
-use sockbox::relay::client::{connect_unix, connect_unix_datagram};
+use sockbox::relay::client::connect_unix_datagram;
 
 use crate::cmd::runtime;
 use crate::exit::{PARTIAL, SUCCESS, usage};
@@ -76,17 +77,36 @@ pub fn run(a: &ScanArgs<'_>) -> anyhow::Result<u8> {
 }
 
 /// `-zU PATH`: connect to the UNIX socket (a datagram one with
-/// `datagram`) and say whether it answered; exit 0 if so, 1 if not (the
-/// reason on standard error with `verbose`).
-pub fn unix(path: &Path, datagram: bool, verbose: bool) -> anyhow::Result<u8> {
+/// `datagram`) and say whether it answered within `wait` (default 2 s: a
+/// server whose backlog is full never accepts); exit 0 if so, 1 if not
+/// (the reason on standard error with `verbose`).
+pub fn unix(
+    path: &Path,
+    datagram: bool,
+    wait: Option<Duration>,
+    verbose: bool,
+) -> anyhow::Result<u8> {
+    let wait = wait.unwrap_or(Duration::from_secs(2));
     let (kind, tried) = if datagram {
-        ("unix datagram", connect_unix_datagram(path, None))
+        let tried = connect_unix_datagram(path, None).map_err(|e| e.to_string());
+        ("unix datagram", tried.map(drop))
     } else {
-        ("unix", connect_unix(path))
+        let connect =
+            async { tokio::time::timeout(wait, tokio::net::UnixStream::connect(path)).await };
+        let tried = match runtime::block_on(connect)? {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("cannot connect to {}: {e}", path.display())),
+            Err(_) => Err(format!(
+                "{} did not accept within {} (-w)",
+                path.display(),
+                humantime::format_duration(wait)
+            )),
+        };
+        ("unix", tried)
     };
-    if let Err(e) = tried {
+    if let Err(why) = tried {
         if verbose {
-            crate::output::errln!("sockbox: {e}");
+            crate::output::errln!("sockbox: {why}");
         }
         return Ok(PARTIAL);
     }

@@ -22,6 +22,8 @@ const PUBLISH_BATCH: usize = 256;
 /// Messages the NATS client itself may hold on their way out (past it, the
 /// node's own bounded queue fills and drops).
 const OUTGOING_CAPACITY: usize = 256;
+/// How often a node whose nickname store is not open tries again.
+const STORE_RETRY: Duration = Duration::from_secs(2);
 /// How long a node that shuts down waits for its goodbye to go out.
 const FLUSH_WAIT: Duration = Duration::from_secs(2);
 
@@ -123,15 +125,15 @@ fn out_of_reach(e: &async_nats::ConnectError) -> bool {
     match e.kind() {
         ConnectErrorKind::TimedOut | ConnectErrorKind::Dns => true,
         // A TLS handshake that fails comes as an I/O error too, of another
-        // kind (invalid data).
+        // kind (invalid data); a reset or abort means something answered
+        // (a server refusing a client certificate may reset), so it is not
+        // counted as out of reach.
         ConnectErrorKind::Io => std::error::Error::source(e)
             .and_then(|s| s.downcast_ref::<std::io::Error>())
             .is_some_and(|io| {
                 matches!(
                     io.kind(),
                     K::ConnectionRefused
-                        | K::ConnectionReset
-                        | K::ConnectionAborted
                         | K::HostUnreachable
                         | K::NetworkUnreachable
                         | K::TimedOut
@@ -267,6 +269,15 @@ impl Link {
         }));
         let (n, c) = (node.clone(), client.clone());
         tasks.push(tokio::spawn(async move { publish(&n, &c).await }));
+        let n = node.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut every = tokio::time::interval(STORE_RETRY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                n.keep_store_open().await;
+            }
+        }));
         let (n, c) = (node.clone(), client.clone());
         tasks.push(tokio::spawn(async move {
             let mut every = tokio::time::interval(heartbeat);
@@ -279,12 +290,20 @@ impl Link {
                 n.tick();
             }
         }));
-        let n = node.clone();
+        let (n, c) = (node.clone(), client.clone());
         tasks.push(tokio::spawn(async move {
+            let mut last_error = String::new();
             while let Some(e) = conn_events.recv().await {
                 match e {
                     Event::Disconnected => n.on_split("lost the connection to NATS"),
-                    Event::Connected => n.on_whole().await,
+                    Event::Connected => {
+                        n.set_max_payload(c.max_payload());
+                        n.on_whole().await;
+                        // The client stores the new server's limit just
+                        // after saying it connected.
+                        n.set_max_payload(c.max_payload());
+                    }
+                    Event::ClientError(e) => log_client_error(&mut last_error, &e),
                     Event::SlowConsumer(_) => {
                         tracing::warn!("NATS dropped messages for this node: it could not keep up");
                     }
@@ -297,6 +316,17 @@ impl Link {
             node,
             tasks,
         }
+    }
+}
+
+/// A failed (re)connection attempt, said once per different reason: the
+/// client retries every second while the room is split, and a reason such
+/// as refused credentials will not heal by itself.
+fn log_client_error(last: &mut String, e: &async_nats::ClientError) {
+    let text = e.to_string();
+    if *last != text {
+        tracing::warn!("NATS: {text} (trying again)");
+        *last = text;
     }
 }
 
@@ -326,6 +356,14 @@ impl Running {
     /// out, then stop.
     pub async fn finish(self) {
         self.node.out.close();
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            // Nobody to say goodbye to (the node never reached NATS, or
+            // lost it).
+            for t in &self.tasks {
+                t.abort();
+            }
+            return;
+        }
         let _ = tokio::time::timeout(FLUSH_WAIT, async {
             while !self.node.out.is_empty() {
                 tokio::time::sleep(Duration::from_millis(10)).await;

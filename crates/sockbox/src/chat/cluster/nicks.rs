@@ -115,6 +115,11 @@ impl Nicks {
         Ok(())
     }
 
+    /// True once the bucket was opened.
+    pub fn is_open(&self) -> bool {
+        self.lock_store().is_some()
+    }
+
     fn lock_store(&self) -> std::sync::MutexGuard<'_, Option<Store>> {
         self.store
             .lock()

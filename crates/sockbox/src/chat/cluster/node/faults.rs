@@ -108,10 +108,44 @@ impl Node {
             nodes: lock(&self.peers).nodes() + 1,
         });
         if let Some(nicks) = &self.nicks {
-            if let Err(e) = nicks.reopen().await {
-                tracing::warn!("{e}; nicknames are not checked across nodes until it opens");
+            match nicks.reopen().await {
+                Ok(()) => self.store_warned.store(false, Ordering::Relaxed),
+                Err(e) => self.warn_store(&e),
             }
             self.reclaim(&room).await;
+        }
+    }
+
+    /// While the room is whole and the nickname store is not open (a node
+    /// that started split found a NATS server without JetStream, or the
+    /// store did not answer in time): try again; once it opens, claim the
+    /// local members' names. Called every few seconds.
+    pub async fn keep_store_open(self: &Arc<Self>) {
+        let Some(nicks) = &self.nicks else { return };
+        if self.is_split() || nicks.is_open() {
+            return;
+        }
+        match nicks.reopen().await {
+            Ok(()) => {
+                if self.store_warned.swap(false, Ordering::Relaxed) {
+                    tracing::info!(
+                        "the nickname store is open: nicknames are unique room-wide again"
+                    );
+                }
+                if let Some(room) = self.room() {
+                    self.reclaim(&room).await;
+                }
+            }
+            Err(e) => self.warn_store(&e),
+        }
+    }
+
+    /// Say once that the store cannot be opened.
+    fn warn_store(&self, e: &super::super::ClusterError) {
+        if !self.store_warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "{e}; until it opens, nicknames are not checked across nodes and /nick is refused (trying again every few seconds)"
+            );
         }
     }
 

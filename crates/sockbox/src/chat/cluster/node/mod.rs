@@ -38,6 +38,9 @@ pub(crate) struct Node {
     /// Largest payload the NATS server takes (learnt on each connection).
     max_payload: AtomicUsize,
     split: AtomicBool,
+    /// A warning that the nickname store cannot be opened was given (not
+    /// repeated on every retry).
+    store_warned: AtomicBool,
     /// Since when the link is up (or the node started).
     whole_since: Mutex<Instant>,
     room: OnceLock<Weak<Room>>,
@@ -85,6 +88,7 @@ impl Node {
             dead_after: p.dead_after,
             max_payload: AtomicUsize::new(p.max_payload.max(MIN_PAYLOAD)),
             split: AtomicBool::new(false),
+            store_warned: AtomicBool::new(false),
             whole_since: Mutex::new(Instant::now()),
             room: OnceLock::new(),
             me: OnceLock::new(),
