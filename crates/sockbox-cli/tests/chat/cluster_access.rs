@@ -39,6 +39,40 @@ fn cluster_required_with_unreachable_nats_fails_at_start_with_exit_3() {
     assert!(err.contains("cannot connect to NATS"), "{err}");
 }
 
+/// With several URLs, one down and one whose certificate is not trusted,
+/// the start fails (exit 3) whatever order the client tries them in (it
+/// reports only its last error): that refusal will not heal by itself, so
+/// no start split.
+#[test]
+fn cluster_a_refusal_among_several_servers_fails_the_start_in_any_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let [_, cert, key, _, _] = ca_and_certs(dir.path());
+    let other = tempfile::tempdir().unwrap();
+    let [other_ca, _, _, _, _] = ca_and_certs(other.path());
+    let tls = ["--tls", "--tlscert", &cert, "--tlskey", &key];
+    let Some(nats) = Nats::start_with("cluster_refusal_among_several", &tls) else {
+        return;
+    };
+    let down = format!("nats://127.0.0.1:{}", super::cluster::free_port());
+    for _ in 0..4 {
+        let out = bounded()
+            .args([
+                "chat",
+                "127.0.0.1",
+                "0",
+                "--nats-ca",
+                &other_ca,
+                "--cluster",
+            ])
+            .arg(format!("{down},{}", nats.url()))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{err}");
+        assert!(err.contains("cannot connect to NATS"), "{err}");
+    }
+}
+
 #[test]
 fn cluster_with_a_token_or_user_and_password() {
     let Some(nats) = Nats::start_with("cluster_token", &["--auth", "s3cret"]) else {

@@ -161,6 +161,28 @@ async fn first_connection(
     if !(config.start_split && out_of_reach(&e)) {
         return Err(connect_error(config, &e));
     }
+    // The client tries the servers in random order and reports the last
+    // error only: ask each, so that one that answered and refused (bad
+    // credentials, TLS) fails the start whatever the order.
+    if addrs.len() > 1 {
+        for addr in &addrs {
+            let (one_tx, _) = mpsc::channel(1);
+            match options(config, one_tx).await?.connect(addr.clone()).await {
+                Ok(c) => {
+                    // It answers now: join through all of them.
+                    drop(c);
+                    let client = options(config, tx.clone())
+                        .await?
+                        .connect(addrs.clone())
+                        .await
+                        .map_err(|e| connect_error(config, &e))?;
+                    return Ok((client, None));
+                }
+                Err(e) if !out_of_reach(&e) => return Err(connect_error(config, &e)),
+                Err(_) => {}
+            }
+        }
+    }
     let retrying = options(config, tx).await?.retry_on_initial_connect();
     let client = retrying
         .connect(addrs)
