@@ -347,10 +347,8 @@ fn targets_from_stdin_files_and_ranges() {
     }
     let out = child.wait_with_output().expect("wait");
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "127.0.0.1\n::1\n127.0.0.3\n"
-    );
+    // The first word of each line only, as fping 5.1 reads its input.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "127.0.0.1\n::1\n");
     let dir = tempfile::tempdir().expect("tempdir");
     let list = dir.path().join("hosts");
     std::fs::write(&list, "127.0.0.1\nnosuch..invalid\n").expect("write");

@@ -164,7 +164,11 @@ fn failed_sends_are_send_errors_without_timed_out_lines() {
         3,
         "{e}"
     );
-    assert!(e.contains("\n10.255.255.1 : xmt/rcv/%loss = 0/0/0%"), "{e}");
+    // fping counts a send that failed as sent: 3 sent, all lost.
+    assert!(
+        e.contains("\n10.255.255.1 : xmt/rcv/%loss = 3/0/100%"),
+        "{e}"
+    );
     // Ended with the period of the other target, not after its timeout.
     assert!(took < Duration::from_secs(4), "{took:?}");
     // Ping style: nothing transmitted, three errors.
@@ -236,6 +240,69 @@ fn a_term_signal_stops_a_huge_sweep_at_once() {
             assert!(text(&out.stdout).lines().count() > 1000, "{range}");
         }
     }
+}
+
+/// Interrupted, a count sweep's totals hold only the targets it probed:
+/// targets = alive + unreachable + unresolved, as many as the summaries
+/// (found by review: targets taken in but never probed were counted).
+#[test]
+fn an_interrupted_sweep_totals_only_the_targets_it_probed() {
+    if !require_root("an_interrupted_sweep_totals_only_the_targets_it_probed") {
+        return;
+    }
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("sockbox"))
+        .args(["ping", "-c", "3", "--json", "-g", "127.0.0.0/16"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+    let out = child.wait_with_output().expect("wait");
+    let v = json_lines(&out.stdout);
+    let totals = of_type(&v, "totals")[0];
+    let n = |k: &str| totals[k].as_u64().unwrap_or(u64::MAX);
+    assert!(n("targets") > 0 && n("targets") < 65534, "{totals}");
+    assert_eq!(
+        n("targets"),
+        n("alive") + n("unreachable") + n("unresolved"),
+        "{totals}"
+    );
+    assert_eq!(
+        of_type(&v, "summary").len() as u64,
+        n("targets"),
+        "{totals}"
+    );
+}
+
+/// `-f` on a pipe (`-f /dev/stdin`, `-f <(…)`) reads it once, as it
+/// comes, and takes the first word of each line as fping does (found by
+/// review: the pipe was read once for widths and came back empty).
+#[test]
+fn a_target_file_that_is_a_pipe_is_read_once() {
+    if !require_root("a_target_file_that_is_a_pipe_is_read_once") {
+        return;
+    }
+    sockbox()
+        .args(["ping", "-f", "/dev/stdin"])
+        .write_stdin("127.0.0.1\n127.0.0.2 127.0.0.3 # comment\n")
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .code(0)
+        .stdout("127.0.0.1 is alive\n127.0.0.2 is alive\n");
+}
+
+/// A report interval so short that reports could never catch up is a
+/// usage error (found by review: `-Q 1ns` never ended).
+#[test]
+fn a_tiny_report_interval_is_refused() {
+    sockbox()
+        .args(["ping", "-Q", "1ns", "-c", "2", "127.0.0.1", "127.0.0.2"])
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .code(3)
+        .stderr(predicates::str::contains("10ms or more"));
 }
 
 /// Requests whose per-target results cannot fit in memory fail at once

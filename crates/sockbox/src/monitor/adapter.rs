@@ -212,6 +212,9 @@ pub async fn run(
             }
         }
         Event::Late { target, .. } => {
+            // Counted as they come: a run of Mode::Forever ends only on a
+            // reload or shutdown.
+            globals.late_replies.fetch_add(1, Relaxed);
             if let Some(c) = cell(target.index) {
                 c.late();
             }
@@ -232,11 +235,8 @@ pub async fn run(
         inner: &mut probe.inner,
         globals,
     };
-    let outcome = crate::ping::run(&cfg, &mut source, &mut transport, stop, &mut obs)
+    crate::ping::run(&cfg, &mut source, &mut transport, stop, &mut obs)
         .await
         .map_err(|e| MonitorError::Probe(e.to_string()))?;
-    globals
-        .late_replies
-        .fetch_add(outcome.counters.late, Relaxed);
     Ok(())
 }

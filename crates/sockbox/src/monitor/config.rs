@@ -301,11 +301,14 @@ impl RawGroup {
             }
         };
         match self.protocol.as_deref() {
-            None | Some("icmp") => {}
+            // smokeping_prober's "udp" is ICMP echo over an unprivileged
+            // datagram socket, not UDP probing: the same probes here (the
+            // socket kind is the prober's, chosen once for all groups).
+            None | Some("icmp" | "udp") => {}
             Some(other) => {
                 return Err(bad(format!(
                     "protocol {other:?} is not supported: sockbox probes with ICMP echo only \
-                     (remove the key or set it to icmp)"
+                     (remove the key or set it to icmp or udp)"
                 )));
             }
         }
@@ -413,10 +416,20 @@ mod tests {
     }
 
     #[test]
+    fn smokeping_udp_protocol_is_unprivileged_icmp_and_accepted() {
+        let g = parse_config(
+            "targets:\n- hosts: [127.0.0.1]\n  protocol: udp\n",
+            Path::new("c.yml"),
+        )
+        .unwrap();
+        assert_eq!(g[0].hosts, ["127.0.0.1"]);
+    }
+
+    #[test]
     fn mistakes_name_the_group_and_the_fix() {
         let cases = [
             (
-                "targets:\n- hosts: [a]\n  protocol: udp\n",
+                "targets:\n- hosts: [a]\n  protocol: tcp\n",
                 "ICMP echo only",
             ),
             ("targets:\n- hosts: [a]\n  size: 4\n", "size 4"),

@@ -6,7 +6,7 @@ use std::time::Duration;
 /// Running round-trip-time statistics.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Rtt {
-    count: u32,
+    count: u64,
     min_ns: u64,
     max_ns: u64,
     sum_ns: u64,
@@ -21,13 +21,13 @@ impl Rtt {
             self.min_ns = v;
         }
         self.max_ns = self.max_ns.max(v);
-        self.count += 1;
+        self.count = self.count.saturating_add(1);
         self.sum_ns = self.sum_ns.saturating_add(v);
         self.sum_sq += (v as f64) * (v as f64);
     }
 
-    /// Number of samples.
-    pub fn count(&self) -> u32 {
+    /// Number of samples (a run-wide count may pass 2^32).
+    pub fn count(&self) -> u64 {
         self.count
     }
 
@@ -43,7 +43,7 @@ impl Rtt {
 
     /// Mean.
     pub fn avg(&self) -> Option<Duration> {
-        (self.count > 0).then(|| Duration::from_nanos(self.sum_ns / u64::from(self.count)))
+        (self.count > 0).then(|| Duration::from_nanos(self.sum_ns / self.count))
     }
 
     /// Mean deviation as iputils reports it: `sqrt(E[x²] − E[x]²)`.
@@ -51,7 +51,8 @@ impl Rtt {
         if self.count == 0 {
             return None;
         }
-        let n = f64::from(self.count);
+        #[expect(clippy::cast_precision_loss, reason = "a mean of up to 2^64 samples")]
+        let n = self.count as f64;
         let mean = self.sum_ns as f64 / n;
         let var = (self.sum_sq / n - mean * mean).max(0.0);
         Some(Duration::from_nanos(var.sqrt() as u64))
@@ -81,10 +82,11 @@ pub struct TargetStats {
 }
 
 impl TargetStats {
-    /// Percentage of probes without a reply (0 when none were sent).
+    /// Percentage of probes without a reply: 0 when none was tried, 100
+    /// when every one the system refused to send.
     pub fn loss_percent(&self) -> f64 {
         if self.sent == 0 {
-            return 0.0;
+            return if self.send_errors > 0 { 100.0 } else { 0.0 };
         }
         f64::from(self.sent.saturating_sub(self.received)) * 100.0 / f64::from(self.sent)
     }
@@ -119,5 +121,10 @@ mod tests {
         };
         assert!((s.loss_percent() - 25.0).abs() < 1e-9);
         assert!(TargetStats::default().loss_percent().abs() < 1e-9);
+        let refused = TargetStats {
+            send_errors: 3,
+            ..TargetStats::default()
+        };
+        assert!((refused.loss_percent() - 100.0).abs() < 1e-9);
     }
 }

@@ -226,8 +226,13 @@ fn output(a: &Opts) -> anyhow::Result<Output> {
         .as_deref()
         .map(|s| parse_duration("-Q", s, Duration::from_secs(1)))
         .transpose()?;
-    if squiet.is_some_and(|d| d.is_zero()) {
-        return Err(usage("-Q 0: the report interval must be above zero"));
+    if let Some(d) = squiet
+        && d < Duration::from_millis(10)
+    {
+        return Err(usage(format!(
+            "-Q {}: the report interval must be 10ms or more",
+            humantime::format_duration(d)
+        )));
     }
     if a.netdata && !(a.looping && squiet.is_some()) {
         return Err(usage("-N: netdata output needs -l and -Q SECS"));

@@ -53,7 +53,7 @@ pub enum Input {
     Words(Vec<String>),
     /// Ranges, parsed (nothing expanded).
     Ranges(Vec<AddrRange>),
-    /// A file (`None`: stdin), one or more words per line.
+    /// A file (`None`: stdin), a target per line.
     File(Option<PathBuf>),
 }
 
@@ -144,8 +144,14 @@ fn file_width(path: &Path) -> anyhow::Result<usize> {
     Ok(width)
 }
 
+/// The target of one line of a target file: its first word, as fping
+/// reads it (`#` starts a comment; the rest of the line is ignored).
 fn words_of(line: &str) -> impl Iterator<Item = &str> {
-    line.split('#').next().unwrap_or("").split_whitespace()
+    line.split('#')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .take(1)
 }
 
 /// Look at the flags and words: where targets come from and what is known.
@@ -162,7 +168,13 @@ pub fn shape(
             return Err(usage("-f and target words: give one or the other"));
         }
         let stdin = f.as_os_str() == "-";
-        let width = if stdin { 0 } else { file_width(f)? };
+        // Only a regular file can be read twice: a pipe, FIFO or
+        // /dev/stdin is read once, as it comes, without widths.
+        let width = match std::fs::metadata(f) {
+            _ if stdin => 0,
+            Ok(m) if !m.is_file() => 0,
+            _ => file_width(f)?,
+        };
         let path = (!stdin).then(|| f.to_path_buf());
         return Ok(Shape {
             input: Input::File(path),

@@ -52,7 +52,8 @@ impl Engine {
     }
 
     /// Stop: no target gets more probes (Ctrl-C, deadline). Targets that
-    /// were probed are reported done; those never probed are left out.
+    /// were probed are reported done; those never probed are left out, of
+    /// the totals too (so targets = alive + unreachable + unresolved).
     pub fn stop(&mut self, obs: &mut impl Observer) {
         self.run_queue.clear();
         self.fresh.clear();
@@ -65,6 +66,7 @@ impl Engine {
             if s.attempts > 0 {
                 self.finish(slot, obs);
             } else {
+                self.totals.targets = self.totals.targets.saturating_sub(1);
                 self.release(slot);
             }
         }

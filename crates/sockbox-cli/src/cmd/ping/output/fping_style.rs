@@ -55,9 +55,12 @@ pub fn fping_icmp(e: &IcmpError<'_>) -> String {
     }
 }
 
-/// Probes settled (answered or timed out): fping's `num_sent`.
+/// Probes settled (answered, timed out, or refused by the system): fping's
+/// `num_sent`, which counts a send that failed too.
 fn settled(s: &TargetStats) -> u32 {
-    s.received.saturating_add(s.timeouts)
+    s.received
+        .saturating_add(s.timeouts)
+        .saturating_add(s.send_errors)
 }
 
 impl Printer {
@@ -233,7 +236,7 @@ impl Printer {
             let s = &f.stats;
             let mut line = format!("{:<width$} :", f.label());
             if let Some(cols) = &f.columns {
-                let rounds = settled(s).saturating_add(s.send_errors) as usize;
+                let rounds = settled(s) as usize;
                 for j in 0..rounds {
                     match cols.get(j).copied().filter(|&v| v != u64::MAX) {
                         Some(ns) => {
@@ -243,7 +246,7 @@ impl Printer {
                     }
                 }
             } else if self.o.columns {
-                let rounds = settled(s).saturating_add(s.send_errors);
+                let rounds = settled(s);
                 for _ in 0..rounds {
                     line.push_str(" -");
                 }
