@@ -273,3 +273,36 @@ fn metrics_are_gzipped_for_a_scraper_that_accepts_it() {
     let (_, status_plain) = http_get(addr, "/metrics");
     assert!(status_plain.starts_with("# HELP"), "{status_plain}");
 }
+
+/// An empty label value is no label: a host in a group with `dc: ""` and
+/// in one without `dc` is one series, not two with the same labels (found
+/// by review: Prometheus would drop one as a duplicate sample).
+#[test]
+fn an_empty_label_value_makes_no_second_series() {
+    if !require_root("an_empty_label_value_makes_no_second_series") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("targets.yml");
+    std::fs::write(
+        &cfg,
+        "targets:\n- hosts: [127.0.0.3]\n  interval: 100ms\n  labels: {dc: \"\"}\n\
+         - hosts: [127.0.0.3, 127.0.0.4]\n  interval: 100ms\n  labels: {dc: lab}\n\
+         - hosts: [127.0.0.3]\n  interval: 100ms\n",
+    )
+    .unwrap();
+    let (_p, addr) = start_prober(&["--config", cfg.to_str().unwrap()]);
+    let text = scrape_until(addr, 10, |t| {
+        for_host(t, "smokeping_requests_total", "127.0.0.4").unwrap_or(0.0) >= 1.0
+    });
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("smokeping_requests_total{") && l.contains("\"127.0.0.3\""))
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(lines.iter().any(|l| l.contains(r#"dc="""#)), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l.contains(r#"dc="lab""#)),
+        "{lines:#?}"
+    );
+}

@@ -37,6 +37,13 @@ const RENDERS_AT_ONCE: usize = 2;
 /// Chunks rendered ahead of what the client has taken.
 const CHUNKS_AHEAD: usize = 4;
 
+/// How long a scrape may wait for a rendering slot before a 503.
+const SLOT_WAIT: Duration = Duration::from_secs(10);
+
+/// How long a scrape's client may leave a chunk untaken before the scrape
+/// is abandoned.
+const SEND_WAIT: Duration = Duration::from_secs(20);
+
 /// How long a client may take to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -99,23 +106,36 @@ impl Site {
 
     /// The exposition, gzip-compressed when `gzip`.
     async fn scrape(&self, gzip: bool) -> Reply {
-        let Ok(permit) = self.renders.clone().acquire_owned().await else {
-            return plain(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting down\n",
-                "text/plain; charset=utf-8",
-            );
+        let waited = tokio::time::timeout(SLOT_WAIT, self.renders.clone().acquire_owned()).await;
+        let permit = match waited {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) => {
+                return plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "shutting down\n",
+                    "text/plain; charset=utf-8",
+                );
+            }
+            Err(_) => {
+                return plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy: other scrapes are being sent; try again\n",
+                    "text/plain; charset=utf-8",
+                );
+            }
         };
         let (tx, rx) = mpsc::channel::<Bytes>(CHUNKS_AHEAD);
+        let feed = Feed {
+            tx,
+            runtime: tokio::runtime::Handle::current(),
+        };
         let metrics = self.metrics.clone();
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
             if gzip {
-                render_gzip(&metrics, tx);
+                render_gzip(&metrics, feed);
             } else {
-                encode::encode(&metrics, &mut |chunk| {
-                    tx.blocking_send(Bytes::from(chunk)).is_ok()
-                });
+                encode::encode(&metrics, &mut |chunk| feed.send(Bytes::from(chunk)));
             }
         });
         let mut r = Response::new(ChunkBody { rx }.boxed());
@@ -153,9 +173,9 @@ fn accepts_gzip(headers: &hyper::HeaderMap) -> bool {
 /// The exposition through gzip (the fastest level: scrape text shrinks
 /// about tenfold even so), in chunks of about [`encode::CHUNK`] compressed
 /// bytes.
-fn render_gzip(metrics: &Metrics, tx: mpsc::Sender<Bytes>) {
+fn render_gzip(metrics: &Metrics, feed: Feed) {
     let out = ChunkWriter {
-        tx,
+        feed,
         buf: Vec::with_capacity(encode::CHUNK),
     };
     let mut gz = GzEncoder::new(out, Compression::fast());
@@ -165,9 +185,27 @@ fn render_gzip(metrics: &Metrics, tx: mpsc::Sender<Bytes>) {
     }
 }
 
+/// The rendering thread's end of a scrape's body.
+struct Feed {
+    tx: mpsc::Sender<Bytes>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Feed {
+    /// Hand `chunk` to the body; false when the client is gone or took
+    /// nothing for [`SEND_WAIT`] (the scrape ends and its rendering slot
+    /// frees: a client that never reads cannot hold it).
+    fn send(&self, chunk: Bytes) -> bool {
+        let sent = self
+            .runtime
+            .block_on(tokio::time::timeout(SEND_WAIT, self.tx.send(chunk)));
+        matches!(sent, Ok(Ok(())))
+    }
+}
+
 /// Compressed bytes on their way to the body, sent a chunk at a time.
 struct ChunkWriter {
-    tx: mpsc::Sender<Bytes>,
+    feed: Feed,
     buf: Vec<u8>,
 }
 
@@ -178,9 +216,11 @@ impl ChunkWriter {
             return Ok(());
         }
         let full = std::mem::replace(&mut self.buf, Vec::with_capacity(encode::CHUNK));
-        self.tx
-            .blocking_send(Bytes::from(full))
-            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+        if self.feed.send(Bytes::from(full)) {
+            Ok(())
+        } else {
+            Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+        }
     }
 }
 

@@ -164,11 +164,19 @@ impl<R: Resolve> State<R> {
                 ),
                 (None, None) => (None, Some("the look-up did not finish".to_owned())),
             };
+            // An empty label value is no label to Prometheus: a group with
+            // `dc: ""` and one without `dc` make the same series.
+            let labels: Vec<(String, String)> = g
+                .labels
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             let key = SeriesKey {
                 host: p.host.clone(),
                 ip,
                 source: g.source_label(),
-                labels: g.labels.clone().into_iter().collect(),
+                labels,
             };
             if cells.contains_key(&key) {
                 continue; // the same series from two groups: probed once
@@ -201,7 +209,10 @@ impl<R: Resolve> State<R> {
             cells.insert(key, cell);
         }
         let fresh = self.open_new(&lists)?;
-        // Committed from here on.
+        // Committed from here on. Last good addresses are kept for the
+        // names still configured only (a name dropped and added back
+        // later must not come back with an address of long ago).
+        self.last_good.retain(|k, _| resolved.contains_key(k));
         for ((name, net), r) in &resolved {
             if let Ok(a) = r {
                 self.last_good.insert((name.clone(), *net), *a);
