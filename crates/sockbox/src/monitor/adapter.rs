@@ -14,6 +14,7 @@ use sockbox_wire::icmp::Family;
 
 use super::MonitorError;
 use super::metrics::{Buckets, ErrorKind, Globals, TargetCells};
+use super::shard::Shard;
 use crate::Shutdown;
 use crate::ping::engine::{Incoming, IncomingKind};
 use crate::ping::{
@@ -50,17 +51,35 @@ pub struct ProbeTarget {
     pub cells: Arc<TargetCells>,
 }
 
-/// Expand a range word (`10.0.0.0/24`, `10.0.0.1-10.0.0.9`), refusing
-/// one of more than `room` addresses before expanding it.
-pub fn expand_range(word: &str, room: usize) -> Result<Vec<IpAddr>, String> {
+/// The addresses of a range word (`10.0.0.0/24`, `10.0.0.1-10.0.0.9`)
+/// that belong to `shard`, refusing a share of more than `room` (and a
+/// range of more than `room` times the shard count before expanding it).
+pub fn expand_range(word: &str, room: usize, shard: Shard) -> Result<Vec<IpAddr>, String> {
     let range = crate::ping::targets::parse_range(word).map_err(|e| e.to_string())?;
-    if range.len() > room as u128 {
+    // Each shard takes about 1/N of a range: the range may be N times the
+    // room (and what this shard takes is counted against the room too).
+    let most = room as u128 * u128::from(shard.count());
+    if range.len() > most {
         return Err(format!(
-            "{} addresses is more than the {room} targets one prober may still take",
-            range.len()
+            "{} addresses is more than the {most} a prober with {room} targets still to take can \
+             split among {} shards",
+            range.len(),
+            shard.count()
         ));
     }
-    Ok(range.collect())
+    let mut owned = Vec::new();
+    for a in range {
+        if shard.owns(&a.to_string()) {
+            if owned.len() == room {
+                return Err(format!(
+                    "this shard's share of {word} is more than the {room} targets one prober may \
+                     still take"
+                ));
+            }
+            owned.push(a);
+        }
+    }
+    Ok(owned)
 }
 
 /// Open the sockets for `settings`, for the families wanted.

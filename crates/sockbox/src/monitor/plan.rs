@@ -81,8 +81,8 @@ fn file_words(path: &Path, n: usize) -> Result<Vec<String>, MonitorError> {
         .collect())
 }
 
-/// The most targets one prober takes (before sharding): about a
-/// kilobyte of counters and labels each.
+/// The most targets one prober takes (its own share, after sharding):
+/// about a kilobyte of counters and labels each.
 pub const MAX_TARGETS: usize = 1 << 22;
 
 /// Every target of `groups` that belongs to `shard`, files read now. A
@@ -118,7 +118,7 @@ pub fn expand(groups: &[Group], shard: Shard) -> Result<Vec<Planned>, MonitorErr
                 )));
             }
             if is_range(w) {
-                let addrs = adapter::expand_range(w, MAX_TARGETS - taken).map_err(bad)?;
+                let addrs = adapter::expand_range(w, MAX_TARGETS - taken, shard).map_err(bad)?;
                 taken += addrs.len();
                 for a in addrs {
                     if !g.network.accepts(&a) {
@@ -130,10 +130,10 @@ pub fn expand(groups: &[Group], shard: Shard) -> Result<Vec<Planned>, MonitorErr
                 if !g.network.accepts(&a) {
                     return Err(bad("the address is not of the group's network".into()));
                 }
-                taken += 1;
+                taken += usize::from(shard.owns(w));
                 push(a.to_string(), Some(a));
             } else if valid_name(w) {
-                taken += 1;
+                taken += usize::from(shard.owns(w));
                 push(w.clone(), None);
             } else {
                 return Err(bad("expected a host name, an address or a range".into()));
@@ -210,6 +210,20 @@ mod tests {
         assert!(e.contains("16777214") && e.contains("4194304"), "{e}");
         let ok = expand(&[group(&["10.0.0.0/12"])], Shard::new(1, 8).unwrap()).unwrap();
         assert!(ok.len() > 100_000 && ok.len() < 160_000, "{}", ok.len());
+    }
+
+    /// The limit is on a prober's own share: a /8 split among 8 shards
+    /// (about 2.1 million each) is taken, as the error above suggests;
+    /// among 2 it is still too much for one.
+    #[test]
+    fn shards_make_room_for_a_range_too_big_for_one_prober() {
+        let eighth = expand(&[group(&["10.0.0.0/8"])], Shard::new(3, 8).unwrap()).unwrap();
+        assert!(
+            eighth.len() > 2_000_000 && eighth.len() < 2_200_000,
+            "{}",
+            eighth.len()
+        );
+        assert!(expand(&[group(&["10.0.0.0/8"])], Shard::new(1, 2).unwrap()).is_err());
     }
 
     #[test]
