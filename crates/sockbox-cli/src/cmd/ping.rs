@@ -107,20 +107,32 @@ fn mem_available() -> Option<u64> {
 /// Refuse, before anything runs, a run whose per-target summaries could
 /// not fit in memory.
 fn check_memory(p: &Plan, shape: &Shape) -> anyhow::Result<()> {
-    let keeps = p.fping && !p.json && matches!(p.cfg.mode, Mode::Count(_) | Mode::Forever);
-    let (Some(total), true) = (shape.total, keeps) else {
+    let looping = matches!(p.cfg.mode, Mode::Forever);
+    let summaries = p.fping && !p.json && matches!(p.cfg.mode, Mode::Count(_) | Mode::Forever);
+    let (Some(total), true) = (shape.total, summaries || looping) else {
         return Ok(());
     };
     let columns = match p.cfg.mode {
         Mode::Count(n) if p.out.columns => u128::from(n) * 8,
         _ => 0,
     };
-    let per = u128::from(FINAL_BYTES) + columns + if p.out.squiet.is_some() { 64 } else { 0 };
+    let kept = if summaries {
+        u128::from(FINAL_BYTES)
+    } else {
+        0
+    };
+    // A loop never lets a target go: the engine holds each one's state.
+    let engine = if looping {
+        sockbox::ping::engine::TARGET_STATE_BYTES as u128
+    } else {
+        0
+    };
+    let per = kept + engine + columns + if p.out.squiet.is_some() { 64 } else { 0 };
     let need = total.saturating_mul(per);
     let avail = u128::from(mem_available().unwrap_or(u64::MAX));
     if need > avail {
         return Err(usage(format!(
-            "{total} targets with -c/-C/-l: their summaries would need {} MB ({per} bytes \
+            "{total} targets with -c/-C/-l: what is kept of each would need {} MB ({per} bytes \
              each), more than the {} MB available; ping fewer targets, or drop -c/-C/-l \
              (with -a/-u/-q a sweep keeps nothing per target)",
             need >> 20,

@@ -318,6 +318,9 @@ fn absurd_requests_fail_with_a_message() {
         &["ping", "-C", "1000000", "-q", "-g", "10.0.0.0/8"][..],
         &["ping", "-C", "4000000000", "127.0.0.1", "127.0.0.2"],
         &["ping", "-l", "-g", "::/64"],
+        // A loop keeps every target in the engine whatever the output.
+        &["ping", "-l", "--json", "-g", "::/64"],
+        &["ping", "-l", "-a", "-g", "::/64"],
     ] {
         let out = ns.sockbox().args(args).output().expect("run");
         assert_eq!(out.status.code(), Some(3), "{args:?}: {out:?}");

@@ -33,6 +33,13 @@ use super::flight::{Flight, Ring, State};
 use super::probe;
 use super::stats::{Rtt, TargetStats};
 
+/// About what the engine keeps for each target it holds: its slot (with
+/// the target and its statistics) and its place in the run queue, doubled
+/// for the growth of the vectors that hold them. For callers that check
+/// memory before a run whose targets all stay (a loop).
+pub const TARGET_STATE_BYTES: usize =
+    2 * (size_of::<Slot>() + size_of::<(u64, u32, u32)>() + size_of::<u32>());
+
 /// One target being probed.
 #[derive(Debug, Clone)]
 struct Slot {
