@@ -23,6 +23,19 @@ pub enum State {
     Answered,
     /// Timed out (further replies are late).
     Expired,
+    /// Its send failed for a passing reason (no buffer space, a full
+    /// queue): it holds its place until its timeout, when its target is
+    /// tried again, as if it had gone unanswered but without counting a
+    /// timeout.
+    Unsent,
+}
+
+impl State {
+    /// Whether the probe still holds its place in the ring (it waits for a
+    /// reply or for its timeout).
+    fn holds(self) -> bool {
+        matches!(self, State::Pending | State::Unsent)
+    }
 }
 
 /// One probe.
@@ -82,22 +95,21 @@ impl Ring {
 
     /// True when no probe can be issued until one settles.
     pub fn is_full(&self) -> bool {
-        self.entries[self.place(self.next_seq)].state == State::Pending
-            && self.entries.len() >= self.max
+        self.entries[self.place(self.next_seq)].state.holds() && self.entries.len() >= self.max
     }
 
     /// True when the next probe can be issued, growing the ring if its
     /// place is still pending. False at the limit: wait for a reply or a
     /// timeout.
     pub fn make_room(&mut self) -> bool {
-        if self.entries[self.place(self.next_seq)].state != State::Pending {
+        if !self.entries[self.place(self.next_seq)].state.holds() {
             return true;
         }
         if self.entries.len() >= self.max {
             return false;
         }
         self.grow();
-        self.entries[self.place(self.next_seq)].state != State::Pending
+        !self.entries[self.place(self.next_seq)].state.holds()
     }
 
     fn grow(&mut self) {
@@ -139,6 +151,12 @@ impl Ring {
     /// The entry of the pending probe `seq`.
     pub fn pending_mut(&mut self, seq: u32) -> Option<&mut Flight> {
         self.get_mut(seq).filter(|e| e.state == State::Pending)
+    }
+
+    /// The entry of `seq` while it holds its place (pending, or unsent
+    /// and waiting for its timeout).
+    pub fn waiting_mut(&mut self, seq: u32) -> Option<&mut Flight> {
+        self.get_mut(seq).filter(|e| e.state.holds())
     }
 }
 

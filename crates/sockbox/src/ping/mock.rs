@@ -38,12 +38,17 @@ pub struct Host {
     pub unreachable_from: Option<IpAddr>,
     /// The local system refuses to send to it (no route…).
     pub refuse: Option<io::ErrorKind>,
+    /// With `refuse`: only the first this many sends are refused (a
+    /// passing condition); 0 refuses every send.
+    pub refuse_first: u32,
 }
 
 #[derive(Debug, Default)]
 struct State {
     queue: Vec<(Instant, IpAddr, Vec<u8>)>,
     counts: HashMap<IpAddr, u32>,
+    /// Sends asked for, refused or not.
+    attempts: HashMap<IpAddr, u32>,
     sent: u64,
     rng: u64,
 }
@@ -154,7 +159,15 @@ impl Transport for MockNet {
             return Err(io::Error::other("poisoned"));
         };
         for (i, (pkt, &dst)) in packets.iter().zip(dests).enumerate() {
-            if let Some(kind) = self.host(&dst).and_then(|h| h.refuse) {
+            let attempt = {
+                let a = st.attempts.entry(dst).or_insert(0);
+                *a += 1;
+                *a
+            };
+            if let Some(h) = self.host(&dst)
+                && let Some(kind) = h.refuse
+                && (h.refuse_first == 0 || attempt <= h.refuse_first)
+            {
                 report.failed.push((i, kind));
                 continue;
             }

@@ -127,6 +127,11 @@ impl Engine {
                 false
             }
             State::Answered if current => true,
+            // Never sent: whatever this is, it is not its answer.
+            State::Unsent => {
+                self.counters.foreign += 1;
+                return;
+            }
             _ => {
                 self.on_late(f.slot, f.round, rtt_ns, current, obs);
                 return;
@@ -221,7 +226,8 @@ impl Engine {
             return;
         };
         let s = &mut self.slots[f.slot as usize];
-        if !s.live || s.generation != f.generation || s.target.addr != dst {
+        let never_sent = f.state == State::Unsent;
+        if never_sent || !s.live || s.generation != f.generation || s.target.addr != dst {
             return;
         }
         self.counters.errors += 1;

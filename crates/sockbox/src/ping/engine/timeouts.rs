@@ -20,23 +20,28 @@ impl Engine {
     }
 
     fn expire(&mut self, seq: u32, now: u64, obs: &mut impl Observer) {
-        let Some(f) = self.ring.pending_mut(seq) else {
+        let Some(f) = self.ring.waiting_mut(seq) else {
             return;
         };
-        f.state = State::Expired;
+        // A probe that never left (its send failed for a passing reason)
+        // only held its target's next try back: no timeout to count.
+        let unsent = f.state == State::Unsent;
+        f.state = if unsent { State::Free } else { State::Expired };
         let (slot, generation, round) = (f.slot, f.generation, f.round);
         let s = &mut self.slots[slot as usize];
         if !s.live || s.generation != generation {
             return;
         }
         s.pending = s.pending.saturating_sub(1);
-        s.stats.timeouts = s.stats.timeouts.saturating_add(1);
-        self.totals.timeouts += 1;
-        obs.event(&Event::Timeout {
-            target: self.target_ref(slot),
-            round,
-            stats: &self.slots[slot as usize].stats,
-        });
+        if !unsent {
+            s.stats.timeouts = s.stats.timeouts.saturating_add(1);
+            self.totals.timeouts += 1;
+            obs.event(&Event::Timeout {
+                target: self.target_ref(slot),
+                round,
+                stats: &self.slots[slot as usize].stats,
+            });
+        }
         match self.cfg.mode {
             Mode::Alive { retries, .. } => {
                 let s = &self.slots[slot as usize];

@@ -69,6 +69,53 @@ async fn refused_sends_are_send_errors_and_end_the_target_at_once() {
     assert_eq!(out.elapsed, ms(0));
 }
 
+/// Until alive, a send that failed for a passing reason (no buffer space)
+/// is tried again after its timeout, as an unanswered probe would be, and
+/// counts as a send error, not as a timeout; a target whose every try
+/// failed that way ends after its last one.
+#[tokio::test(start_paused = true)]
+async fn passing_send_failures_are_retried_until_alive() {
+    let busy = |first| Host {
+        refuse: Some(std::io::ErrorKind::Other),
+        refuse_first: first,
+        ..Host::default()
+    };
+    let mut net = MockNet::new(
+        IcmpKind::Dgram,
+        [(ip("10.0.0.2"), busy(2)), (ip("10.0.0.3"), busy(0))],
+    );
+    let cfg = PingConfig {
+        mode: Mode::Alive {
+            retries: 3,
+            backoff: 1.0,
+        },
+        timeout: ms(500),
+        ..count_cfg(1)
+    };
+    let (out, log) = go(&cfg, vec![ip("10.0.0.2"), ip("10.0.0.3")], &mut net).await;
+    // Two refused tries, then the third is answered.
+    let s = log.stats(0);
+    assert_eq!(
+        (s.sent, s.received, s.timeouts, s.send_errors),
+        (1, 1, 0, 2),
+        "{:?}",
+        log.0
+    );
+    assert_eq!(log.done(0), Some(true));
+    // Four tries, all refused: unreachable after the third timeout.
+    let s = log.stats(1);
+    assert_eq!(
+        (s.sent, s.received, s.timeouts, s.send_errors),
+        (0, 0, 0, 4),
+        "{:?}",
+        log.0
+    );
+    assert_eq!(log.done(1), Some(false));
+    assert_eq!(log.timeouts(), 0);
+    assert_eq!(out.counters.send_errors, 6);
+    assert_eq!(out.elapsed, ms(1500));
+}
+
 /// fping's -t 0: a reply that took longer than the timeout is not
 /// counted, so nothing is alive.
 #[tokio::test(start_paused = true)]
