@@ -185,7 +185,8 @@ impl Transport for Counting<'_> {
 }
 
 /// Probe `targets` every `settings.interval` until `stop` fires, counting
-/// into their cells. The first round is spread evenly over 4/5 of the
+/// into their cells; after `stop`, the probes in flight are still answered
+/// or time out (at most `settings.timeout`) before it returns. The first round is spread evenly over 4/5 of the
 /// interval; the pace leaves a fifth of headroom, so wake-ups that come
 /// late (a busy machine) never stretch a round beyond the interval.
 pub async fn run(
@@ -204,6 +205,9 @@ pub async fn run(
         timeout: settings.timeout,
         payload_len: settings.size,
         deadline: None,
+        // A reload or shutdown lets the probes in flight settle, so the
+        // requests and losses exported add up to the packets sent.
+        settle_on_stop: true,
         ..PingConfig::default()
     };
     // The engine numbers targets in the order it takes them: ours.

@@ -345,7 +345,10 @@ async fn prober_task(
             }
             continue;
         }
-        let run_stop = stop.child();
+        // Not a child of `stop`: a new target list lets the probes in flight
+        // settle (so they are counted) before the next run, while stopping
+        // the prober drops the run at once (its counters go with it).
+        let run_stop = Shutdown::new();
         let run = adapter::run(
             &mut probe,
             &settings,
@@ -357,9 +360,13 @@ async fn prober_task(
         tokio::pin!(run);
         let result = tokio::select! {
             r = &mut run => r,
+            () = stop.wait() => return,
             changed = rx.changed() => {
                 run_stop.trigger();
-                let r = run.await;
+                let r = tokio::select! {
+                    r = &mut run => r,
+                    () = stop.wait() => return,
+                };
                 if changed.is_err() {
                     return;
                 }

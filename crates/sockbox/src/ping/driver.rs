@@ -181,13 +181,16 @@ fn admit<S: TargetSource>(
 
 /// Run `engine` over `transport` with targets from `source` until every
 /// target is done, `deadline` passes or `shutdown` fires. Events go to
-/// `obs`.
+/// `obs`. With `settle`, `shutdown` winds the engine down rather than
+/// stopping it: nothing more is sent, and the run ends once the probes in
+/// flight are answered or time out (the deadline still ends it at once).
 pub async fn drive<T: Transport, S: TargetSource>(
     engine: &mut Engine,
     source: &mut S,
     transport: &mut T,
     shutdown: &Shutdown,
     deadline: Option<Instant>,
+    settle: bool,
     obs: &mut impl Observer,
 ) -> io::Result<Ending> {
     let payload_len = engine.config().payload_len;
@@ -206,9 +209,13 @@ pub async fn drive<T: Transport, S: TargetSource>(
         engine.poll_timeouts(now, obs);
         let ending = if deadline.is_some_and(|d| now >= d) {
             Some(Ending::Deadline)
-        } else if shutdown.is_triggered() {
+        } else if shutdown.is_triggered() && !settle {
             Some(Ending::Interrupted)
         } else {
+            if shutdown.is_triggered() && !engine.winding_down() {
+                engine.wind_down(obs);
+                source_state = SourceState::Ended;
+            }
             None
         };
         if let Some(ending) = ending {
@@ -228,7 +235,7 @@ pub async fn drive<T: Transport, S: TargetSource>(
         }
         if engine.is_done() {
             obs.flush();
-            return Ok(Ending::Complete);
+            return Ok(finished(engine));
         }
         let now = Instant::now();
         let mut due = 0;
@@ -253,7 +260,7 @@ pub async fn drive<T: Transport, S: TargetSource>(
         obs.flush();
         // A failed send can finish the last target.
         if engine.is_done() {
-            return Ok(Ending::Complete);
+            return Ok(finished(engine));
         }
         // 3. Wait for a reply, a timer, the source, or shutdown.
         if more_to_read || due >= window {
@@ -274,6 +281,14 @@ pub async fn drive<T: Transport, S: TargetSource>(
                 None => std::future::pending().await,
             }
         };
+        // Once winding down, the shutdown that started it is no news.
+        let stop = async {
+            if engine.winding_down() {
+                std::future::pending::<()>().await;
+            } else {
+                shutdown.wait().await;
+            }
+        };
         let source_wait = async {
             if source_state == SourceState::Pending {
                 source.ready().await;
@@ -285,7 +300,17 @@ pub async fn drive<T: Transport, S: TargetSource>(
             r = transport.readable() => r?,
             () = sleep => {}
             () = source_wait => {}
-            () = shutdown.wait() => {}
+            () = stop => {}
         }
+    }
+}
+
+/// How a run whose targets are all done ended: interrupted if it was
+/// winding down after a shutdown.
+fn finished(engine: &Engine) -> Ending {
+    if engine.winding_down() {
+        Ending::Interrupted
+    } else {
+        Ending::Complete
     }
 }

@@ -117,6 +117,9 @@ pub struct Engine {
     source_done: bool,
     /// The source said it has no more (not just a stop).
     source_ended: bool,
+    /// Winding down: nothing more is sent; targets end as their probes
+    /// in flight settle.
+    winding: bool,
     counters: Counters,
     totals: Totals,
 }
@@ -182,6 +185,7 @@ impl Engine {
             last_due: 0,
             source_done: false,
             source_ended: false,
+            winding: false,
             counters: Counters::default(),
             totals: Totals::default(),
             cfg,
@@ -439,12 +443,13 @@ impl Engine {
             return;
         }
         let s = &self.slots[slot as usize];
-        let more = match self.cfg.mode {
-            Mode::Count(c) => s.attempts < c,
-            Mode::Forever => true,
-            // A failed send is not retried: the network said no already.
-            Mode::Alive { .. } => false,
-        };
+        let more = !self.winding
+            && match self.cfg.mode {
+                Mode::Count(c) => s.attempts < c,
+                Mode::Forever => true,
+                // A failed send is not retried: the network said no already.
+                Mode::Alive { .. } => false,
+            };
         if !more && s.pending == 0 {
             self.finish(slot, obs);
         }
@@ -504,8 +509,11 @@ impl Engine {
         self.free.push(slot);
     }
 
-    fn count_done(&self, slot: u32) -> bool {
+    /// True when `slot` has nothing in flight and will send nothing more
+    /// (its count is reached, or the engine winds down).
+    fn settled(&self, slot: u32) -> bool {
         let s = &self.slots[slot as usize];
-        matches!(self.cfg.mode, Mode::Count(c) if s.attempts >= c && s.pending == 0)
+        s.pending == 0
+            && (self.winding || matches!(self.cfg.mode, Mode::Count(c) if s.attempts >= c))
     }
 }

@@ -119,6 +119,11 @@ pub struct PingConfig {
     pub max_active: usize,
     /// Random-looking echo data (fping -R).
     pub random_payload: bool,
+    /// On `shutdown`, send nothing more but let the probes in flight be
+    /// answered or time out before returning, so every probe sent is
+    /// counted (a prober restarting with new targets). False: stop at
+    /// once, leaving them uncounted (Ctrl-C).
+    pub settle_on_stop: bool,
 }
 
 impl Default for PingConfig {
@@ -133,6 +138,7 @@ impl Default for PingConfig {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             max_active: DEFAULT_MAX_ACTIVE,
             random_payload: false,
+            settle_on_stop: false,
         }
     }
 }
@@ -191,9 +197,17 @@ async fn run_with_token<T: Transport, S: TargetSource>(
     let mut engine = engine::Engine::new(ecfg, start)?;
     // A deadline too far to represent is no deadline at all.
     let deadline = cfg.deadline.and_then(|d| start.checked_add(d));
-    let ending = driver::drive(&mut engine, source, transport, shutdown, deadline, obs)
-        .await
-        .map_err(PingError::Io)?;
+    let ending = driver::drive(
+        &mut engine,
+        source,
+        transport,
+        shutdown,
+        deadline,
+        cfg.settle_on_stop,
+        obs,
+    )
+    .await
+    .map_err(PingError::Io)?;
     Ok(Outcome {
         totals: engine.totals(),
         counters: engine.counters(),

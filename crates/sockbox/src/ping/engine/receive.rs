@@ -164,7 +164,7 @@ impl Engine {
             stats: &self.slots[f.slot as usize].stats,
         }));
         let alive_mode = matches!(self.cfg.mode, Mode::Alive { .. });
-        if !duplicate && (alive_mode || self.count_done(f.slot)) {
+        if !duplicate && (alive_mode || self.settled(f.slot)) {
             self.finish(f.slot, obs);
         }
     }

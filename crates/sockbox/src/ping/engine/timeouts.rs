@@ -45,15 +45,44 @@ impl Engine {
         match self.cfg.mode {
             Mode::Alive { retries, .. } => {
                 let s = &self.slots[slot as usize];
-                if round < retries && s.attempts == round + 1 {
+                if round < retries && s.attempts == round + 1 && !self.winding {
                     self.run_queue.push_back((now, slot, generation));
                 } else if s.pending == 0 {
                     self.finish(slot, obs);
                 }
             }
-            Mode::Count(_) if self.count_done(slot) => self.finish(slot, obs),
+            _ if self.settled(slot) => self.finish(slot, obs),
             _ => {}
         }
+    }
+
+    /// Wind down: no target gets more probes and no target is taken in,
+    /// but the probes in flight are still answered or time out (so every
+    /// probe sent is counted either way); each target ends when its last
+    /// one settles, and the run is done when all have. Targets never
+    /// probed are left out, as with [`Engine::stop`].
+    pub fn wind_down(&mut self, obs: &mut impl Observer) {
+        self.winding = true;
+        self.run_queue.clear();
+        self.fresh.clear();
+        self.source_done = true;
+        for slot in 0..self.slots.len() as u32 {
+            let s = &self.slots[slot as usize];
+            if !s.live {
+                continue;
+            }
+            if s.attempts == 0 {
+                self.totals.targets = self.totals.targets.saturating_sub(1);
+                self.release(slot);
+            } else if s.pending == 0 {
+                self.finish(slot, obs);
+            }
+        }
+    }
+
+    /// True once [`Engine::wind_down`] was called.
+    pub fn winding_down(&self) -> bool {
+        self.winding
     }
 
     /// Stop: no target gets more probes (Ctrl-C, deadline). Targets that

@@ -336,3 +336,59 @@ async fn a_long_sweep_keeps_only_what_is_in_flight() {
     assert!(out.ring_capacity <= 4096, "{}", out.ring_capacity);
     assert!(out.totals.peak_active >= BATCH as u64);
 }
+
+/// A stop that settles (a prober reloading): nothing is sent after it, but
+/// the probes already in flight are answered or time out before the run
+/// returns, so every probe sent is counted; without settling the run
+/// returns at once and leaves them uncounted.
+#[tokio::test(start_paused = true)]
+async fn a_settling_stop_counts_every_probe_in_flight() {
+    let slow = Host {
+        delay: ms(150),
+        ..Host::default()
+    };
+    let hosts = [
+        (ip("10.0.0.2"), slow),
+        (
+            ip("10.0.0.3"),
+            Host {
+                dead: true,
+                ..Host::default()
+            },
+        ),
+    ];
+    for settle in [true, false] {
+        let mut net = MockNet::new(IcmpKind::Dgram, hosts.clone());
+        let cfg = PingConfig {
+            mode: Mode::Forever,
+            timeout: ms(500),
+            settle_on_stop: settle,
+            ..count_cfg(0)
+        };
+        let sd = crate::shutdown::Shutdown::new();
+        let stopper = sd.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(ms(230)).await;
+            stopper.trigger();
+        });
+        let mut log = Log::default();
+        let mut src = source(vec![ip("10.0.0.2"), ip("10.0.0.3")]);
+        let out = super::super::run_with_token(&cfg, &mut src, &mut net, &sd, &mut log, TOKEN)
+            .await
+            .unwrap();
+        assert_eq!(out.ending, Ending::Interrupted);
+        let (a, b) = (log.stats(0), log.stats(1));
+        // Rounds at 0, 100 and 200 ms went out to both before the stop.
+        assert_eq!((a.sent, b.sent), (3, 3), "{:?}", log.0);
+        if settle {
+            assert_eq!((a.received, a.timeouts), (3, 0), "{:?}", log.0);
+            assert_eq!((b.received, b.timeouts), (0, 3), "{:?}", log.0);
+            assert_eq!(out.totals.sent, out.totals.received + out.totals.timeouts);
+            // The last probe to the silent host timed out at 700 ms.
+            assert_eq!(out.elapsed, ms(700));
+        } else {
+            assert_eq!((a.received, b.timeouts), (1, 0), "{:?}", log.0);
+            assert_eq!(out.elapsed, ms(230));
+        }
+    }
+}
