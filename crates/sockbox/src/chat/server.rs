@@ -133,9 +133,11 @@ impl ChatServer {
             cluster,
         } = self;
         let cluster = cluster.map(Link::start);
+        // Stopped if this future is dropped before the end, as the cluster's
+        // tasks are.
         let ticker = {
             let room = room.clone();
-            tokio::spawn(async move { room.tick().await })
+            tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move { room.tick().await }))
         };
         let grace = room.config.server.grace;
         let report = server.run(shutdown).await;

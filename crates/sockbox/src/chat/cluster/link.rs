@@ -2,6 +2,7 @@
 //! heartbeat, and follow the connection's state (split / whole).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::time::Duration;
 
 use async_nats::{ConnectErrorKind, ConnectOptions, Event, ServerAddr};
@@ -26,6 +27,22 @@ const OUTGOING_CAPACITY: usize = 256;
 const STORE_RETRY: Duration = Duration::from_secs(2);
 /// How long a node that shuts down waits for its goodbye to go out.
 const FLUSH_WAIT: Duration = Duration::from_secs(2);
+/// The wait before a further connection attempt once the node is gone: the
+/// client's retry loop cannot be stopped from outside, so it is parked.
+const PARKED: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Set when the node is gone (its [`Link`] or [`Running`] dropped): the
+/// NATS client then stops trying to (re)connect. The client keeps trying in
+/// a task of its own whatever happens to its handles, so without this a
+/// dropped server would go on dialling NATS for ever.
+#[derive(Debug, Default)]
+struct Gone(Arc<AtomicBool>);
+
+impl Drop for Gone {
+    fn drop(&mut self) {
+        self.0.store(true, Relaxed);
+    }
+}
 
 /// A node connected to its room, not yet serving (see
 /// [`ChatServer::join_cluster`](crate::chat::ChatServer::join_cluster)).
@@ -35,6 +52,7 @@ pub struct Link {
     sub: async_nats::Subscriber,
     conn_events: mpsc::Receiver<Event>,
     heartbeat: Duration,
+    gone: Gone,
 }
 
 impl std::fmt::Debug for Link {
@@ -65,6 +83,7 @@ fn servers(config: &ClusterConfig) -> Result<Vec<ServerAddr>, ClusterError> {
 async fn options(
     config: &ClusterConfig,
     tx: mpsc::Sender<Event>,
+    gone: Arc<AtomicBool>,
 ) -> Result<ConnectOptions, ClusterError> {
     let mut o =
         match &config.auth {
@@ -90,7 +109,13 @@ async fn options(
         .connection_timeout(config.connect_timeout)
         .subscription_capacity(INCOMING_CAPACITY)
         .client_capacity(OUTGOING_CAPACITY)
-        .reconnect_delay_callback(|n| Duration::from_millis(100 * (n as u64).clamp(1, 10)))
+        .reconnect_delay_callback(move |n| {
+            if gone.load(Relaxed) {
+                PARKED
+            } else {
+                Duration::from_millis(100 * (n as u64).clamp(1, 10))
+            }
+        })
         .event_callback(move |e| {
             let tx = tx.clone();
             async move {
@@ -152,8 +177,9 @@ async fn first_connection(
     config: &ClusterConfig,
     addrs: Vec<ServerAddr>,
     tx: mpsc::Sender<Event>,
+    gone: &Gone,
 ) -> Result<(async_nats::Client, Option<String>), ClusterError> {
-    let opts = options(config, tx.clone()).await?;
+    let opts = options(config, tx.clone(), gone.0.clone()).await?;
     let e = match opts.connect(addrs.clone()).await {
         Ok(client) => return Ok((client, None)),
         Err(e) => e,
@@ -167,11 +193,19 @@ async fn first_connection(
     if addrs.len() > 1 {
         for addr in &addrs {
             let (one_tx, _) = mpsc::channel(1);
-            match options(config, one_tx).await?.connect(addr.clone()).await {
+            // A connection that only asks (dropped at once, so never
+            // reconnected). Not parked: the client waits the delay before
+            // its very first attempt too.
+            let asked = Arc::new(AtomicBool::new(false));
+            match options(config, one_tx, asked)
+                .await?
+                .connect(addr.clone())
+                .await
+            {
                 Ok(c) => {
                     // It answers now: join through all of them.
                     drop(c);
-                    let client = options(config, tx.clone())
+                    let client = options(config, tx.clone(), gone.0.clone())
                         .await?
                         .connect(addrs.clone())
                         .await
@@ -183,7 +217,9 @@ async fn first_connection(
             }
         }
     }
-    let retrying = options(config, tx).await?.retry_on_initial_connect();
+    let retrying = options(config, tx, gone.0.clone())
+        .await?
+        .retry_on_initial_connect();
     let client = retrying
         .connect(addrs)
         .await
@@ -209,7 +245,8 @@ impl Link {
         }
         let addrs = servers(&config)?;
         let (tx, conn_events) = mpsc::channel(64);
-        let (client, unreachable) = first_connection(&config, addrs, tx).await?;
+        let gone = Gone::default();
+        let (client, unreachable) = first_connection(&config, addrs, tx, &gone).await?;
         let broker = mode == Mode::Broker;
         let base = proto::base(broker, &config.room);
         let subject = format!("{base}.>");
@@ -251,6 +288,7 @@ impl Link {
             sub,
             conn_events,
             heartbeat: config.heartbeat,
+            gone,
         })
     }
 
@@ -279,6 +317,7 @@ impl Link {
             mut sub,
             mut conn_events,
             heartbeat,
+            gone,
         } = self;
         node.out.roster(false);
         node.request_sync();
@@ -337,6 +376,7 @@ impl Link {
             client,
             node,
             tasks,
+            _gone: gone,
         }
     }
 }
@@ -371,6 +411,18 @@ pub(crate) struct Running {
     client: async_nats::Client,
     node: Arc<Node>,
     tasks: Vec<JoinHandle<()>>,
+    /// Dropped with it: the client stops reconnecting.
+    _gone: Gone,
+}
+
+/// A server whose run was dropped midway (not finished) stops its tasks
+/// too; they hold the NATS client.
+impl Drop for Running {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
 }
 
 impl Running {
@@ -380,10 +432,7 @@ impl Running {
         self.node.out.close();
         if self.client.connection_state() != async_nats::connection::State::Connected {
             // Nobody to say goodbye to (the node never reached NATS, or
-            // lost it).
-            for t in &self.tasks {
-                t.abort();
-            }
+            // lost it); dropping `self` stops the tasks.
             return;
         }
         let _ = tokio::time::timeout(FLUSH_WAIT, async {
@@ -393,8 +442,5 @@ impl Running {
             let _ = self.client.flush().await;
         })
         .await;
-        for t in &self.tasks {
-            t.abort();
-        }
     }
 }

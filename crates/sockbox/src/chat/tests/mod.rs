@@ -161,6 +161,7 @@ impl Client {
 }
 
 mod broker;
+mod cluster_drop;
 mod drain;
 mod limits;
 mod messages;
