@@ -17,6 +17,7 @@
 //! are probed until [`Engine::stop`], and sequence numbers wrap.
 
 mod receive;
+mod sent;
 mod timeouts;
 
 use std::collections::VecDeque;
@@ -39,24 +40,6 @@ use super::stats::{Rtt, TargetStats};
 /// memory before a run whose targets all stay (a loop).
 pub const TARGET_STATE_BYTES: usize =
     2 * (size_of::<Slot>() + size_of::<(u64, u32, u32)>() + size_of::<u32>());
-
-/// Whether a send that failed with `kind` may work when tried again later
-/// (the system was short of something: buffer space, room in a queue),
-/// rather than refused for this destination (no route, not permitted, an
-/// address it cannot send to).
-fn passing(kind: std::io::ErrorKind) -> bool {
-    use std::io::ErrorKind as K;
-    !matches!(
-        kind,
-        K::NetworkUnreachable
-            | K::HostUnreachable
-            | K::PermissionDenied
-            | K::AddrNotAvailable
-            | K::InvalidInput
-            | K::Unsupported
-            | K::ConnectionRefused
-    )
-}
 
 /// One target being probed.
 #[derive(Debug, Clone)]
@@ -391,67 +374,6 @@ impl Engine {
             round,
             seq,
             addr,
-        }
-    }
-
-    /// Record when `probe` left (a clock read at its place in the batch,
-    /// or the kernel's transmit timestamp).
-    pub fn on_sent(&mut self, probe: &Probe, at: Instant) {
-        let at = self.now_ns(at);
-        if let Some(f) = self.ring.pending_mut(probe.seq) {
-            f.sent_ns = at;
-        }
-    }
-
-    /// Record that sending `probe` failed locally: it does not count as
-    /// sent, gets no timeout, and a target left with nothing in flight and
-    /// nothing more to send ends at once. Until alive, a refusal (no route,
-    /// not permitted) ends the target, while a passing failure (no buffer
-    /// space) keeps the probe's place until its timeout and the target gets
-    /// its next try then, as after a probe nobody answered.
-    pub fn on_send_error(
-        &mut self,
-        probe: &Probe,
-        kind: std::io::ErrorKind,
-        obs: &mut impl Observer,
-    ) {
-        let retry_later = match self.cfg.mode {
-            Mode::Alive { retries, .. } => probe.round < retries && passing(kind),
-            _ => false,
-        };
-        let Some(f) = self.ring.pending_mut(probe.seq) else {
-            return;
-        };
-        let slot = probe.slot;
-        let s = &mut self.slots[slot as usize];
-        if retry_later {
-            f.state = State::Unsent;
-        } else {
-            f.state = State::Free;
-            s.pending = s.pending.saturating_sub(1);
-        }
-        s.stats.sent = s.stats.sent.saturating_sub(1);
-        s.stats.send_errors = s.stats.send_errors.saturating_add(1);
-        self.totals.sent = self.totals.sent.saturating_sub(1);
-        self.counters.send_errors += 1;
-        obs.event(&Event::SendFailed {
-            target: self.target_ref(slot),
-            round: probe.round,
-            kind,
-        });
-        if retry_later {
-            return;
-        }
-        let s = &self.slots[slot as usize];
-        let more = !self.winding
-            && match self.cfg.mode {
-                Mode::Count(c) => s.attempts < c,
-                Mode::Forever => true,
-                // A failed send is not retried: the network said no already.
-                Mode::Alive { .. } => false,
-            };
-        if !more && s.pending == 0 {
-            self.finish(slot, obs);
         }
     }
 
