@@ -14,6 +14,7 @@ use super::probe;
 use super::socket::{BATCH, SendReport, Transport};
 use super::source::{Next, TargetSource};
 use crate::Shutdown;
+use crate::sys::ping_io::SendFailure;
 
 /// Most batches read per socket in one turn before sending again.
 const RECV_TURN: usize = 64;
@@ -101,13 +102,15 @@ fn send_family<T: Transport>(
     report.clear();
     let fallback = Instant::now();
     if let Err(e) = transport.send(bufs.family, &packets, &dests, report) {
-        report.failed = (0..probes.len()).map(|i| (i, e.kind())).collect();
+        report.failed = (0..probes.len())
+            .map(|i| (i, SendFailure::of(&e)))
+            .collect();
     }
     report.sort();
     let mut failed = report.failed.iter().peekable();
     for (i, p) in probes.iter().enumerate() {
-        if let Some(&(_, kind)) = failed.next_if(|f| f.0 == i) {
-            engine.on_send_error(p, kind, obs);
+        if let Some(&(_, failure)) = failed.next_if(|f| f.0 == i) {
+            engine.on_send_error(p, failure, obs);
         } else {
             engine.on_sent(p, report.time_of(i).unwrap_or(fallback));
         }

@@ -243,8 +243,8 @@ pub enum Event<'a> {
         target: TargetRef<'a>,
         /// Round.
         round: u32,
-        /// The OS error kind.
-        kind: std::io::ErrorKind,
+        /// What the system said.
+        error: crate::sys::ping_io::SendFailure,
     },
     /// A name from the target source that did not resolve; it is not
     /// probed.

@@ -25,6 +25,7 @@ use nix::sys::socket::SockaddrStorage;
 use tokio::io::unix::AsyncFd;
 
 use super::stash::{Stash, read_errqueue, read_into};
+use crate::sys::ping_io::SendFailure;
 use crate::sys::ping_io::{BATCH_MAX, CallSpan, RecvBuffers, send_all};
 
 /// One socket of a family, registered with the runtime, with its receive
@@ -132,7 +133,7 @@ pub fn lanes_for(n: usize, lanes: usize) -> usize {
 #[derive(Debug, Default)]
 pub struct SendOut {
     /// Refused packets by index, with the error.
-    pub failed: Vec<(usize, io::ErrorKind)>,
+    pub failed: Vec<(usize, SendFailure)>,
     /// One per `sendmmsg` call that sent something.
     pub spans: Vec<CallSpan>,
 }
@@ -154,7 +155,7 @@ pub fn send_turn(
     let used = lanes_for(count, lanes.len());
     let Some(first) = lanes.first_mut() else {
         out.failed
-            .extend((0..count).map(|i| (i, io::ErrorKind::NotConnected)));
+            .extend((0..count).map(|i| (i, io::ErrorKind::NotConnected.into())));
         return;
     };
     if used == 1 {

@@ -37,7 +37,7 @@ pub struct Host {
     /// Instead of a reply, a destination-unreachable from this router.
     pub unreachable_from: Option<IpAddr>,
     /// The local system refuses to send to it (no route…).
-    pub refuse: Option<io::ErrorKind>,
+    pub refuse: Option<crate::sys::ping_io::SendFailure>,
     /// With `refuse`: only the first this many sends are refused (a
     /// passing condition); 0 refuses every send.
     pub refuse_first: u32,

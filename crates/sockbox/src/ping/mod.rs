@@ -55,6 +55,7 @@ use tokio::time::Instant;
 
 pub use crate::sys::ping::SetupError;
 pub use crate::sys::ping::{IcmpKind, SocketOptions, drop_capabilities};
+pub use crate::sys::ping_io::SendFailure;
 pub use config::{DEFAULT_MAX_ACTIVE, DEFAULT_MAX_IN_FLIGHT};
 pub use driver::Ending;
 pub use engine::{

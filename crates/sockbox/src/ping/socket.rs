@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use super::engine::Incoming;
 pub use super::transport::IcmpTransport;
 use crate::sys::ping::{IcmpKind, SetupError, SocketOptions, make_send_only, open_icmp};
+use crate::sys::ping_io::SendFailure;
 
 /// Messages per `sendmmsg` / `recvmmsg` call.
 pub const BATCH: usize = 64;
@@ -94,7 +95,7 @@ impl SendSpan {
 #[derive(Debug, Default)]
 pub struct SendReport {
     /// Packets the system refused, by index, with the error.
-    pub failed: Vec<(usize, io::ErrorKind)>,
+    pub failed: Vec<(usize, SendFailure)>,
     /// One per system call, in no particular order.
     pub spans: Vec<SendSpan>,
 }

@@ -269,6 +269,56 @@ pub struct CallSpan {
     pub after: tokio::time::Instant,
 }
 
+/// Why the system did not send one packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendFailure {
+    /// The error's kind.
+    pub kind: io::ErrorKind,
+    /// The system's error number, when it gave one (`ENOBUFS` and
+    /// `EMSGSIZE` have no kind of their own).
+    pub errno: Option<i32>,
+}
+
+impl SendFailure {
+    /// The failure `e` describes.
+    pub fn of(e: &io::Error) -> Self {
+        Self {
+            kind: e.kind(),
+            errno: e.raw_os_error(),
+        }
+    }
+
+    /// Whether sending again later may work: the system was short of
+    /// buffer space or room in a queue, rather than refusing this packet
+    /// or destination (no route, not permitted, too large).
+    pub fn is_passing(&self) -> bool {
+        match self.errno {
+            Some(n) => [libc::ENOBUFS, libc::EAGAIN, libc::ENOMEM, libc::EINTR].contains(&n),
+            None => matches!(
+                self.kind,
+                io::ErrorKind::WouldBlock | io::ErrorKind::OutOfMemory | io::ErrorKind::Interrupted
+            ),
+        }
+    }
+}
+
+impl From<io::ErrorKind> for SendFailure {
+    fn from(kind: io::ErrorKind) -> Self {
+        Self { kind, errno: None }
+    }
+}
+
+/// The system's own message ("No buffer space available", as fping and
+/// ping print it), else the kind's.
+impl std::fmt::Display for SendFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.errno {
+            Some(n) => f.write_str(nix::errno::Errno::from_raw(n).desc()),
+            None => io::Error::from(self.kind).fmt(f),
+        }
+    }
+}
+
 /// Send every `packets[i]` to `dests[i]` on `fd` with `sendmmsg`, up to
 /// [`BATCH_MAX`] per call. A packet the kernel refuses (no route,
 /// permission…) is recorded in `failed` with its index (plus `base`) and
@@ -280,7 +330,7 @@ pub fn send_all(
     packets: &[&[u8]],
     dests: &[Option<SockaddrStorage>],
     base: usize,
-    failed: &mut Vec<(usize, io::ErrorKind)>,
+    failed: &mut Vec<(usize, SendFailure)>,
     spans: &mut Vec<CallSpan>,
 ) {
     let n = packets.len().min(dests.len());
@@ -304,7 +354,7 @@ pub fn send_all(
         match r {
             Ok(0) | Err(nix::errno::Errno::EAGAIN) => {
                 if !wait_writable(fd) {
-                    failed.extend((at..n).map(|i| (base + i, io::ErrorKind::WouldBlock)));
+                    failed.extend((at..n).map(|i| (base + i, io::ErrorKind::WouldBlock.into())));
                     return;
                 }
             }
@@ -318,7 +368,7 @@ pub fn send_all(
             }
             Err(nix::errno::Errno::EINTR) => {}
             Err(e) => {
-                failed.push((base + at, io::Error::from(e).kind()));
+                failed.push((base + at, SendFailure::of(&io::Error::from(e))));
                 at += 1;
             }
         }
@@ -337,3 +387,36 @@ fn wait_writable(fd: RawFd) -> bool {
 
 /// Messages per `sendmmsg` call.
 pub const BATCH_MAX: usize = 64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn of(errno: i32) -> SendFailure {
+        SendFailure::of(&io::Error::from_raw_os_error(errno))
+    }
+
+    /// No buffer space passes; a packet too large, no route or no
+    /// permission does not. The system's own words are kept (ENOBUFS has
+    /// no error kind of its own).
+    #[test]
+    fn send_failures_that_pass_and_their_words() {
+        assert!(of(libc::ENOBUFS).is_passing());
+        assert!(of(libc::EAGAIN).is_passing());
+        for refused in [
+            libc::EMSGSIZE,
+            libc::ENETUNREACH,
+            libc::EHOSTUNREACH,
+            libc::EPERM,
+        ] {
+            assert!(!of(refused).is_passing(), "{refused}");
+        }
+        assert!(
+            of(libc::ENOBUFS)
+                .to_string()
+                .starts_with("No buffer space available")
+        );
+        assert!(!SendFailure::from(io::ErrorKind::NetworkUnreachable).is_passing());
+        assert!(SendFailure::from(io::ErrorKind::WouldBlock).is_passing());
+    }
+}

@@ -3,6 +3,7 @@
 use tokio::time::Instant;
 
 use super::{Engine, Event, Mode, Observer, Probe, State};
+use crate::sys::ping_io::SendFailure;
 
 impl Engine {
     /// Record when `probe` left (a clock read at its place in the batch,
@@ -20,14 +21,9 @@ impl Engine {
     /// not permitted) ends the target, while a passing failure (no buffer
     /// space) keeps the probe's place until its timeout and the target gets
     /// its next try then, as after a probe nobody answered.
-    pub fn on_send_error(
-        &mut self,
-        probe: &Probe,
-        kind: std::io::ErrorKind,
-        obs: &mut impl Observer,
-    ) {
+    pub fn on_send_error(&mut self, probe: &Probe, error: SendFailure, obs: &mut impl Observer) {
         let retry_later = match self.cfg.mode {
-            Mode::Alive { retries, .. } => probe.round < retries && passing(kind),
+            Mode::Alive { retries, .. } => probe.round < retries && error.is_passing(),
             _ => false,
         };
         let Some(f) = self.ring.pending_mut(probe.seq) else {
@@ -48,7 +44,7 @@ impl Engine {
         obs.event(&Event::SendFailed {
             target: self.target_ref(slot),
             round: probe.round,
-            kind,
+            error,
         });
         if retry_later {
             return;
@@ -65,22 +61,4 @@ impl Engine {
             self.finish(slot, obs);
         }
     }
-}
-
-/// Whether a send that failed with `kind` may work when tried again later
-/// (the system was short of something: buffer space, room in a queue),
-/// rather than refused for this destination (no route, not permitted, an
-/// address it cannot send to).
-fn passing(kind: std::io::ErrorKind) -> bool {
-    use std::io::ErrorKind as K;
-    !matches!(
-        kind,
-        K::NetworkUnreachable
-            | K::HostUnreachable
-            | K::PermissionDenied
-            | K::AddrNotAvailable
-            | K::InvalidInput
-            | K::Unsupported
-            | K::ConnectionRefused
-    )
 }

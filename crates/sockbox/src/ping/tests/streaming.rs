@@ -18,7 +18,7 @@ use crate::sys::ping::IcmpKind;
 #[tokio::test(start_paused = true)]
 async fn refused_sends_are_send_errors_and_end_the_target_at_once() {
     let refused = Host {
-        refuse: Some(std::io::ErrorKind::NetworkUnreachable),
+        refuse: Some(std::io::ErrorKind::NetworkUnreachable.into()),
         ..Host::default()
     };
     let mut net = MockNet::new(
@@ -69,14 +69,16 @@ async fn refused_sends_are_send_errors_and_end_the_target_at_once() {
     assert_eq!(out.elapsed, ms(0));
 }
 
-/// Until alive, a send that failed for a passing reason (no buffer space)
+/// Until alive, a send that failed for a passing reason (ENOBUFS)
 /// is tried again after its timeout, as an unanswered probe would be, and
 /// counts as a send error, not as a timeout; a target whose every try
 /// failed that way ends after its last one.
 #[tokio::test(start_paused = true)]
 async fn passing_send_failures_are_retried_until_alive() {
     let busy = |first| Host {
-        refuse: Some(std::io::ErrorKind::Other),
+        refuse: Some(SendFailure::of(&std::io::Error::from_raw_os_error(
+            libc::ENOBUFS,
+        ))),
         refuse_first: first,
         ..Host::default()
     };

@@ -153,11 +153,10 @@ impl Printer {
                     e.target.display()
                 ));
             }
-            Event::SendFailed { target, kind, .. } if !self.o.quiet => {
+            Event::SendFailed { target, error, .. } if !self.o.quiet => {
                 self.err(&format!(
-                    "{}: error while sending ping: {}",
+                    "{}: error while sending ping: {error}",
                     target.display(),
-                    io::Error::from(*kind)
                 ));
             }
             Event::Unresolved { name, error } if !self.o.quiet => {

@@ -1,8 +1,6 @@
 //! JSON lines: one object per event, a summary per target as it
 //! finishes, totals at the end.
 
-use std::io;
-
 use serde_json::json;
 use sockbox::ping::{Event, IcmpKind, Outcome};
 
@@ -52,13 +50,13 @@ impl Printer {
             Event::SendFailed {
                 target,
                 round,
-                kind,
+                error,
             } => json!({
                 "type": "send_error",
                 "target": target.display(),
                 "addr": target.addr.to_string(),
                 "seq": round,
-                "error": io::Error::from(*kind).to_string(),
+                "error": error.to_string(),
             }),
             Event::Unresolved { name, error } => {
                 json!({"type": "unresolved", "target": name, "error": error})

@@ -2,7 +2,6 @@
 //! ICMP errors, and the statistics.
 
 use std::fmt::Write as _;
-use std::io;
 
 use sockbox::ping::{Event, Outcome, TargetRef};
 
@@ -76,11 +75,10 @@ impl Printer {
                 );
                 self.line(&line);
             }
-            Event::SendFailed { round, kind, .. } => {
+            Event::SendFailed { round, error, .. } => {
                 self.err(&format!(
-                    "sockbox: sending icmp_seq={} failed: {}",
+                    "sockbox: sending icmp_seq={} failed: {error}",
                     round + 1,
-                    io::Error::from(*kind)
                 ));
             }
             Event::Unresolved { name, error } => self.err(&format!("sockbox: {name}: {error}")),
