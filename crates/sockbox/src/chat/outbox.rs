@@ -14,7 +14,13 @@
 //!   disconnects the client ([`Slow::Lag`]);
 //! * **hard ceiling**: a push that would take the backlog past the ceiling
 //!   disconnects the client at once ([`Slow::Ceiling`]), so memory per
-//!   client stays bounded whatever the timing.
+//!   client stays bounded whatever the timing;
+//! * **stalled flush**: once the queue is closed for flushing (the client
+//!   left, or the server shuts down), a client that takes none of what is
+//!   left for the allowed lag (at least [`MIN_STALL`]) is let go
+//!   ([`Slow::Stalled`]), so one that stopped reading cannot hold its
+//!   connection and its backlog for ever. A client that keeps reading,
+//!   however slowly, gets everything.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -29,6 +35,8 @@ use tokio::time::Instant;
 const COALESCE: usize = 128;
 /// What one queue slot is charged on top of its bytes.
 const SLOT_COST: usize = 64;
+/// The shortest wait for a closed queue's client to take something.
+pub const MIN_STALL: Duration = Duration::from_secs(2);
 
 /// The slow-reader rules of one queue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +76,12 @@ pub enum Slow {
         /// The ceiling.
         max: usize,
     },
+    /// The queue was closed for flushing and the client took none of what
+    /// was left for this long.
+    Stalled {
+        /// The time allowed without progress.
+        after: Duration,
+    },
 }
 
 impl std::fmt::Display for Slow {
@@ -83,6 +97,11 @@ impl std::fmt::Display for Slow {
                 f,
                 "{} waiting to be sent, the most one client may have",
                 bytes_text(*max)
+            ),
+            Self::Stalled { after } => write!(
+                f,
+                "took none of its last lines for {}",
+                super::humanize(*after)
             ),
         }
     }
@@ -139,6 +158,9 @@ struct State {
     inflight: usize,
     /// Since when the backlog is above the soft limit.
     over_since: Option<Instant>,
+    /// Closed for flushing with a backlog: since the client last took
+    /// something (or since the close).
+    stalled_since: Option<Instant>,
     close: Option<Close>,
 }
 
@@ -235,31 +257,44 @@ impl Outbox {
     }
 
     /// The lag rule: `Some` once the backlog has been above the soft limit
-    /// for longer than allowed. Not once the queue is closed: what is left
-    /// is being flushed, within the time its closer allows (the grace
-    /// period on shutdown).
+    /// for longer than allowed. Once the queue is closed for flushing, the
+    /// stall rule instead: `Some` once the client has taken nothing for the
+    /// allowed lag (at least [`MIN_STALL`]); the rest of a flush is also
+    /// bounded by what its closer allows (the grace period on shutdown).
     fn lagging(&self, st: &State) -> Option<Slow> {
-        if st.close.is_some() {
-            return None;
+        match st.close {
+            Some(Close::Flush) => {
+                let after = self.stall();
+                let since = st.stalled_since?;
+                (since.elapsed() >= after).then_some(Slow::Stalled { after })
+            }
+            Some(Close::Kick(_)) => None,
+            None => {
+                let since = st.over_since?;
+                (since.elapsed() >= self.limits.max_lag).then_some(Slow::Lag {
+                    soft: self.limits.soft,
+                    lag: self.limits.max_lag,
+                })
+            }
         }
-        let since = st.over_since?;
-        (since.elapsed() >= self.limits.max_lag).then_some(Slow::Lag {
-            soft: self.limits.soft,
-            lag: self.limits.max_lag,
-        })
     }
 
-    /// When the lag rule fires if nothing is written before then (`None`:
-    /// the backlog is within the soft limit, or the queue is closed).
+    fn stall(&self) -> Duration {
+        self.limits.max_lag.max(MIN_STALL)
+    }
+
+    /// When the lag rule (or, once closed for flushing, the stall rule)
+    /// fires if nothing is written before then (`None`: neither applies).
     pub fn lag_deadline(&self) -> Option<Instant> {
-        Self::deadline(&self.lock(), self.limits.max_lag)
+        self.deadline(&self.lock())
     }
 
-    fn deadline(st: &State, max_lag: Duration) -> Option<Instant> {
-        if st.close.is_some() {
-            return None;
+    fn deadline(&self, st: &State) -> Option<Instant> {
+        match st.close {
+            Some(Close::Flush) => st.stalled_since.map(|t| t + self.stall()),
+            Some(Close::Kick(_)) => None,
+            None => st.over_since.map(|t| t + self.limits.max_lag),
         }
-        st.over_since.map(|t| t + max_lag)
     }
 
     /// The lag rule, checked now (for a writer stuck on a socket).
@@ -275,7 +310,10 @@ impl Outbox {
         if st.backlog() <= self.limits.soft {
             st.over_since = None;
         }
-        Self::deadline(&st, self.limits.max_lag)
+        if n > 0 && st.stalled_since.is_some() {
+            st.stalled_since = Some(Instant::now());
+        }
+        self.deadline(&st)
     }
 
     /// Close the queue. The first close wins, except that a kick replaces a
@@ -297,9 +335,15 @@ impl Outbox {
                     st.tail = BytesMut::new();
                     st.queued = 0;
                     st.over_since = None;
-                } else if let Some(last) = last.filter(|l| !l.is_empty()) {
-                    st.queued += last.len();
-                    st.append(last);
+                    st.stalled_since = None;
+                } else {
+                    if let Some(last) = last.filter(|l| !l.is_empty()) {
+                        st.queued += last.len();
+                        st.append(last);
+                    }
+                    // The stall rule runs from now: a client behind gets the
+                    // allowed lag to take something.
+                    st.stalled_since = (st.backlog() > 0).then(Instant::now);
                 }
                 st.close = Some(how);
                 true

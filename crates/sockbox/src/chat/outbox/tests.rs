@@ -121,10 +121,14 @@ async fn a_burst_is_tolerated_and_sustained_lag_is_not() {
     };
     assert_eq!(o.check_lag(), Some(lag));
     assert_eq!(o.push(&msg), Push::Full(lag));
-    // Closed for a flush (shutdown): what is left has the grace period,
-    // the lag rule no longer applies.
+    // Closed for a flush (the client left, or shutdown): the lag rule no
+    // longer applies; the stall rule does, from the close.
     o.close(Close::Flush);
-    assert_eq!((o.check_lag(), o.lag_deadline()), (None, None));
+    assert_eq!(o.check_lag(), None);
+    assert_eq!(
+        o.lag_deadline(),
+        Some(Instant::now() + Duration::from_secs(2))
+    );
     assert_eq!(
         lag.to_string(),
         "more than 1000 bytes waiting to be sent for over 2s"
@@ -157,4 +161,48 @@ async fn push_before_wait_is_not_missed() {
     tokio::time::timeout(std::time::Duration::from_secs(1), o.notified())
         .await
         .unwrap();
+}
+
+/// Once closed for flushing, a client that takes nothing for the allowed
+/// lag (at least MIN_STALL) is let go; taking something restarts the wait.
+#[tokio::test(start_paused = true)]
+async fn a_closed_queue_whose_client_takes_nothing_stalls() {
+    let o = Outbox::new(rules(1 << 20, 3000, 8 << 20));
+    o.push(&Bytes::from(vec![b'x'; 4096]));
+    assert!(o.close(Close::Flush));
+    let Take::Data(batch) = o.take() else {
+        panic!("data expected");
+    };
+    let t0 = Instant::now();
+    assert_eq!(o.lag_deadline(), Some(t0 + Duration::from_secs(3)));
+    tokio::time::advance(Duration::from_millis(2500)).await;
+    assert_eq!(o.check_lag(), None);
+    // Some progress: the wait starts again.
+    o.sent(100);
+    tokio::time::advance(Duration::from_millis(2500)).await;
+    assert_eq!(o.check_lag(), None);
+    tokio::time::advance(Duration::from_millis(600)).await;
+    assert_eq!(
+        o.check_lag(),
+        Some(Slow::Stalled {
+            after: Duration::from_secs(3)
+        })
+    );
+    assert_eq!(
+        Slow::Stalled {
+            after: Duration::from_secs(3)
+        }
+        .to_string(),
+        "took none of its last lines for 3s"
+    );
+    drop(batch);
+    // A queue closed with nothing left has no stall rule; a tiny allowed
+    // lag is raised to MIN_STALL.
+    let empty = Outbox::new(rules(1 << 20, 0, 8 << 20));
+    empty.close(Close::Flush);
+    assert_eq!(empty.lag_deadline(), None);
+    let tiny = Outbox::new(rules(1 << 20, 0, 8 << 20));
+    tiny.push(&Bytes::from_static(b"a\n"));
+    tiny.close(Close::Flush);
+    assert_eq!(tiny.lag_deadline(), Some(Instant::now() + MIN_STALL));
 }

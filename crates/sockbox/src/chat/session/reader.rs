@@ -121,12 +121,16 @@ pub(super) struct Session {
     bucket: Option<Bucket>,
     /// How long a started line may take (network clients only).
     line_timeout: Option<Duration>,
+    /// How long the client may send nothing (network clients only: the
+    /// operator at the server's terminal may just read).
+    idle_timeout: Option<Duration>,
 }
 
 impl Session {
     pub(super) fn new(room: Arc<Room>, member: Arc<Member>, nick: String, network: bool) -> Self {
         let bucket = room.config.rate.map(Bucket::new);
         let line_timeout = room.config.line_timeout.filter(|_| network);
+        let idle_timeout = room.config.idle_timeout.filter(|_| network);
         Self {
             room,
             member,
@@ -134,6 +138,7 @@ impl Session {
             batch: BytesMut::new(),
             bucket,
             line_timeout,
+            idle_timeout,
         }
     }
 
@@ -188,8 +193,7 @@ impl Session {
         buf: &mut BytesMut,
         line_since: Option<Instant>,
     ) -> Result<io::Result<usize>, String> {
-        let cfg = &self.room.config;
-        let idle = cfg
+        let idle = self
             .idle_timeout
             .map(|d| (Instant::now() + d, Timeout::Idle(d)));
         let line = line_since

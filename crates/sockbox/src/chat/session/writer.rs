@@ -2,8 +2,11 @@
 //! enforce the lag rule while a write is stuck, say why when the client is
 //! kicked, and send FIN when the queue is closed.
 
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Buf;
@@ -45,10 +48,14 @@ impl WriteEnd {
 /// tell a kicked client why (chat; the broker adds nothing to the stream).
 pub(super) async fn write_loop<W: AsyncWrite + Unpin>(
     member: Arc<Member>,
-    mut w: W,
+    w: W,
     stats: ServerStats,
     goodbye: bool,
 ) -> WriteEnd {
+    let mut w = LastByte {
+        inner: w,
+        last: None,
+    };
     // The lag timer, armed only while the backlog is over the soft limit.
     let lag = tokio::time::sleep_until(Instant::now());
     tokio::pin!(lag);
@@ -142,12 +149,28 @@ async fn write_batch<W: AsyncWrite + Unpin>(
 
 /// The client was kicked: tell it why (chat), then FIN; all within
 /// [`GOODBYE`].
-async fn kicked<W: AsyncWrite + Unpin>(member: &Member, w: &mut W, goodbye: bool) -> WriteEnd {
+async fn kicked<W: AsyncWrite + Unpin>(
+    member: &Member,
+    w: &mut LastByte<W>,
+    goodbye: bool,
+) -> WriteEnd {
     let reason = match member.outbox.closed() {
         Some(Close::Kick(r)) => r,
         _ => String::new(),
     };
-    let msg = format!("*** disconnected: {reason}\n");
+    let end = if member.crlf.load(Ordering::Relaxed) {
+        "\r\n"
+    } else {
+        "\n"
+    };
+    // A kick can stop a write in the middle of a line: end that line first,
+    // so the reason is a line of its own.
+    let cut = if matches!(w.last, Some(b) if b != b'\n') {
+        end
+    } else {
+        ""
+    };
+    let msg = format!("{cut}*** disconnected: {reason}{end}");
     let done = tokio::time::timeout(GOODBYE, async {
         if goodbye {
             w.write_all(msg.as_bytes()).await?;
@@ -159,5 +182,84 @@ async fn kicked<W: AsyncWrite + Unpin>(member: &Member, w: &mut W, goodbye: bool
         WriteEnd::Kicked
     } else {
         WriteEnd::Failed
+    }
+}
+
+/// A writer that remembers the last byte it wrote, so that a message added
+/// after a write cut short can start on a line of its own.
+struct LastByte<W> {
+    inner: W,
+    last: Option<u8>,
+}
+
+impl<W> LastByte<W> {
+    fn note(&mut self, bufs: &[IoSlice<'_>], mut n: usize) {
+        for b in bufs {
+            if n <= b.len() {
+                if n > 0 {
+                    self.last = Some(b[n - 1]);
+                }
+                return;
+            }
+            n -= b.len();
+        }
+    }
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for LastByte<W> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = r {
+            self.note(&[IoSlice::new(buf)], n);
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = r {
+            self.note(bufs, n);
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_byte_written_is_found_across_slices() {
+        let mut w = LastByte {
+            inner: (),
+            last: None,
+        };
+        let bufs = [IoSlice::new(b"ab\n"), IoSlice::new(b"cd")];
+        w.note(&bufs, 3);
+        assert_eq!(w.last, Some(b'\n'));
+        w.note(&bufs, 4);
+        assert_eq!(w.last, Some(b'c'));
+        w.note(&bufs, 0);
+        assert_eq!(w.last, Some(b'c'));
     }
 }

@@ -44,6 +44,38 @@ async fn operator_participates_through_any_stream() {
         .unwrap();
 }
 
+/// The idle timeout is for network clients: the operator may just read.
+#[tokio::test]
+async fn the_operator_is_not_disconnected_for_being_idle() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = ChatConfig {
+        idle_timeout: Some(Duration::from_millis(200)),
+        ..ChatConfig::default()
+    };
+    let server = ChatServer::from_listener(listener, config).unwrap();
+    let (op_side, server_side) = tokio::io::duplex(4096);
+    let (sr, sw) = tokio::io::split(server_side);
+    server.add_participant(sr, sw, Some("operator".into()));
+    let shutdown = Shutdown::new();
+    let task = tokio::spawn(server.run(shutdown.clone()));
+    let (mut op_r, mut op_w) = tokio::io::split(op_side);
+    let mut op_r = BufReader::new(&mut op_r);
+    let mut l = String::new();
+    op_r.read_line(&mut l).await.unwrap();
+    assert!(l.starts_with("*** welcome, you are operator"), "{l}");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    op_w.write_all(b"/who\n").await.unwrap();
+    l.clear();
+    op_r.read_line(&mut l).await.unwrap();
+    assert!(l.contains("operator") && !l.contains("idle"), "{l}");
+    shutdown.trigger();
+    tokio::time::timeout(T, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
 #[tokio::test]
 async fn tls_chat() {
     let files = crate::tls::testcert::write();
