@@ -138,6 +138,38 @@ fn sighup_reload_keeps_the_counters_of_targets_that_stay() {
         Some(&1.0)
     );
     p.wait_for_stderr("reload failed", Duration::from_secs(5));
+
+    // A file that reads well but names a host that cannot be one fails
+    // the reload too, and the metrics say so as for a syntax error.
+    write("127.0.0.1, 127.0.0.3");
+    p.signal(Signal::SIGHUP);
+    scrape_until(addr, 10, |t| {
+        samples(t, "smokeping_prober_config_last_reload_successful").get("") == Some(&1.0)
+    });
+    write("\"bad host!\"");
+    p.signal(Signal::SIGHUP);
+    let bad = scrape_until(addr, 10, |t| {
+        samples(t, "smokeping_prober_config_last_reload_successful").get("") == Some(&0.0)
+    });
+    assert_eq!(
+        samples(&bad, "sockbox_config_reload_failures_total").get(""),
+        Some(&2.0)
+    );
+    assert!(for_host(&bad, "smokeping_requests_total", "127.0.0.3").is_some());
+}
+
+/// Under --serve, ping's flags keep their units: -p and -t as fping (a
+/// bare number is milliseconds), so `-p 200` probes five times a second.
+#[test]
+fn serve_takes_fping_units_for_p_and_t() {
+    if !require_root("serve_takes_fping_units_for_p_and_t") {
+        return;
+    }
+    let (_p, addr) = start_prober(&["-p", "200", "-t", "150", "127.0.0.1"]);
+    let text = scrape_until(addr, 10, |t| {
+        for_host(t, "smokeping_requests_total", "127.0.0.1").unwrap_or(0.0) >= 5.0
+    });
+    assert!(for_host(&text, "smokeping_requests_total", "127.0.0.1").is_some());
 }
 
 #[test]

@@ -184,9 +184,13 @@ impl Transport for Counting<'_> {
     }
 }
 
+/// The longest a group waits, on a new target list, for its probes in
+/// flight to be answered before it starts again.
+const SETTLE_MAX: Duration = Duration::from_millis(500);
+
 /// Probe `targets` every `settings.interval` until `stop` fires, counting
-/// into their cells; after `stop`, the probes in flight are still answered
-/// or time out (at most `settings.timeout`) before it returns. The first round is spread evenly over 4/5 of the
+/// into their cells; after `stop`, the probes in flight may still be
+/// answered or time out (for at most [`SETTLE_MAX`]) before it returns. The first round is spread evenly over 4/5 of the
 /// interval; the pace leaves a fifth of headroom, so wake-ups that come
 /// late (a busy machine) never stretch a round beyond the interval.
 pub async fn run(
@@ -205,9 +209,12 @@ pub async fn run(
         timeout: settings.timeout,
         payload_len: settings.size,
         deadline: None,
-        // A reload or shutdown lets the probes in flight settle, so the
-        // requests and losses exported add up to the packets sent.
-        settle_on_stop: true,
+        // A new target list lets the probes in flight settle, so the
+        // requests and losses exported add up to the packets sent, but for
+        // a short while only: probing waits meanwhile. What a live target
+        // answers comes in well within it; what is still out then (a silent
+        // target's probe) is left uncounted.
+        settle_on_stop: Some(settings.timeout.min(SETTLE_MAX)),
         ..PingConfig::default()
     };
     // The engine numbers targets in the order it takes them: ours.

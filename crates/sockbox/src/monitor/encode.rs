@@ -10,7 +10,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use super::metrics::{ErrorKind, Metrics, TargetSnapshot};
+use super::metrics::{ErrorKind, Metrics, Reloads, TargetSnapshot};
 use super::series::Generation;
 pub use number::go_float;
 use number::push_count;
@@ -266,21 +266,21 @@ fn single(out: &mut Vec<u8>, name: &str, kind: &str, help: &str, v: f64) {
 }
 
 /// The prober-wide families that come before the per-target ones.
-fn globals_smokeping(out: &mut Vec<u8>, m: &Metrics) {
+fn globals_smokeping(out: &mut Vec<u8>, m: &Metrics, reloads: Reloads) {
     let g = m.globals();
     single(
         out,
         "smokeping_prober_config_last_reload_success_timestamp_seconds",
         "gauge",
         "Timestamp of the last successful configuration reload.",
-        f64::from_bits(g.reload_time.load(Relaxed)),
+        reloads.last_ok_unix,
     );
     single(
         out,
         "smokeping_prober_config_last_reload_successful",
         "gauge",
         "smokeping_prober config loaded successfully.",
-        if g.reload_ok.load(Relaxed) { 1.0 } else { 0.0 },
+        if reloads.ok { 1.0 } else { 0.0 },
     );
     single(
         out,
@@ -299,7 +299,7 @@ fn globals_smokeping(out: &mut Vec<u8>, m: &Metrics) {
 }
 
 /// The sockbox_ prober-wide families.
-fn globals_sockbox(out: &mut Vec<u8>, m: &Metrics, targets: usize) {
+fn globals_sockbox(out: &mut Vec<u8>, m: &Metrics, targets: usize, reloads: Reloads) {
     let g = m.globals();
     header(
         out,
@@ -315,7 +315,7 @@ fn globals_sockbox(out: &mut Vec<u8>, m: &Metrics, targets: usize) {
         "sockbox_config_reload_failures_total",
         "counter",
         "Configuration reloads that failed (the previous configuration stays).",
-        g.reload_failures.load(Relaxed) as f64,
+        reloads.failures as f64,
     );
     single(
         out,
@@ -359,14 +359,16 @@ pub fn encode(m: &Metrics, sink: &mut dyn FnMut(Vec<u8>) -> bool) {
         .iter()
         .map(|s| s.cells.snapshot())
         .collect();
+    // Read once for both families that show it, so they agree.
+    let reloads = m.globals().reloads();
     let mut prober_wide = Vec::new();
-    globals_sockbox(&mut prober_wide, m, generation.series.len());
+    globals_sockbox(&mut prober_wide, m, generation.series.len(), reloads);
     let mut w = Writer {
         buf: Vec::with_capacity(CHUNK + 4096),
         sink,
         open: true,
     };
-    globals_smokeping(&mut w.buf, m);
+    globals_smokeping(&mut w.buf, m, reloads);
     let ok = family(&mut w, &generation, &snaps, &FAMILIES_SMOKEPING[0])
         && family(&mut w, &generation, &snaps, &FAMILIES_SMOKEPING[1])
         && histogram(&mut w, m, &generation, &snaps)

@@ -11,6 +11,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -51,27 +52,37 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 const INDEX: &str = "<html>\n<head><title>sockbox prober</title></head>\n<body>\n\
 <h1>sockbox prober</h1>\n<p><a href=\"/metrics\">Metrics</a></p>\n</body>\n</html>\n";
 
-/// A body fed by the rendering thread.
+/// A body fed by the rendering thread. A scrape the rendering gave up on
+/// ends in an error, so the response is cut short (no last chunk) and the
+/// scraper sees a failed scrape rather than a complete-looking partial one.
 struct ChunkBody {
     rx: mpsc::Receiver<Bytes>,
+    complete: Arc<AtomicBool>,
 }
 
 impl Body for ChunkBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = std::io::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.rx.poll_recv(cx).map(|c| c.map(|b| Ok(Frame::data(b))))
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        self.rx.poll_recv(cx).map(|c| match c {
+            Some(b) => Some(Ok(Frame::data(b))),
+            None if self.complete.load(Ordering::Acquire) => None,
+            None => Some(Err(std::io::Error::other(
+                "scrape abandoned: the client took no data for too long",
+            ))),
+        })
     }
 }
 
-type Reply = Response<BoxBody<Bytes, Infallible>>;
+type Reply = Response<BoxBody<Bytes, std::io::Error>>;
 
 fn plain(status: StatusCode, text: &'static str, content_type: &'static str) -> Reply {
-    let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())).boxed());
+    let body = Full::new(Bytes::from_static(text.as_bytes())).map_err(|never| match never {});
+    let mut r = Response::new(body.boxed());
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -125,9 +136,11 @@ impl Site {
             }
         };
         let (tx, rx) = mpsc::channel::<Bytes>(CHUNKS_AHEAD);
+        let complete = Arc::new(AtomicBool::new(false));
         let feed = Feed {
             tx,
             runtime: tokio::runtime::Handle::current(),
+            complete: complete.clone(),
         };
         let metrics = self.metrics.clone();
         tokio::task::spawn_blocking(move || {
@@ -135,10 +148,17 @@ impl Site {
             if gzip {
                 render_gzip(&metrics, feed);
             } else {
-                encode::encode(&metrics, &mut |chunk| feed.send(Bytes::from(chunk)));
+                let mut sent = true;
+                encode::encode(&metrics, &mut |chunk| {
+                    sent = feed.send(Bytes::from(chunk));
+                    sent
+                });
+                if sent {
+                    feed.done();
+                }
             }
         });
-        let mut r = Response::new(ChunkBody { rx }.boxed());
+        let mut r = Response::new(ChunkBody { rx, complete }.boxed());
         let headers = r.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(encode::CONTENT_TYPE));
         headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
@@ -179,9 +199,18 @@ fn render_gzip(metrics: &Metrics, feed: Feed) {
         buf: Vec::with_capacity(encode::CHUNK),
     };
     let mut gz = GzEncoder::new(out, Compression::fast());
-    encode::encode(metrics, &mut |chunk| gz.write_all(&chunk).is_ok());
-    if let Ok(mut out) = gz.finish() {
-        let _ = out.send();
+    let mut sent = true;
+    encode::encode(metrics, &mut |chunk| {
+        sent = gz.write_all(&chunk).is_ok();
+        sent
+    });
+    if !sent {
+        return;
+    }
+    if let Ok(mut out) = gz.finish()
+        && out.send().is_ok()
+    {
+        out.feed.done();
     }
 }
 
@@ -189,9 +218,16 @@ fn render_gzip(metrics: &Metrics, feed: Feed) {
 struct Feed {
     tx: mpsc::Sender<Bytes>,
     runtime: tokio::runtime::Handle,
+    /// Set once everything was handed over.
+    complete: Arc<AtomicBool>,
 }
 
 impl Feed {
+    /// Everything was handed over: the body may end normally.
+    fn done(&self) {
+        self.complete.store(true, Ordering::Release);
+    }
+
     /// Hand `chunk` to the body; false when the client is gone or took
     /// nothing for [`SEND_WAIT`] (the scrape ends and its rendering slot
     /// frees: a client that never reads cannot hold it).

@@ -3,7 +3,10 @@
 //! it; and [`Metrics`], which holds them with the series a scrape shows
 //! (a [`Generation`], swapped whole on reload).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicBool, AtomicU64,
+    Ordering::{Relaxed, SeqCst},
+};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -308,17 +311,39 @@ pub struct Globals {
     pub reload_failures: AtomicU64,
 }
 
+/// One reading of the reload metrics, consistent with itself.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reloads {
+    /// The last configuration load worked.
+    pub ok: bool,
+    /// When the last load worked, Unix seconds.
+    pub last_ok_unix: f64,
+    /// Configuration loads that failed.
+    pub failures: u64,
+}
+
 impl Globals {
-    /// Record a configuration load.
+    /// Record a configuration load. The outcome is stored last, so a
+    /// reader that sees it ([`Globals::reloads`]) sees its count and time.
     pub fn loaded(&self, ok: bool) {
-        self.reload_ok.store(ok, Relaxed);
         if ok {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64());
-            self.reload_time.store(now.to_bits(), Relaxed);
+            self.reload_time.store(now.to_bits(), SeqCst);
         } else {
-            self.reload_failures.fetch_add(1, Relaxed);
+            self.reload_failures.fetch_add(1, SeqCst);
+        }
+        self.reload_ok.store(ok, SeqCst);
+    }
+
+    /// The reload metrics, the outcome read first.
+    pub fn reloads(&self) -> Reloads {
+        let ok = self.reload_ok.load(SeqCst);
+        Reloads {
+            ok,
+            last_ok_unix: f64::from_bits(self.reload_time.load(SeqCst)),
+            failures: self.reload_failures.load(SeqCst),
         }
     }
 }

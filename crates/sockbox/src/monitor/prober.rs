@@ -88,13 +88,20 @@ impl<R: Resolve> State<R> {
 
     /// Take `groups` (files read now) and apply them; on error the
     /// previous configuration stays in force.
+    /// Every failure counts as a failed reload in the metrics, whatever
+    /// step it came from.
     pub(super) async fn load(&mut self, groups: Vec<Group>) -> Result<(), MonitorError> {
-        let planned = plan::expand(&groups, self.options.shard)?;
-        let result = self.apply(&groups, &planned).await;
-        if result.is_ok() {
-            self.groups = groups;
-            self.planned = planned;
-        }
+        let result = match plan::expand(&groups, self.options.shard) {
+            Ok(planned) => {
+                let applied = self.apply(&groups, &planned).await;
+                if applied.is_ok() {
+                    self.groups = groups;
+                    self.planned = planned;
+                }
+                applied
+            }
+            Err(e) => Err(e),
+        };
         self.metrics.globals().loaded(result.is_ok());
         result
     }

@@ -5,6 +5,7 @@
 //! is readable, a timer is due, the source has more, or shutdown.
 
 use std::io;
+use std::time::Duration;
 
 use sockbox_wire::icmp::{ChecksumMode, Family, Message, Packet};
 use tokio::time::Instant;
@@ -186,14 +187,15 @@ fn admit<S: TargetSource>(
 /// target is done, `deadline` passes or `shutdown` fires. Events go to
 /// `obs`. With `settle`, `shutdown` winds the engine down rather than
 /// stopping it: nothing more is sent, and the run ends once the probes in
-/// flight are answered or time out (the deadline still ends it at once).
+/// flight are answered or time out, or `settle` has passed (the deadline
+/// still ends it at once).
 pub async fn drive<T: Transport, S: TargetSource>(
     engine: &mut Engine,
     source: &mut S,
     transport: &mut T,
     shutdown: &Shutdown,
     deadline: Option<Instant>,
-    settle: bool,
+    settle: Option<Duration>,
     obs: &mut impl Observer,
 ) -> io::Result<Ending> {
     let payload_len = engine.config().payload_len;
@@ -205,6 +207,7 @@ pub async fn drive<T: Transport, S: TargetSource>(
     let mut v6 = Buffers::new(Family::V6, payload_len, seed);
     let mut report = SendReport::default();
     let mut source_state = SourceState::Open;
+    let mut settle_until: Option<Instant> = None;
     loop {
         // 1. Read everything waiting, then expire overdue probes.
         let more_to_read = read_all(engine, transport, obs);
@@ -212,12 +215,15 @@ pub async fn drive<T: Transport, S: TargetSource>(
         engine.poll_timeouts(now, obs);
         let ending = if deadline.is_some_and(|d| now >= d) {
             Some(Ending::Deadline)
-        } else if shutdown.is_triggered() && !settle {
+        } else if shutdown.is_triggered() && settle.is_none()
+            || settle_until.is_some_and(|t| now >= t)
+        {
             Some(Ending::Interrupted)
         } else {
             if shutdown.is_triggered() && !engine.winding_down() {
                 engine.wind_down(obs);
                 source_state = SourceState::Ended;
+                settle_until = settle.and_then(|s| now.checked_add(s));
             }
             None
         };
@@ -270,7 +276,7 @@ pub async fn drive<T: Transport, S: TargetSource>(
             tokio::task::yield_now().await;
             continue;
         }
-        let wake = [engine.next_wakeup(), deadline, obs.wake_at()]
+        let wake = [engine.next_wakeup(), deadline, obs.wake_at(), settle_until]
             .into_iter()
             .flatten()
             .min();

@@ -121,10 +121,11 @@ pub struct PingConfig {
     /// Random-looking echo data (fping -R).
     pub random_payload: bool,
     /// On `shutdown`, send nothing more but let the probes in flight be
-    /// answered or time out before returning, so every probe sent is
-    /// counted (a prober restarting with new targets). False: stop at
-    /// once, leaving them uncounted (Ctrl-C).
-    pub settle_on_stop: bool,
+    /// answered or time out, for at most this long, before returning, so
+    /// the probes sent are counted (a prober restarting with new targets);
+    /// those still unsettled then are left out. `None`: stop at once,
+    /// leaving every probe in flight uncounted (Ctrl-C).
+    pub settle_on_stop: Option<Duration>,
 }
 
 impl Default for PingConfig {
@@ -139,7 +140,7 @@ impl Default for PingConfig {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             max_active: DEFAULT_MAX_ACTIVE,
             random_payload: false,
-            settle_on_stop: false,
+            settle_on_stop: None,
         }
     }
 }

@@ -23,13 +23,14 @@ use crate::exit::{SUCCESS, usage};
 /// Long help of `--serve`.
 pub const SERVE_HELP: &str = "\
 Run as a Prometheus prober serving /metrics on ADDR:PORT (`:9374` for every address) instead
-of a ping run: every target is probed every -i (default 1s, a bare number is seconds) for
-ever, and /metrics serves smokeping_prober's metrics (smokeping_requests_total, smokeping_response_duration_seconds, smokeping_response_ttl,
+of a ping run: every target is probed every -i (default 1s, a bare number is seconds; or -p,
+where a bare number is milliseconds, as fping) for ever, and /metrics serves smokeping_prober's metrics (smokeping_requests_total, smokeping_response_duration_seconds, smokeping_response_ttl,
 smokeping_response_duplicates_total, smokeping_send_errors_total, smokeping_receive_errors_total;
 labels host, ip, source) plus sockbox_target_up, sockbox_target_lost_total,
 sockbox_target_icmp_errors_total{type}, sockbox_target_resolve_errors_total and the prober's own
 sockbox_packets_sent_total / sockbox_packets_received_total. A probe counts in
-smokeping_requests_total once answered or timed out (-W, default: the interval, at least 1s).
+smokeping_requests_total once answered or timed out (-W in seconds or -t in milliseconds,
+default: the interval, at least 1s).
 Targets: the command line (hosts, addresses, ranges; -f FILE) and --config FILE, a
 smokeping_prober YAML file (groups with hosts, interval, network ip/ip4/ip6, size, source, tos,
 labels; sockbox adds files, interface, timeout, ttl). SIGHUP re-reads the files and looks names
@@ -97,9 +98,13 @@ fn listen_on(text: &str) -> anyhow::Result<SocketAddr> {
         .map_err(|e| usage(format!("--serve {text:?}: {e}")))
 }
 
-/// A ping duration flag: a unit, or bare seconds.
-fn duration_flag(flag: &str, v: Option<&String>) -> anyhow::Result<Option<Duration>> {
-    v.map(|s| crate::input::duration(s).map_err(|e| usage(format!("{flag}: {e}"))))
+/// A ping duration flag: with a unit, or a bare number of `bare`.
+fn duration_flag(
+    flag: &str,
+    v: Option<&String>,
+    bare: Duration,
+) -> anyhow::Result<Option<Duration>> {
+    v.map(|s| super::plan::parse_duration(flag, s, bare))
         .transpose()
 }
 
@@ -158,13 +163,22 @@ fn flag_group(o: &Opts) -> anyhow::Result<Option<Group>> {
         tos: o.tos.as_deref().map(tos_flag).transpose()?,
         ..Group::default()
     };
-    let interval =
-        duration_flag("-p", o.period.as_ref())?.or(duration_flag("-i", o.interval.as_ref())?);
+    // The units ping's help gives: -p and -t as fping (a bare number is
+    // milliseconds), -i and -W as ping (seconds).
+    let (secs, millis) = (Duration::from_secs(1), Duration::from_millis(1));
+    let interval = duration_flag("-p", o.period.as_ref(), millis)?.or(duration_flag(
+        "-i",
+        o.interval.as_ref(),
+        secs,
+    )?);
     if let Some(i) = interval {
         g.interval = i;
     }
-    g.timeout =
-        duration_flag("-W", o.timeout.as_ref())?.or(duration_flag("-t", o.fping_timeout.as_ref())?);
+    g.timeout = duration_flag("-W", o.timeout.as_ref(), secs)?.or(duration_flag(
+        "-t",
+        o.fping_timeout.as_ref(),
+        millis,
+    )?);
     g.network = if o.ipv4 {
         Network::V4
     } else if o.ipv6 {
