@@ -251,3 +251,44 @@ fn max_conns_0_refuses_every_client() {
         udp.log()
     );
 }
+
+/// A program that prints its answer and exits ends the connection, as
+/// ncat does, even while the client stays connected and silent: the
+/// client gets the answer and EOF, the one-shot listener exits, and with
+/// -k -m 1 the next client is served (the place is not held by a zombie).
+#[test]
+fn an_exec_program_that_exits_ends_its_connection() {
+    let (mut srv, _out) = one_shot(&["-c", "echo bye", "127.0.0.1", "0"]);
+    let mut s = stream(srv.addr);
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"bye\n");
+    assert!(srv.wait().success(), "{}", srv.log());
+    drop(s);
+
+    let srv = Server::start(
+        &["-k", "-m", "1", "-c", "echo bye", "127.0.0.1", "0"],
+        Stdio::null(),
+        Stdio::null(),
+    );
+    // Each client stays connected; the next one is served once the last
+    // program has been reaped (a moment: a client refused by -m meanwhile
+    // is closed at once and tries again).
+    let mut silent: Vec<TcpStream> = Vec::new();
+    for _ in 0..3 {
+        let mut served = None;
+        for _ in 0..50 {
+            let mut s = stream(srv.addr);
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut got = Vec::new();
+            s.read_to_end(&mut got).unwrap();
+            if got == b"bye\n" {
+                served = Some(s);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        silent.push(served.expect("a silent client's connection still holds the only place"));
+    }
+}

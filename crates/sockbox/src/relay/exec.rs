@@ -175,9 +175,13 @@ pub(crate) struct Program<'a> {
     pub proto: &'a str,
 }
 
+/// How long a program whose output ended may take to exit.
+const QUIT_PATIENCE: Duration = Duration::from_secs(1);
+
 /// Start the program and relay the connection (`remote`) to its standard
-/// input and output until the session ends (`stop` cuts it short). On UDP
-/// the program's exit ends the conversation unless `-q` says otherwise. The
+/// input and output until the session ends (`stop` cuts it short). The
+/// end of the program's output ends the conversation unless `-q` says
+/// otherwise. The
 /// program is always reaped: given time to finish after a clean end, cut at
 /// once otherwise or when `reap_stop` fires.
 pub(crate) async fn relay_program(
@@ -203,8 +207,12 @@ pub(crate) async fn relay_program(
             source: io::Error::other("the program's pipes are missing"),
         });
     };
+    // The program's end of output ends the conversation (as ncat does),
+    // unless -q says how long to go on: a program that printed its answer
+    // and exited does not keep the connection, its slot and itself (a
+    // zombie) until the client hangs up.
     let mut opts = opts.clone();
-    if remote_out.is_datagram() && opts.quit_after_eof.is_none() {
+    if opts.quit_after_eof.is_none() {
         opts.quit_after_eof = Some(Duration::ZERO);
     }
     let ends = Ends {
@@ -218,6 +226,9 @@ pub(crate) async fn relay_program(
     let result = session::run(ends, &opts, extras, initial_rx, stop).await;
     let patience = match &result {
         Ok(r) if matches!(r.outcome, Outcome::Done | Outcome::OutputClosed) => None,
+        // Its output ended: it is exiting, or has (a program that closed
+        // its output and runs on is stopped after a moment).
+        Ok(r) if r.outcome == Outcome::Quit => Some(QUIT_PATIENCE),
         _ => Some(Duration::ZERO),
     };
     reap(

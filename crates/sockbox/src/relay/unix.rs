@@ -93,8 +93,14 @@ fn clear_stale(path: &Path, datagram: bool) -> Result<(), RelayError> {
             "the path exists and is not a socket (never removed): choose another path",
         ));
     }
+    // A stream server that lists itself as listening here is live: asking
+    // it by connecting would count as one of its clients (a one-shot
+    // server would serve that probe and end). Only when it is not listed
+    // (another network namespace, a relative name) is it asked.
     let probe = if datagram {
         StdDatagram::unbound().and_then(|s| s.connect(path))
+    } else if listening_here(path) {
+        Ok(())
     } else {
         StdStream::connect(path).map(drop)
     };
@@ -110,6 +116,40 @@ fn clear_stale(path: &Path, datagram: bool) -> Result<(), RelayError> {
             in_use: true,
         }),
     }
+}
+
+/// True when this network namespace's socket table (`/proc/net/unix`)
+/// has a listening stream socket bound to `path` (as given, or made
+/// absolute).
+fn listening_here(path: &Path) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/unix") else {
+        return false;
+    };
+    let absolute = std::path::absolute(path).ok();
+    table.lines().skip(1).any(|line| {
+        let Some((flags, bound)) = unix_table_entry(line) else {
+            return false;
+        };
+        // __SO_ACCEPTCON: listening.
+        flags & 0x0001_0000 != 0
+            && (Path::new(bound) == path || absolute.as_deref() == Some(Path::new(bound)))
+    })
+}
+
+/// The flags and the path of one line of `/proc/net/unix` (`Num RefCount
+/// Protocol Flags Type St Inode Path`), for a socket bound to a path.
+fn unix_table_entry(line: &str) -> Option<(u32, &str)> {
+    let mut rest = line;
+    let mut fields = [""; 7];
+    for f in &mut fields {
+        rest = rest.trim_start();
+        let end = rest.find(' ').unwrap_or(rest.len());
+        *f = &rest[..end];
+        rest = &rest[end..];
+    }
+    let flags = u32::from_str_radix(fields[3], 16).ok()?;
+    let bound = rest.trim();
+    (!bound.is_empty()).then_some((flags, bound))
 }
 
 fn bind_failed(path: &Path, e: &io::Error) -> RelayError {
@@ -287,4 +327,40 @@ pub(crate) async fn serve_datagram(
     };
     shared.finished(peer, result);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_of_the_unix_socket_table_are_read() {
+        let line = "0000000000000000: 00000002 00000000 00010000 0001 01 123456 /run/a b.sock";
+        assert_eq!(unix_table_entry(line), Some((0x10000, "/run/a b.sock")));
+        let unbound = "0000000000000000: 00000003 00000000 00000000 0001 03    42";
+        assert_eq!(unix_table_entry(unbound), None);
+    }
+
+    /// A live one-shot server is not disturbed by a second listener on its
+    /// path: the second is refused without connecting to it.
+    #[test]
+    fn a_live_listener_is_seen_without_connecting_to_it() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("live.sock");
+        let live = std::os::unix::net::UnixListener::bind(&path).unwrap_or_else(|e| panic!("{e}"));
+        live.set_nonblocking(true).unwrap_or_else(|e| panic!("{e}"));
+        assert!(listening_here(&path));
+        assert!(matches!(
+            clear_stale(&path, false),
+            Err(RelayError::UnixBind { in_use: true, .. })
+        ));
+        assert!(
+            live.accept().is_err(),
+            "the check connected to the live server"
+        );
+        drop(live);
+        assert!(!listening_here(&path));
+        assert!(clear_stale(&path, false).is_ok());
+        assert!(!path.exists());
+    }
 }

@@ -40,7 +40,8 @@ pub struct RelayArgs {
     /// Only receive; standard input is never read.
     #[arg(long)]
     pub recv_only: bool,
-    /// Run this program per connection, its stdin/stdout on the socket (split on spaces).
+    /// Run this program per connection, its stdin/stdout on the socket (split on spaces); the
+    /// connection ends when its output ends (as ncat), or -q after that.
     #[arg(
         short = 'e',
         long = "exec",
