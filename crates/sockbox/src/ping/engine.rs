@@ -89,7 +89,10 @@ pub struct Engine {
     /// (due ns, slot, generation), due times non-decreasing.
     run_queue: VecDeque<(u64, u32, u32)>,
     /// Admitted targets not probed yet: (slot, generation).
-    fresh: VecDeque<(u32, u32)>,
+    /// (slot, generation, when admitted in ns).
+    fresh: VecDeque<(u32, u32, u64)>,
+    /// The latest time the engine was told (ns since start).
+    clock: u64,
     /// Per attempt level (Alive) or one queue: (deadline ns, seq).
     timeouts: Vec<VecDeque<(u64, u32)>>,
     /// Timeout per attempt level, in ns.
@@ -162,6 +165,7 @@ impl Engine {
             ring: Ring::new(cfg.max_in_flight),
             run_queue: VecDeque::new(),
             fresh: VecDeque::new(),
+            clock: 0,
             timeouts: vec![VecDeque::new(); timeout_ns.len()],
             timeout_ns,
             next_send: 0,
@@ -251,7 +255,7 @@ impl Engine {
         self.active += 1;
         self.totals.peak_active = self.totals.peak_active.max(self.active as u64);
         let generation = self.slots[slot as usize].generation;
-        self.fresh.push_back((slot, generation));
+        self.fresh.push_back((slot, generation, self.clock));
         index
     }
 
@@ -286,17 +290,24 @@ impl Engine {
     /// and the in-flight window has room. Call repeatedly to fill a batch.
     pub fn poll_send(&mut self, now: Instant) -> Option<Probe> {
         let now = self.now_ns(now);
+        self.clock = self.clock.max(now);
         let interval = ns(self.cfg.interval);
         if interval > 0 && self.next_send > now {
             return None;
         }
+        // Until alive, retries that are due go before new targets. With
+        // rounds (-c, -C, -l), whichever waits since earlier goes first: a
+        // target whose period is shorter than the time a turn over all
+        // targets takes must not take every turn.
+        let rounds = !matches!(self.cfg.mode, Mode::Alive { .. });
         loop {
-            // Rounds and retries that are due go first, then new targets.
-            let scheduled = self.run_queue.front().is_some_and(|e| e.0 <= now);
+            let scheduled = self.run_queue.front().is_some_and(|e| {
+                e.0 <= now && !(rounds && self.fresh.front().is_some_and(|f| f.2 < e.0))
+            });
             let (due, slot, generation) = if scheduled {
                 *self.run_queue.front()?
             } else {
-                let (slot, generation) = *self.fresh.front()?;
+                let (slot, generation, _) = *self.fresh.front()?;
                 (now, slot, generation)
             };
             let s = &self.slots[slot as usize];

@@ -8,6 +8,7 @@ impl Engine {
     /// Expire probes whose reply is overdue at `now`.
     pub fn poll_timeouts(&mut self, now: Instant, obs: &mut impl Observer) {
         let now = self.now_ns(now);
+        self.clock = self.clock.max(now);
         for level in 0..self.timeouts.len() {
             while let Some(&(deadline, seq)) = self.timeouts[level].front() {
                 if deadline > now {

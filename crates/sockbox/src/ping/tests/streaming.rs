@@ -401,3 +401,33 @@ async fn a_settling_stop_counts_every_probe_in_flight() {
         }
     }
 }
+
+/// fping -l with a period shorter than a turn over all targets (-p 5ms,
+/// -i 10ms, three targets): the targets take turns; the first one used to
+/// take every turn while the others were never probed.
+#[tokio::test(start_paused = true)]
+async fn rounds_take_turns_when_the_period_is_shorter_than_a_turn() {
+    let mut net = MockNet::new(
+        IcmpKind::Dgram,
+        [
+            (ip("10.0.0.1"), Host::default()),
+            (ip("10.0.0.2"), Host::default()),
+            (ip("10.0.0.3"), Host::default()),
+        ],
+    );
+    let cfg = PingConfig {
+        mode: Mode::Forever,
+        interval: ms(10),
+        period: ms(5),
+        deadline: Some(ms(300)),
+        ..count_cfg(0)
+    };
+    let (_, log) = go(
+        &cfg,
+        vec![ip("10.0.0.1"), ip("10.0.0.2"), ip("10.0.0.3")],
+        &mut net,
+    )
+    .await;
+    let sent: Vec<u32> = (0..3).map(|t| log.stats(t).sent).collect();
+    assert!(sent.iter().all(|&n| (9..=11).contains(&n)), "{sent:?}");
+}
