@@ -178,10 +178,13 @@ fn timing(a: &Opts, fping: bool, m: Mode) -> anyhow::Result<(Duration, Duration,
             "-p 0: the period between probes to one target must be above zero",
         ));
     }
+    // fping: with -c/-C/-l (even -c 1) the timeout is the period, at most
+    // 2000ms; 500ms until alive.
+    let counted = !matches!(m, Mode::Alive { .. });
     let timeout = match (&a.timeout, &a.fping_timeout) {
         (Some(s), _) => parse_duration("-W", s, secs)?,
         (None, Some(s)) => parse_duration("-t", s, millis)?,
-        (None, None) if fping && repeats => period.min(AUTOTUNE_TIMEOUT_MAX),
+        (None, None) if fping && counted => period.min(AUTOTUNE_TIMEOUT_MAX),
         (None, None) if fping => Duration::from_millis(500),
         (None, None) => Duration::from_secs(10),
     };
@@ -337,6 +340,33 @@ mod tests {
             parse_duration("-t", "250", Duration::from_millis(1)).unwrap(),
             Duration::from_millis(250)
         );
+    }
+
+    /// fping: with -c/-C (even -c 1) and no -t, the timeout is the period
+    /// (at most 2 s); until alive it is 500ms.
+    #[test]
+    fn counted_runs_time_out_after_the_period() {
+        #[derive(clap::Parser)]
+        struct W {
+            #[command(flatten)]
+            o: Opts,
+        }
+        let timeout = |args: &[&str], m: Mode| {
+            let w = <W as clap::Parser>::try_parse_from(
+                std::iter::once("ping").chain(args.iter().copied()),
+            )
+            .unwrap();
+            timing(&w.o, true, m).unwrap().2
+        };
+        let c1 = timeout(&["-c", "1", "127.0.0.1"], Mode::Count(1));
+        assert_eq!(c1, Duration::from_secs(1));
+        let p3 = timeout(&["-C", "2", "-p", "3000", "127.0.0.1"], Mode::Count(2));
+        assert_eq!(p3, Duration::from_secs(2));
+        let alive = Mode::Alive {
+            retries: 3,
+            backoff: 1.5,
+        };
+        assert_eq!(timeout(&["127.0.0.1"], alive), Duration::from_millis(500));
     }
 
     #[test]
