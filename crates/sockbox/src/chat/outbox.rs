@@ -262,21 +262,16 @@ impl Outbox {
     /// allowed lag (at least [`MIN_STALL`]); the rest of a flush is also
     /// bounded by what its closer allows (the grace period on shutdown).
     fn lagging(&self, st: &State) -> Option<Slow> {
-        match st.close {
-            Some(Close::Flush) => {
-                let after = self.stall();
-                let since = st.stalled_since?;
-                (since.elapsed() >= after).then_some(Slow::Stalled { after })
-            }
-            Some(Close::Kick(_)) => None,
-            None => {
-                let since = st.over_since?;
-                (since.elapsed() >= self.limits.max_lag).then_some(Slow::Lag {
-                    soft: self.limits.soft,
-                    lag: self.limits.max_lag,
-                })
-            }
-        }
+        let at = self.deadline(st)?;
+        (Instant::now() >= at).then(|| match st.close {
+            Some(Close::Flush) => Slow::Stalled {
+                after: self.stall(),
+            },
+            _ => Slow::Lag {
+                soft: self.limits.soft,
+                lag: self.limits.max_lag,
+            },
+        })
     }
 
     fn stall(&self) -> Duration {

@@ -91,19 +91,17 @@ impl<R: Resolve> State<R> {
     /// Every failure counts as a failed reload in the metrics, whatever
     /// step it came from.
     pub(super) async fn load(&mut self, groups: Vec<Group>) -> Result<(), MonitorError> {
-        let result = match plan::expand(&groups, self.options.shard) {
-            Ok(planned) => {
-                let applied = self.apply(&groups, &planned).await;
-                if applied.is_ok() {
-                    self.groups = groups;
-                    self.planned = planned;
-                }
-                applied
-            }
-            Err(e) => Err(e),
-        };
+        let result = self.try_load(groups).await;
         self.metrics.globals().loaded(result.is_ok());
         result
+    }
+
+    async fn try_load(&mut self, groups: Vec<Group>) -> Result<(), MonitorError> {
+        let planned = plan::expand(&groups, self.options.shard)?;
+        self.apply(&groups, &planned).await?;
+        self.groups = groups;
+        self.planned = planned;
+        Ok(())
     }
 
     /// Record a load that failed before it got here.

@@ -88,8 +88,8 @@ pub struct Engine {
     ring: Ring,
     /// (due ns, slot, generation), due times non-decreasing.
     run_queue: VecDeque<(u64, u32, u32)>,
-    /// Admitted targets not probed yet: (slot, generation).
-    /// (slot, generation, when admitted in ns).
+    /// Admitted targets not probed yet: (slot, generation, when admitted
+    /// in ns).
     fresh: VecDeque<(u32, u32, u64)>,
     /// The latest time the engine was told (ns since start).
     clock: u64,

@@ -33,29 +33,40 @@ async fn attempts_reach(count: &AtomicUsize, n: usize) {
     panic!("only {} connection attempts in 10 s", count.load(Relaxed));
 }
 
+/// A chat server joined to a room through `nats`, which never answers:
+/// it starts split and keeps trying in the background.
+async fn split_server(nats: SocketAddr) -> ChatServer {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut server = ChatServer::from_listener(listener, ChatConfig::default()).unwrap();
+    let mut cluster = ClusterConfig::new(vec![format!("nats://{nats}")], "drop");
+    cluster.connect_timeout = Duration::from_millis(200);
+    server.join_cluster(cluster).await.unwrap();
+    server
+}
+
+/// After the server is gone, a retry already waiting (at most a second,
+/// plus the attempt's own 200 ms) may still go out; after that, none.
+async fn no_more_attempts(count: &AtomicUsize) {
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let settled = count.load(Relaxed);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(count.load(Relaxed), settled, "still dialling NATS");
+}
+
 /// A server started split (no NATS answered) keeps trying in the
 /// background while it runs; once its run is dropped (not shut down: the
 /// future is simply gone, as a library user may do), the attempts stop.
 #[tokio::test]
 async fn a_dropped_cluster_server_stops_trying_to_reach_nats() {
     let (nats, count, fake) = silent_server().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut server = ChatServer::from_listener(listener, ChatConfig::default()).unwrap();
-    let mut cluster = ClusterConfig::new(vec![format!("nats://{nats}")], "drop");
-    cluster.connect_timeout = Duration::from_millis(200);
-    server.join_cluster(cluster).await.unwrap();
+    let server = split_server(nats).await;
     assert!(server.is_split());
     let run = tokio::spawn(server.run(Shutdown::new()));
     // The first try, then the background retries.
     attempts_reach(&count, 3).await;
     run.abort();
     let _ = run.await;
-    // A retry already waiting (at most a second, plus the attempt's own
-    // 200 ms) may still go out; after that, none.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let settled = count.load(Relaxed);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(count.load(Relaxed), settled, "still dialling NATS");
+    no_more_attempts(&count).await;
     fake.abort();
 }
 
@@ -63,16 +74,9 @@ async fn a_dropped_cluster_server_stops_trying_to_reach_nats() {
 #[tokio::test]
 async fn a_cluster_server_dropped_before_running_stops_trying() {
     let (nats, count, fake) = silent_server().await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut server = ChatServer::from_listener(listener, ChatConfig::default()).unwrap();
-    let mut cluster = ClusterConfig::new(vec![format!("nats://{nats}")], "drop");
-    cluster.connect_timeout = Duration::from_millis(200);
-    server.join_cluster(cluster).await.unwrap();
+    let server = split_server(nats).await;
     attempts_reach(&count, 3).await;
     drop(server);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let settled = count.load(Relaxed);
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(count.load(Relaxed), settled, "still dialling NATS");
+    no_more_attempts(&count).await;
     fake.abort();
 }

@@ -3,77 +3,92 @@
 
 use super::*;
 
+type OpReader = BufReader<tokio::io::ReadHalf<tokio::io::DuplexStream>>;
+type OpWriter = tokio::io::WriteHalf<tokio::io::DuplexStream>;
+
+/// A server under `config` with the operator on an in-memory stream,
+/// running, its welcome read.
+struct Operated {
+    addr: SocketAddr,
+    r: OpReader,
+    w: OpWriter,
+    shutdown: Shutdown,
+    task: JoinHandle<Result<ChatReport, ChatError>>,
+}
+
+impl Operated {
+    async fn start(config: ChatConfig) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = ChatServer::from_listener(listener, config).unwrap();
+        let addr = server.local_addr();
+        let (op_side, server_side) = tokio::io::duplex(4096);
+        let (sr, sw) = tokio::io::split(server_side);
+        server.add_participant(sr, sw, Some("operator".into()));
+        let shutdown = Shutdown::new();
+        let task = tokio::spawn(server.run(shutdown.clone()));
+        let (r, w) = tokio::io::split(op_side);
+        let mut op = Self {
+            addr,
+            r: BufReader::new(r),
+            w,
+            shutdown,
+            task,
+        };
+        let l = op.line().await;
+        assert!(l.starts_with("*** welcome, you are operator"), "{l}");
+        op
+    }
+
+    /// The operator's next line, with its newline.
+    async fn line(&mut self) -> String {
+        let mut l = String::new();
+        self.r.read_line(&mut l).await.unwrap();
+        l
+    }
+
+    async fn stop(self) {
+        self.shutdown.trigger();
+        tokio::time::timeout(T, self.task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
+
 /// The operator is a participant like any client, but not a network one:
 /// a slow line from its terminal is not cut by the line timeout.
 #[tokio::test]
 async fn operator_participates_through_any_stream() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let config = ChatConfig {
+    let mut op = Operated::start(ChatConfig {
         line_timeout: Some(Duration::from_millis(200)),
         ..ChatConfig::default()
-    };
-    let server = ChatServer::from_listener(listener, config).unwrap();
-    let addr = server.local_addr();
-    let (op_side, server_side) = tokio::io::duplex(4096);
-    let (sr, sw) = tokio::io::split(server_side);
-    server.add_participant(sr, sw, Some("operator".into()));
-    let shutdown = Shutdown::new();
-    let task = tokio::spawn(server.run(shutdown.clone()));
-    let (mut op_r, mut op_w) = tokio::io::split(op_side);
-    let mut op_r = BufReader::new(&mut op_r);
-    let mut l = String::new();
-    op_r.read_line(&mut l).await.unwrap();
-    assert!(l.starts_with("*** welcome, you are operator"), "{l}");
-    let (mut a, na) = Client::join(addr).await;
-    l.clear();
-    op_r.read_line(&mut l).await.unwrap();
-    assert_eq!(l, format!("*** {na} joined (2 online)\n"));
-    op_w.write_all(b"hi from ").await.unwrap();
+    })
+    .await;
+    let (mut a, na) = Client::join(op.addr).await;
+    assert_eq!(op.line().await, format!("*** {na} joined (2 online)\n"));
+    op.w.write_all(b"hi from ").await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    op_w.write_all(b"the console\n").await.unwrap();
+    op.w.write_all(b"the console\n").await.unwrap();
     assert_eq!(a.line().await, "<operator> hi from the console");
     a.send("hi back\n").await;
-    l.clear();
-    op_r.read_line(&mut l).await.unwrap();
-    assert_eq!(l, format!("<{na}> hi back\n"));
-    shutdown.trigger();
-    tokio::time::timeout(T, task)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    assert_eq!(op.line().await, format!("<{na}> hi back\n"));
+    op.stop().await;
 }
 
 /// The idle timeout is for network clients: the operator may just read.
 #[tokio::test]
 async fn the_operator_is_not_disconnected_for_being_idle() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let config = ChatConfig {
+    let mut op = Operated::start(ChatConfig {
         idle_timeout: Some(Duration::from_millis(200)),
         ..ChatConfig::default()
-    };
-    let server = ChatServer::from_listener(listener, config).unwrap();
-    let (op_side, server_side) = tokio::io::duplex(4096);
-    let (sr, sw) = tokio::io::split(server_side);
-    server.add_participant(sr, sw, Some("operator".into()));
-    let shutdown = Shutdown::new();
-    let task = tokio::spawn(server.run(shutdown.clone()));
-    let (mut op_r, mut op_w) = tokio::io::split(op_side);
-    let mut op_r = BufReader::new(&mut op_r);
-    let mut l = String::new();
-    op_r.read_line(&mut l).await.unwrap();
-    assert!(l.starts_with("*** welcome, you are operator"), "{l}");
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(700)).await;
-    op_w.write_all(b"/who\n").await.unwrap();
-    l.clear();
-    op_r.read_line(&mut l).await.unwrap();
+    op.w.write_all(b"/who\n").await.unwrap();
+    let l = op.line().await;
     assert!(l.contains("operator") && !l.contains("idle"), "{l}");
-    shutdown.trigger();
-    tokio::time::timeout(T, task)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    op.stop().await;
 }
 
 #[tokio::test]

@@ -64,21 +64,7 @@ impl Engine {
     /// probed are left out, as with [`Engine::stop`].
     pub fn wind_down(&mut self, obs: &mut impl Observer) {
         self.winding = true;
-        self.run_queue.clear();
-        self.fresh.clear();
-        self.source_done = true;
-        for slot in 0..self.slots.len() as u32 {
-            let s = &self.slots[slot as usize];
-            if !s.live {
-                continue;
-            }
-            if s.attempts == 0 {
-                self.totals.targets = self.totals.targets.saturating_sub(1);
-                self.release(slot);
-            } else if s.pending == 0 {
-                self.finish(slot, obs);
-            }
-        }
+        self.close_queues(true, obs);
     }
 
     /// True once [`Engine::wind_down`] was called.
@@ -90,6 +76,13 @@ impl Engine {
     /// were probed are reported done; those never probed are left out, of
     /// the totals too (so targets = alive + unreachable + unresolved).
     pub fn stop(&mut self, obs: &mut impl Observer) {
+        self.close_queues(false, obs);
+    }
+
+    /// Send nothing more and take no more targets; leave out the targets
+    /// never probed (of the totals too) and finish the others: all of
+    /// them, or with `settling` only those with nothing in flight.
+    fn close_queues(&mut self, settling: bool, obs: &mut impl Observer) {
         self.run_queue.clear();
         self.fresh.clear();
         self.source_done = true;
@@ -98,11 +91,11 @@ impl Engine {
             if !s.live {
                 continue;
             }
-            if s.attempts > 0 {
-                self.finish(slot, obs);
-            } else {
+            if s.attempts == 0 {
                 self.totals.targets = self.totals.targets.saturating_sub(1);
                 self.release(slot);
+            } else if !settling || s.pending == 0 {
+                self.finish(slot, obs);
             }
         }
     }
